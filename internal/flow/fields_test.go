@@ -1,0 +1,46 @@
+package flow
+
+import (
+	"encoding/json"
+	"net/netip"
+	"testing"
+)
+
+func TestRecordJSONRoundTrip(t *testing.T) {
+	in := Record{
+		Version: RecordVersion, AccountID: "acc-1", FlowLogID: "fl-1", GatewayID: "gw-1", InterfaceID: "att-1",
+		SrcAddr: netip.MustParseAddr("10.0.0.1"), DstAddr: netip.MustParseAddr("2001:db8::1"),
+		SrcPort: 443, DstPort: 51000, Protocol: 6, Packets: 1 << 40, Bytes: 1<<63 + 5,
+		Start: 1700000000123, End: 1700000001456, Action: ActionAccept, LogStatus: StatusOK,
+		TCPFlags: 0x1b, FlowDirection: Egress, IPVersion: 4, VLANID: 100, TOS: 0xb8,
+		ICMPType: 3, ICMPCode: 1, EndReason: EndLackOfResources, SamplingInterval: 100,
+	}
+	b, err := json.Marshal(&in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out Record
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatalf("unmarshal %s: %v", b, err)
+	}
+	if out != in {
+		t.Fatalf("round trip changed the record:\n in=%+v\nout=%+v", in, out)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	if len(m) != len(Fields) || m["end_reason"] != "lack_of_resources" || m["flow_direction"] != "egress" {
+		t.Fatalf("unexpected JSON: %s", b)
+	}
+}
+
+func TestRecordJSONRejects(t *testing.T) {
+	for _, in := range []string{
+		`{"nope":1}`, `{"srcport":70000}`, `{"srcaddr":"1.2.3"}`,
+		`{"end_reason":"tired"}`, `{"flow_direction":"up"}`, `{"packets":-1}`,
+	} {
+		var r Record
+		if err := json.Unmarshal([]byte(in), &r); err == nil {
+			t.Errorf("%s: accepted", in)
+		}
+	}
+}

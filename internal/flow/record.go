@@ -1,0 +1,143 @@
+// Package flow defines the one record type every part of flowlog speaks:
+// meters and collectors produce Records, sinks (log store, NetFlow exporter)
+// consume them. Field names follow AWS VPC Flow Logs with '_' for '-'.
+package flow
+
+import (
+	"net/netip"
+)
+
+// EndReason says why a flow record was emitted. The values are the IPFIX
+// flowEndReason (IE 136) codes, so they travel unchanged on the wire.
+type EndReason uint8
+
+const (
+	EndUnknown         EndReason = 0
+	EndIdle            EndReason = 1 // inactive timeout
+	EndActive          EndReason = 2 // active timeout: the flow goes on
+	EndOfFlow          EndReason = 3 // TCP FIN or RST
+	EndForced          EndReason = 4 // meter stopped or flushed
+	EndLackOfResources EndReason = 5 // cache full, flow evicted
+)
+
+var endReasonNames = [...]string{"", "idle", "active", "end_of_flow", "forced", "lack_of_resources"}
+
+func (r EndReason) String() string {
+	if int(r) < len(endReasonNames) {
+		return endReasonNames[r]
+	}
+	return "unknown"
+}
+
+// ParseEndReason is the inverse of EndReason.String.
+func ParseEndReason(s string) (EndReason, bool) {
+	for i, n := range endReasonNames {
+		if n == s && i > 0 {
+			return EndReason(i), true
+		}
+	}
+	return EndUnknown, s == ""
+}
+
+// Direction is the flow direction relative to the observed interface.
+type Direction uint8
+
+const (
+	DirUnknown Direction = 0
+	Ingress    Direction = 1
+	Egress     Direction = 2
+)
+
+func (d Direction) String() string {
+	switch d {
+	case Ingress:
+		return "ingress"
+	case Egress:
+		return "egress"
+	}
+	return ""
+}
+
+// ParseDirection is the inverse of Direction.String.
+func ParseDirection(s string) (Direction, bool) {
+	switch s {
+	case "ingress":
+		return Ingress, true
+	case "egress":
+		return Egress, true
+	case "":
+		return DirUnknown, true
+	}
+	return DirUnknown, false
+}
+
+// Log status values, as AWS defines them.
+const (
+	StatusOK       = "OK"
+	StatusNoData   = "NODATA"
+	StatusSkipData = "SKIPDATA"
+)
+
+// Actions, as AWS defines them. A meter sees only what passed, so ACCEPT.
+const (
+	ActionAccept = "ACCEPT"
+	ActionReject = "REJECT"
+)
+
+// RecordVersion is the version of the record layout flowlog writes.
+const RecordVersion = 5
+
+// Record is one unidirectional flow (or a delta of one, after an active
+// timeout). Counters are 64-bit; times are Unix milliseconds.
+type Record struct {
+	Version     uint8
+	AccountID   string
+	FlowLogID   string
+	GatewayID   string
+	InterfaceID string // attachment id
+
+	SrcAddr  netip.Addr
+	DstAddr  netip.Addr
+	SrcPort  uint16
+	DstPort  uint16
+	Protocol uint8
+
+	Packets uint64
+	Bytes   uint64 // IP bytes: IP header + payload
+	Start   int64  // first packet, Unix ms
+	End     int64  // last packet, Unix ms
+
+	Action        string
+	LogStatus     string
+	TCPFlags      uint16 // OR of the flags of all packets
+	FlowDirection Direction
+
+	IPVersion        uint8
+	VLANID           uint16
+	TOS              uint8
+	ICMPType         uint8
+	ICMPCode         uint8
+	EndReason        EndReason
+	SamplingInterval uint32 // 1:N; 0 or 1 means unsampled
+
+	// Observation point, used to attribute collected records to gateways
+	// and attachments. Not part of the stored record layout.
+	ExporterAddr  netip.Addr
+	InputIfIndex  uint32
+	OutputIfIndex uint32
+}
+
+// Key is the 5-tuple (plus ICMP type/code and VLAN) that identifies a
+// unidirectional flow.
+type Key struct {
+	SrcAddr  netip.Addr
+	DstAddr  netip.Addr
+	SrcPort  uint16
+	DstPort  uint16
+	Protocol uint8
+}
+
+// Key returns the record's 5-tuple.
+func (r *Record) Key() Key {
+	return Key{r.SrcAddr, r.DstAddr, r.SrcPort, r.DstPort, r.Protocol}
+}

@@ -1,0 +1,89 @@
+// Package testutil holds helpers shared by tests: finding peer tools,
+// requiring root, free ports.
+package testutil
+
+import (
+	"net"
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// Peer returns the path of an external tool a test compares against (tshark,
+// nfcapd, softflowd, …). When it is missing the test is skipped, unless
+// FLOWLOG_REQUIRE_PEERS=1 (as CI sets), where a missing peer is a failure.
+func Peer(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("FLOWLOG_REQUIRE_PEERS") == "1" {
+			t.Fatalf("peer %s is required (FLOWLOG_REQUIRE_PEERS=1) but not installed", name)
+		}
+		t.Skipf("peer %s not installed", name)
+	}
+	return p
+}
+
+// Root skips the test unless it runs as root (network namespaces, AF_PACKET),
+// or fails when FLOWLOG_REQUIRE_PEERS=1.
+func Root(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		if os.Getenv("FLOWLOG_REQUIRE_PEERS") == "1" {
+			t.Fatal("test needs root (FLOWLOG_REQUIRE_PEERS=1)")
+		}
+		t.Skip("needs root")
+	}
+}
+
+// FreeUDPPort returns a UDP port on 127.0.0.1 that was free a moment ago.
+func FreeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// FreeTCPPort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func FreeTCPPort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// SharedDir returns the path of ../shared relative to the repository root,
+// where the test corpora live.
+func SharedDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for d := dir; d != "/"; d = parent(d) {
+		if _, err := os.Stat(d + "/go.mod"); err == nil {
+			s := parent(d) + "/shared"
+			if _, err := os.Stat(s); err != nil {
+				t.Fatalf("shared test data not found at %s", s)
+			}
+			return s
+		}
+	}
+	t.Fatal("go.mod not found above " + dir)
+	return ""
+}
+
+func parent(d string) string {
+	for i := len(d) - 1; i > 0; i-- {
+		if d[i] == '/' {
+			return d[:i]
+		}
+	}
+	return "/"
+}
