@@ -167,7 +167,8 @@ func canonicalRequest(r *http.Request, signed []string, body []byte) string {
 		}
 		b.WriteString(name + ":" + strings.TrimSpace(v) + "\n")
 	}
-	b.WriteString(strings.Join(sorted, ";") + "\n")
+	// The header block ends with its own newline, then the separator.
+	b.WriteString("\n" + strings.Join(sorted, ";") + "\n")
 	if h := r.Header.Get("X-Sdk-Content-Sha256"); h != "" {
 		b.WriteString(h)
 	} else {
