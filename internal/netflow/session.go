@@ -541,3 +541,44 @@ func (h *header) upToMs(up uint32, sysInit int64) int64 {
 	}
 	return h.exportMs - int64(int32(h.sysUp-up))
 }
+
+// SavedTemplate is a learned template as persisted across restarts.
+type SavedTemplate struct {
+	Version  int    `json:"version"`
+	Domain   uint32 `json:"domain"`
+	Learned  int64  `json:"learned"` // Unix seconds
+	Template `json:"template"`
+}
+
+// Templates returns the templates the session knows, for persistence.
+func (s *Session) Templates() []SavedTemplate {
+	var out []SavedTemplate
+	for k, d := range s.domains {
+		for _, p := range d.plans {
+			out = append(out, SavedTemplate{Version: int(k.version), Domain: k.id, Learned: p.learned, Template: p.tpl})
+		}
+	}
+	return out
+}
+
+// Restore learns saved templates that have not expired by now. Templates
+// that fail to compile or exceed the limits are returned as an error after
+// the others are restored.
+func (s *Session) Restore(ts []SavedTemplate, now time.Time) error {
+	var first error
+	ttl := int64(s.cfg.TemplateTTL / time.Second)
+	for _, t := range ts {
+		if now.Unix()-t.Learned > ttl || (t.Version != V9 && t.Version != IPFIX) {
+			continue
+		}
+		key := domainKey{uint16(t.Version), t.Domain}
+		d, err := s.domain(key)
+		if err == nil {
+			err = s.learn(key, d, t.Template, time.Unix(t.Learned, 0))
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
