@@ -158,7 +158,9 @@ func (e *Exporter) clock(recs []flow.Record) netflow.Clock {
 		exp = (hi + 999) / 1000 * 1000
 	}
 	if lo < e.bootMs || exp-e.bootMs >= 1<<32 {
-		e.bootMs = lo - lo%1000
+		// A minute before the oldest record: an uptime of 0 reads as
+		// "unset" to some collectors.
+		e.bootMs = lo - lo%1000 - 60_000
 	}
 	return netflow.Clock{BootMs: e.bootMs, ExportMs: exp}
 }
