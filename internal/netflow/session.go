@@ -48,7 +48,9 @@ type Result struct {
 	Dropped int    // held data sets given up on (expired or over the limit)
 	Lost    uint64 // flows, packets or records missing by sequence number
 
-	optionRecords int
+	optionRecords int // v9/IPFIX options data records seen
+	templates     int // v9 template and options template records seen
+	sets          int
 }
 
 type domainKey struct {
@@ -167,10 +169,20 @@ func (s *Session) decodeV9(pkt []byte, now time.Time, out []flow.Record, res Res
 	if err != nil {
 		return out, res, err
 	}
+	before := len(out)
+	count := int(binary.BigEndian.Uint16(pkt[2:]))
 	out, err = s.sets(pkt[20:], key, d, h, now, out, &res)
 	if err == nil {
 		res.Lost = d.sequence(seq, seq+1, true)
 	}
+	// Exporters fill count with either the records (RFC 3954) or the
+	// flowsets; a count that is neither means a malformed packet.
+	if got := res.templates + res.optionRecords + len(out) - before; err == nil && res.Unknown == 0 && got != count && res.sets != count {
+		err = fmt.Errorf("v9 count %d is neither the %d records nor the %d flowsets: %w", count, got, res.sets, ErrLength)
+		out = out[:before]
+		res.Records = 0
+	}
+	res.templates, res.optionRecords, res.sets = 0, 0, 0
 	return out, res, err
 }
 
@@ -222,6 +234,7 @@ func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Ti
 		if n > len(b) {
 			return out, fmt.Errorf("set %d length %d of %d: %w", id, n, len(b), ErrLength)
 		}
+		res.sets++
 		body := b[4:n]
 		b = b[n:]
 		var err error
@@ -274,6 +287,7 @@ func (s *Session) templateSet(b []byte, key domainKey, d *domain, h header, opti
 			s.forget(d, t.ID)
 			continue
 		}
+		res.templates++
 		if err := s.learn(key, d, t, now); err != nil {
 			return err
 		}

@@ -372,13 +372,13 @@ func apply(t target, v []byte, r *flow.Record, x *raw) {
 	case tDstPort:
 		r.DstPort = uint16(beUint(v))
 	case tSrc4:
-		r.SrcAddr = netip.AddrFrom4([4]byte(v))
+		setAddr(&r.SrcAddr, netip.AddrFrom4([4]byte(v)))
 	case tDst4:
-		r.DstAddr = netip.AddrFrom4([4]byte(v))
+		setAddr(&r.DstAddr, netip.AddrFrom4([4]byte(v)))
 	case tSrc6:
-		r.SrcAddr = netip.AddrFrom16([16]byte(v))
+		setAddr(&r.SrcAddr, netip.AddrFrom16([16]byte(v)))
 	case tDst6:
-		r.DstAddr = netip.AddrFrom16([16]byte(v))
+		setAddr(&r.DstAddr, netip.AddrFrom16([16]byte(v)))
 	case tIn:
 		r.InputIfIndex = uint32(beUint(v))
 	case tOut:
@@ -455,4 +455,13 @@ func (x *raw) samplingRate() uint32 {
 		return uint32(x.rate)
 	}
 	return 0
+}
+
+// setAddr stores a, unless a is unspecified and an address is already
+// set: some exporters send both IPv4 and IPv6 fields, one of them zero.
+func setAddr(dst *netip.Addr, a netip.Addr) {
+	if a.IsUnspecified() && dst.IsValid() {
+		return
+	}
+	*dst = a
 }

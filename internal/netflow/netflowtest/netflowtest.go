@@ -13,9 +13,25 @@ import (
 	"testing"
 )
 
-// WritePcap writes payloads as UDP datagrams from 192.0.2.1 to 192.0.2.2
-// on dstPort, one per packet, in a classic Ethernet pcap file.
+// WritePcap writes payloads as UDP datagrams from 192.0.2.1:40000 to
+// 192.0.2.2 on dstPort, one per packet, in a classic Ethernet pcap file.
 func WritePcap(path string, payloads [][]byte, dstPort uint16) error {
+	ds := make([]Datagram, len(payloads))
+	for i, p := range payloads {
+		ds[i] = Datagram{Src: 1, SrcPort: 40000, Payload: p}
+	}
+	return WriteDatagrams(path, ds, dstPort)
+}
+
+// Datagram is one UDP payload from 192.0.2.Src:SrcPort.
+type Datagram struct {
+	Src     byte
+	SrcPort uint16
+	Payload []byte
+}
+
+// WriteDatagrams writes datagrams to 192.0.2.2:dstPort in a pcap file.
+func WriteDatagrams(path string, ds []Datagram, dstPort uint16) error {
 	var b bytes.Buffer
 	hdr := []uint32{0xa1b2c3d4, 0x00040002, 0, 0, 65535 + 64, 1}
 	for i, v := range hdr {
@@ -26,8 +42,8 @@ func WritePcap(path string, payloads [][]byte, dstPort uint16) error {
 		}
 		binary.Write(&b, binary.LittleEndian, v)
 	}
-	for i, p := range payloads {
-		frame := udpFrame(p, dstPort)
+	for i, d := range ds {
+		frame := udpFrame(d, dstPort)
 		binary.Write(&b, binary.LittleEndian, uint32(1700000000+i))
 		binary.Write(&b, binary.LittleEndian, uint32(0))
 		binary.Write(&b, binary.LittleEndian, uint32(len(frame)))
@@ -37,7 +53,8 @@ func WritePcap(path string, payloads [][]byte, dstPort uint16) error {
 	return os.WriteFile(path, b.Bytes(), 0o644)
 }
 
-func udpFrame(p []byte, port uint16) []byte {
+func udpFrame(d Datagram, port uint16) []byte {
+	p := d.Payload
 	f := make([]byte, 14+20+8, 42+len(p))
 	copy(f[0:6], []byte{2, 0, 0, 0, 0, 2})
 	copy(f[6:12], []byte{2, 0, 0, 0, 0, 1})
@@ -47,7 +64,7 @@ func udpFrame(p []byte, port uint16) []byte {
 	binary.BigEndian.PutUint16(ip[2:], uint16(20+8+len(p)))
 	ip[8] = 64
 	ip[9] = 17
-	copy(ip[12:], []byte{192, 0, 2, 1})
+	copy(ip[12:], []byte{192, 0, 2, d.Src})
 	copy(ip[16:], []byte{192, 0, 2, 2})
 	var sum uint32
 	for i := 0; i < 20; i += 2 {
@@ -58,7 +75,7 @@ func udpFrame(p []byte, port uint16) []byte {
 	}
 	binary.BigEndian.PutUint16(ip[10:], ^uint16(sum))
 	udp := f[34:42]
-	binary.BigEndian.PutUint16(udp, 40000)
+	binary.BigEndian.PutUint16(udp, d.SrcPort)
 	binary.BigEndian.PutUint16(udp[2:], port)
 	binary.BigEndian.PutUint16(udp[4:], uint16(8+len(p)))
 	return append(f, p...)
@@ -78,8 +95,9 @@ func (f Flow) Get(name string) string {
 
 // Packet is one decoded packet: its flows and header fields.
 type Packet struct {
-	Flows  []Flow
-	Header map[string]string
+	Flows     []Flow
+	Header    map[string]string
+	Malformed bool // tshark gave up on part of the packet
 }
 
 // Tshark decodes the pcap at path as NetFlow/IPFIX on port and returns each
@@ -103,6 +121,7 @@ func Tshark(t testing.TB, tshark, path string, port uint16) []Packet {
 		}
 		res[i].Header = map[string]string{}
 		walk(tree, &res[i], nil)
+		_, res[i].Malformed = p.Source.Layers["_ws.malformed"]
 	}
 	return res
 }
