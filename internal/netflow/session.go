@@ -49,8 +49,7 @@ type Result struct {
 	Lost    uint64 // flows, packets or records missing by sequence number
 
 	optionRecords int // v9/IPFIX options data records seen
-	templates     int // v9 template and options template records seen
-	sets          int
+	templates     int // template and options template records seen
 }
 
 type domainKey struct {
@@ -169,20 +168,13 @@ func (s *Session) decodeV9(pkt []byte, now time.Time, out []flow.Record, res Res
 	if err != nil {
 		return out, res, err
 	}
-	before := len(out)
-	count := int(binary.BigEndian.Uint16(pkt[2:]))
+	// The header count is not checked: exporters fill it with records,
+	// flowsets or (softflowd) flow records only.
 	out, err = s.sets(pkt[20:], key, d, h, now, out, &res)
 	if err == nil {
 		res.Lost = d.sequence(seq, seq+1, true)
 	}
-	// Exporters fill count with either the records (RFC 3954) or the
-	// flowsets; a count that is neither means a malformed packet.
-	if got := res.templates + res.optionRecords + len(out) - before; err == nil && res.Unknown == 0 && got != count && res.sets != count {
-		err = fmt.Errorf("v9 count %d is neither the %d records nor the %d flowsets: %w", count, got, res.sets, ErrLength)
-		out = out[:before]
-		res.Records = 0
-	}
-	res.templates, res.optionRecords, res.sets = 0, 0, 0
+	res.templates, res.optionRecords = 0, 0
 	return out, res, err
 }
 
@@ -234,7 +226,6 @@ func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Ti
 		if n > len(b) {
 			return out, fmt.Errorf("set %d length %d of %d: %w", id, n, len(b), ErrLength)
 		}
-		res.sets++
 		body := b[4:n]
 		b = b[n:]
 		var err error
