@@ -254,3 +254,42 @@ func TestInvalidPacketsCounted(t *testing.T) {
 		t.Fatalf("decode errors %d, want %d", st.DecodeErrors, len(invalid)+1)
 	}
 }
+
+// TestSFlowPort: sFlow datagrams on the sFlow port become records with the
+// exporter's address; counter samples are counted.
+func TestSFlowPort(t *testing.T) {
+	c, s := start(t, Config{Listen: "127.0.0.1:0", SFlowListen: "127.0.0.1:0", Workers: 1})
+	// One flow sample: rate 100, in 3, out 4, a raw IPv4/UDP header.
+	frame := []byte{0x45, 0, 0, 100, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 1, 192, 0, 2, 2, 0x04, 0xd2, 0x00, 0x35, 0, 80, 0, 0}
+	be := func(vs ...uint32) []byte {
+		var b []byte
+		for _, v := range vs {
+			b = append(b, byte(v>>24), byte(v>>16), byte(v>>8), byte(v))
+		}
+		return b
+	}
+	rec := append(be(11, 100, 0, uint32(len(frame))), frame...)
+	sample := append(be(1, 1, 100, 100, 0, 3, 4, 1, 1, uint32(len(rec))), rec...)
+	dgram := append(be(5, 1), 127, 0, 0, 1)
+	dgram = append(dgram, be(0, 1, 0, 2, 1, uint32(len(sample)))...)
+	dgram = append(dgram, sample...)
+	dgram = append(dgram, be(2, 12, 1, 1, 0)...) // a counter sample with no records
+	conn, err := net.Dial("udp", c.Addrs()[1].String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.Write(dgram)
+	got := s.wait(1)
+	if len(got) != 1 {
+		t.Fatalf("%d records", len(got))
+	}
+	r := got[0]
+	if r.SrcAddr != netip.MustParseAddr("192.0.2.1") || r.DstPort != 53 || r.Packets != 100 || r.Bytes != 100*100 ||
+		r.InputIfIndex != 3 || r.OutputIfIndex != 4 || r.ExporterAddr != netip.MustParseAddr("127.0.0.1") {
+		t.Fatalf("record %+v", r)
+	}
+	if st := c.Stats()[0]; st.CounterSamples != 1 || st.Records != 1 {
+		t.Fatalf("counters %+v", st)
+	}
+}
