@@ -83,6 +83,7 @@ type Exporter struct {
 	sinceTpl int    // packets since templates were last sent
 	lastTpl  time.Time
 	stats    Stats
+	scratch  []flow.Record
 }
 
 // New connects an Exporter to cfg.Collector.
@@ -213,6 +214,7 @@ func v5Sampling(n uint32) uint16 {
 }
 
 func (e *Exporter) exportTemplated(recs []flow.Record) error {
+	recs = e.byFamily(recs)
 	var first error
 	for len(recs) > 0 {
 		n, err := e.packet(recs)
@@ -222,6 +224,26 @@ func (e *Exporter) exportTemplated(recs []flow.Record) error {
 		recs = recs[n:]
 	}
 	return first
+}
+
+// byFamily returns recs with the IPv4 records first, so that packets hold
+// few sets (each family has its own template).
+func (e *Exporter) byFamily(recs []flow.Record) []flow.Record {
+	e.scratch = e.scratch[:0]
+	for i := range recs {
+		if recs[i].SrcAddr.Unmap().Is4() {
+			e.scratch = append(e.scratch, recs[i])
+		}
+	}
+	for i := range recs {
+		if !recs[i].SrcAddr.Unmap().Is4() {
+			e.scratch = append(e.scratch, recs[i])
+		}
+	}
+	if cap(e.scratch) > 1<<16 {
+		defer func() { e.scratch = nil }() // do not pin a huge batch
+	}
+	return e.scratch
 }
 
 // packet sends one message holding as many of recs as fit and returns how

@@ -36,7 +36,7 @@ type nfdumpFlow struct {
 // startNfcapd runs nfcapd on a free port writing into a temp dir, and
 // returns the port and a function that stops it and returns the flows
 // nfdump reads back.
-func startNfcapd(t *testing.T) (int, func() []nfdumpFlow) {
+func startNfcapd(t *testing.T) (int, func() ([]nfdumpFlow, string)) {
 	t.Helper()
 	nfcapd := testutil.Peer(t, "nfcapd")
 	nfdump := testutil.Peer(t, "nfdump")
@@ -50,7 +50,7 @@ func startNfcapd(t *testing.T) (int, func() []nfdumpFlow) {
 	}
 	t.Cleanup(func() { cmd.Process.Kill() })
 	time.Sleep(300 * time.Millisecond) // let it bind
-	return port, func() []nfdumpFlow {
+	return port, func() ([]nfdumpFlow, string) {
 		time.Sleep(300 * time.Millisecond) // let it drain its socket
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan error, 1)
@@ -76,7 +76,8 @@ func startNfcapd(t *testing.T) (int, func() []nfdumpFlow) {
 				t.Fatalf("nfdump json: %v: %.300s", err, js)
 			}
 		}
-		return flows
+		info, _ := exec.Command(nfdump, "-E", files[0]).CombinedOutput()
+		return flows, string(info)
 	}
 }
 
@@ -100,7 +101,11 @@ func TestNfcapdReceivesExport(t *testing.T) {
 				t.Fatal(err)
 			}
 			e.Close()
-			flows := stop()
+			flows, info := stop()
+			// nfdump checks sequence numbers per exporter and domain.
+			if !strings.Contains(info, "Sequence failures: 0") {
+				t.Errorf("nfdump reports sequence failures:\n%s", info)
+			}
 			scale := uint64(max(tc.rate, 1))
 			var want, got []string
 			for _, r := range recs {
