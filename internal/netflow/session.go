@@ -37,6 +37,9 @@ type Session struct {
 	templates    int
 	pending      []pendingSet
 	pendingBytes int
+
+	lastKey    domainKey // the domain of the previous packet, usually the next one's too
+	lastDomain *domain
 }
 
 // Result describes what Decode did with one packet.
@@ -59,6 +62,7 @@ type domainKey struct {
 
 type domain struct {
 	plans    map[uint16]*plan
+	lastPlan *plan // the plan of the previous data set, to skip the map
 	samplers map[uint64]uint32 // sampler/selector id → 1:N
 	rate     uint32            // rate announced without a sampler id
 	sysInit  int64             // systemInitTimeMilliseconds from options data
@@ -130,6 +134,9 @@ func (s *Session) Decode(pkt []byte, now time.Time, out []flow.Record) ([]flow.R
 }
 
 func (s *Session) domain(k domainKey) (*domain, error) {
+	if s.lastDomain != nil && s.lastKey == k {
+		return s.lastDomain, nil
+	}
 	d := s.domains[k]
 	if d == nil {
 		if len(s.domains) >= s.cfg.MaxDomains {
@@ -138,6 +145,7 @@ func (s *Session) domain(k domainKey) (*domain, error) {
 		d = &domain{plans: make(map[uint16]*plan), samplers: make(map[uint64]uint32)}
 		s.domains[k] = d
 	}
+	s.lastKey, s.lastDomain = k, d
 	return d, nil
 }
 
@@ -235,7 +243,11 @@ func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Ti
 		case (h.version == V9 && id == 1) || (h.version == IPFIX && id == 3):
 			err = s.templateSet(body, key, d, h, true, now, &out, res)
 		case id >= 256:
-			p := d.plans[id]
+			p := d.lastPlan
+			if p == nil || p.tpl.ID != id {
+				p = d.plans[id]
+				d.lastPlan = p
+			}
 			if p != nil && now.Unix()-p.learned > int64(s.cfg.TemplateTTL/time.Second) {
 				s.forget(d, id)
 				p = nil
@@ -368,6 +380,7 @@ func (s *Session) learn(key domainKey, d *domain, t Template, now time.Time) err
 		s.templates++
 	}
 	d.plans[t.ID] = p
+	d.lastPlan = nil
 	return nil
 }
 
@@ -376,6 +389,7 @@ func (s *Session) forget(d *domain, id uint16) {
 		delete(d.plans, id)
 		s.templates--
 	}
+	d.lastPlan = nil
 }
 
 // hold keeps a data set whose template is unknown, within the byte budget;
