@@ -62,7 +62,7 @@ type domainKey struct {
 
 type domain struct {
 	plans    map[uint16]*plan
-	lastPlan *plan // the plan of the previous data set, to skip the map
+	lastPlan *plan             // the plan of the previous data set, to skip the map
 	samplers map[uint64]uint32 // sampler/selector id → 1:N
 	rate     uint32            // rate announced without a sampler id
 	sysInit  int64             // systemInitTimeMilliseconds from options data
@@ -473,14 +473,6 @@ func (d *domain) data(p *plan, b []byte, h header, out []flow.Record, res *Resul
 		res.Records++
 	}
 	return out, nil
-}
-
-func (p *plan) record(b []byte, r *flow.Record, x *raw) int {
-	if p.fixedLen >= 0 {
-		p.decodeFixed(b[:p.fixedLen], r, x)
-		return p.fixedLen
-	}
-	return p.decodeVar(b, r, x)
 }
 
 // options takes sampling rates and the system init time from options data.

@@ -232,7 +232,6 @@ type op struct {
 // plan is a template compiled for decoding.
 type plan struct {
 	tpl      Template
-	targets  []target // per field, for variable-length records
 	ops      []op
 	fixedLen int // record length, or -1 when a field is variable-length
 	minLen   int // smallest possible record length
@@ -257,29 +256,28 @@ func compile(t Template, version int) (*plan, error) {
 	if t.ScopeCount > len(t.Fields) {
 		return nil, fmt.Errorf("%w: %d scope fields of %d", ErrTemplate, t.ScopeCount, len(t.Fields))
 	}
-	p := &plan{tpl: t, ops: make([]op, 0, len(t.Fields)), options: t.ScopeCount > 0,
-		targets: make([]target, len(t.Fields))}
+	p := &plan{tpl: t, ops: make([]op, 0, len(t.Fields)), options: t.ScopeCount > 0}
+	for _, f := range t.Fields {
+		if f.Len == varLen {
+			p.fixedLen = -1
+		}
+	}
 	off := 0
 	for i, f := range t.Fields {
 		o := op{t: targetOf(f), len: f.Len, off: uint16(off)}
 		if version == V9 && i < t.ScopeCount {
 			o.t = tSkip
 		}
-		p.targets[i] = o.t
 		if f.Len == varLen {
-			p.fixedLen = -1
 			p.minLen++
 		} else {
 			p.minLen += int(f.Len)
 		}
-		if p.fixedLen >= 0 {
-			off += int(f.Len)
-			if off > 0xFFFF {
-				return nil, fmt.Errorf("%w: record longer than 65535", ErrTemplate)
-			}
+		if off += int(f.Len); p.fixedLen >= 0 && off > 0xFFFF {
+			return nil, fmt.Errorf("%w: record longer than 65535", ErrTemplate)
 		}
-		// Consecutive skipped fixed fields need no op of their own when the
-		// record is fixed-length; keep them otherwise, to advance.
+		// Skipped fields need no op when the record is fixed-length; keep
+		// them otherwise, to advance over them.
 		if o.t == tSkip && p.fixedLen >= 0 {
 			continue
 		}
@@ -308,133 +306,134 @@ type raw struct {
 	hasSampler       bool
 }
 
-// decodeFixed decodes one record of a fixed-length template.
-func (p *plan) decodeFixed(b []byte, r *flow.Record, x *raw) {
+// record decodes one record into r and x and returns its length, or -1 if
+// the record does not fit in b. The field switch is inline: this loop is
+// the collector's hot path.
+func (p *plan) record(b []byte, r *flow.Record, x *raw) int {
+	fixed := p.fixedLen >= 0
+	if fixed && len(b) < p.fixedLen {
+		return -1
+	}
+	off := 0
 	for i := range p.ops {
 		o := &p.ops[i]
-		apply(o.t, b[o.off:int(o.off)+int(o.len)], r, x)
-	}
-}
-
-// decodeVar decodes one record of a template with variable-length fields and
-// returns its length, or -1 if the record does not fit in b.
-func (p *plan) decodeVar(b []byte, r *flow.Record, x *raw) int {
-	off := 0
-	for i, f := range p.tpl.Fields {
-		n := int(f.Len)
-		if f.Len == varLen {
-			if off >= len(b) {
-				return -1
-			}
-			n = int(b[off])
-			off++
-			if n == 255 {
-				if off+2 > len(b) {
+		var v []byte
+		if fixed {
+			v = b[o.off : int(o.off)+int(o.len)]
+		} else {
+			n := int(o.len)
+			if o.len == varLen {
+				if off >= len(b) {
 					return -1
 				}
-				n = int(binary.BigEndian.Uint16(b[off:]))
-				off += 2
+				n = int(b[off])
+				off++
+				if n == 255 {
+					if off+2 > len(b) {
+						return -1
+					}
+					n = int(binary.BigEndian.Uint16(b[off:]))
+					off += 2
+				}
 			}
+			if off+n > len(b) {
+				return -1
+			}
+			v = b[off : off+n]
+			off += n
 		}
-		if off+n > len(b) {
-			return -1
+		switch o.t {
+		case tBytes:
+			r.Bytes = beUint(v)
+		case tPackets:
+			r.Packets = beUint(v)
+		case tBytesTotal:
+			if r.Bytes == 0 {
+				r.Bytes = beUint(v)
+			}
+		case tPacketsTotal:
+			if r.Packets == 0 {
+				r.Packets = beUint(v)
+			}
+		case tProto:
+			r.Protocol = uint8(beUint(v))
+		case tTOS:
+			r.TOS = uint8(beUint(v))
+		case tTCPFlags:
+			r.TCPFlags = uint16(beUint(v))
+		case tSrcPort:
+			r.SrcPort = uint16(beUint(v))
+		case tDstPort:
+			r.DstPort = uint16(beUint(v))
+		case tSrc4:
+			setAddr(&r.SrcAddr, netip.AddrFrom4([4]byte(v)))
+		case tDst4:
+			setAddr(&r.DstAddr, netip.AddrFrom4([4]byte(v)))
+		case tSrc6:
+			setAddr(&r.SrcAddr, netip.AddrFrom16([16]byte(v)))
+		case tDst6:
+			setAddr(&r.DstAddr, netip.AddrFrom16([16]byte(v)))
+		case tIn:
+			r.InputIfIndex = uint32(beUint(v))
+		case tOut:
+			r.OutputIfIndex = uint32(beUint(v))
+		case tStartSysUp:
+			x.startUp = uint32(beUint(v))
+			x.hasUp |= 1
+		case tEndSysUp:
+			x.endUp = uint32(beUint(v))
+			x.hasUp |= 2
+		case tStartSec:
+			x.startMs = int64(beUint(v)) * 1000
+		case tEndSec:
+			x.endMs = int64(beUint(v)) * 1000
+		case tStartMs:
+			x.startMs = int64(beUint(v))
+		case tEndMs:
+			x.endMs = int64(beUint(v))
+		case tStartNTP:
+			x.startMs = ntpToMs(binary.BigEndian.Uint64(v))
+		case tEndNTP:
+			x.endMs = ntpToMs(binary.BigEndian.Uint64(v))
+		case tSysInit:
+			x.sysInit = int64(beUint(v))
+		case tVLAN:
+			if r.VLANID == 0 {
+				r.VLANID = uint16(beUint(v)) & 0x0FFF
+			}
+		case tICMPTypeCode:
+			tc := uint16(beUint(v))
+			r.ICMPType, r.ICMPCode = uint8(tc>>8), uint8(tc)
+		case tICMPType:
+			r.ICMPType = uint8(beUint(v))
+		case tICMPCode:
+			r.ICMPCode = uint8(beUint(v))
+		case tIPVersion:
+			r.IPVersion = uint8(beUint(v))
+		case tDirection:
+			switch beUint(v) {
+			case 0:
+				r.FlowDirection = flow.Ingress
+			case 1:
+				r.FlowDirection = flow.Egress
+			}
+		case tEndReason:
+			r.EndReason = flow.EndReason(beUint(v))
+		case tSampInterval:
+			x.rate = beUint(v)
+		case tSamplerID:
+			x.samplerID = beUint(v)
+			x.hasSampler = true
+		case tPktInterval:
+			x.pktInt = beUint(v)
+		case tPktSpace:
+			x.pktSpace = beUint(v)
 		}
-		if t := p.targets[i]; t != tSkip && (int(f.Len) == n || f.Len == varLen) {
-			apply(t, b[off:off+n], r, x)
-		}
-		off += n
+	}
+	if fixed {
+		return p.fixedLen
 	}
 	return off
-}
-
-func apply(t target, v []byte, r *flow.Record, x *raw) {
-	switch t {
-	case tBytes:
-		r.Bytes = beUint(v)
-	case tPackets:
-		r.Packets = beUint(v)
-	case tBytesTotal:
-		if r.Bytes == 0 {
-			r.Bytes = beUint(v)
-		}
-	case tPacketsTotal:
-		if r.Packets == 0 {
-			r.Packets = beUint(v)
-		}
-	case tProto:
-		r.Protocol = uint8(beUint(v))
-	case tTOS:
-		r.TOS = uint8(beUint(v))
-	case tTCPFlags:
-		r.TCPFlags = uint16(beUint(v))
-	case tSrcPort:
-		r.SrcPort = uint16(beUint(v))
-	case tDstPort:
-		r.DstPort = uint16(beUint(v))
-	case tSrc4:
-		setAddr(&r.SrcAddr, netip.AddrFrom4([4]byte(v)))
-	case tDst4:
-		setAddr(&r.DstAddr, netip.AddrFrom4([4]byte(v)))
-	case tSrc6:
-		setAddr(&r.SrcAddr, netip.AddrFrom16([16]byte(v)))
-	case tDst6:
-		setAddr(&r.DstAddr, netip.AddrFrom16([16]byte(v)))
-	case tIn:
-		r.InputIfIndex = uint32(beUint(v))
-	case tOut:
-		r.OutputIfIndex = uint32(beUint(v))
-	case tStartSysUp:
-		x.startUp = uint32(beUint(v))
-		x.hasUp |= 1
-	case tEndSysUp:
-		x.endUp = uint32(beUint(v))
-		x.hasUp |= 2
-	case tStartSec:
-		x.startMs = int64(beUint(v)) * 1000
-	case tEndSec:
-		x.endMs = int64(beUint(v)) * 1000
-	case tStartMs:
-		x.startMs = int64(beUint(v))
-	case tEndMs:
-		x.endMs = int64(beUint(v))
-	case tStartNTP:
-		x.startMs = ntpToMs(binary.BigEndian.Uint64(v))
-	case tEndNTP:
-		x.endMs = ntpToMs(binary.BigEndian.Uint64(v))
-	case tSysInit:
-		x.sysInit = int64(beUint(v))
-	case tVLAN:
-		if r.VLANID == 0 {
-			r.VLANID = uint16(beUint(v)) & 0x0FFF
-		}
-	case tICMPTypeCode:
-		tc := uint16(beUint(v))
-		r.ICMPType, r.ICMPCode = uint8(tc>>8), uint8(tc)
-	case tICMPType:
-		r.ICMPType = uint8(beUint(v))
-	case tICMPCode:
-		r.ICMPCode = uint8(beUint(v))
-	case tIPVersion:
-		r.IPVersion = uint8(beUint(v))
-	case tDirection:
-		switch beUint(v) {
-		case 0:
-			r.FlowDirection = flow.Ingress
-		case 1:
-			r.FlowDirection = flow.Egress
-		}
-	case tEndReason:
-		r.EndReason = flow.EndReason(beUint(v))
-	case tSampInterval:
-		x.rate = beUint(v)
-	case tSamplerID:
-		x.samplerID = beUint(v)
-		x.hasSampler = true
-	case tPktInterval:
-		x.pktInt = beUint(v)
-	case tPktSpace:
-		x.pktSpace = beUint(v)
-	}
 }
 
 // ntpEpochOffset is the seconds from 1900-01-01 (NTP era 0) to 1970-01-01.
