@@ -211,13 +211,21 @@ func TestTsharkDecodesExport(t *testing.T) {
 				t.Fatalf("tshark marks packets broken:\n%s", broken)
 			}
 			var got []string
+			rates := map[string]bool{}
 			for _, p := range netflowtest.Tshark(t, tshark, path, 2055) {
+				if version == netflow.V5 {
+					rates[p.Header["cflow.samplerate"]] = true
+				}
 				for _, f := range p.Flows {
 					if f.Get("cflow.srcaddr") == "" && f.Get("cflow.srcaddrv6") == "" {
-						continue // sampling options record
+						rates[f.Get("cflow.sampling_interval")] = true // options record
+						continue
 					}
 					got = append(got, fromTshark(t, f, p.Header, version))
 				}
+			}
+			if len(rates) != 1 || !rates["10"] {
+				t.Errorf("tshark shows sampling intervals %v, want only 10", rates)
 			}
 			sort.Strings(want)
 			sort.Strings(got)

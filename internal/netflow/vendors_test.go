@@ -141,6 +141,7 @@ func TestVendorCorpusMatchesTshark(t *testing.T) {
 type tflow struct {
 	key          string // addresses, ports, protocol
 	octets, pkts string // "" when tshark shows no such field
+	in, out      string
 }
 
 func tsharkFlows(p netflowtest.Packet) []tflow {
@@ -161,13 +162,16 @@ func tsharkFlows(p netflowtest.Packet) []tflow {
 		}
 		out = append(out, tflow{
 			key:    fmt.Sprintf("%s>%s %s>%s p%s", src, dst, n("cflow.srcport"), n("cflow.dstport"), n("cflow.protocol")),
-			octets: f.Get("cflow.octets"), pkts: f.Get("cflow.packets")})
+			octets: f.Get("cflow.octets"), pkts: f.Get("cflow.packets"),
+			in: f.Get("cflow.inputint"), out: f.Get("cflow.outputint")})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].render() < out[j].render() })
 	return out
 }
 
-func (f tflow) render() string { return f.key + " b=" + f.octets + " n=" + f.pkts }
+func (f tflow) render() string {
+	return f.key + " b=" + f.octets + " n=" + f.pkts + " if=" + f.in + "/" + f.out
+}
 
 func keys(fs []tflow) []string {
 	out := make([]string, len(fs))
@@ -180,9 +184,9 @@ func keys(fs []tflow) []string {
 // recordFlows renders our records like tsharkFlows, showing counters only
 // where tshark shows them for a flow of the same key.
 func recordFlows(recs []flow.Record, want []tflow) []string {
-	shown := map[string][2]bool{}
+	shown := map[string][4]bool{}
 	for _, w := range want {
-		shown[w.key] = [2]bool{w.octets != "", w.pkts != ""}
+		shown[w.key] = [4]bool{w.octets != "", w.pkts != "", w.in != "", w.out != ""}
 	}
 	var out []string
 	for _, r := range recs {
@@ -196,6 +200,12 @@ func recordFlows(recs []flow.Record, want []tflow) []string {
 		}
 		if s := shown[k]; s[1] {
 			f.pkts = strconv.FormatUint(r.Packets, 10)
+		}
+		if s := shown[k]; s[2] {
+			f.in = strconv.FormatUint(uint64(r.InputIfIndex), 10)
+		}
+		if s := shown[k]; s[3] {
+			f.out = strconv.FormatUint(uint64(r.OutputIfIndex), 10)
 		}
 		out = append(out, f.render())
 	}
