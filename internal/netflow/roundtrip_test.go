@@ -111,3 +111,66 @@ func TestV5RoundTripAndWrap(t *testing.T) {
 		}
 	}
 }
+
+// TestSequenceSemantics: v5 counts flows, v9 packets, IPFIX data records
+// (options data included); a missing packet shows as that many lost.
+func TestSequenceSemantics(t *testing.T) {
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC).UnixMilli()
+	clock := Clock{BootMs: base - 1000, ExportMs: base + 5000}
+	recs := sampleRecords(10, base)
+	var v4 []flow.Record
+	for _, r := range recs {
+		if r.SrcAddr.Is4() {
+			v4 = append(v4, r)
+		}
+	}
+	ipfix := func(seq uint32, withOptions bool) []byte {
+		b, _ := NewBuilder(IPFIX)
+		b.Reset(nil, clock)
+		b.AppendTemplates(withOptions)
+		if withOptions {
+			b.AppendSampling(1, 10)
+		}
+		for i := range recs {
+			b.AppendRecord(&recs[i])
+		}
+		return b.Finish(MessageHeader{Sequence: seq, Domain: 1})
+	}
+	v9 := func(seq uint32) []byte {
+		b, _ := NewBuilder(V9)
+		b.Reset(nil, clock)
+		b.AppendTemplates(false)
+		b.AppendRecord(&recs[0])
+		return b.Finish(MessageHeader{Sequence: seq, Domain: 1})
+	}
+	v5 := func(seq uint32) []byte {
+		p, _ := AppendV5(nil, V5Header{Clock: clock, Sequence: seq}, v4)
+		return p
+	}
+	n := uint32(len(v4))
+	cases := []struct {
+		name string
+		pkts [][]byte
+		lost uint64
+	}{
+		{"ipfix in order, options counted", [][]byte{ipfix(0, true), ipfix(11, false), ipfix(21, false)}, 0},
+		{"ipfix one message lost", [][]byte{ipfix(0, false), ipfix(10, false), ipfix(30, false)}, 10},
+		{"v9 two packets lost", [][]byte{v9(5), v9(6), v9(9)}, 2},
+		{"v5 one packet lost", [][]byte{v5(0), v5(n), v5(3 * n)}, uint64(n)},
+		{"v9 reordering: the gap counts, the late packet does not", [][]byte{v9(5), v9(7), v9(6)}, 1},
+	}
+	for _, c := range cases {
+		s := NewSession(SessionConfig{})
+		var lost uint64
+		for _, p := range c.pkts {
+			_, res, err := s.Decode(p, time.Now(), nil)
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			lost += res.Lost
+		}
+		if lost != c.lost {
+			t.Errorf("%s: lost %d, want %d", c.name, lost, c.lost)
+		}
+	}
+}

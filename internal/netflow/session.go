@@ -51,8 +51,8 @@ type Result struct {
 	Dropped int    // held data sets given up on (expired or over the limit)
 	Lost    uint64 // flows, packets or records missing by sequence number
 
-	optionRecords int // v9/IPFIX options data records seen
-	templates     int // template and options template records seen
+	optionRecords int // options data records decoded
+	msgRecords    int // data records (options too) of this message, for the IPFIX sequence
 }
 
 type domainKey struct {
@@ -182,7 +182,7 @@ func (s *Session) decodeV9(pkt []byte, now time.Time, out []flow.Record, res Res
 	if err == nil {
 		res.Lost = d.sequence(seq, seq+1, true)
 	}
-	res.templates, res.optionRecords = 0, 0
+	res.optionRecords, res.msgRecords = 0, 0
 	return out, res, err
 }
 
@@ -202,15 +202,13 @@ func (s *Session) decodeIPFIX(pkt []byte, now time.Time, out []flow.Record, res 
 	if err != nil {
 		return out, res, err
 	}
-	before := len(out)
 	out, err = s.sets(pkt[16:n], key, d, h, now, out, &res)
 	if err == nil {
 		// The sequence counts data records, options data included; unknown
 		// sets make the next expected number unknowable.
-		cnt := uint32(len(out)-before) + uint32(res.optionRecords)
-		res.Lost = d.sequence(seq, seq+cnt, res.Unknown == 0)
+		res.Lost = d.sequence(seq, seq+uint32(res.msgRecords), res.Unknown == 0)
 	}
-	res.optionRecords = 0
+	res.optionRecords, res.msgRecords = 0, 0
 	return out, res, err
 }
 
@@ -257,7 +255,9 @@ func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Ti
 				res.Dropped += s.hold(key, id, h, body, now.UnixMilli())
 				continue
 			}
+			n0 := res.Records + res.optionRecords
 			out, err = d.data(p, body, h, out, res)
+			res.msgRecords += res.Records + res.optionRecords - n0
 		}
 		if err != nil {
 			return out, err
@@ -290,7 +290,6 @@ func (s *Session) templateSet(b []byte, key domainKey, d *domain, h header, opti
 			s.forget(d, t.ID)
 			continue
 		}
-		res.templates++
 		if err := s.learn(key, d, t, now); err != nil {
 			return err
 		}
