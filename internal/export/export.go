@@ -152,7 +152,10 @@ func (e *Exporter) clock(recs []flow.Record) netflow.Clock {
 	now := e.cfg.Now().UnixMilli()
 	lo, hi := now, int64(0)
 	for i := range recs {
-		lo, hi = min(lo, recs[i].Start), max(hi, recs[i].End)
+		if recs[i].Start > 0 { // unset times are sent as uptime 0
+			lo = min(lo, recs[i].Start)
+		}
+		hi = max(hi, recs[i].End)
 	}
 	exp := now
 	if hi > now || now-lo >= 1<<31 {
