@@ -152,7 +152,7 @@ func (e *Exporter) clock(recs []flow.Record) netflow.Clock {
 	now := e.cfg.Now().UnixMilli()
 	lo, hi := now, int64(0)
 	for i := range recs {
-		if recs[i].Start > 0 { // unset times are sent as uptime 0
+		if recs[i].Start > 0 { // a record without times does not move the base
 			lo = min(lo, recs[i].Start)
 		}
 		hi = max(hi, recs[i].End)
