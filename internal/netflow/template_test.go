@@ -256,3 +256,32 @@ func TestTemplateErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiry: a template not re-announced within the TTL is forgotten, and
+// a data set held past the pending TTL is dropped and counted.
+func TestExpiry(t *testing.T) {
+	t0 := time.Unix(1_772_366_400, 0)
+	s := NewSession(SessionConfig{TemplateTTL: time.Minute, PendingTTL: 5 * time.Second})
+	tplMsg := func() []byte {
+		m := newMsg(IPFIX, 1_772_366_400, 0, 1)
+		return m.set(2, m.tpl(300, 0, Field{ID: 8, Len: 4}, Field{ID: 12, Len: 4})).done()
+	}
+	dataMsg := func() []byte {
+		m := newMsg(IPFIX, 1_772_366_400, 0, 1)
+		return m.set(300, cat(addrA.AsSlice(), addrB.AsSlice())).done()
+	}
+	s.Decode(tplMsg(), t0, nil)
+	if recs, _, _ := s.Decode(dataMsg(), t0.Add(59*time.Second), nil); len(recs) != 1 {
+		t.Fatalf("within the TTL: %d records", len(recs))
+	}
+	recs, res, _ := s.Decode(dataMsg(), t0.Add(61*time.Second), nil)
+	if len(recs) != 0 || res.Unknown != 1 {
+		t.Fatalf("after the TTL: %d records, %+v", len(recs), res)
+	}
+	// The set is held; 6 s later it is dropped, so the template that then
+	// arrives releases nothing.
+	_, res, _ = s.Decode(tplMsg(), t0.Add(67*time.Second), nil)
+	if res.Dropped != 1 || res.Records != 0 {
+		t.Fatalf("held past its TTL: %+v", res)
+	}
+}
