@@ -362,3 +362,34 @@ func TestTemplateFloodIsolated(t *testing.T) {
 		t.Fatalf("other exporter: %d records, %v", len(out), err)
 	}
 }
+
+// TestSessionsIgnoreSourcePort: a template sent from one source port
+// decodes data sent from another port of the same exporter (NAT or a
+// restarted exporter process changes ports; templates must survive it).
+func TestSessionsIgnoreSourcePort(t *testing.T) {
+	c, s := start(t, Config{Workers: 2})
+	base := time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()
+	recs := testRecords(5, base)
+	b, _ := netflow.NewBuilder(netflow.V9)
+	clock := netflow.Clock{BootMs: base - 1000, ExportMs: base + 5000}
+	b.Reset(nil, clock)
+	b.AppendTemplates(false)
+	tpl := append([]byte(nil), b.Finish(netflow.MessageHeader{Domain: 9})...)
+	b.Reset(nil, clock)
+	for i := range recs {
+		b.AppendRecord(&recs[i])
+	}
+	data := append([]byte(nil), b.Finish(netflow.MessageHeader{Sequence: 1, Domain: 9})...)
+	for _, p := range [][]byte{tpl, data} {
+		conn, err := net.Dial("udp", c.Addrs()[0].String()) // a new source port each time
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn.Write(p)
+		conn.Close()
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := s.wait(len(recs)); len(got) != len(recs) {
+		t.Fatalf("%d records, want %d; counters %+v", len(got), len(recs), c.Stats())
+	}
+}
