@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 
@@ -35,13 +36,13 @@ func newCollectCmd() *cobra.Command {
 			w := bufio.NewWriterSize(os.Stdout, 1<<16)
 			var mu sync.Mutex
 			var werr error
+			var buf []byte
 			c, err := collect.New(cfg, func(recs []flow.Record) {
 				mu.Lock()
 				defer mu.Unlock()
 				for i := range recs {
-					b, _ := recs[i].MarshalJSON()
-					w.Write(b)
-					if err := w.WriteByte('\n'); err != nil && werr == nil {
+					buf = appendJSONLine(buf[:0], &recs[i])
+					if _, err := w.Write(buf); err != nil && werr == nil {
 						werr = err
 					}
 				}
@@ -79,4 +80,21 @@ func newCollectCmd() *cobra.Command {
 	f.IntVar(&cfg.Workers, "workers", 0, "receive sockets per port (default: CPUs, at most 4)")
 	f.IntVar(&cfg.ReadBuffer, "read-buffer", 0, "socket receive buffer bytes (default 32 MiB)")
 	return cmd
+}
+
+// appendJSONLine appends a record as one JSON line: the record layout
+// followed by where it was observed (exporter address and interfaces),
+// which the stored layout leaves out.
+func appendJSONLine(dst []byte, r *flow.Record) []byte {
+	b, _ := r.MarshalJSON()
+	dst = append(dst, b[:len(b)-1]...)
+	dst = append(dst, `,"exporter_addr":"`...)
+	if r.ExporterAddr.IsValid() {
+		dst = r.ExporterAddr.AppendTo(dst)
+	}
+	dst = append(dst, `","input_ifindex":`...)
+	dst = strconv.AppendUint(dst, uint64(r.InputIfIndex), 10)
+	dst = append(dst, `,"output_ifindex":`...)
+	dst = strconv.AppendUint(dst, uint64(r.OutputIfIndex), 10)
+	return append(dst, "}\n"...)
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os/exec"
@@ -53,8 +54,21 @@ func TestCollectCommand(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		for len(got) < len(want) && sc.Scan() {
+			// The record layout plus the observation point.
+			var m map[string]any
+			if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+				t.Errorf("line %q: %v", sc.Text(), err)
+				break
+			}
+			if m["exporter_addr"] != "127.0.0.1" || m["input_ifindex"] != 2.0 || m["output_ifindex"] != 3.0 {
+				t.Errorf("observation point in %q", sc.Text())
+			}
+			delete(m, "exporter_addr")
+			delete(m, "input_ifindex")
+			delete(m, "output_ifindex")
+			rest, _ := json.Marshal(m)
 			var r flow.Record
-			if err := r.UnmarshalJSON(sc.Bytes()); err != nil {
+			if err := r.UnmarshalJSON(rest); err != nil {
 				t.Errorf("line %q: %v", sc.Text(), err)
 				break
 			}
