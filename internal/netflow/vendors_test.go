@@ -111,7 +111,7 @@ func TestVendorCorpusMatchesTshark(t *testing.T) {
 	if len(pkts) != len(dgrams) {
 		t.Fatalf("tshark shows %d packets, wrote %d", len(pkts), len(dgrams))
 	}
-	total := 0
+	total, timed := 0, 0
 	for i, c := range cases {
 		if errs[i] != nil {
 			t.Errorf("%s: %v", c.name, errs[i])
@@ -120,6 +120,11 @@ func TestVendorCorpusMatchesTshark(t *testing.T) {
 		want := tsharkFlows(pkts[target[i]])
 		got := recordFlows(ours[i], want)
 		total += len(got)
+		for _, w := range want {
+			if w.start != "" || w.end != "" {
+				timed++
+			}
+		}
 		if pkts[target[i]].Malformed {
 			// tshark stopped part way (e.g. an H3C field it expects to be
 			// an address has another length): what it did decode must be
@@ -134,7 +139,7 @@ func TestVendorCorpusMatchesTshark(t *testing.T) {
 			t.Errorf("%s: %d flows, tshark %d; first difference:\n%s", c.name, len(got), len(want), diff(got, keys(want)))
 		}
 	}
-	t.Logf("%d files, %d flows with addresses compared", len(cases), total)
+	t.Logf("%d files, %d flows with addresses compared, %d of them with absolute times", len(cases), total, timed)
 }
 
 // tflow is a tshark flow reduced to what is compared.
@@ -142,6 +147,7 @@ type tflow struct {
 	key          string // addresses, ports, protocol
 	octets, pkts string // "" when tshark shows no such field
 	in, out      string
+	start, end   string // Unix ms, from absolute time fields only
 }
 
 func tsharkFlows(p netflowtest.Packet) []tflow {
@@ -163,14 +169,34 @@ func tsharkFlows(p netflowtest.Packet) []tflow {
 		out = append(out, tflow{
 			key:    fmt.Sprintf("%s>%s %s>%s p%s", src, dst, n("cflow.srcport"), n("cflow.dstport"), n("cflow.protocol")),
 			octets: f.Get("cflow.octets"), pkts: f.Get("cflow.packets"),
-			in: f.Get("cflow.inputint"), out: f.Get("cflow.outputint")})
+			in: f.Get("cflow.inputint"), out: f.Get("cflow.outputint"),
+			start: absMs(f.Get("cflow.abstimestart")), end: absMs(f.Get("cflow.abstimeend"))})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].render() < out[j].render() })
 	return out
 }
 
 func (f tflow) render() string {
-	return f.key + " b=" + f.octets + " n=" + f.pkts + " if=" + f.in + "/" + f.out
+	return f.key + " b=" + f.octets + " n=" + f.pkts + " if=" + f.in + "/" + f.out + " t=" + f.start + "-" + f.end
+}
+
+// absMs turns tshark's absolute time text into Unix ms, or "" when there
+// is none or it is before 2000: tshark shows 1970 for a time field of 0
+// (which we read as "not set" and replace by the end or export time) and
+// for flowStart/EndSysUpTime whose systemInitTimeMilliseconds came in
+// options data (which it does not apply; we do).
+func absMs(s string) string {
+	if s == "" {
+		return ""
+	}
+	tm, err := time.Parse("Jan _2, 2006 15:04:05.000000000 MST", s)
+	if err != nil {
+		return "bad time " + s
+	}
+	if tm.Year() < 2000 {
+		return ""
+	}
+	return strconv.FormatInt(tm.UnixMilli(), 10)
 }
 
 func keys(fs []tflow) []string {
@@ -184,9 +210,9 @@ func keys(fs []tflow) []string {
 // recordFlows renders our records like tsharkFlows, showing counters only
 // where tshark shows them for a flow of the same key.
 func recordFlows(recs []flow.Record, want []tflow) []string {
-	shown := map[string][4]bool{}
+	shown := map[string][6]bool{}
 	for _, w := range want {
-		shown[w.key] = [4]bool{w.octets != "", w.pkts != "", w.in != "", w.out != ""}
+		shown[w.key] = [6]bool{w.octets != "", w.pkts != "", w.in != "", w.out != "", w.start != "", w.end != ""}
 	}
 	var out []string
 	for _, r := range recs {
@@ -206,6 +232,12 @@ func recordFlows(recs []flow.Record, want []tflow) []string {
 		}
 		if s := shown[k]; s[3] {
 			f.out = strconv.FormatUint(uint64(r.OutputIfIndex), 10)
+		}
+		if s := shown[k]; s[4] {
+			f.start = strconv.FormatInt(r.Start, 10)
+		}
+		if s := shown[k]; s[5] {
+			f.end = strconv.FormatInt(r.End, 10)
 		}
 		out = append(out, f.render())
 	}
