@@ -75,7 +75,9 @@ type Collector struct {
 	exporters map[netip.Addr]*exporter
 	refused   uint64 // datagrams from exporters over MaxExporters
 
-	stop chan struct{}
+	stop      chan struct{}
+	closeOnce sync.Once
+	closeErr  error
 }
 
 const templatesFile = "templates.json"
@@ -135,12 +137,16 @@ func New(cfg Config, h Handler) (*Collector, error) {
 // any), then the sFlow one.
 func (c *Collector) Addrs() []net.Addr { return c.addrs }
 
-// Close stops the workers and saves the templates.
+// Close stops the workers and saves the templates. Later calls return the
+// first call's result.
 func (c *Collector) Close() error {
-	close(c.stop)
-	c.closeConns()
-	c.wg.Wait()
-	return c.save()
+	c.closeOnce.Do(func() {
+		close(c.stop)
+		c.closeConns()
+		c.wg.Wait()
+		c.closeErr = c.save()
+	})
+	return c.closeErr
 }
 
 func (c *Collector) closeConns() {
