@@ -1,0 +1,176 @@
+package meter
+
+import (
+	"encoding/binary"
+	"math/bits"
+	"net/netip"
+)
+
+// key identifies a unidirectional flow. ICMP type and code travel in dport.
+type key struct {
+	src, dst     [16]byte
+	sport, dport uint16
+	vlan         uint16
+	proto        uint8
+	ipv          uint8
+}
+
+// entry is one flow in the cache: 80 bytes, plus 4 in the bucket array.
+type entry struct {
+	key
+	packets, bytes uint64
+	first, last    int64  // ns, first and last packet of the current record
+	next           uint32 // next entry in the hash chain, index+1; 0 ends it
+	tcpFlags       uint16
+	tos            uint8
+	used           bool
+}
+
+func (e *entry) reset(now int64) {
+	e.packets, e.bytes, e.tcpFlags = 0, 0, 0
+	e.first, e.last = now, now
+}
+
+// table is a chained hash table whose entries live in one slice, so a flow
+// costs no allocation of its own and freed slots are reused.
+type table struct {
+	buckets []uint32 // index+1 of the first entry of each chain
+	mask    uint64
+	entries []entry
+	free    []uint32 // freed entry indexes
+	n, max  int
+	seed    uint64
+	cursor  int // where the eviction search resumes
+}
+
+func newTable(maxFlows int, seed uint64) table {
+	size := 1
+	for size < maxFlows {
+		size <<= 1
+	}
+	return table{
+		buckets: make([]uint32, size),
+		mask:    uint64(size - 1),
+		max:     maxFlows,
+		seed:    seed ^ 0x243f6a8885a308d3,
+	}
+}
+
+func mix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+func (t *table) hash(k *key) uint64 {
+	const c1, c2, c3 = 0xa0761d6478bd642f, 0xe7037ed1a0b428db, 0x8ebc6af09c88c6e3
+	le := binary.LittleEndian
+	ports := uint64(k.sport) | uint64(k.dport)<<16 | uint64(k.vlan)<<32 | uint64(k.proto)<<48 | uint64(k.ipv)<<56
+	h := mix(le.Uint64(k.src[0:])^t.seed, le.Uint64(k.dst[0:])^c1)
+	h ^= mix(le.Uint64(k.src[8:])^c2, le.Uint64(k.dst[8:])^c3)
+	return mix(h^ports, c1)
+}
+
+func (t *table) full() bool { return t.n >= t.max }
+
+// find returns the index of k's entry.
+func (t *table) find(k *key) (uint32, bool) {
+	for i := t.buckets[t.hash(k)&t.mask]; i != 0; i = t.entries[i-1].next {
+		if t.entries[i-1].key == *k {
+			return i - 1, true
+		}
+	}
+	return 0, false
+}
+
+// insert adds a new flow for k, first seen at now.
+func (t *table) insert(k *key, now int64) uint32 {
+	var i uint32
+	if n := len(t.free); n > 0 {
+		i = t.free[n-1]
+		t.free = t.free[:n-1]
+	} else {
+		t.entries = append(t.entries, entry{})
+		i = uint32(len(t.entries) - 1)
+	}
+	b := &t.buckets[t.hash(k)&t.mask]
+	t.entries[i] = entry{key: *k, first: now, last: now, next: *b, used: true}
+	*b = i + 1
+	t.n++
+	return i
+}
+
+// remove unlinks entry i and frees its slot.
+func (t *table) remove(i uint32) {
+	e := &t.entries[i]
+	p := &t.buckets[t.hash(&e.key)&t.mask]
+	for *p != i+1 {
+		p = &t.entries[*p-1].next
+	}
+	*p = e.next
+	*e = entry{}
+	t.free = append(t.free, i)
+	t.n--
+}
+
+// victim picks the flow to evict from a full cache: the least recently
+// seen of the next few flows after a rotating cursor.
+func (t *table) victim() uint32 {
+	best, seen := -1, 0
+	for seen < 8 {
+		t.cursor++
+		if t.cursor >= len(t.entries) {
+			t.cursor = 0
+		}
+		e := &t.entries[t.cursor]
+		if !e.used {
+			continue
+		}
+		if best < 0 || e.last < t.entries[best].last {
+			best = t.cursor
+		}
+		seen++
+	}
+	return uint32(best)
+}
+
+func netipFrom4(a [16]byte) netip.Addr  { return netip.AddrFrom4([4]byte(a[:4])) }
+func netipFrom16(a [16]byte) netip.Addr { return netip.AddrFrom16(a) }
+
+// fragTable remembers the ports of first fragments so that later
+// fragments, which carry no transport header, join the same flow.
+type fragTable struct {
+	slots [4096]fragEntry
+}
+
+type fragEntry struct {
+	src, dst     [16]byte
+	id           uint32
+	proto, ipv   uint8
+	sport, dport uint16
+	ts           int64
+}
+
+// fragMaxAge bounds how long a first fragment's ports are remembered.
+const fragMaxAge = int64(30e9)
+
+func (f *fragTable) slot(k *key, id uint32) *fragEntry {
+	le := binary.LittleEndian
+	h := mix(le.Uint64(k.src[0:])^le.Uint64(k.src[8:])^uint64(id), le.Uint64(k.dst[0:])^le.Uint64(k.dst[8:])^0x9e3779b97f4a7c15)
+	return &f.slots[h&uint64(len(f.slots)-1)]
+}
+
+func (f *fragTable) put(k *key, id uint32, now int64) {
+	*f.slot(k, id) = fragEntry{src: k.src, dst: k.dst, id: id, proto: k.proto, ipv: k.ipv,
+		sport: k.sport, dport: k.dport, ts: now}
+}
+
+// get fills k's ports from its first fragment, if it was seen recently.
+func (f *fragTable) get(k *key, id uint32, now int64) bool {
+	s := f.slot(k, id)
+	if s.ts == 0 || s.id != id || s.src != k.src || s.dst != k.dst || s.proto != k.proto ||
+		s.ipv != k.ipv || now-s.ts > fragMaxAge {
+		return false
+	}
+	k.sport, k.dport = s.sport, s.dport
+	return true
+}
