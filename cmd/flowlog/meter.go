@@ -153,6 +153,7 @@ func meterLive(ctx context.Context, o meterOpts, m *meter.Meter) error {
 		return err
 	}
 	defer live.Close()
+	fmt.Fprintf(os.Stderr, "capturing on %s\n", strings.Join(o.ifaces, ", "))
 	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
 	if o.duration > 0 {

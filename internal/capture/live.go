@@ -70,9 +70,13 @@ func OpenLive(cfg LiveConfig) (*Live, error) {
 }
 
 func openIface(name string, cfg LiveConfig) (*liveIface, error) {
-	link, err := ifaceLinkType(name)
+	link, loopback, err := ifaceLinkType(name)
 	if err != nil {
 		return nil, err
+	}
+	filter := cfg.Filter
+	if loopback {
+		filter = skipOutgoing(filter)
 	}
 	tp, err := afpacket.NewTPacket(
 		afpacket.OptInterface(name),
@@ -93,8 +97,8 @@ func openIface(name string, cfg LiveConfig) (*liveIface, error) {
 			return nil, fmt.Errorf("capture: promiscuous mode on %s: %w", name, err)
 		}
 	}
-	if len(cfg.Filter) > 0 {
-		if err := tp.SetBPF(cfg.Filter); err != nil {
+	if len(filter) > 0 {
+		if err := tp.SetBPF(filter); err != nil {
 			tp.Close()
 			return nil, fmt.Errorf("capture: filter on %s: %w", name, err)
 		}
@@ -104,19 +108,35 @@ func openIface(name string, cfg LiveConfig) (*liveIface, error) {
 
 // ifaceLinkType maps the interface's ARPHRD type to the framing AF_PACKET
 // delivers.
-func ifaceLinkType(name string) (packet.LinkType, error) {
+func ifaceLinkType(name string) (lt packet.LinkType, loopback bool, err error) {
 	b, err := os.ReadFile("/sys/class/net/" + name + "/type")
 	if err != nil {
-		return 0, fmt.Errorf("capture: interface %s: %w", name, err)
+		return 0, false, fmt.Errorf("capture: interface %s: %w", name, err)
 	}
 	t, _ := strconv.Atoi(strings.TrimSpace(string(b)))
 	switch t {
-	case 1, 772: // ARPHRD_ETHER, ARPHRD_LOOPBACK
-		return packet.LinkEthernet, nil
+	case 772: // ARPHRD_LOOPBACK
+		return packet.LinkEthernet, true, nil
 	case 65534, 768, 769, 776, 778: // NONE (tun, wireguard), tunnels
-		return packet.LinkRaw, nil
+		return packet.LinkRaw, false, nil
 	}
-	return packet.LinkEthernet, nil
+	return packet.LinkEthernet, false, nil
+}
+
+// skipOutgoing prefixes a filter so that it drops the outgoing copy of each
+// packet: on loopback, AF_PACKET delivers every packet twice (as libpcap
+// knows and hides too).
+func skipOutgoing(filter []bpf.RawInstruction) []bpf.RawInstruction {
+	const packetOutgoing = 4
+	prefix, _ := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipFalse: 1},
+		bpf.RetConstant{Val: 0},
+	})
+	if len(filter) == 0 {
+		filter, _ = bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 1 << 18}})
+	}
+	return append(prefix, filter...)
 }
 
 // Run captures on every interface until ctx ends, handing frames to h from
