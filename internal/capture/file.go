@@ -30,7 +30,7 @@ type File struct {
 	f     *os.File
 	cr    countingReader
 	read  func() ([]byte, gopacket.CaptureInfo, error)
-	link  func(ci *gopacket.CaptureInfo) packet.LinkType
+	link  func(ifIndex int) packet.LinkType
 	size  int64
 	count uint64
 }
@@ -70,8 +70,8 @@ func OpenFile(path string) (*File, error) {
 			return nil, fmt.Errorf("%s: %w: %w", path, ErrFormat, err)
 		}
 		fl.read = r.ZeroCopyReadPacketData
-		fl.link = func(ci *gopacket.CaptureInfo) packet.LinkType {
-			if ifc, err := r.Interface(ci.InterfaceIndex); err == nil {
+		fl.link = func(ifIndex int) packet.LinkType {
+			if ifc, err := r.Interface(ifIndex); err == nil {
 				return packet.LinkType(ifc.LinkType)
 			}
 			return packet.LinkType(r.LinkType())
@@ -84,7 +84,7 @@ func OpenFile(path string) (*File, error) {
 		}
 		lt := packet.LinkType(r.LinkType())
 		fl.read = r.ZeroCopyReadPacketData
-		fl.link = func(*gopacket.CaptureInfo) packet.LinkType { return lt }
+		fl.link = func(int) packet.LinkType { return lt }
 	}
 	return fl, nil
 }
@@ -102,7 +102,7 @@ func (f *File) Next() (ts time.Time, lt packet.LinkType, frame []byte, err error
 		return ts, 0, nil, fmt.Errorf("capture: after %d packets: %w", f.count, err)
 	}
 	f.count++
-	return ci.Timestamp, f.link(&ci), data, nil
+	return ci.Timestamp, f.link(ci.InterfaceIndex), data, nil
 }
 
 // Run hands every frame of the file to h, until the end of the file.

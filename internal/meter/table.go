@@ -44,15 +44,27 @@ type table struct {
 }
 
 func newTable(maxFlows int, seed uint64) table {
-	size := 1
-	for size < maxFlows {
-		size <<= 1
-	}
+	const size = 1024
 	return table{
 		buckets: make([]uint32, size),
 		mask:    uint64(size - 1),
 		max:     maxFlows,
 		seed:    seed ^ 0x243f6a8885a308d3,
+	}
+}
+
+// grow doubles the bucket array when flows outnumber buckets, so the array
+// stays as small as the cache's content allows (it is touched at random).
+func (t *table) grow() {
+	size := 2 * len(t.buckets)
+	t.buckets = make([]uint32, size)
+	t.mask = uint64(size - 1)
+	for i := range t.entries {
+		if e := &t.entries[i]; e.used {
+			b := &t.buckets[t.hash(&e.key)&t.mask]
+			e.next = *b
+			*b = uint32(i) + 1
+		}
 	}
 }
 
@@ -91,6 +103,9 @@ func (t *table) insert(k *key, now int64) uint32 {
 	} else {
 		t.entries = append(t.entries, entry{})
 		i = uint32(len(t.entries) - 1)
+	}
+	if t.n >= len(t.buckets) {
+		t.grow()
 	}
 	b := &t.buckets[t.hash(k)&t.mask]
 	t.entries[i] = entry{key: *k, first: now, last: now, next: *b, used: true}
