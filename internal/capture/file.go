@@ -64,7 +64,8 @@ func OpenFile(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: %w", path, ErrFormat)
 	}
 	if binary.BigEndian.Uint32(magic) == 0x0a0d0d0a {
-		r, err := pcapgo.NewNgReader(br, pcapgo.DefaultNgReaderOptions)
+		// Interfaces of one pcapng file may differ in link type.
+		r, err := pcapgo.NewNgReader(br, pcapgo.NgReaderOptions{WantMixedLinkType: true, SkipUnknownVersion: true})
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w: %w", path, ErrFormat, err)
