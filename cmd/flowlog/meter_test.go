@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -14,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
 	"golang.org/x/net/bpf"
 
 	"flowlog/internal/flow"
@@ -21,7 +26,7 @@ import (
 )
 
 // buildFlowlog builds this command into a temporary directory.
-func buildFlowlog(t *testing.T) string {
+func buildFlowlog(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "flowlog")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -60,7 +65,7 @@ func TestMeterFileFormats(t *testing.T) {
 }
 
 // netns runs a command in a network namespace and fails the test on error.
-func netns(t *testing.T, ns string, args ...string) string {
+func netns(t testing.TB, ns string, args ...string) string {
 	t.Helper()
 	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
 	if err != nil {
@@ -69,11 +74,30 @@ func netns(t *testing.T, ns string, args ...string) string {
 	return string(out)
 }
 
-func run(t *testing.T, args ...string) {
+func run(t testing.TB, args ...string) {
 	t.Helper()
 	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
 		t.Fatalf("%v: %v\n%s", args, err, out)
 	}
+}
+
+// vethPair makes two network namespaces joined by a veth pair,
+// 10.231.0.1/24 (A) and 10.231.0.2/24 (B), removed when the test ends.
+func vethPair(t testing.TB) (nsA, nsB, vA, vB string) {
+	id := strconv.Itoa(os.Getpid() % 100000)
+	nsA, nsB, vA, vB = "flA"+id, "flB"+id, "fva"+id, "fvb"+id
+	run(t, "ip", "netns", "add", nsA)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsA).Run() })
+	run(t, "ip", "netns", "add", nsB)
+	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsB).Run() })
+	run(t, "ip", "link", "add", vA, "netns", nsA, "type", "veth", "peer", "name", vB, "netns", nsB)
+	netns(t, nsA, "ip", "addr", "add", "10.231.0.1/24", "dev", vA)
+	netns(t, nsB, "ip", "addr", "add", "10.231.0.2/24", "dev", vB)
+	for _, ns := range [][2]string{{nsA, vA}, {nsB, vB}} {
+		netns(t, ns[0], "ip", "link", "set", ns[1], "up")
+		netns(t, ns[0], "ip", "link", "set", "lo", "up")
+	}
+	return nsA, nsB, vA, vB
 }
 
 // liveMeter is a running `flowlog meter --interface …` in a namespace.
@@ -82,7 +106,7 @@ type liveMeter struct {
 	stdout, stderr bytes.Buffer
 }
 
-func startMeter(t *testing.T, bin, ns string, args ...string) *liveMeter {
+func startMeter(t testing.TB, bin, ns string, args ...string) *liveMeter {
 	t.Helper()
 	m := &liveMeter{}
 	m.cmd = exec.Command("ip", append([]string{"netns", "exec", ns, bin, "meter", "--format", "jsonl"}, args...)...)
@@ -119,7 +143,7 @@ func startMeter(t *testing.T, bin, ns string, args ...string) *liveMeter {
 }
 
 // stop interrupts the meter and returns its per-5-tuple packet counts.
-func (m *liveMeter) stop(t *testing.T) map[string]uint64 {
+func (m *liveMeter) stop(t testing.TB) map[string]uint64 {
 	t.Helper()
 	m.cmd.Process.Signal(syscall.SIGINT)
 	if err := m.cmd.Wait(); err != nil {
@@ -174,19 +198,7 @@ func TestMeterLive(t *testing.T) {
 		testutil.Peer(t, tool)
 	}
 	bin := buildFlowlog(t)
-	id := strconv.Itoa(os.Getpid() % 100000)
-	nsA, nsB, vA, vB := "flA"+id, "flB"+id, "fva"+id, "fvb"+id
-	run(t, "ip", "netns", "add", nsA)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsA).Run() })
-	run(t, "ip", "netns", "add", nsB)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsB).Run() })
-	run(t, "ip", "link", "add", vA, "netns", nsA, "type", "veth", "peer", "name", vB, "netns", nsB)
-	netns(t, nsA, "ip", "addr", "add", "10.231.0.1/24", "dev", vA)
-	netns(t, nsB, "ip", "addr", "add", "10.231.0.2/24", "dev", vB)
-	for _, ns := range [][2]string{{nsA, vA}, {nsB, vB}} {
-		netns(t, ns[0], "ip", "link", "set", ns[1], "up")
-		netns(t, ns[0], "ip", "link", "set", "lo", "up")
-	}
+	nsA, nsB, vA, _ := vethPair(t)
 	bpfFile := filepath.Join(t.TempDir(), "udp.bpf")
 	os.WriteFile(bpfFile, []byte(udpOnlyFilter(t)), 0o644)
 
@@ -272,4 +284,66 @@ func tcpTruth(t *testing.T, pcap string) map[string]uint64 {
 		}
 	}
 	return m
+}
+
+// BenchmarkMeterLive replays small UDP frames with tcpreplay at top speed
+// across a veth pair while `flowlog meter` captures on the other end, and
+// reports the rate offered and the kernel's drop count (needs root).
+//
+//	go test -run '^$' -bench BenchmarkMeterLive -benchtime 1x ./cmd/flowlog/
+func BenchmarkMeterLive(b *testing.B) {
+	testutil.Root(b)
+	testutil.Peer(b, "tcpreplay")
+	bin := buildFlowlog(b)
+	nsA, nsB, vA, vB := vethPair(b)
+	const n = 1_000_000
+	pcap := filepath.Join(b.TempDir(), "udp.pcap")
+	writeUDPFrames(b, pcap, n)
+	for b.Loop() {
+		m := startMeter(b, bin, nsA, "--interface", vA, "--inactive-timeout", "5")
+		m.cmd.Stdout = io.Discard
+		out, err := exec.Command("ip", "netns", "exec", nsB, "tcpreplay", "-i", vB, "--topspeed", pcap).CombinedOutput()
+		if err != nil {
+			b.Fatalf("tcpreplay: %v\n%s", err, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+		m.stop(b)
+		var rate float64
+		for _, l := range strings.Split(string(out), "\n") {
+			if f := strings.Fields(l); len(f) > 6 && f[0] == "Rated:" {
+				rate, _ = strconv.ParseFloat(f[5], 64)
+			}
+		}
+		var recv, drops uint64
+		fmt.Sscanf(m.stderr.String()[strings.Index(m.stderr.String(), "interface "):], "interface "+vA+": %d packets received, %d dropped", &recv, &drops)
+		b.ReportMetric(rate/1e6, "Mpps-offered")
+		b.ReportMetric(float64(recv), "received")
+		b.ReportMetric(float64(drops), "kernel-drops")
+		b.Logf("tcpreplay: %s\nmeter: %s", strings.TrimSpace(string(out)), m.stderr.String())
+	}
+}
+
+// writeUDPFrames writes n minimal Ethernet/IPv4/UDP frames over 10k flows.
+func writeUDPFrames(b testing.TB, path string, n int) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	bw := bufio.NewWriter(f)
+	w := pcapgo.NewWriter(bw)
+	w.WriteFileHeader(128, layers.LinkTypeEthernet)
+	fr := make([]byte, 60)
+	copy(fr, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00, 0x45, 0, 0, 46, 0, 0, 0, 0, 64, 17, 0, 0,
+		10, 231, 0, 2, 10, 231, 0, 1})
+	for i := range n {
+		fr[35+2] = 0
+		binary.BigEndian.PutUint16(fr[34:], uint16(10000+i%10000))
+		binary.BigEndian.PutUint16(fr[36:], 9)
+		binary.BigEndian.PutUint16(fr[38:], 26)
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(0, int64(i)*1000), CaptureLength: 60, Length: 60}, fr)
+	}
+	if err := bw.Flush(); err != nil {
+		b.Fatal(err)
+	}
 }
