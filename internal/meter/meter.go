@@ -5,6 +5,18 @@
 // Time is whatever the caller passes with each packet: packet timestamps
 // for files (replay is deterministic and as fast as the disk), the clock for
 // live capture (with Advance called periodically so idle flows still age).
+//
+// A flow is keyed by addresses, ports, protocol, IP version and outer VLAN.
+// For ICMP the destination port carries type<<8|code, as NetFlow does, and
+// the record's icmp_type/icmp_code say the same. Later IP fragments count in
+// the flow of their first fragment. A record after an active timeout holds
+// the packets since the previous one (a delta).
+//
+// Use:
+//
+//	m, err := meter.New(cfg, func(recs []flow.Record) { /* copy or consume */ })
+//	for each packet: m.Feed(ts, linkType, frame)
+//	m.Flush() // at the end: remaining flows end as "forced"
 package meter
 
 import (
@@ -51,17 +63,17 @@ type EmitFunc func([]flow.Record)
 // Stats counts what the meter saw. Packets = Sampled + every drop counter +
 // the packets accounted in flows.
 type Stats struct {
-	Packets        uint64 // frames fed
-	Sampled        uint64 // frames skipped by 1:N sampling
-	NonIP          uint64 // frames carrying no IP packet
-	Truncated      uint64 // frames ending inside a needed header
-	Malformed      uint64 // frames with impossible header values
-	Unsupported    uint64 // frames of a link type the decoder does not know
-	OrphanFragment uint64 // later IP fragments whose first fragment was not seen (metered with ports 0)
-	Flows          uint64 // flows created
-	Records        uint64 // records emitted
-	ByReason       [6]uint64
-	ActiveFlows    int // flows in the cache now
+	Packets        uint64    // frames fed
+	Sampled        uint64    // frames skipped by 1:N sampling
+	NonIP          uint64    // frames carrying no IP packet
+	Truncated      uint64    // frames ending inside a needed header
+	Malformed      uint64    // frames with impossible header values
+	Unsupported    uint64    // frames of a link type the decoder does not know
+	OrphanFragment uint64    // later IP fragments whose first fragment was not seen (metered with ports 0)
+	Flows          uint64    // flows created
+	Records        uint64    // records emitted
+	ByReason       [6]uint64 // records by flow.EndReason
+	ActiveFlows    int       // flows in the cache now
 }
 
 // Evicted is the number of flows ended because the cache was full.
