@@ -318,3 +318,30 @@ func BenchmarkDecode(b *testing.B) {
 		_ = Decode(LinkEthernet, frames[i%len(frames)], &info)
 	}
 }
+
+// TestDecodeIPv4Options checks a header with options (IHL > 5) and a QinQ
+// stack built by gopacket, against gopacket's own decoding.
+func TestDecodeIPv4Options(t *testing.T) {
+	buf := gopacket.NewSerializeBuffer()
+	ip := &layers.IPv4{Version: 4, TTL: 9, TOS: 0x2e, Protocol: layers.IPProtocolUDP,
+		SrcIP: []byte{192, 0, 2, 1}, DstIP: []byte{198, 51, 100, 2},
+		Options: []layers.IPv4Option{{OptionType: 148, OptionLength: 4, OptionData: []byte{0, 0}}}}
+	udp := &layers.UDP{SrcPort: 5353, DstPort: 53}
+	udp.SetNetworkLayerForChecksum(ip)
+	err := gopacket.SerializeLayers(buf, gopacket.SerializeOptions{FixLengths: true, ComputeChecksums: true},
+		&layers.Ethernet{SrcMAC: make([]byte, 6), DstMAC: make([]byte, 6), EthernetType: layers.EthernetTypeQinQ},
+		&layers.Dot1Q{VLANIdentifier: 300, Type: layers.EthernetTypeDot1Q},
+		&layers.Dot1Q{VLANIdentifier: 7, Type: layers.EthernetTypeIPv4},
+		ip, udp, gopacket.Payload([]byte("abcd")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Info
+	if err := Decode(LinkEthernet, buf.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := reference(buf.Bytes())
+	if got != want || got.IPLen != 24+8+4 || got.SrcPort != 5353 || got.VLAN != 300 {
+		t.Fatalf("\n got %+v\nwant %+v", got, want)
+	}
+}
