@@ -67,7 +67,8 @@ func softflowdTotals(t *testing.T, path string, maxlife time.Duration) map[tuple
 	if err != nil {
 		t.Fatalf("softflowd: %v\n%s", err, out)
 	}
-	time.Sleep(150 * time.Millisecond) // let nfcapd drain its socket
+	waitUDPDrained(t, port)
+	time.Sleep(100 * time.Millisecond) // let nfcapd store what it read
 	capd.Process.Signal(syscall.SIGTERM)
 	if err := capd.Wait(); err != nil {
 		t.Fatalf("nfcapd: %v\n%s", err, capLog.String())
@@ -77,7 +78,7 @@ func softflowdTotals(t *testing.T, path string, maxlife time.Duration) map[tuple
 		t.Fatalf("nfdump: %v", err)
 	}
 	var recs []map[string]any
-	if len(bytes.TrimSpace(js)) > 0 {
+	if len(bytes.TrimSpace(js)) > 0 && !bytes.Contains(js, []byte("No matching flows")) {
 		if err := json.Unmarshal(js, &recs); err != nil {
 			t.Fatalf("nfdump json: %v\n%s", err, js)
 		}
@@ -119,6 +120,26 @@ func waitUDPBound(t *testing.T, port int) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("nothing listens on udp port %d", port)
+}
+
+// waitUDPDrained waits until the UDP port's receive queue is empty.
+func waitUDPDrained(t *testing.T, port int) {
+	local := fmt.Sprintf(":%04X", port)
+	for range 200 {
+		b, _ := os.ReadFile("/proc/net/udp")
+		drained := true
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && strings.HasSuffix(f[1], local) && !strings.HasSuffix(f[4], ":00000000") {
+				drained = false
+			}
+		}
+		if drained {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("udp port %d not drained", port)
 }
 
 func ourTotals(recs []flow.Record) map[tuple]*totals {

@@ -22,6 +22,7 @@ package meter
 import (
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -82,11 +83,12 @@ func (s Stats) Evicted() uint64 { return s.ByReason[flow.EndLackOfResources] }
 // Meter is a flow cache. It is safe for concurrent use.
 type Meter struct {
 	mu       sync.Mutex
-	active   int64 // ns
-	inactive int64 // ns
+	active   int64 // ms
+	inactive int64 // ms
 	sweepGap int64 // ns between full sweeps of the cache
 	nextSwp  int64
-	now      int64 // latest time seen
+	now      int64 // latest time seen, ns
+	epoch    int64 // ms; entries keep their times relative to it
 
 	sampling uint32
 	skip     uint32
@@ -146,12 +148,13 @@ func (m *Meter) SetTimeouts(active, inactive time.Duration) error {
 }
 
 func (m *Meter) setTimeouts(active, inactive time.Duration) error {
-	if active <= 0 || inactive <= 0 {
-		return fmt.Errorf("%w: timeouts must be positive (active %v, inactive %v)", ErrConfig, active, inactive)
+	if active < time.Millisecond || inactive < time.Millisecond || active > maxTimeout || inactive > maxTimeout {
+		return fmt.Errorf("%w: timeouts must be between 1ms and %v (active %v, inactive %v)",
+			ErrConfig, maxTimeout, active, inactive)
 	}
-	m.active, m.inactive = int64(active), int64(inactive)
+	m.active, m.inactive = active.Milliseconds(), inactive.Milliseconds()
 	// Sweep often enough that a flow ends within a tenth of its timeout.
-	m.sweepGap = min(max(min(m.active, m.inactive)/10, int64(10*time.Millisecond)), int64(time.Second))
+	m.sweepGap = min(max(min(active, inactive)/10, 10*time.Millisecond), time.Second).Nanoseconds()
 	m.nextSwp = m.now + m.sweepGap
 	return nil
 }
@@ -166,6 +169,9 @@ func (m *Meter) Feed(ts time.Time, lt packet.LinkType, frame []byte) {
 
 func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
 	m.stats.Packets++
+	if m.epoch == 0 {
+		m.epoch = now/1e6 - epochSlack
+	}
 	if now > m.now {
 		m.now = now
 	}
@@ -222,24 +228,40 @@ func (m *Meter) countDrop(err error) {
 
 const tcpFIN, tcpRST = 0x01, 0x04
 
+// maxTimeout bounds the timeouts so that a flow's times, kept in 32-bit
+// milliseconds, never need more than 2^31 ms (24.8 days).
+const maxTimeout = 24 * 24 * time.Hour
+
+// epochSlack puts the epoch before the first packet, for packets that
+// arrive out of order; times before the epoch count as the epoch.
+const epochSlack = 60_000
+
+// rel converts a time in ns to ms since the epoch, as entries keep it.
+func (m *Meter) rel(now int64) uint32 {
+	return uint32(min(max(now/1e6-m.epoch, 0), math.MaxUint32))
+}
+
+// age is how long ago (ms) an entry time was, at now (ns).
+func (m *Meter) age(now int64, t uint32) int64 { return now/1e6 - m.epoch - int64(t) }
+
 // account adds one decoded packet to its flow.
 func (m *Meter) account(k *key, now int64, info *packet.Info) {
 	i, found := m.tab.find(k)
 	if found {
 		e := &m.tab.entries[i]
 		switch {
-		case now-e.last >= m.inactive:
+		case m.age(now, e.last) >= m.inactive:
 			m.export(e, flow.EndIdle)
-			e.reset(now)
-		case now-e.first >= m.active:
+			e.reset(m.rel(now))
+		case m.age(now, e.first) >= m.active || e.packets == math.MaxUint32:
 			m.export(e, flow.EndActive)
-			e.reset(now)
+			e.reset(m.rel(now))
 		}
 	} else {
 		if m.tab.full() {
 			m.makeRoom(now)
 		}
-		i = m.tab.insert(k, now)
+		i = m.tab.insert(k, m.rel(now))
 		m.stats.Flows++
 	}
 	e := &m.tab.entries[i]
@@ -247,8 +269,8 @@ func (m *Meter) account(k *key, now int64, info *packet.Info) {
 	e.bytes += uint64(info.IPLen)
 	e.tcpFlags |= info.TCPFlags
 	e.tos = info.TOS
-	if now > e.last {
-		e.last = now
+	if r := m.rel(now); r > e.last {
+		e.last = r
 	}
 	if info.Protocol == 6 && info.TCPFlags&(tcpFIN|tcpRST) != 0 {
 		m.export(e, flow.EndOfFlow)
@@ -273,19 +295,41 @@ func (m *Meter) sweep(now int64) {
 	m.nextSwp = now + m.sweepGap
 	for i := range m.tab.entries {
 		e := &m.tab.entries[i]
-		if !e.used {
+		if !e.used() {
 			continue
 		}
 		switch {
-		case now-e.last >= m.inactive:
+		case m.age(now, e.last) >= m.inactive:
 			m.export(e, flow.EndIdle)
-		case now-e.first >= m.active:
+		case m.age(now, e.first) >= m.active:
 			m.export(e, flow.EndActive)
 		default:
 			continue
 		}
 		m.tab.remove(uint32(i))
 	}
+	if now/1e6-m.epoch > math.MaxInt32 {
+		m.rebase(now)
+	}
+}
+
+// rebase moves the epoch up (after 24 days of packet time) so that entry
+// times keep fitting in 32 bits, but not past any flow's first packet. As
+// timeouts are at most 24 days, a sweep leaves no flow older than that.
+func (m *Meter) rebase(now int64) {
+	delta := now/1e6 - epochSlack - m.epoch
+	for i := range m.tab.entries {
+		if e := &m.tab.entries[i]; e.used() {
+			delta = min(delta, int64(e.first))
+		}
+	}
+	for i := range m.tab.entries {
+		if e := &m.tab.entries[i]; e.used() {
+			e.first -= uint32(delta)
+			e.last -= uint32(delta)
+		}
+	}
+	m.epoch += delta
 }
 
 // Advance moves the meter's clock to now (live capture calls it
@@ -306,7 +350,7 @@ func (m *Meter) Flush() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for i := range m.tab.entries {
-		if e := &m.tab.entries[i]; e.used {
+		if e := &m.tab.entries[i]; e.used() {
 			m.export(e, flow.EndForced)
 			m.tab.remove(uint32(i))
 		}
@@ -329,10 +373,10 @@ func (m *Meter) export(e *entry, reason flow.EndReason) {
 		SrcPort:          e.sport,
 		DstPort:          e.dport,
 		Protocol:         e.proto,
-		Packets:          e.packets,
+		Packets:          uint64(e.packets),
 		Bytes:            e.bytes,
-		Start:            e.first / 1e6,
-		End:              e.last / 1e6,
+		Start:            m.epoch + int64(e.first),
+		End:              m.epoch + int64(e.last),
 		Action:           flow.ActionAccept,
 		LogStatus:        flow.StatusOK,
 		TCPFlags:         e.tcpFlags,

@@ -314,3 +314,29 @@ func TestConcurrentUse(t *testing.T) {
 		t.Fatalf("%d packets in records, %d fed; want 8000", packets, m.Stats().Packets)
 	}
 }
+
+// TestLongSpan meters one flow for 60 days of packet time, beyond the
+// range of the cache's 32-bit millisecond times, and checks every record's
+// times.
+func TestLongSpan(t *testing.T) {
+	m, col := newMeter(t, meter.Config{ActiveTimeout: 20 * 24 * time.Hour, InactiveTimeout: 15 * 24 * time.Hour})
+	day := 24 * 3600.0
+	f := frame(t, "10.0.0.1", "10.0.0.2", 17, 1, 2, "", 0)
+	for d := 0.0; d <= 60; d += 10 {
+		m.Feed(at(d*day), packet.LinkEthernet, f)
+	}
+	m.Flush()
+	want := [][2]float64{{0, 10}, {20, 30}, {40, 50}, {60, 60}}
+	if len(col.recs) != len(want) {
+		t.Fatalf("%d records: %+v", len(col.recs), col.recs)
+	}
+	for i, w := range want {
+		r := col.recs[i]
+		if r.Start != at(w[0]*day).UnixMilli() || r.End != at(w[1]*day).UnixMilli() || r.Packets != uint64(1+(w[1]-w[0])/10) {
+			t.Errorf("record %d: %d packets %d–%d, want days %v", i, r.Packets, r.Start, r.End, w)
+		}
+	}
+	if err := m.SetTimeouts(30*24*time.Hour, time.Second); !errors.Is(err, meter.ErrConfig) {
+		t.Errorf("30-day timeout: %v", err)
+	}
+}

@@ -15,18 +15,21 @@ type key struct {
 	ipv          uint8
 }
 
-// entry is one flow in the cache: 80 bytes, plus 4 in the bucket array.
+// entry is one flow in the cache: one 64-byte cache line, plus 4 bytes in
+// the bucket array and 4 in the chain array. A free entry has ipv 0.
 type entry struct {
 	key
-	packets, bytes uint64
-	first, last    int64  // ns, first and last packet of the current record
-	next           uint32 // next entry in the hash chain, index+1; 0 ends it
-	tcpFlags       uint16
-	tos            uint8
-	used           bool
+	bytes       uint64
+	packets     uint32 // a record is cut before it overflows
+	first, last uint32 // ms since the meter's epoch: first and last packet of the record
+	tcpFlags    uint16
+	tos         uint8
+	_           uint8
 }
 
-func (e *entry) reset(now int64) {
+func (e *entry) used() bool { return e.ipv != 0 }
+
+func (e *entry) reset(now uint32) {
 	e.packets, e.bytes, e.tcpFlags = 0, 0, 0
 	e.first, e.last = now, now
 }
@@ -37,6 +40,7 @@ type table struct {
 	buckets []uint32 // index+1 of the first entry of each chain
 	mask    uint64
 	entries []entry
+	next    []uint32 // next entry in each entry's hash chain, index+1; 0 ends it
 	free    []uint32 // freed entry indexes
 	n, max  int
 	seed    uint64
@@ -60,9 +64,9 @@ func (t *table) grow() {
 	t.buckets = make([]uint32, size)
 	t.mask = uint64(size - 1)
 	for i := range t.entries {
-		if e := &t.entries[i]; e.used {
+		if e := &t.entries[i]; e.used() {
 			b := &t.buckets[t.hash(&e.key)&t.mask]
-			e.next = *b
+			t.next[i] = *b
 			*b = uint32(i) + 1
 		}
 	}
@@ -86,7 +90,7 @@ func (t *table) full() bool { return t.n >= t.max }
 
 // find returns the index of k's entry.
 func (t *table) find(k *key) (uint32, bool) {
-	for i := t.buckets[t.hash(k)&t.mask]; i != 0; i = t.entries[i-1].next {
+	for i := t.buckets[t.hash(k)&t.mask]; i != 0; i = t.next[i-1] {
 		if t.entries[i-1].key == *k {
 			return i - 1, true
 		}
@@ -95,20 +99,22 @@ func (t *table) find(k *key) (uint32, bool) {
 }
 
 // insert adds a new flow for k, first seen at now.
-func (t *table) insert(k *key, now int64) uint32 {
+func (t *table) insert(k *key, now uint32) uint32 {
 	var i uint32
 	if n := len(t.free); n > 0 {
 		i = t.free[n-1]
 		t.free = t.free[:n-1]
 	} else {
 		t.entries = append(t.entries, entry{})
+		t.next = append(t.next, 0)
 		i = uint32(len(t.entries) - 1)
 	}
 	if t.n >= len(t.buckets) {
 		t.grow()
 	}
 	b := &t.buckets[t.hash(k)&t.mask]
-	t.entries[i] = entry{key: *k, first: now, last: now, next: *b, used: true}
+	t.entries[i] = entry{key: *k, first: now, last: now}
+	t.next[i] = *b
 	*b = i + 1
 	t.n++
 	return i
@@ -119,9 +125,9 @@ func (t *table) remove(i uint32) {
 	e := &t.entries[i]
 	p := &t.buckets[t.hash(&e.key)&t.mask]
 	for *p != i+1 {
-		p = &t.entries[*p-1].next
+		p = &t.next[*p-1]
 	}
-	*p = e.next
+	*p = t.next[i]
 	*e = entry{}
 	t.free = append(t.free, i)
 	t.n--
@@ -137,7 +143,7 @@ func (t *table) victim() uint32 {
 			t.cursor = 0
 		}
 		e := &t.entries[t.cursor]
-		if !e.used {
+		if !e.used() {
 			continue
 		}
 		if best < 0 || e.last < t.entries[best].last {
