@@ -151,17 +151,26 @@ func prefixCond(name string, p netip.Prefix, d Dialect, args *[]any) string {
 	}
 	lh, ll := AddrParts(p.Addr())
 	hiCol, loCol := Quote(name+"_hi"), Quote(name+"_lo")
+	var c string
 	switch {
 	case bits == 0:
-		return "TRUE"
+		c = "TRUE"
 	case bits >= 64:
 		mask := hostMask(bits - 64)
-		return "(" + hiCol + " = " + d.Bind(args, lh) + " AND " + loCol + " BETWEEN " +
+		c = "(" + hiCol + " = " + d.Bind(args, lh) + " AND " + loCol + " BETWEEN " +
 			d.Bind(args, ll) + " AND " + d.Bind(args, ll|mask) + ")"
 	default:
-		return "(" + hiCol + " BETWEEN " + d.Bind(args, lh) + " AND " + d.Bind(args, lh|hostMask(bits)) + ")"
+		c = "(" + hiCol + " BETWEEN " + d.Bind(args, lh) + " AND " + d.Bind(args, lh|hostMask(bits)) + ")"
 	}
+	if p.Addr().Is6() && p.Overlaps(v4Mapped) {
+		// IPv4 is stored IPv4-mapped; an IPv6 prefix must not match it.
+		c = "(" + c + " AND NOT (" + hiCol + " = " + d.Bind(args, uint64(0)) + " AND " + loCol + " BETWEEN " +
+			d.Bind(args, uint64(0xffff00000000)) + " AND " + d.Bind(args, uint64(0xffffffffffff)) + "))"
+	}
+	return c
 }
+
+var v4Mapped = netip.MustParsePrefix("::ffff:0:0/96")
 
 // hostMask has the low 64-bits bits set.
 func hostMask(bits int) uint64 {
@@ -265,7 +274,7 @@ func (p *Plan) aggSQL(q Request, from, where string, d Dialect) (string, error) 
 		case "count":
 			x = d.Uint("count(*)")
 		case "sum":
-			x = d.Uint("sum(" + Quote(a.Field) + ")")
+			x = d.Uint("coalesce(sum(" + Quote(a.Field) + "), 0)")
 		case "count_distinct":
 			f, _ := flow.FieldByName(a.Field)
 			exprs, _ := fieldExprs(f)
