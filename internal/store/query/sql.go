@@ -102,11 +102,11 @@ type Plan struct {
 	offset   int
 }
 
-// Filter compiles a parsed filter to an SQL condition ("TRUE" for nil).
+// Filter compiles a parsed filter to an SQL condition (always true for nil).
 func Filter(e Expr, d Dialect, args *[]any) string {
 	switch e := e.(type) {
 	case nil:
-		return "TRUE"
+		return "(1 = 1)"
 	case And:
 		return "(" + Filter(e.L, d, args) + " AND " + Filter(e.R, d, args) + ")"
 	case Or:
@@ -154,7 +154,7 @@ func prefixCond(name string, p netip.Prefix, d Dialect, args *[]any) string {
 	var c string
 	switch {
 	case bits == 0:
-		c = "TRUE"
+		c = "(1 = 1)"
 	case bits >= 64:
 		mask := hostMask(bits - 64)
 		c = "(" + hiCol + " = " + d.Bind(args, lh) + " AND " + loCol + " BETWEEN " +
