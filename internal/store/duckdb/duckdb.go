@@ -10,6 +10,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -468,6 +469,12 @@ func deref(ptrs, vals []any) []any {
 type dialect struct{}
 
 func (dialect) Bind(args *[]any, v any) string {
+	if u, ok := v.(uint64); ok {
+		if u > math.MaxInt64 { // database/sql refuses to bind these; a formatted number is safe
+			return "CAST(" + strconv.FormatUint(u, 10) + " AS UBIGINT)"
+		}
+		v = int64(u)
+	}
 	*args = append(*args, v)
 	return "?"
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"flowlog/internal/flow"
 )
@@ -57,8 +58,12 @@ type Value struct {
 	Prefix netip.Prefix
 }
 
-// maxDepth bounds nesting so hostile input cannot exhaust the stack.
-const maxDepth = 64
+// Limits that keep hostile input from exhausting the stack or the server:
+// nesting of parentheses and not, and the filter's length.
+const (
+	maxDepth     = 64
+	MaxFilterLen = 16 << 10
+)
 
 // Parse parses a filter such as
 //
@@ -66,6 +71,12 @@ const maxDepth = 64
 //
 // An empty filter yields a nil Expr, which matches everything.
 func Parse(s string) (Expr, error) {
+	if len(s) > MaxFilterLen {
+		return nil, fmt.Errorf("%w: filter longer than %d bytes", ErrSyntax, MaxFilterLen)
+	}
+	if !utf8.ValidString(s) {
+		return nil, fmt.Errorf("%w: filter is not valid UTF-8", ErrSyntax)
+	}
 	toks, err := lex(s)
 	if err != nil {
 		return nil, err

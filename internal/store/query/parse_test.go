@@ -106,3 +106,40 @@ func TestParse(t *testing.T) {
 		}
 	}
 }
+
+func TestLongChain(t *testing.T) {
+	in := "tos = 0" + strings.Repeat(" or tos = 1 and tos = 2", 600)
+	e, err := Parse(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var args []any
+	sql := Filter(e, placeholderDialect{}, &args)
+	if depth := maxParens(sql); depth > 4 {
+		t.Errorf("SQL nests %d deep for a flat chain", depth)
+	}
+	if _, err := Parse(strings.Repeat("tos = 0 or ", 2000) + "tos = 0"); !errors.Is(err, ErrSyntax) {
+		t.Errorf("over-long filter: %v, want ErrSyntax", err)
+	}
+}
+
+func maxParens(s string) int {
+	d, m := 0, 0
+	for _, c := range s {
+		switch c {
+		case '(':
+			d++
+			m = max(m, d)
+		case ')':
+			d--
+		}
+	}
+	return m
+}
+
+type placeholderDialect struct{}
+
+func (placeholderDialect) Bind(args *[]any, v any) string   { *args = append(*args, v); return "?" }
+func (placeholderDialect) Uint(x string) string             { return x }
+func (placeholderDialect) CountDistinct(x []string) string  { return strings.Join(x, ",") }
+func (placeholderDialect) Bucket(x string, ms int64) string { return x }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"unicode/utf8"
 
 	"flowlog/internal/flow"
 )
@@ -108,9 +109,9 @@ func Filter(e Expr, d Dialect, args *[]any) string {
 	case nil:
 		return "(1 = 1)"
 	case And:
-		return "(" + Filter(e.L, d, args) + " AND " + Filter(e.R, d, args) + ")"
+		return "(" + strings.Join(chain(e, d, args), " AND ") + ")"
 	case Or:
-		return "(" + Filter(e.L, d, args) + " OR " + Filter(e.R, d, args) + ")"
+		return "(" + strings.Join(chain(e, d, args), " OR ") + ")"
 	case Not:
 		return "(NOT " + Filter(e.X, d, args) + ")"
 	case Cmp:
@@ -130,6 +131,37 @@ func Filter(e Expr, d Dialect, args *[]any) string {
 		return "(" + Quote(e.Field.Name) + " IN (" + strings.Join(parts, ", ") + "))"
 	}
 	panic(fmt.Sprintf("query: unknown node %T", e))
+}
+
+// chain flattens a run of the same operator (a and b and c …) into one
+// list, so long filters do not nest deeply in SQL.
+func chain(e Expr, d Dialect, args *[]any) []string {
+	var l, r Expr
+	switch x := e.(type) {
+	case And:
+		l, r = x.L, x.R
+	case Or:
+		l, r = x.L, x.R
+	}
+	var out []string
+	if sameOp(l, e) {
+		out = chain(l, d, args)
+	} else {
+		out = []string{Filter(l, d, args)}
+	}
+	return append(out, Filter(r, d, args))
+}
+
+func sameOp(a, b Expr) bool {
+	switch a.(type) {
+	case And:
+		_, ok := b.(And)
+		return ok
+	case Or:
+		_, ok := b.(Or)
+		return ok
+	}
+	return false
 }
 
 func (v Value) sqlValue(f flow.Field) any {
@@ -379,7 +411,8 @@ func addrText(a netip.Addr) string {
 }
 
 // RecordColumns returns the stored column values of r, in Columns order,
-// typed uint64, int64 or string.
+// typed uint64, int64 or string. Strings are stored as valid UTF-8: an
+// invalid byte becomes U+FFFD rather than failing the whole batch.
 func RecordColumns(r *flow.Record, out []any) []any {
 	out = out[:0]
 	for _, f := range flow.Fields {
@@ -387,6 +420,11 @@ func RecordColumns(r *flow.Record, out []any) []any {
 		case netip.Addr:
 			hi, lo := AddrParts(v)
 			out = append(out, hi, lo)
+		case string:
+			if !utf8.ValidString(v) {
+				v = strings.ToValidUTF8(v, "\uFFFD")
+			}
+			out = append(out, v)
 		default:
 			out = append(out, v)
 		}
