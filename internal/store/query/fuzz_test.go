@@ -70,7 +70,9 @@ func FuzzFilter(f *testing.F) {
 		}
 		q := query.Request{Since: storetest.Base, Until: storetest.Base.Add(3 * time.Hour), Where: where,
 			Aggregates: []query.Aggregate{{Func: "count"}}}
-		resp, err := s.Query(ctx, id, q)
+		qctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		resp, err := s.Query(qctx, id, q)
 		if err != nil {
 			t.Fatalf("query %q: %v", where, err)
 		}
