@@ -92,3 +92,7 @@ func ExpiredBefore(now time.Time, days int) (int64, bool) {
 	}
 	return Day(now.UnixMilli()) - int64(days) + 1, true
 }
+
+// LocalAccount owns the streams of the embedded store when it is used
+// without the control plane (flowlog meter / query / export --data-dir).
+const LocalAccount = "local"

@@ -491,3 +491,26 @@ func (dialect) CountDistinct(exprs []string) string {
 func (dialect) Bucket(x string, ms int64) string {
 	return fmt.Sprintf("((%s // %d) * %d)", x, ms, ms)
 }
+
+// OpenLocal opens the store in dir and finds the named log stream of
+// store.LocalAccount, creating it if create is set (an import) or failing
+// with store.ErrNoStream otherwise (a query): what the command-line tools
+// work on.
+func OpenLocal(ctx context.Context, dir, stream string, create bool) (*Store, store.StreamID, error) {
+	id := store.StreamID{Account: store.LocalAccount, Stream: stream}
+	if err := id.Validate(); err != nil {
+		return nil, id, err
+	}
+	s, err := New(Config{Dir: dir})
+	if err != nil {
+		return nil, id, err
+	}
+	if _, err = s.Stream(ctx, id); errors.Is(err, store.ErrNoStream) && create {
+		err = s.CreateStream(ctx, store.Stream{StreamID: id, Group: store.LocalAccount})
+	}
+	if err != nil {
+		s.Close()
+		return nil, id, err
+	}
+	return s, id, nil
+}
