@@ -43,6 +43,10 @@ type Store struct {
 
 	mu      sync.Mutex // one writer: appends, DDL and the day cache
 	streams map[store.StreamID]*streamState
+	// drop keeps tables from being dropped under a running query:
+	// queries hold it shared, retention and deletion exclusively (taken
+	// before mu).
+	drop sync.RWMutex
 }
 
 type streamState struct {
@@ -209,6 +213,8 @@ func (s *Store) list(ctx context.Context, where string, args ...any) ([]store.St
 
 // DeleteStream implements store.Store.
 func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
+	s.drop.Lock()
+	defer s.drop.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.streams[id]
@@ -258,6 +264,8 @@ func (s *Store) Expire(ctx context.Context, now time.Time) error {
 		rets = append(rets, r)
 	}
 	rows.Close()
+	s.drop.Lock()
+	defer s.drop.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, r := range rets {
@@ -370,6 +378,8 @@ var duckType = map[query.SQLType]string{query.SQLUint: "UBIGINT", query.SQLInt: 
 
 // Query implements store.Store.
 func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error) {
+	s.drop.RLock()
+	defer s.drop.RUnlock()
 	from, err := s.from(id, q.Since, q.Until)
 	if err != nil {
 		return nil, err
