@@ -57,12 +57,27 @@ func load(b *testing.B) *dataset {
 	return shared
 }
 
+// benchDir holds the data set's files; TestMain removes it.
+var benchDir string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if shared != nil {
+		shared.duck.Close()
+	}
+	if benchDir != "" {
+		os.RemoveAll(benchDir)
+	}
+	os.Exit(code)
+}
+
 func build(b *testing.B) (*dataset, error) {
 	ctx := context.Background()
 	dir, err := os.MkdirTemp("", "flowlog-bench-")
 	if err != nil {
 		return nil, err
 	}
+	benchDir = dir
 	d := &dataset{n: records(), nfDir: filepath.Join(dir, "nfcapd")}
 	if d.duck, err = duckdb.New(duckdb.Config{Dir: filepath.Join(dir, "duckdb")}); err != nil {
 		return nil, err

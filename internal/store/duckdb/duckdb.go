@@ -41,7 +41,8 @@ type Store struct {
 	db        *sql.DB
 	connector *duckdb.Connector
 
-	mu      sync.Mutex // one writer: appends, DDL and the day cache
+	mu      sync.Mutex   // one writer: appends and DDL
+	view    sync.RWMutex // streams and their days: changed holding mu and view
 	streams map[store.StreamID]*streamState
 	// drop keeps tables from being dropped under a running query:
 	// queries hold it shared, retention and deletion exclusively (taken
@@ -94,6 +95,9 @@ func (s *Store) load() error {
 		num INTEGER PRIMARY KEY, account VARCHAR NOT NULL, stream VARCHAR NOT NULL,
 		log_group VARCHAR NOT NULL, retention_days INTEGER NOT NULL, created BIGINT NOT NULL,
 		UNIQUE (account, stream))`)
+	if err == nil {
+		_, err = s.db.Exec(createTable(emptyTable))
+	}
 	if err != nil {
 		return fmt.Errorf("duckdb store: catalog: %w", err)
 	}
@@ -171,7 +175,9 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 	if err != nil {
 		return fmt.Errorf("duckdb store: create stream %s: %w", st.StreamID, err)
 	}
+	s.view.Lock()
 	s.streams[st.StreamID] = &streamState{num: num}
+	s.view.Unlock()
 	return nil
 }
 
@@ -217,6 +223,8 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 	defer s.drop.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.view.Lock()
+	defer s.view.Unlock()
 	st, ok := s.streams[id]
 	if !ok {
 		return fmt.Errorf("%w: %s", store.ErrNoStream, id)
@@ -268,6 +276,8 @@ func (s *Store) Expire(ctx context.Context, now time.Time) error {
 	defer s.drop.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.view.Lock()
+	defer s.view.Unlock()
 	for _, r := range rets {
 		st, ok := s.streams[r.id]
 		if !ok {
@@ -307,10 +317,12 @@ func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Recor
 	if err != nil {
 		return fmt.Errorf("duckdb store: append to %s: %w", id, err)
 	}
+	s.view.Lock()
 	for _, d := range newDays {
 		i, _ := slices.BinarySearch(st.days, d)
 		st.days = slices.Insert(st.days, i, d)
 	}
+	s.view.Unlock()
 	return nil
 }
 
@@ -385,10 +397,7 @@ func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (
 		return nil, err
 	}
 	if from == "" { // no day of the window holds data: answer from an empty table
-		from = "(SELECT * FROM " + query.Quote("empty_flows") + ")"
-		if err := s.ensureEmpty(ctx); err != nil {
-			return nil, err
-		}
+		from = "(SELECT * FROM " + query.Quote(emptyTable) + ")"
 	}
 	p, err := query.Compile(q, from, dialect{})
 	if err != nil {
@@ -416,19 +425,13 @@ func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (
 	return resp, nil
 }
 
-func (s *Store) ensureEmpty(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, err := s.db.ExecContext(ctx, createTable("empty_flows")); err != nil {
-		return fmt.Errorf("duckdb store: %w", err)
-	}
-	return nil
-}
+// emptyTable stands in for a window without data.
+const emptyTable = "empty_flows"
 
 // from returns the union of the day tables overlapping [since, until).
 func (s *Store) from(id store.StreamID, since, until time.Time) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.view.RLock()
+	defer s.view.RUnlock()
 	st, ok := s.streams[id]
 	if !ok {
 		return "", fmt.Errorf("%w: %s", store.ErrNoStream, id)
