@@ -69,7 +69,13 @@ func New(cfg Config) (*Store, error) {
 	if cfg.Threads > 0 {
 		dsn += "?threads=" + strconv.Itoa(cfg.Threads)
 	}
-	c, err := duckdb.NewConnector(dsn, nil)
+	c, err := duckdb.NewConnector(dsn, func(ex driver.ExecerContext) error {
+		// Group-bys over addresses and ports have keys with small ranges
+		// (an IPv4 /16 is 16 bits): let DuckDB aggregate them in an array
+		// rather than a hash table. The default stops at 12 bits.
+		_, err := ex.ExecContext(context.Background(), "SET perfect_ht_threshold = 18", nil)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("duckdb store: open %s: %w", dsn, err)
 	}
