@@ -8,6 +8,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"math"
@@ -353,8 +354,6 @@ func appendTx(ctx context.Context, dc driver.Conn, st *streamState, recs []flow.
 		}
 		byDay[d] = append(byDay[d], i)
 	}
-	row := make([]driver.Value, len(query.Columns))
-	vals := make([]any, 0, len(query.Columns))
 	for _, d := range days {
 		name := tableName(st.num, d)
 		if _, found := slices.BinarySearch(st.days, d); !found {
@@ -363,25 +362,94 @@ func appendTx(ctx context.Context, dc driver.Conn, st *streamState, recs []flow.
 			}
 			newDays = append(newDays, d)
 		}
-		a, err := duckdb.NewAppenderFromConn(dc, "", name)
-		if err != nil {
-			return nil, err
-		}
-		for _, i := range byDay[d] {
-			vals = query.RecordColumns(&recs[i], vals)
-			for j, v := range vals {
-				row[j] = v
-			}
-			if err := a.AppendRow(row...); err != nil {
-				a.Close()
-				return nil, err
-			}
-		}
-		if err := a.Close(); err != nil {
+		if err := appendDay(dc, name, recs, byDay[d]); err != nil {
 			return nil, err
 		}
 	}
 	return newDays, exec("COMMIT")
+}
+
+// appendDay appends the records at idx to one day table. Handing strings
+// to DuckDB costs three cgo calls each, so the Appender gets a small code
+// per string instead, and its INSERT maps codes back through a dictionary
+// of the batch's distinct strings (few: ids, actions, reasons).
+func appendDay(dc driver.Conn, table string, recs []flow.Record, idx []int) error {
+	dicts := make([]dictionary, len(query.Columns))
+	rows := make([][]driver.Value, len(idx))
+	vals := make([]any, 0, len(query.Columns))
+	for k, i := range idx {
+		vals = query.RecordColumns(&recs[i], vals)
+		row := make([]driver.Value, len(vals))
+		for j, v := range vals {
+			if str, ok := v.(string); ok {
+				row[j] = dicts[j].code(str)
+			} else {
+				row[j] = v
+			}
+		}
+		rows[k] = row
+	}
+	sel := make([]string, len(query.Columns))
+	types := make([]duckdb.TypeInfo, len(query.Columns))
+	for j, c := range query.Columns {
+		t := map[query.SQLType]duckdb.Type{query.SQLUint: duckdb.TYPE_UBIGINT, query.SQLInt: duckdb.TYPE_BIGINT, query.SQLString: duckdb.TYPE_UINTEGER}[c.Type]
+		var err error
+		if types[j], err = duckdb.NewTypeInfo(t); err != nil {
+			return err
+		}
+		sel[j] = fmt.Sprintf("c%d", j)
+		if c.Type == query.SQLString {
+			sel[j] = dicts[j].sql(sel[j])
+		}
+	}
+	names := make([]string, len(query.Columns))
+	for j := range names {
+		names[j] = fmt.Sprintf("c%d", j)
+	}
+	q := "INSERT INTO " + query.Quote(table) + " SELECT " + strings.Join(sel, ", ") + " FROM batch"
+	a, err := duckdb.NewQueryAppender(dc, q, "batch", types, names)
+	if err != nil {
+		return err
+	}
+	for _, row := range rows {
+		if err := a.AppendRow(row...); err != nil {
+			a.Close()
+			return err
+		}
+	}
+	return a.Close()
+}
+
+// dictionary numbers the distinct strings of one column in a batch.
+type dictionary struct {
+	codes  map[string]uint32
+	values []string
+}
+
+func (d *dictionary) code(s string) uint32 {
+	c, ok := d.codes[s]
+	if !ok {
+		if d.codes == nil {
+			d.codes = map[string]uint32{}
+		}
+		c = uint32(len(d.values))
+		d.codes[s] = c
+		d.values = append(d.values, s)
+	}
+	return c
+}
+
+// sql maps a code column back to its string. The strings are written in
+// hex, so no byte of theirs (quotes, NUL) can reach the SQL text.
+func (d *dictionary) sql(col string) string {
+	if len(d.values) == 0 {
+		return "''"
+	}
+	items := make([]string, len(d.values))
+	for i, v := range d.values {
+		items[i] = "decode(from_hex('" + hex.EncodeToString([]byte(v)) + "'))"
+	}
+	return "([" + strings.Join(items, ", ") + "])[" + col + " + 1]"
 }
 
 func createTable(name string) string {

@@ -21,7 +21,7 @@ var Base = time.Date(2026, 3, 14, 22, 0, 0, 0, time.UTC)
 func Records(n int, span time.Duration, seed uint64) []flow.Record {
 	rng := rand.New(rand.NewPCG(seed, 42))
 	recs := make([]flow.Record, n)
-	strs := []string{"ACCEPT", "REJECT", "it's", `a"b`, "x\\y", "tab\there", "ünï"}
+	strs := []string{"ACCEPT", "REJECT", "it's", `a"b`, "x\\y", "tab\there", "ünï", "nul\x00byte"}
 	for i := range recs {
 		r := &recs[i]
 		r.Version = flow.RecordVersion
