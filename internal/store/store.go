@@ -17,9 +17,10 @@ import (
 
 // Sentinel errors callers branch on.
 var (
-	ErrNoStream     = errors.New("log stream not found")
-	ErrInvalidName  = errors.New("invalid log stream name")
-	ErrUnknownField = errors.New("unknown field")
+	ErrNoStream         = errors.New("log stream not found")
+	ErrInvalidName      = errors.New("invalid log stream name")
+	ErrInvalidRetention = errors.New("invalid retention")
+	ErrUnknownField     = errors.New("unknown field")
 )
 
 // StreamID names a log stream: the account that owns it and the id the
@@ -49,6 +50,17 @@ type Stream struct {
 	Group         string    `json:"log_group,omitempty"`
 	RetentionDays int       `json:"retention_days,omitempty"`
 	Created       time.Time `json:"created"`
+}
+
+// Validate checks the id and that the retention is not negative.
+func (s Stream) Validate() error {
+	if err := s.StreamID.Validate(); err != nil {
+		return err
+	}
+	if s.RetentionDays < 0 {
+		return fmt.Errorf("%w: %d days", ErrInvalidRetention, s.RetentionDays)
+	}
+	return nil
 }
 
 // Store is what the rest of flowlog needs from a log store backend.

@@ -119,9 +119,6 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 	if err := st.Validate(); err != nil {
 		return err
 	}
-	if st.RetentionDays < 0 {
-		st.RetentionDays = 0
-	}
 	if old, err := s.Stream(ctx, st.StreamID); err == nil {
 		st.Created = old.Created
 	} else if !errors.Is(err, store.ErrNoStream) {

@@ -59,6 +59,9 @@ func testNamespaces(ctx context.Context, t *testing.T, s store.Store) {
 	if err := s.CreateStream(ctx, store.Stream{StreamID: store.StreamID{Account: "", Stream: "x"}}); !errors.Is(err, store.ErrInvalidName) {
 		t.Errorf("empty account: %v, want ErrInvalidName", err)
 	}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: a, RetentionDays: -1}); !errors.Is(err, store.ErrInvalidRetention) {
+		t.Errorf("negative retention: %v, want ErrInvalidRetention", err)
+	}
 	recs := Records(100, time.Hour, 7)
 	if err := s.Append(ctx, a, recs); err != nil {
 		t.Fatal(err)
