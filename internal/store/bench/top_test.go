@@ -25,6 +25,7 @@ import (
 // dataset is the same flows in DuckDB, ClickHouse and nfcapd's files.
 type dataset struct {
 	n      int
+	chPID  int
 	duck   *duckdb.Store
 	ch     *clickhouse.Store
 	nfdump string // nfdump binary
@@ -82,7 +83,9 @@ func build(b *testing.B) (*dataset, error) {
 	if d.duck, err = duckdb.New(duckdb.Config{Dir: filepath.Join(dir, "duckdb")}); err != nil {
 		return nil, err
 	}
-	if d.ch, err = clickhouse.New(ctx, clickhouse.Config{URL: chtest.Start(b)}); err != nil {
+	url := chtest.Start(b)
+	d.chPID = chtest.PID(url)
+	if d.ch, err = clickhouse.New(ctx, clickhouse.Config{URL: url}); err != nil {
 		return nil, err
 	}
 	for _, s := range []store.Store{d.duck, d.ch} {
@@ -204,25 +207,18 @@ func BenchmarkTop10(b *testing.B) {
 		}
 	}
 	b.Logf("top 10 over %d records: %v", d.n, want)
-	b.Run("duckdb", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := storeTop(d.duck); err != nil {
-				b.Fatal(err)
+	bench := func(name string, cpu func() time.Duration, top func() ([]entry, error)) {
+		b.Run(name, func(b *testing.B) {
+			c0 := cpu()
+			for b.Loop() {
+				if _, err := top(); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-	})
-	b.Run("clickhouse", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := storeTop(d.ch); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.Run("nfdump", func(b *testing.B) {
-		for b.Loop() {
-			if _, err := d.nfdumpTop(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+			b.ReportMetric(float64(cpu()-c0)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+		})
+	}
+	bench("duckdb", cpuSelf, func() ([]entry, error) { return storeTop(d.duck) })
+	bench("clickhouse", func() time.Duration { return cpuPID(d.chPID) }, func() ([]entry, error) { return storeTop(d.ch) })
+	bench("nfdump", cpuChildren, d.nfdumpTop)
 }

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,6 +35,16 @@ const config = `<?xml version="1.0"?>
   <max_concurrent_queries>20</max_concurrent_queries>
 </yandex>
 `
+
+var pids sync.Map // URL → server pid
+
+// PID returns the process id of the server Start started at url, or 0.
+func PID(url string) int {
+	if p, ok := pids.Load(url); ok {
+		return p.(int)
+	}
+	return 0
+}
 
 // Start runs clickhouse-server and returns the URL of its HTTP interface;
 // the server stops when the test ends. CLICKHOUSE_URL, when set, points
@@ -74,6 +85,7 @@ func Start(t testing.TB) string {
 		out.Close()
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	pids.Store(url, cmd.Process.Pid)
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		resp, err := http.Get(url + "/ping")
