@@ -162,8 +162,8 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 	return t, nil
 }
 
-// tableFields are the record fields a table shows; csv and json show all.
-var tableFields = []string{"start", "end", "srcaddr", "srcport", "dstaddr", "dstport", "protocol", "packets", "bytes", "action", "flow_log_id", "interface_id"}
+// queryTableFields are the record fields a table shows; csv and json show all.
+var queryTableFields = []string{"start", "end", "srcaddr", "srcport", "dstaddr", "dstport", "protocol", "packets", "bytes", "action", "flow_log_id", "interface_id"}
 
 func printResponse(w io.Writer, resp *query.Response, format string) error {
 	if format == "json" {
@@ -203,7 +203,7 @@ func tabulate(resp *query.Response, pretty bool) ([]string, [][]string) {
 		fields := flow.Fields
 		if pretty {
 			fields = nil
-			for _, n := range tableFields {
+			for _, n := range queryTableFields {
 				f, _ := flow.FieldByName(n)
 				fields = append(fields, f)
 			}
