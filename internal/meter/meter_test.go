@@ -340,3 +340,27 @@ func TestLongSpan(t *testing.T) {
 		t.Errorf("30-day timeout: %v", err)
 	}
 }
+
+// FuzzFeed feeds arbitrary frames at arbitrary times: no panic, and every
+// packet is either in a record or in a drop counter.
+func FuzzFeed(f *testing.F) {
+	f.Add(uint16(packet.LinkEthernet), int64(0), frame(f, "10.0.0.1", "10.0.0.2", 6, 1, 2, "F", 3))
+	f.Add(uint16(packet.LinkRaw), int64(-5e9), []byte{0x45, 0, 0, 20, 0, 1, 0x20, 0, 64, 17, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Fuzz(func(t *testing.T, lt uint16, ts int64, data []byte) {
+		var packets uint64
+		m, _ := meter.New(meter.Config{MaxFlows: 2, InactiveTimeout: time.Second}, func(b []flow.Record) {
+			for _, r := range b {
+				packets += r.Packets
+			}
+		})
+		for i := range 3 { // the same frame at three times, and a prefix of it
+			m.Feed(time.Unix(0, ts+int64(i)*7e8), packet.LinkType(lt), data)
+			m.Feed(time.Unix(0, ts-int64(i)*3e9), packet.LinkType(lt), data[:len(data)/2])
+		}
+		m.Flush()
+		s := m.Stats()
+		if drops := s.NonIP + s.Truncated + s.Malformed + s.Unsupported; packets+drops != s.Packets {
+			t.Fatalf("%d packets in records + %d dropped != %d fed", packets, drops, s.Packets)
+		}
+	})
+}
