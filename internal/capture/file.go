@@ -12,7 +12,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"flowlog/internal/packet"
@@ -29,8 +28,7 @@ var ErrFormat = errors.New("capture: not a pcap or pcapng file")
 type File struct {
 	f     *os.File
 	cr    countingReader
-	read  func() ([]byte, gopacket.CaptureInfo, error)
-	link  func(ifIndex int) packet.LinkType
+	next  func() (time.Time, packet.LinkType, []byte, error)
 	size  int64
 	count uint64
 }
@@ -70,29 +68,31 @@ func OpenFile(path string) (*File, error) {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w: %w", path, ErrFormat, err)
 		}
-		fl.read = r.ZeroCopyReadPacketData
-		fl.link = func(ifIndex int) packet.LinkType {
-			if ifc, err := r.Interface(ifIndex); err == nil {
-				return packet.LinkType(ifc.LinkType)
+		fl.next = func() (time.Time, packet.LinkType, []byte, error) {
+			data, ci, err := r.ZeroCopyReadPacketData()
+			if err != nil {
+				return time.Time{}, 0, nil, err
 			}
-			return packet.LinkType(r.LinkType())
+			ifc, err := r.Interface(ci.InterfaceIndex)
+			if err != nil {
+				return time.Time{}, 0, nil, err
+			}
+			return ci.Timestamp, packet.LinkType(ifc.LinkType), data, nil
 		}
 	} else {
-		r, err := pcapgo.NewReader(br)
+		r, err := newPcapReader(br)
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("%s: %w: %w", path, ErrFormat, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		lt := packet.LinkType(r.LinkType())
-		fl.read = r.ZeroCopyReadPacketData
-		fl.link = func(int) packet.LinkType { return lt }
+		fl.next = r.next
 	}
 	return fl, nil
 }
 
 // Next returns the next frame, valid until the following call, or io.EOF.
 func (f *File) Next() (ts time.Time, lt packet.LinkType, frame []byte, err error) {
-	data, ci, err := f.read()
+	ts, lt, frame, err = f.next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return ts, 0, nil, io.EOF
@@ -103,7 +103,7 @@ func (f *File) Next() (ts time.Time, lt packet.LinkType, frame []byte, err error
 		return ts, 0, nil, fmt.Errorf("capture: after %d packets: %w", f.count, err)
 	}
 	f.count++
-	return ci.Timestamp, f.link(ci.InterfaceIndex), data, nil
+	return ts, lt, frame, nil
 }
 
 // Run hands every frame of the file to h, until the end of the file.

@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -171,4 +173,88 @@ func FuzzFile(f *testing.F) {
 		var info packet.Info
 		fl.Run(func(_ time.Time, lt packet.LinkType, frame []byte) { packet.Decode(lt, frame, &info) })
 	})
+}
+
+// swapPcap rewrites a little-endian pcap file as big-endian.
+func swapPcap(le []byte) []byte {
+	be := append([]byte{}, le...)
+	sw32 := func(b []byte) { b[0], b[1], b[2], b[3] = b[3], b[2], b[1], b[0] }
+	sw16 := func(b []byte) { b[0], b[1] = b[1], b[0] }
+	sw32(be[0:])
+	sw16(be[4:])
+	sw16(be[6:])
+	for _, o := range []int{8, 12, 16, 20} {
+		sw32(be[o:])
+	}
+	for off := 24; off+16 <= len(be); {
+		caplen := int(binary.LittleEndian.Uint32(le[off+8:]))
+		for o := 0; o < 16; o += 4 {
+			sw32(be[off+o:])
+		}
+		off += 16 + caplen
+	}
+	return be
+}
+
+// TestPcapReaderMatchesPcapgo reads every classic pcap of the corpus, and
+// big-endian and nanosecond variants, with our reader and with pcapgo.
+func TestPcapReaderMatchesPcapgo(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/*.pcap"))
+	dir := t.TempDir()
+	var paths []string
+	for _, p := range files {
+		data, _ := os.ReadFile(p)
+		if binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 {
+			continue // pcapng
+		}
+		paths = append(paths, p)
+		be := filepath.Join(dir, filepath.Base(p)+".be")
+		os.WriteFile(be, swapPcap(data), 0o644)
+		paths = append(paths, be)
+	}
+	// Nanosecond resolution, and frames larger than the read buffer.
+	ns := filepath.Join(dir, "ns.pcap")
+	fh, _ := os.Create(ns)
+	w := pcapgo.NewWriterNanos(fh)
+	w.WriteFileHeader(1<<22, layers.LinkTypeEthernet)
+	for i, n := range []int{60, 3 << 20, 1500} {
+		data := make([]byte, n)
+		data[n-1] = byte(i)
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, int64(i)*123456789), CaptureLength: n, Length: n}, data)
+	}
+	fh.Close()
+	paths = append(paths, ns)
+	if len(paths) < 90 {
+		t.Fatalf("only %d files", len(paths))
+	}
+	for _, p := range paths {
+		fh, _ := os.Open(p)
+		ref, err := pcapgo.NewReader(fh)
+		if err != nil {
+			t.Fatalf("%s: pcapgo: %v", p, err)
+		}
+		f, err := OpenFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; ; i++ {
+			wantData, ci, wantErr := ref.ReadPacketData()
+			ts, lt, data, err := f.Next()
+			if wantErr == io.EOF || err == io.EOF {
+				if wantErr != err {
+					t.Fatalf("%s #%d: end: %v, pcapgo %v", p, i, err, wantErr)
+				}
+				break
+			}
+			if err != nil || wantErr != nil {
+				t.Fatalf("%s #%d: %v, pcapgo %v", p, i, err, wantErr)
+			}
+			if !ts.Equal(ci.Timestamp) || lt != packet.LinkType(ref.LinkType()) || !bytes.Equal(data, wantData) {
+				t.Fatalf("%s #%d: frame differs (time %v vs %v, link %d vs %d, %d vs %d bytes)",
+					p, i, ts, ci.Timestamp, lt, ref.LinkType(), len(data), len(wantData))
+			}
+		}
+		fh.Close()
+		f.Close()
+	}
 }
