@@ -72,6 +72,19 @@ func TestOpenFileErrors(t *testing.T) {
 	if _, err := OpenFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing: %v", err)
 	}
+	// A corrupt length must be an error, not a gigabyte allocation.
+	huge := make([]byte, 24+16)
+	binary.LittleEndian.PutUint32(huge, 0xa1b2c3d4)
+	binary.LittleEndian.PutUint32(huge[16:], 0xffffffff)
+	binary.LittleEndian.PutUint32(huge[20:], 1)
+	binary.LittleEndian.PutUint32(huge[24+8:], 1<<30)
+	hp := filepath.Join(dir, "huge.pcap")
+	os.WriteFile(hp, huge, 0o644)
+	if f, err := OpenFile(hp); err != nil {
+		t.Error(err)
+	} else if _, _, _, err := f.Next(); !errors.Is(err, errFrameTooLong) {
+		t.Errorf("huge frame: %v", err)
+	}
 	// A file cut inside its last packet: earlier packets arrive, then an error.
 	data, _ := os.ReadFile(corpus(t, "icmp.pcap"))
 	cut := filepath.Join(dir, "cut.pcap")

@@ -25,9 +25,13 @@ type pcapReader struct {
 	big     []byte // frames larger than the buffer are copied here
 }
 
-// maxFrame bounds a frame's captured length when the header's snaplen does
-// not (as libpcap allows 256 KiB).
-const maxFrame = 262144
+// A frame's captured length may reach the header's snaplen, at least
+// minSnap (as libpcap allows) and at most maxSnap, so that a corrupt file
+// cannot make us allocate gigabytes.
+const (
+	minSnap = 262144
+	maxSnap = 16 << 20
+)
 
 func newPcapReader(br *bufio.Reader) (*pcapReader, error) {
 	h, err := br.Peek(24)
@@ -47,7 +51,7 @@ func newPcapReader(br *bufio.Reader) (*pcapReader, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown magic %#x", ErrFormat, binary.LittleEndian.Uint32(h))
 	}
-	r.maxLen = max(r.order.Uint32(h[16:]), maxFrame)
+	r.maxLen = min(max(r.order.Uint32(h[16:]), minSnap), maxSnap)
 	r.link = packet.LinkType(r.order.Uint32(h[20:]) & 0xffff) // upper bits: FCS info
 	br.Discard(24)
 	return r, nil
