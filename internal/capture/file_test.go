@@ -269,5 +269,34 @@ func TestPcapReaderMatchesPcapgo(t *testing.T) {
 		}
 		fh.Close()
 		f.Close()
+		checkBatches(t, p)
+	}
+}
+
+// checkBatches reads p with RunBatch and compares each frame with pcapgo's.
+func checkBatches(t *testing.T, p string) {
+	fh, _ := os.Open(p)
+	defer fh.Close()
+	ref, _ := pcapgo.NewReader(fh)
+	f, err := OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	err = f.RunBatch(func(frames []packet.Frame) {
+		for _, fr := range frames {
+			n++
+			want, ci, err := ref.ReadPacketData()
+			if err != nil || fr.TS != ci.Timestamp.UnixNano() || fr.Link != packet.LinkType(ref.LinkType()) || !bytes.Equal(fr.Data, want) {
+				t.Fatalf("%s #%d: batch frame differs from pcapgo's (%v)", p, n, err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	if _, _, err := ref.ReadPacketData(); err != io.EOF {
+		t.Fatalf("%s: RunBatch stopped after %d frames", p, n)
 	}
 }

@@ -100,3 +100,65 @@ func (r *pcapReader) next() (time.Time, packet.LinkType, []byte, error) {
 	}
 	return ts, r.link, data, nil
 }
+
+// nextBatch fills frames with up to len(frames) frames straight from the
+// read buffer, all valid until the following call; it returns how many.
+func (r *pcapReader) nextBatch(frames []packet.Frame) (int, error) {
+	if r.pending > 0 {
+		r.br.Discard(r.pending)
+		r.pending = 0
+	}
+	// Walk the headers first: peeking further may move the buffered bytes,
+	// so the frames are sliced only from the last peek.
+	var offs [64]int
+	n, off := 0, 0
+	for n < len(frames) && n < len(offs) {
+		h, err := r.br.Peek(off + 16)
+		if err != nil {
+			if n > 0 || (len(h) == off && err == io.EOF) {
+				break
+			}
+			return 0, io.ErrUnexpectedEOF
+		}
+		caplen := r.order.Uint32(h[off+8:])
+		if caplen > r.maxLen {
+			if n > 0 {
+				break // report it on the next call
+			}
+			return 0, fmt.Errorf("%w: %d > %d", errFrameTooLong, caplen, r.maxLen)
+		}
+		end := off + 16 + int(caplen)
+		if end > r.br.Size() {
+			break
+		}
+		if _, err := r.br.Peek(end); err != nil {
+			if n > 0 {
+				break
+			}
+			return 0, io.ErrUnexpectedEOF
+		}
+		offs[n] = off
+		n++
+		off = end
+	}
+	if n == 0 { // a frame larger than the buffer, or the end
+		ts, lt, data, err := r.next()
+		if err != nil {
+			return 0, err
+		}
+		frames[0] = packet.Frame{TS: ts.UnixNano(), Link: lt, Data: data}
+		return 1, nil
+	}
+	buf, _ := r.br.Peek(off)
+	for i := range n {
+		h := buf[offs[i]:]
+		ns := int64(r.order.Uint32(h[4:]))
+		if !r.nanos {
+			ns *= 1000
+		}
+		caplen := int(r.order.Uint32(h[8:]))
+		frames[i] = packet.Frame{TS: int64(r.order.Uint32(h))*1e9 + ns, Link: r.link, Data: h[16 : 16+caplen]}
+	}
+	r.pending = off
+	return n, nil
+}

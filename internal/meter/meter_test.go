@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,9 +13,11 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"flowlog/internal/capture"
 	"flowlog/internal/flow"
 	"flowlog/internal/meter"
 	"flowlog/internal/packet"
+	"flowlog/internal/testutil"
 )
 
 // frame builds an Ethernet/IPv4 frame with gopacket (independently of the
@@ -274,6 +278,17 @@ func TestFeedAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(50, feed); a != 0 {
 		t.Fatalf("%v allocations per %d packets", a, len(frames))
 	}
+	batch := make([]packet.Frame, len(frames))
+	feedBatch := func() {
+		for i, f := range frames {
+			now += 0.01
+			batch[i] = packet.Frame{TS: at(now).UnixNano(), Link: packet.LinkEthernet, Data: f}
+		}
+		m.FeedBatch(batch)
+	}
+	if a := testing.AllocsPerRun(50, feedBatch); a != 0 {
+		t.Fatalf("FeedBatch: %v allocations per %d packets", a, len(frames))
+	}
 }
 
 // TestConcurrentUse feeds one meter from several goroutines (as live
@@ -363,4 +378,29 @@ func FuzzFeed(f *testing.F) {
 			t.Fatalf("%d packets in records + %d dropped != %d fed", packets, drops, s.Packets)
 		}
 	})
+}
+
+// TestFeedBatchEqualsFeed meters every corpus capture and the
+// differential test's settings both ways: one frame at a time, and in
+// batches straight from the read buffer. The records must be identical.
+func TestFeedBatchEqualsFeed(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/*.pcap"))
+	for _, p := range files {
+		cfg := meter.Config{ActiveTimeout: 2 * time.Second, InactiveTimeout: time.Second, MaxFlows: 8}
+		one, _ := runFile(t, p, cfg)
+		var batched []flow.Record
+		m, _ := meter.New(cfg, func(b []flow.Record) { batched = append(batched, b...) })
+		f, err := capture.OpenFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.RunBatch(m.FeedBatch); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		m.Flush()
+		if !slices.Equal(one, batched) {
+			t.Fatalf("%s: %d records one by one, %d batched, or they differ", filepath.Base(p), len(one), len(batched))
+		}
+	}
 }
