@@ -182,9 +182,21 @@ func FuzzFile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		defer fl.Close()
 		var info packet.Info
-		fl.Run(func(_ time.Time, lt packet.LinkType, frame []byte) { packet.Decode(lt, frame, &info) })
+		var one, batched int
+		err1 := fl.Run(func(_ time.Time, lt packet.LinkType, frame []byte) { one++; packet.Decode(lt, frame, &info) })
+		fl.Close()
+		fl, _ = OpenFile(p)
+		err2 := fl.RunBatch(func(frames []packet.Frame) {
+			for _, f := range frames {
+				batched++
+				packet.Decode(f.Link, f.Data, &info)
+			}
+		})
+		fl.Close()
+		if one != batched || (err1 == nil) != (err2 == nil) {
+			t.Fatalf("Run: %d frames, %v; RunBatch: %d frames, %v", one, err1, batched, err2)
+		}
 	})
 }
 
