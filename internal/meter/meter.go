@@ -89,6 +89,7 @@ type Meter struct {
 	nextSwp  int64
 	now      int64 // latest time seen, ns
 	epoch    int64 // ms; entries keep their times relative to it
+	epochSet bool
 
 	sampling uint32
 	skip     uint32
@@ -185,8 +186,8 @@ func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
 // admit counts a packet, moves the clock, and applies sampling.
 func (m *Meter) admit(now int64) bool {
 	m.stats.Packets++
-	if m.epoch == 0 {
-		m.epoch = now/1e6 - epochSlack
+	if !m.epochSet {
+		m.epoch, m.epochSet = now/1e6-epochSlack, true
 	}
 	if now > m.now {
 		m.now = now
