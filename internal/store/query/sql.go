@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -241,10 +242,19 @@ func Compile(q Request, from string, d Dialect) (*Plan, error) {
 	return p, nil
 }
 
-// rawOrder makes paging deterministic: records equal in all of these are
-// indistinguishable to the user.
-var rawOrder = []string{"end", "start", "srcaddr_hi", "srcaddr_lo", "dstaddr_hi", "dstaddr_lo",
-	"srcport", "dstport", "protocol", "bytes", "packets", "flow_log_id", "interface_id"}
+// RawOrder is the order of raw records: by time and 5-tuple first, then
+// by every other column, so pages never overlap or skip, whatever order
+// the engine would give to ties.
+var RawOrder = func() []string {
+	order := []string{"end", "start", "srcaddr_hi", "srcaddr_lo", "dstaddr_hi", "dstaddr_lo",
+		"srcport", "dstport", "protocol", "bytes", "packets"}
+	for _, c := range Columns {
+		if !slices.Contains(order, c.Name) {
+			order = append(order, c.Name)
+		}
+	}
+	return order
+}()
 
 func (p *Plan) rawSQL(from, where string) string {
 	names := make([]string, len(Columns))
@@ -252,8 +262,8 @@ func (p *Plan) rawSQL(from, where string) string {
 		names[i] = Quote(c.Name)
 		p.Types = append(p.Types, c.Type)
 	}
-	order := make([]string, len(rawOrder))
-	for i, n := range rawOrder {
+	order := make([]string, len(RawOrder))
+	for i, n := range RawOrder {
 		order[i] = Quote(n)
 	}
 	return "SELECT " + strings.Join(names, ", ") + " FROM " + from + " WHERE " + where +
