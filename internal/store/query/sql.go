@@ -84,6 +84,8 @@ type Dialect interface {
 	Bind(args *[]any, v any) string
 	// Uint casts an expression to an unsigned 64-bit integer.
 	Uint(expr string) string
+	// Sum sums an unsigned 64-bit column.
+	Sum(col string) string
 	// CountDistinct counts distinct tuples of the expressions.
 	CountDistinct(exprs []string) string
 	// Bucket rounds the time expression down to a multiple of ms.
@@ -316,7 +318,7 @@ func (p *Plan) aggSQL(q Request, from, where string, d Dialect) (string, error) 
 		case "count":
 			x = d.Uint("count(*)")
 		case "sum":
-			x = d.Uint("coalesce(sum(" + Quote(a.Field) + "), 0)")
+			x = d.Uint("coalesce(" + d.Sum(Quote(a.Field)) + ", 0)")
 		case "count_distinct":
 			f, _ := flow.FieldByName(a.Field)
 			exprs, _ := fieldExprs(f)
