@@ -181,7 +181,9 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-type unsigned interface{ ~uint8 | ~uint16 | ~uint32 | ~uint64 }
+type unsigned interface {
+	~uint8 | ~uint16 | ~uint32 | ~uint64
+}
 
 func uintField[T unsigned](name string, p func(*Record) *T) Field {
 	return Field{Name: name, Kind: KindUint,

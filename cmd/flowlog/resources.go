@@ -1,0 +1,325 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"flowlog/internal/client"
+)
+
+func init() {
+	commands = append(commands, newGatewaysCmd, newLogGroupsCmd, newFlowLogsCmd, newAccessKeysCmd)
+}
+
+// apiFlags are the flags every API client command shares.
+type apiFlags struct {
+	server string
+	output string
+}
+
+func (a *apiFlags) register(cmd *cobra.Command) {
+	def := os.Getenv("FLOWLOG_SERVER")
+	if def == "" {
+		def = "http://127.0.0.1:8080"
+	}
+	cmd.PersistentFlags().StringVar(&a.server, "server", def, "flowlog server URL (env FLOWLOG_SERVER)")
+	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table or json")
+}
+
+func (a *apiFlags) client() (*client.Client, error) {
+	id, secret := os.Getenv("FLOWLOG_ACCESS_KEY_ID"), os.Getenv("FLOWLOG_ACCESS_KEY_SECRET")
+	if id == "" || secret == "" {
+		return nil, errors.New("set FLOWLOG_ACCESS_KEY_ID and FLOWLOG_ACCESS_KEY_SECRET to an access key")
+	}
+	if a.output != "table" && a.output != "json" {
+		return nil, fmt.Errorf("--output must be table or json, not %q", a.output)
+	}
+	return client.New(a.server, id, secret), nil
+}
+
+// call sends one request and prints the answer: the JSON as the server sent
+// it with --output json, else a table of listKey's items (or the object).
+func (a *apiFlags) call(method, path string, q url.Values, body any, listKey string, columns []string) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	resp, err := c.Do(context.Background(), method, path, q, body, nil)
+	if err != nil {
+		return err
+	}
+	return a.print(resp.Body, listKey, columns)
+}
+
+func (a *apiFlags) print(raw []byte, listKey string, columns []string) error {
+	if len(raw) == 0 {
+		return nil
+	}
+	if a.output == "json" {
+		var buf bytes.Buffer
+		if err := json.Indent(&buf, raw, "", "  "); err != nil {
+			return err
+		}
+		buf.WriteByte('\n')
+		_, err := os.Stdout.Write(buf.Bytes())
+		return err
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return err
+	}
+	if items, ok := obj[listKey].([]any); ok && listKey != "" {
+		rows := make([]map[string]any, 0, len(items))
+		for _, it := range items {
+			rows = append(rows, it.(map[string]any))
+		}
+		return client.PrintTable(os.Stdout, rows, columns)
+	}
+	return client.PrintObject(os.Stdout, obj)
+}
+
+// field maps a command-line flag to a JSON body field.
+type field struct {
+	flag, json, kind, usage string // kind: string, int, bool
+}
+
+func addFields(cmd *cobra.Command, fields []field) {
+	for _, f := range fields {
+		switch f.kind {
+		case "int":
+			cmd.Flags().Int(f.flag, 0, f.usage)
+		case "bool":
+			cmd.Flags().Bool(f.flag, false, f.usage)
+		default:
+			cmd.Flags().String(f.flag, "", f.usage)
+		}
+	}
+}
+
+// bodyOf returns the JSON body made of the flags the user gave.
+func bodyOf(cmd *cobra.Command, fields []field) map[string]any {
+	body := map[string]any{}
+	for _, f := range fields {
+		if !cmd.Flags().Changed(f.flag) {
+			continue
+		}
+		switch f.kind {
+		case "int":
+			body[f.json], _ = cmd.Flags().GetInt(f.flag)
+		case "bool":
+			body[f.json], _ = cmd.Flags().GetBool(f.flag)
+		default:
+			body[f.json], _ = cmd.Flags().GetString(f.flag)
+		}
+	}
+	return body
+}
+
+func leaf(use, short string, args int, run func(cmd *cobra.Command, args []string) error) *cobra.Command {
+	return &cobra.Command{Use: use, Short: short, Args: cobra.ExactArgs(args), RunE: run}
+}
+
+var gatewayFields = []field{
+	{"name", "name", "string", "name (1-64 characters)"},
+	{"kind", "kind", "string", "capture, pcap or exporter"},
+	{"description", "description", "string", "description (0-255 characters)"},
+	{"pcap-path", "pcap_path", "string", "pcap gateways: the capture file to replay"},
+	{"pcap-pace", "pcap_pace", "string", "pcap gateways: realtime or fast"},
+	{"exporter-addr", "exporter_addr", "string", "exporter gateways: the router's source address"},
+}
+
+func newGatewaysCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{Use: "gateways", Short: "Manage gateways (observation points) and their attachments"}
+	a.register(cmd)
+	cols := []string{"id", "name", "kind", "description"}
+	attCols := []string{"id", "name", "interface", "if_index"}
+	create := leaf("create", "Create a gateway", 0, func(cmd *cobra.Command, _ []string) error {
+		return a.call("POST", "/v1/gateways", nil, bodyOf(cmd, gatewayFields), "", nil)
+	})
+	addFields(create, gatewayFields)
+	update := leaf("update ID", "Change a gateway", 1, func(cmd *cobra.Command, args []string) error {
+		return a.call("PATCH", "/v1/gateways/"+url.PathEscape(args[0]), nil, bodyOf(cmd, gatewayFields), "", nil)
+	})
+	addFields(update, gatewayFields)
+	attFields := []field{{"name", "name", "string", "name"}, {"interface", "interface", "string", "interface name"},
+		{"if-index", "if_index", "int", "ifIndex (exporter gateways)"}}
+	attach := leaf("attach GATEWAY", "Add an attachment (interface or ifIndex) to a gateway", 1,
+		func(cmd *cobra.Command, args []string) error {
+			return a.call("POST", "/v1/gateways/"+url.PathEscape(args[0])+"/attachments", nil,
+				bodyOf(cmd, attFields), "", nil)
+		})
+	addFields(attach, attFields)
+	cmd.AddCommand(
+		leaf("list", "List gateways", 0, func(*cobra.Command, []string) error {
+			return a.call("GET", "/v1/gateways", nil, nil, "gateways", cols)
+		}),
+		leaf("get ID", "Show a gateway", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("GET", "/v1/gateways/"+url.PathEscape(args[0]), nil, nil, "", nil)
+		}),
+		create, update,
+		leaf("delete ID", "Delete a gateway", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("DELETE", "/v1/gateways/"+url.PathEscape(args[0]), nil, nil, "", nil)
+		}),
+		leaf("attachments GATEWAY", "List a gateway's attachments", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("GET", "/v1/gateways/"+url.PathEscape(args[0])+"/attachments", nil, nil, "attachments", attCols)
+		}),
+		attach,
+		leaf("detach GATEWAY ATTACHMENT", "Delete an attachment", 2, func(_ *cobra.Command, args []string) error {
+			return a.call("DELETE", "/v1/gateways/"+url.PathEscape(args[0])+"/attachments/"+url.PathEscape(args[1]),
+				nil, nil, "", nil)
+		}),
+	)
+	return cmd
+}
+
+func newLogGroupsCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{Use: "log-groups", Short: "Manage log groups and their log streams"}
+	a.register(cmd)
+	create := leaf("create", "Create a log group", 0, func(cmd *cobra.Command, _ []string) error {
+		return a.call("POST", "/v1/log-groups", nil, bodyOf(cmd, []field{{"name", "name", "string", ""}}), "", nil)
+	})
+	create.Flags().String("name", "", "name (1-64 characters)")
+	streamFields := []field{{"name", "name", "string", "name (1-64 characters)"},
+		{"retention-days", "retention_days", "int", "days records are kept (1-3650, default 7)"}}
+	createStream := leaf("create-stream GROUP", "Create a log stream in a group", 1,
+		func(cmd *cobra.Command, args []string) error {
+			return a.call("POST", "/v1/log-groups/"+url.PathEscape(args[0])+"/log-streams", nil,
+				bodyOf(cmd, streamFields), "", nil)
+		})
+	addFields(createStream, streamFields)
+	cmd.AddCommand(
+		leaf("list", "List log groups", 0, func(*cobra.Command, []string) error {
+			return a.call("GET", "/v1/log-groups", nil, nil, "log_groups", []string{"id", "name", "created_at"})
+		}),
+		leaf("get ID", "Show a log group", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("GET", "/v1/log-groups/"+url.PathEscape(args[0]), nil, nil, "", nil)
+		}),
+		create,
+		leaf("delete ID", "Delete an empty log group", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("DELETE", "/v1/log-groups/"+url.PathEscape(args[0]), nil, nil, "", nil)
+		}),
+		leaf("streams GROUP", "List a group's log streams", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("GET", "/v1/log-groups/"+url.PathEscape(args[0])+"/log-streams", nil, nil, "log_streams",
+				[]string{"id", "name", "retention_days", "created_at"})
+		}),
+		createStream,
+		leaf("delete-stream GROUP STREAM", "Delete a log stream", 2, func(_ *cobra.Command, args []string) error {
+			return a.call("DELETE", "/v1/log-groups/"+url.PathEscape(args[0])+"/log-streams/"+url.PathEscape(args[1]),
+				nil, nil, "", nil)
+		}),
+	)
+	return cmd
+}
+
+var flowLogFields = []field{
+	{"name", "name", "string", "name (1-64 characters)"},
+	{"description", "description", "string", "description (0-255 characters)"},
+	{"region", "region", "string", "region label"},
+	{"resource-group-id", "resource_group_id", "string", "resource group label"},
+	{"active-aging", "active_aging", "int", "seconds between reports of a running flow (60-6000, default 300)"},
+	{"inactive-aging", "inactive_aging", "int", "idle seconds that end a flow (10-600, default 15)"},
+	{"aggregation-interval", "aggregation_interval", "int", "max delivery delay in seconds (60-600, default 600)"},
+	{"sampling", "sampling", "int", "meter 1 packet in N (default 1)"},
+	{"output-type", "output_type", "string", "sls (log stream), netflow or all"},
+	{"log-group", "log_group_id", "string", "log group id (optional)"},
+	{"log-stream", "log_stream_id", "string", "log stream id (sls, all)"},
+	{"netflow-server-ip", "netflow_server_ip", "string", "collector address (netflow, all)"},
+	{"netflow-server-port", "netflow_server_port", "int", "collector port (default 9995)"},
+	{"netflow-version", "netflow_version", "string", "V5, V9 (default) or V10"},
+	{"enabled", "enabled", "bool", "deliver records (default true)"},
+}
+
+func newFlowLogsCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{Use: "flow-logs", Short: "Manage flow logs"}
+	a.register(cmd)
+	cols := []string{"id", "name", "state", "enabled", "output_type", "targets", "active_aging", "inactive_aging"}
+	create := leaf("create", "Create a flow log", 0, func(cmd *cobra.Command, _ []string) error {
+		body := bodyOf(cmd, flowLogFields)
+		if gw, _ := cmd.Flags().GetString("gateway"); gw != "" {
+			att, _ := cmd.Flags().GetString("attachment")
+			body["targets"] = []map[string]string{{"gateway_id": gw, "attachment_id": att}}
+		}
+		if t, _ := cmd.Flags().GetString("client-token"); t != "" {
+			body["client_token"] = t
+		}
+		return a.call("POST", "/v1/flow-logs", nil, body, "", nil)
+	})
+	addFields(create, flowLogFields)
+	create.Flags().String("gateway", "", "bind to this gateway")
+	create.Flags().String("attachment", "", "bind to this attachment of --gateway")
+	create.Flags().String("client-token", "", "idempotence token")
+	update := leaf("update ID", "Change a flow log", 1, func(cmd *cobra.Command, args []string) error {
+		return a.call("PATCH", "/v1/flow-logs/"+url.PathEscape(args[0]), nil, bodyOf(cmd, flowLogFields), "", nil)
+	})
+	addFields(update, flowLogFields)
+	target := func(verb string) *cobra.Command {
+		c := leaf(verb+" ID", strings.ToUpper(verb[:1])+verb[1:]+" a flow log and a gateway or attachment", 1,
+			func(cmd *cobra.Command, args []string) error {
+				gw, _ := cmd.Flags().GetString("gateway")
+				att, _ := cmd.Flags().GetString("attachment")
+				return a.call("POST", "/v1/flow-logs/"+url.PathEscape(args[0])+"/"+verb, nil,
+					map[string]string{"gateway_id": gw, "attachment_id": att}, "", nil)
+			})
+		c.Flags().String("gateway", "", "gateway id")
+		c.Flags().String("attachment", "", "attachment id (optional)")
+		return c
+	}
+	list := leaf("list", "List flow logs", 0, func(cmd *cobra.Command, _ []string) error {
+		q := url.Values{}
+		for _, f := range []string{"name", "state", "output-type", "gateway", "sort-key", "sort-dir", "limit", "marker"} {
+			if v, _ := cmd.Flags().GetString(f); v != "" {
+				key := strings.ReplaceAll(f, "-", "_")
+				if f == "gateway" {
+					key = "gateway_id"
+				}
+				q.Set(key, v)
+			}
+		}
+		return a.call("GET", "/v1/flow-logs", q, nil, "flow_logs", cols)
+	})
+	for _, f := range []string{"name", "state", "output-type", "gateway", "sort-key", "sort-dir", "limit", "marker"} {
+		list.Flags().String(f, "", "filter/paging: "+f)
+	}
+	post := func(verb, short string) *cobra.Command {
+		return leaf(verb+" ID", short, 1, func(_ *cobra.Command, args []string) error {
+			return a.call("POST", "/v1/flow-logs/"+url.PathEscape(args[0])+"/"+verb, nil, nil, "", nil)
+		})
+	}
+	cmd.AddCommand(list,
+		leaf("get ID", "Show a flow log", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("GET", "/v1/flow-logs/"+url.PathEscape(args[0]), nil, nil, "", nil)
+		}),
+		create, update,
+		leaf("delete ID", "Delete a flow log", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("DELETE", "/v1/flow-logs/"+url.PathEscape(args[0]), nil, nil, "", nil)
+		}),
+		post("enable", "Resume delivery"), post("disable", "Stop delivery"),
+		target("associate"), target("disassociate"),
+	)
+	return cmd
+}
+
+func newAccessKeysCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{Use: "access-keys", Short: "Create access keys (and accounts)"}
+	a.register(cmd)
+	create := leaf("create", "Create an access key for your account, or a new account", 0,
+		func(cmd *cobra.Command, _ []string) error {
+			newAcc, _ := cmd.Flags().GetBool("new-account")
+			return a.call("POST", "/v1/access-keys", nil, map[string]bool{"new_account": newAcc}, "", nil)
+		})
+	create.Flags().Bool("new-account", false, "create a new account (bootstrap account only)")
+	cmd.AddCommand(create)
+	return cmd
+}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"flowlog/internal/api"
+	"flowlog/internal/config"
+	"flowlog/internal/control"
+)
+
+func init() { commands = append(commands, newServeCmd) }
+
+func newServeCmd() *cobra.Command {
+	var configFile string
+	flags := config.Serve{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the server: every API on one listener, state in the data dir",
+		Long: `Run the flowlog server. Every API (native /v1, Alibaba RPC on /, Huawei /v3)
+is served on one listener; state is kept in the data dir across restarts.
+
+Settings come from flags, then FLOWLOG_* environment variables, then the
+YAML config file, then defaults. The bootstrap account's key comes from
+FLOWLOG_ACCESS_KEY_ID / FLOWLOG_ACCESS_KEY_SECRET (and FLOWLOG_ACCOUNT_ID);
+when unset, the first start generates it, stores it and prints it once.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.LoadServe(configFile, os.Getenv, flagsSet(cmd, flags))
+			if err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&configFile, "config", os.Getenv("FLOWLOG_CONFIG"), "YAML config file (env FLOWLOG_CONFIG)")
+	f.StringVar(&flags.Listen, "listen", "", "address to serve on (env FLOWLOG_LISTEN; default "+config.DefaultListen+")")
+	f.StringVar(&flags.DataDir, "data-dir", "", "where state is kept (env FLOWLOG_DATA_DIR; default "+config.DefaultDataDir()+")")
+	f.IntVar(&flags.FlowLogQuota, "flow-log-quota", 0, "flow logs per account (env FLOWLOG_FLOW_LOG_QUOTA; default 20)")
+	f.StringVar(&flags.LogLevel, "log-level", "", "debug, info, warn or error (env FLOWLOG_LOG_LEVEL; default info)")
+	return cmd
+}
+
+// flagsSet returns the flag values the user actually gave.
+func flagsSet(cmd *cobra.Command, v config.Serve) config.Serve {
+	var out config.Serve
+	f := cmd.Flags()
+	if f.Changed("listen") {
+		out.Listen = v.Listen
+	}
+	if f.Changed("data-dir") {
+		out.DataDir = v.DataDir
+	}
+	if f.Changed("flow-log-quota") {
+		out.FlowLogQuota = v.FlowLogQuota
+	}
+	if f.Changed("log-level") {
+		out.LogLevel = v.LogLevel
+	}
+	return out
+}
+
+func serve(ctx context.Context, cfg config.Serve) error {
+	// Everything written to the data dir is private: it holds secrets.
+	syscall.Umask(0o077)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	svc, err := control.New(control.Config{DataDir: cfg.DataDir, Quota: cfg.FlowLogQuota})
+	if err != nil {
+		return err
+	}
+	defer svc.Close()
+	boot, err := svc.EnsureBootstrap(ctx, os.Getenv("FLOWLOG_ACCOUNT_ID"),
+		os.Getenv("FLOWLOG_ACCESS_KEY_ID"), os.Getenv("FLOWLOG_ACCESS_KEY_SECRET"))
+	if err != nil {
+		return fmt.Errorf("bootstrap account: %w", err)
+	}
+	if boot.Created {
+		// Printed once, to stdout, never to the log.
+		fmt.Printf("Generated the bootstrap access key (shown only now; also stored in %s):\n"+
+			"export FLOWLOG_ACCOUNT_ID=%s\nexport FLOWLOG_ACCESS_KEY_ID=%s\nexport FLOWLOG_ACCESS_KEY_SECRET=%s\n",
+			cfg.DataDir, boot.Key.AccountID, boot.Key.ID, boot.Key.Secret)
+	}
+
+	srv := api.New(api.Config{Logger: log}, svc)
+	go svc.RunSettler(ctx, svc.CheckOutputs, time.Second, log)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	log.Info("flowlog serving", "listen", ln.Addr().String(), "data_dir", cfg.DataDir,
+		"account", boot.Key.AccountID)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("flowlog shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

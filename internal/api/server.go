@@ -1,0 +1,152 @@
+// Package api serves flowlog's HTTP APIs on one handler: the native /v1 API
+// (described by the OpenAPI document at /v1/openapi.json), and the mount
+// points of the cloud dialects.
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"flowlog/internal/api/auth"
+	"flowlog/internal/control"
+)
+
+// MaxBody is the largest request body accepted; larger ones get 413.
+const MaxBody = 1 << 20
+
+// Config configures the API server.
+type Config struct {
+	Logger *slog.Logger
+	Now    func() time.Time // clock for signature windows; time.Now if nil
+}
+
+// Server holds the API's dependencies.
+type Server struct {
+	cfg Config
+	svc *control.Service
+	mux *http.ServeMux
+}
+
+// New builds the API handler over the control plane.
+func New(cfg Config, svc *control.Service) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	s.mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
+	s.routes()
+	return s
+}
+
+// Mux is where dialects mount their handlers.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
+// ServeHTTP gives every response a request id and logs the request at debug
+// level (never its headers: they carry signatures).
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	id := NewRequestID()
+	w.Header().Set("X-Request-Id", id)
+	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+	rec := &statusRecorder{ResponseWriter: &jsonErrorWriter{ResponseWriter: w, r: r}, status: 200}
+	start := time.Now()
+	s.mux.ServeHTTP(rec, r)
+	s.cfg.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+		"request_id", id, "duration", time.Since(start))
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.status = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+type requestIDKey struct{}
+
+// RequestID returns the id given to the request being served.
+func RequestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey{}).(string)
+	return id
+}
+
+// NewRequestID returns 32 random hex digits.
+func NewRequestID() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// ReadBody reads at most MaxBody bytes of r's body; ok is false (and 413
+// written by tooLarge) when it is larger.
+func ReadBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool, err error) {
+	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, false, nil
+	}
+	return body, true, err
+}
+
+// KeyLookup adapts the control plane's key store for signature checks.
+func KeyLookup(svc *control.Service) auth.Lookup {
+	return func(ctx context.Context, id string) (string, string, bool, error) {
+		k, err := svc.LookupKey(ctx, id)
+		if errors.Is(err, control.ErrNotFound) {
+			return "", "", false, nil
+		}
+		if err != nil {
+			return "", "", false, err
+		}
+		return k.Secret, k.AccountID, true, nil
+	}
+}
+
+// caller is an authenticated request: its account and its body.
+type caller struct {
+	account string
+	body    []byte
+}
+
+// authed wraps a /v1 handler with body reading and signature checking.
+func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body, ok, err := ReadBody(w, r)
+		if !ok {
+			writeError(w, r, http.StatusRequestEntityTooLarge, "RequestTooLarge",
+				"the request body is larger than 1 MiB")
+			return
+		}
+		if err != nil {
+			writeError(w, r, http.StatusBadRequest, "InvalidRequest", "reading the body: "+err.Error())
+			return
+		}
+		key, err := auth.Verify(r.Context(), r, body, KeyLookup(s.svc), s.cfg.Now())
+		var f *auth.Failure
+		if errors.As(err, &f) {
+			s.cfg.Logger.Info("authentication failed", "reason", f.Reason, "path", r.URL.Path,
+				"request_id", RequestID(r.Context()))
+			writeError(w, r, http.StatusUnauthorized, "Auth."+string(f.Reason), f.Message)
+			return
+		}
+		if err != nil {
+			s.internal(w, r, err)
+			return
+		}
+		h(w, r, caller{account: key.AccountID, body: body})
+	}
+}

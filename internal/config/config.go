@@ -1,0 +1,116 @@
+// Package config loads flowlog's settings: flags over FLOWLOG_* environment
+// variables over a YAML file over defaults.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// DefaultListen is where the server listens unless told otherwise.
+const DefaultListen = "127.0.0.1:8080"
+
+// DefaultDataDir is $XDG_DATA_HOME/flowlog, or ~/.local/share/flowlog.
+func DefaultDataDir() string {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "flowlog")
+	}
+	if h, err := os.UserHomeDir(); err == nil {
+		return filepath.Join(h, ".local", "share", "flowlog")
+	}
+	return "flowlog-data"
+}
+
+// Serve is the configuration of `flowlog serve`.
+type Serve struct {
+	Listen       string `yaml:"listen"`
+	DataDir      string `yaml:"data_dir"`
+	FlowLogQuota int    `yaml:"flow_log_quota"`
+	LogLevel     string `yaml:"log_level"`
+}
+
+// LoadServe merges flags over the environment (getenv) over the file (if
+// path is not empty) over defaults, and validates the result.
+func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, error) {
+	var cfg Serve
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) { // empty file: defaults
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	env := Serve{Listen: getenv("FLOWLOG_LISTEN"), DataDir: getenv("FLOWLOG_DATA_DIR"),
+		LogLevel: getenv("FLOWLOG_LOG_LEVEL")}
+	if v := getenv("FLOWLOG_FLOW_LOG_QUOTA"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("FLOWLOG_FLOW_LOG_QUOTA: %q is not an integer", v)
+		}
+		env.FlowLogQuota = n
+	}
+	for _, over := range []Serve{env, flags} {
+		cfg.merge(over)
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.DataDir == "" {
+		cfg.DataDir = DefaultDataDir()
+	}
+	if cfg.FlowLogQuota == 0 {
+		cfg.FlowLogQuota = 20
+	}
+	if cfg.LogLevel == "" {
+		cfg.LogLevel = "info"
+	}
+	return cfg, cfg.validate()
+}
+
+func (c *Serve) merge(o Serve) {
+	if o.Listen != "" {
+		c.Listen = o.Listen
+	}
+	if o.DataDir != "" {
+		c.DataDir = o.DataDir
+	}
+	if o.FlowLogQuota != 0 {
+		c.FlowLogQuota = o.FlowLogQuota
+	}
+	if o.LogLevel != "" {
+		c.LogLevel = o.LogLevel
+	}
+}
+
+func (c *Serve) validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("listen: %q is not HOST:PORT", c.Listen)
+	}
+	if c.FlowLogQuota < 1 {
+		return fmt.Errorf("flow_log_quota: must be at least 1, got %d", c.FlowLogQuota)
+	}
+	if _, ok := levels[strings.ToLower(c.LogLevel)]; !ok {
+		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+var levels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo,
+	"warn": slog.LevelWarn, "error": slog.LevelError}
+
+// Level is the log level as slog's.
+func (c *Serve) Level() slog.Level { return levels[strings.ToLower(c.LogLevel)] }

@@ -1,0 +1,309 @@
+package control
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"net/netip"
+	"unicode/utf8"
+)
+
+// GatewayInput is a gateway to create or the fields to change (nil: unchanged).
+type GatewayInput struct {
+	Name        *string
+	Description *string
+	Kind        *string
+	PcapPath    *string
+	PcapPace    *string
+	Exporter    *string
+}
+
+func checkName(field string, v *string, required bool) error {
+	if v == nil {
+		if required {
+			return missing(field)
+		}
+		return nil
+	}
+	if n := utf8.RuneCountInString(*v); n < 1 || n > 64 {
+		return illegal(field, "must be 1 to 64 characters, got %d", n)
+	}
+	return nil
+}
+
+func checkDescription(v *string) error {
+	if v != nil && utf8.RuneCountInString(*v) > 255 {
+		return illegal("description", "must be at most 255 characters")
+	}
+	return nil
+}
+
+func set[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// applyGateway validates in and merges it into g (which holds the current
+// state, or zero values on create).
+func applyGateway(g *Gateway, in GatewayInput, create bool) error {
+	if err := checkName("name", in.Name, create); err != nil {
+		return err
+	}
+	if err := checkDescription(in.Description); err != nil {
+		return err
+	}
+	if create && in.Kind == nil {
+		return missing("kind")
+	}
+	if !create && in.Kind != nil && *in.Kind != g.Kind {
+		return illegal("kind", "cannot be changed")
+	}
+	set(&g.Name, in.Name)
+	set(&g.Description, in.Description)
+	set(&g.Kind, in.Kind)
+	set(&g.PcapPath, in.PcapPath)
+	set(&g.PcapPace, in.PcapPace)
+	set(&g.Exporter, in.Exporter)
+	switch g.Kind {
+	case KindCapture:
+		if g.PcapPath != "" || g.Exporter != "" {
+			return illegal("kind", "a capture gateway takes no pcap_path or exporter_addr")
+		}
+	case KindPcap:
+		if g.PcapPath == "" {
+			return missing("pcap_path")
+		}
+		if g.PcapPace == "" {
+			g.PcapPace = "realtime"
+		}
+		if g.PcapPace != "realtime" && g.PcapPace != "fast" {
+			return illegal("pcap_pace", "must be realtime or fast")
+		}
+	case KindExporter:
+		if g.Exporter == "" {
+			return missing("exporter_addr")
+		}
+		if _, err := netip.ParseAddr(g.Exporter); err != nil {
+			return illegal("exporter_addr", "not an IPv4 or IPv6 address")
+		}
+	default:
+		return illegal("kind", "must be capture, pcap or exporter")
+	}
+	if g.Kind != KindPcap {
+		g.PcapPace = ""
+	}
+	return nil
+}
+
+// CreateGateway adds a gateway to account.
+func (s *Service) CreateGateway(ctx context.Context, account string, in GatewayInput) (Gateway, error) {
+	g := Gateway{ID: newID(prefixGateway), AccountID: account, CreatedAt: s.now()}
+	g.UpdatedAt = g.CreatedAt
+	if err := applyGateway(&g, in, true); err != nil {
+		return g, err
+	}
+	_, err := s.db.ExecContext(ctx, `INSERT INTO gateways (id, account_id, name, description, kind,
+		pcap_path, pcap_pace, exporter, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+		g.ID, g.AccountID, g.Name, g.Description, g.Kind, g.PcapPath, g.PcapPace, g.Exporter,
+		unixNano(g.CreatedAt), unixNano(g.UpdatedAt))
+	return g, err
+}
+
+const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, created_at, updated_at`
+
+func scanGateway(row interface{ Scan(...any) error }) (Gateway, error) {
+	var g Gateway
+	var c, u int64
+	err := row.Scan(&g.ID, &g.AccountID, &g.Name, &g.Description, &g.Kind, &g.PcapPath, &g.PcapPace,
+		&g.Exporter, &c, &u)
+	g.CreatedAt, g.UpdatedAt = fromNano(c), fromNano(u)
+	return g, err
+}
+
+func getGateway(ctx context.Context, q querier, account, id string) (Gateway, error) {
+	g, err := scanGateway(q.QueryRowContext(ctx, `SELECT `+gatewayCols+` FROM gateways
+		WHERE id = ? AND account_id = ?`, id, account))
+	if errors.Is(err, sql.ErrNoRows) {
+		return g, notFound("gateway", id)
+	}
+	return g, err
+}
+
+// querier is what *sql.DB and *sql.Tx share.
+type querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// GetGateway returns one of account's gateways.
+func (s *Service) GetGateway(ctx context.Context, account, id string) (Gateway, error) {
+	return getGateway(ctx, s.db, account, id)
+}
+
+// ListGateways returns account's gateways, oldest first.
+func (s *Service) ListGateways(ctx context.Context, account string) ([]Gateway, error) {
+	return queryAll(ctx, s.db, scanGateway, `SELECT `+gatewayCols+` FROM gateways
+		WHERE account_id = ? ORDER BY created_at, id`, account)
+}
+
+// UpdateGateway changes a gateway's name, description or kind-specific fields.
+func (s *Service) UpdateGateway(ctx context.Context, account, id string, in GatewayInput) (Gateway, error) {
+	var g Gateway
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		if g, err = getGateway(ctx, tx, account, id); err != nil {
+			return err
+		}
+		if err := applyGateway(&g, in, false); err != nil {
+			return err
+		}
+		g.UpdatedAt = s.now()
+		_, err = tx.ExecContext(ctx, `UPDATE gateways SET name=?, description=?, pcap_path=?, pcap_pace=?,
+			exporter=?, updated_at=? WHERE id=?`, g.Name, g.Description, g.PcapPath, g.PcapPace, g.Exporter,
+			unixNano(g.UpdatedAt), g.ID)
+		return err
+	})
+	if err == nil {
+		s.notify()
+	}
+	return g, err
+}
+
+// DeleteGateway removes a gateway and its attachments; refused while a flow
+// log is bound to it or to one of its attachments.
+func (s *Service) DeleteGateway(ctx context.Context, account, id string) error {
+	return inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := getGateway(ctx, tx, account, id); err != nil {
+			return err
+		}
+		var fl string
+		err := tx.QueryRowContext(ctx, `SELECT flow_log_id FROM flow_log_targets WHERE gateway_id = ? LIMIT 1`,
+			id).Scan(&fl)
+		if err == nil {
+			return inUse("gateway %s is bound to flow log %s; disassociate it first", id, fl)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM gateways WHERE id = ?`, id)
+		return err
+	})
+}
+
+// AttachmentInput is an attachment to create.
+type AttachmentInput struct {
+	Name      *string
+	Interface *string
+	IfIndex   *uint32
+}
+
+// CreateAttachment adds an interface (or, for exporters, an ifIndex) to a gateway.
+func (s *Service) CreateAttachment(ctx context.Context, account, gatewayID string, in AttachmentInput) (Attachment, error) {
+	a := Attachment{ID: newID(prefixAttachment), GatewayID: gatewayID, AccountID: account, CreatedAt: s.now()}
+	if err := checkName("name", in.Name, true); err != nil {
+		return a, err
+	}
+	set(&a.Name, in.Name)
+	set(&a.Interface, in.Interface)
+	set(&a.IfIndex, in.IfIndex)
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		g, err := getGateway(ctx, tx, account, gatewayID)
+		if err != nil {
+			return err
+		}
+		switch {
+		case g.Kind == KindExporter && in.IfIndex == nil:
+			return missing("if_index")
+		case g.Kind != KindExporter && a.Interface == "":
+			return missing("interface")
+		case len(a.Interface) > 15 && g.Kind == KindCapture:
+			return illegal("interface", "Linux interface names are at most 15 bytes")
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO attachments (id, gateway_id, account_id, name, interface,
+			if_index, created_at) VALUES (?,?,?,?,?,?,?)`, a.ID, a.GatewayID, a.AccountID, a.Name, a.Interface,
+			a.IfIndex, unixNano(a.CreatedAt))
+		return err
+	})
+	if err == nil {
+		s.notify()
+	}
+	return a, err
+}
+
+const attachmentCols = `id, gateway_id, account_id, name, interface, if_index, created_at`
+
+func scanAttachment(row interface{ Scan(...any) error }) (Attachment, error) {
+	var a Attachment
+	var c int64
+	err := row.Scan(&a.ID, &a.GatewayID, &a.AccountID, &a.Name, &a.Interface, &a.IfIndex, &c)
+	a.CreatedAt = fromNano(c)
+	return a, err
+}
+
+func getAttachment(ctx context.Context, q querier, account, gatewayID, id string) (Attachment, error) {
+	a, err := scanAttachment(q.QueryRowContext(ctx, `SELECT `+attachmentCols+` FROM attachments
+		WHERE id = ? AND gateway_id = ? AND account_id = ?`, id, gatewayID, account))
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, notFound("attachment", id)
+	}
+	return a, err
+}
+
+// GetAttachment returns one attachment of a gateway of account.
+func (s *Service) GetAttachment(ctx context.Context, account, gatewayID, id string) (Attachment, error) {
+	return getAttachment(ctx, s.db, account, gatewayID, id)
+}
+
+// ListAttachments returns a gateway's attachments, oldest first.
+func (s *Service) ListAttachments(ctx context.Context, account, gatewayID string) ([]Attachment, error) {
+	if _, err := s.GetGateway(ctx, account, gatewayID); err != nil {
+		return nil, err
+	}
+	return queryAll(ctx, s.db, scanAttachment, `SELECT `+attachmentCols+` FROM attachments
+		WHERE gateway_id = ? AND account_id = ? ORDER BY created_at, id`, gatewayID, account)
+}
+
+// DeleteAttachment removes an attachment; refused while a flow log targets it.
+func (s *Service) DeleteAttachment(ctx context.Context, account, gatewayID, id string) error {
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := getAttachment(ctx, tx, account, gatewayID, id); err != nil {
+			return err
+		}
+		var fl string
+		err := tx.QueryRowContext(ctx, `SELECT flow_log_id FROM flow_log_targets WHERE attachment_id = ? LIMIT 1`,
+			id).Scan(&fl)
+		if err == nil {
+			return inUse("attachment %s is bound to flow log %s; disassociate it first", id, fl)
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM attachments WHERE id = ?`, id)
+		return err
+	})
+	if err == nil {
+		s.notify()
+	}
+	return err
+}
+
+// queryAll runs a query and scans every row with scan.
+func queryAll[T any](ctx context.Context, q querier, scan func(interface{ Scan(...any) error }) (T, error),
+	query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}

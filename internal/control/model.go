@@ -1,0 +1,149 @@
+// Package control is the control plane's domain: accounts and their access
+// keys, gateways and attachments, log groups and streams, and flow logs, with
+// their validation rules, states, quotas and idempotent creation. Every API
+// dialect (native /v1, Alibaba, Huawei) is a thin translation over Service.
+package control
+
+import "time"
+
+// Gateway kinds.
+const (
+	KindCapture  = "capture"  // this host's interfaces
+	KindPcap     = "pcap"     // replays a capture file
+	KindExporter = "exporter" // a third-party NetFlow/IPFIX/sFlow exporter
+)
+
+// Output types, as the seeds name them.
+const (
+	OutputSLS     = "sls"
+	OutputNetflow = "netflow"
+	OutputAll     = "all"
+)
+
+// NetFlow versions, as the seeds name them (V10 is IPFIX).
+const (
+	NetflowV5  = "V5"
+	NetflowV9  = "V9"
+	NetflowV10 = "V10"
+)
+
+// Flow-log states, as Huawei defines them.
+const (
+	StatePending   = "pending"
+	StateAvailable = "available"
+	StateModifying = "modifying"
+	StateDeleting  = "deleting"
+	StateDeleted   = "deleted"
+	StateFailed    = "failed"
+)
+
+// Defaults and ranges from the seeds' API pages.
+const (
+	DefaultActiveAging   = 300
+	DefaultInactiveAging = 15
+	DefaultAggregation   = 600
+	DefaultNetflowPort   = 9995
+	DefaultNetflowVer    = NetflowV9
+	DefaultRetentionDays = 7
+	DefaultQuota         = 20
+)
+
+// Account is a tenant. It owns everything else.
+type Account struct {
+	ID        string    `json:"id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AccessKey authenticates API calls of one account.
+type AccessKey struct {
+	ID        string    `json:"access_key_id"`
+	Secret    string    `json:"-"`
+	AccountID string    `json:"account_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Gateway is an observation point.
+type Gateway struct {
+	ID          string    `json:"id"`
+	AccountID   string    `json:"account_id"`
+	Name        string    `json:"name"`
+	Description string    `json:"description"`
+	Kind        string    `json:"kind"`
+	PcapPath    string    `json:"pcap_path,omitempty"`     // pcap: the file replayed
+	PcapPace    string    `json:"pcap_pace,omitempty"`     // pcap: "realtime" or "fast"
+	Exporter    string    `json:"exporter_addr,omitempty"` // exporter: its source address
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Attachment is one interface (or ifIndex, for exporters) of a gateway.
+type Attachment struct {
+	ID        string    `json:"id"`
+	GatewayID string    `json:"gateway_id"`
+	AccountID string    `json:"account_id"`
+	Name      string    `json:"name"`
+	Interface string    `json:"interface,omitempty"`
+	IfIndex   uint32    `json:"if_index,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// LogGroup is a namespace of log streams in the log store.
+type LogGroup struct {
+	ID        string    `json:"id"`
+	AccountID string    `json:"account_id"`
+	Name      string    `json:"name"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// LogStream is where a flow log's records are stored.
+type LogStream struct {
+	ID            string    `json:"id"`
+	LogGroupID    string    `json:"log_group_id"`
+	AccountID     string    `json:"account_id"`
+	Name          string    `json:"name"`
+	RetentionDays int       `json:"retention_days"`
+	CreatedAt     time.Time `json:"created_at"`
+}
+
+// Target is what a flow log observes: a whole gateway, or one attachment.
+type Target struct {
+	GatewayID    string `json:"gateway_id"`
+	AttachmentID string `json:"attachment_id,omitempty"`
+}
+
+// FlowLog is the superset of the Alibaba SAG and Huawei ER flow logs.
+type FlowLog struct {
+	ID              string `json:"id"`
+	AccountID       string `json:"account_id"`
+	Name            string `json:"name"`
+	Description     string `json:"description"`
+	Region          string `json:"region"`
+	ResourceGroupID string `json:"resource_group_id"`
+
+	ActiveAging         int `json:"active_aging"`
+	InactiveAging       int `json:"inactive_aging"`
+	AggregationInterval int `json:"aggregation_interval"`
+	Sampling            int `json:"sampling"` // 1:N; 1 = every packet
+
+	OutputType        string `json:"output_type"`
+	LogGroupID        string `json:"log_group_id,omitempty"`
+	LogStreamID       string `json:"log_stream_id,omitempty"`
+	SLSRegionID       string `json:"sls_region_id,omitempty"`
+	NetflowServerIP   string `json:"netflow_server_ip,omitempty"`
+	NetflowServerPort int    `json:"netflow_server_port,omitempty"`
+	NetflowVersion    string `json:"netflow_version,omitempty"`
+
+	Targets     []Target  `json:"targets"`
+	Enabled     bool      `json:"enabled"`
+	State       string    `json:"state"`
+	StateReason string    `json:"state_reason,omitempty"`
+	ClientToken string    `json:"-"`
+	CreatedAt   time.Time `json:"created_at"`
+	UpdatedAt   time.Time `json:"updated_at"`
+}
+
+// Outputs says which output kinds the flow log uses.
+func (f *FlowLog) Outputs() (sls, netflow bool) {
+	return f.OutputType == OutputSLS || f.OutputType == OutputAll,
+		f.OutputType == OutputNetflow || f.OutputType == OutputAll
+}

@@ -1,0 +1,49 @@
+package control
+
+import (
+	"database/sql"
+	"time"
+)
+
+// Config configures the control plane.
+type Config struct {
+	DataDir string // where control.db lives
+	Quota   int    // flow logs per account; 0 means DefaultQuota
+}
+
+// Service is the control plane. Every method takes the calling account and
+// only ever sees that account's resources: an id owned by another account is
+// reported as not found.
+type Service struct {
+	db      *sql.DB
+	quota   int
+	now     func() time.Time
+	changed chan struct{} // wakes the settler after a change
+}
+
+// New opens the control plane's state in cfg.DataDir.
+func New(cfg Config) (*Service, error) {
+	db, err := openDB(cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Quota <= 0 {
+		cfg.Quota = DefaultQuota
+	}
+	return &Service{db: db, quota: cfg.Quota, now: func() time.Time { return time.Now().UTC() },
+		changed: make(chan struct{}, 1)}, nil
+}
+
+// Close closes the database.
+func (s *Service) Close() error { return s.db.Close() }
+
+// Changed returns a channel that receives after flow logs change, so the data
+// plane can reconcile promptly.
+func (s *Service) Changed() <-chan struct{} { return s.changed }
+
+func (s *Service) notify() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
