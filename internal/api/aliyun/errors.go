@@ -38,6 +38,7 @@ var (
 	errBodyTooLarge      = &Error{http.StatusRequestEntityTooLarge, "InvalidParameter.BodyTooLarge", "The request body is larger than 1 MiB."}
 	errBadForm           = badRequest("InvalidParameter", "The request parameters could not be parsed.")
 	errBusy              = &Error{http.StatusServiceUnavailable, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."}
+	errFeatureSTS        = &Error{http.StatusForbidden, "FeatureNotSupport", "Security tokens (STS) and bearer tokens are not supported; sign requests with an access key."}
 	errInternal          = &Error{http.StatusInternalServerError, "InternalError", "The request processing has failed due to some unknown error, exception or failure."}
 )
 

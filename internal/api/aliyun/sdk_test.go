@@ -15,7 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"flowlog/internal/api/auth"
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
+
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/smartag"
 )
@@ -23,14 +25,14 @@ import (
 // These tests drive the RPC endpoint with the official Alibaba Go SDK,
 // unmodified, so what it signs and parses is the oracle.
 
-var testKeys = KeysFunc(func(_ context.Context, id string) (string, string, error) {
+var testKeys = auth.Lookup(func(_ context.Context, id string) (string, string, bool, error) {
 	switch id {
 	case "AK-one":
-		return "secret-one", "acct-1", nil
+		return "secret-one", "acct-1", true, nil
 	case "AK-two":
-		return "secret-two", "acct-2", nil
+		return "secret-two", "acct-2", true, nil
 	}
-	return "", "", ErrKeyNotFound
+	return "", "", false, nil
 })
 
 type probeSag struct {
@@ -432,4 +434,17 @@ func TestMalformedRequests(t *testing.T) {
 	if s, b := do(t, req); s != 413 || b["Code"] != "InvalidParameter.BodyTooLarge" {
 		t.Errorf("big body: %d %v", s, b)
 	}
+}
+
+// flowlog has no security-token service: a request carrying an STS token is
+// refused as a feature it does not support, before its key is looked up.
+func TestSDKSecurityTokenNotSupported(t *testing.T) {
+	r := newRig(t, Config{})
+	c, err := smartag.NewClientWithStsToken("cn-shanghai", "STS.AK-one", "secret-one", "token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Domain = strings.TrimPrefix(r.url, "http://")
+	_, err = c.DescribeUnbindFlowLogSags(smartag.CreateDescribeUnbindFlowLogSagsRequest())
+	expectCode(t, err, 403, "FeatureNotSupport")
 }

@@ -15,6 +15,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"flowlog/internal/api/auth"
 )
 
 // Version is the API version of the Smart Access Gateway flow-log actions.
@@ -77,7 +79,7 @@ type Server struct {
 }
 
 // NewServer returns an RPC endpoint that knows no actions yet.
-func NewServer(cfg Config, keys Keys) *Server {
+func NewServer(cfg Config, keys auth.Lookup) *Server {
 	cfg = cfg.withDefaults()
 	return &Server{
 		cfg: cfg,

@@ -3,33 +3,18 @@ package aliyun
 import (
 	"context"
 	"crypto/hmac"
-	"errors"
 	"fmt"
 	"time"
+
+	"flowlog/internal/api/auth"
 )
-
-// ErrKeyNotFound is what Keys returns for an AccessKeyId it does not know.
-var ErrKeyNotFound = errors.New("access key not found")
-
-// Keys resolves an AccessKeyId to its secret and the account that owns it.
-type Keys interface {
-	LookupAccessKey(ctx context.Context, id string) (secret, account string, err error)
-}
-
-// KeysFunc adapts a function to Keys.
-type KeysFunc func(ctx context.Context, id string) (secret, account string, err error)
-
-// LookupAccessKey calls f.
-func (f KeysFunc) LookupAccessKey(ctx context.Context, id string) (string, string, error) {
-	return f(ctx, id)
-}
 
 // verifier checks signature v1: the common parameters, the timestamp window,
 // the HMAC-SHA1 signature and that the nonce is fresh.
 type verifier struct {
 	window time.Duration
 	now    func() time.Time
-	keys   Keys
+	keys   auth.Lookup
 	nonces *nonceCache
 }
 
@@ -68,13 +53,16 @@ func (v *verifier) verify(ctx context.Context, method string, params map[string]
 	if d := now.Sub(ts); d > v.window || d < -v.window {
 		return "", errTimestampExpired
 	}
-	id := params["AccessKeyId"]
-	secret, account, err := v.keys.LookupAccessKey(ctx, id)
-	if errors.Is(err, ErrKeyNotFound) {
-		return "", errAccessKeyNotFound
+	if params["SecurityToken"] != "" || params["BearerToken"] != "" {
+		return "", errFeatureSTS
 	}
+	id := params["AccessKeyId"]
+	secret, account, ok, err := v.keys(ctx, id)
 	if err != nil {
 		return "", fmt.Errorf("looking up access key: %w", err)
+	}
+	if !ok {
+		return "", errAccessKeyNotFound
 	}
 	sts := StringToSign(method, params)
 	if !hmac.Equal([]byte(Sign(secret, sts)), []byte(params["Signature"])) {
