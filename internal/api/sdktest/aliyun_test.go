@@ -230,13 +230,16 @@ func TestAliyunValidation(t *testing.T) {
 	}
 	// MissingParam.FlowLogId on every action that takes one.
 	for name, call := range map[string]func() error{
-		"DeleteFlowLog":          func() error { _, e := ali.DeleteFlowLog(smartag.CreateDeleteFlowLogRequest()); return e },
-		"ModifyFlowLogAttribute": func() error { _, e := ali.ModifyFlowLogAttribute(smartag.CreateModifyFlowLogAttributeRequest()); return e },
-		"ActiveFlowLog":          func() error { _, e := ali.ActiveFlowLog(smartag.CreateActiveFlowLogRequest()); return e },
-		"DeactiveFlowLog":        func() error { _, e := ali.DeactiveFlowLog(smartag.CreateDeactiveFlowLogRequest()); return e },
-		"AssociateFlowLog":       func() error { _, e := ali.AssociateFlowLog(smartag.CreateAssociateFlowLogRequest()); return e },
-		"DisassociateFlowLog":    func() error { _, e := ali.DisassociateFlowLog(smartag.CreateDisassociateFlowLogRequest()); return e },
-		"DescribeFlowLogSags":    func() error { _, e := ali.DescribeFlowLogSags(smartag.CreateDescribeFlowLogSagsRequest()); return e },
+		"DeleteFlowLog": func() error { _, e := ali.DeleteFlowLog(smartag.CreateDeleteFlowLogRequest()); return e },
+		"ModifyFlowLogAttribute": func() error {
+			_, e := ali.ModifyFlowLogAttribute(smartag.CreateModifyFlowLogAttributeRequest())
+			return e
+		},
+		"ActiveFlowLog":       func() error { _, e := ali.ActiveFlowLog(smartag.CreateActiveFlowLogRequest()); return e },
+		"DeactiveFlowLog":     func() error { _, e := ali.DeactiveFlowLog(smartag.CreateDeactiveFlowLogRequest()); return e },
+		"AssociateFlowLog":    func() error { _, e := ali.AssociateFlowLog(smartag.CreateAssociateFlowLogRequest()); return e },
+		"DisassociateFlowLog": func() error { _, e := ali.DisassociateFlowLog(smartag.CreateDisassociateFlowLogRequest()); return e },
+		"DescribeFlowLogSags": func() error { _, e := ali.DescribeFlowLogSags(smartag.CreateDescribeFlowLogSagsRequest()); return e },
 	} {
 		t.Run(name, func(t *testing.T) { aliyunCode(t, call(), 400, "MissingParam.FlowLogId") })
 	}
