@@ -15,10 +15,6 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
-func errorf(status int, code, format string, a ...any) *Error {
-	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, a...)}
-}
-
 // badRequest is the usual 400 answer.
 func badRequest(code, message string) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: code, Message: message}

@@ -162,7 +162,6 @@ func (s *Server) checkRoute(c *Call) error {
 
 // errorBody is Alibaba's error document.
 type errorBody struct {
-	XMLName   xml.Name `json:"-" xml:"Error"`
 	RequestID string   `json:"RequestId" xml:"RequestId"`
 	HostID    string   `json:"HostId" xml:"HostId"`
 	Code      string   `json:"Code" xml:"Code"`
