@@ -5,9 +5,12 @@ go 1.26.8
 require (
 	github.com/aliyun/alibaba-cloud-sdk-go v1.63.107
 	github.com/getkin/kin-openapi v0.152.0
+	github.com/gopacket/gopacket v1.7.7
 	github.com/huaweicloud/huaweicloud-sdk-go-v3 v0.1.207
+	github.com/netsampler/goflow2/v2 v2.2.6
 	github.com/spf13/cobra v1.10.2
 	go.yaml.in/yaml/v3 v3.0.6
+	golang.org/x/net v0.55.0
 	modernc.org/sqlite v1.60.1
 )
 
@@ -37,7 +40,7 @@ require (
 	github.com/tjfoc/gmsm v1.4.1 // indirect
 	go.mongodb.org/mongo-driver v1.13.1 // indirect
 	golang.org/x/sys v0.48.0 // indirect
-	golang.org/x/text v0.14.0 // indirect
+	golang.org/x/text v0.37.0 // indirect
 	golang.org/x/xerrors v0.0.0-20200804184101-5ec99f83aff1 // indirect
 	gopkg.in/ini.v1 v1.67.0 // indirect
 	modernc.org/libc v1.77.1 // indirect

@@ -1,0 +1,249 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"flowlog/internal/capture"
+	"flowlog/internal/flow"
+	"flowlog/internal/meter"
+)
+
+func init() { commands = append(commands, newMeterCmd) }
+
+type meterOpts struct {
+	pcap             string
+	ifaces           []string
+	active, inactive float64
+	sampling         uint32
+	random           bool
+	maxFlows         int
+	format           string
+	promisc          bool
+	bpfFile          string
+	duration         time.Duration
+}
+
+func newMeterCmd() *cobra.Command {
+	var o meterOpts
+	def := meter.DefaultConfig()
+	c := &cobra.Command{
+		Use:   "meter (--pcap FILE | --interface IF ...)",
+		Short: "Meter packets from a capture file or live interfaces into flow records",
+		Long: `meter turns packets into unidirectional flow records and prints them on
+stdout; a summary (packets, flows, drops by cause) goes to stderr. Files are
+aged by packet time, live interfaces by the clock (stop with Ctrl-C).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runMeter(cmd.Context(), o) },
+	}
+	f := c.Flags()
+	f.StringVar(&o.pcap, "pcap", "", "read a pcap or pcapng file")
+	f.StringSliceVar(&o.ifaces, "interface", nil, "capture live on this interface (repeatable)")
+	f.Float64Var(&o.active, "active-timeout", def.ActiveTimeout.Seconds(), "active timeout, seconds")
+	f.Float64Var(&o.inactive, "inactive-timeout", def.InactiveTimeout.Seconds(), "inactive timeout, seconds")
+	f.Uint32Var(&o.sampling, "sampling", 1, "meter 1 packet in N")
+	f.BoolVar(&o.random, "random-sampling", false, "sample packets at random rather than every Nth")
+	f.IntVar(&o.maxFlows, "max-flows", def.MaxFlows, "flow cache size")
+	f.StringVar(&o.format, "format", "jsonl", "output format: jsonl, csv or table")
+	f.BoolVar(&o.promisc, "promisc", false, "live: promiscuous mode")
+	f.StringVar(&o.bpfFile, "bpf", "", "live: classic BPF filter file, as `tcpdump -dd EXPR` prints it")
+	f.DurationVar(&o.duration, "duration", 0, "live: stop after this long (default: until interrupted)")
+	return c
+}
+
+func runMeter(ctx context.Context, o meterOpts) error {
+	if (o.pcap == "") == (len(o.ifaces) == 0) {
+		return errors.New("meter: give either --pcap or --interface")
+	}
+	out := bufio.NewWriterSize(os.Stdout, 1<<16)
+	defer out.Flush()
+	w, err := newRecordWriter(out, o.format)
+	if err != nil {
+		return err
+	}
+	cfg := meter.Config{
+		ActiveTimeout:   time.Duration(o.active * float64(time.Second)),
+		InactiveTimeout: time.Duration(o.inactive * float64(time.Second)),
+		MaxFlows:        o.maxFlows,
+		Sampling:        o.sampling,
+		RandomSampling:  o.random,
+		Seed:            uint64(time.Now().UnixNano()),
+	}
+	m, err := meter.New(cfg, w.write)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	if o.pcap != "" {
+		err = meterFile(o.pcap, m)
+	} else {
+		err = meterLive(ctx, o, m)
+	}
+	m.Flush()
+	w.close()
+	printSummary(m.Stats(), time.Since(start))
+	return err
+}
+
+func meterFile(path string, m *meter.Meter) error {
+	f, err := capture.OpenFile(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+		stop := showProgress(f, m)
+		defer stop()
+	}
+	return f.Run(m.Feed)
+}
+
+// showProgress draws a progress bar on stderr until stop is called.
+func showProgress(f *capture.File, m *meter.Meter) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				fmt.Fprint(os.Stderr, "\r\033[K")
+				return
+			case <-t.C:
+				n, total := f.Progress()
+				frac := 0.0
+				if total > 0 {
+					frac = min(float64(n)/float64(total), 1)
+				}
+				bar := strings.Repeat("#", int(frac*40)) + strings.Repeat(" ", 40-int(frac*40))
+				fmt.Fprintf(os.Stderr, "\r[%s] %3.0f%% %d packets", bar, frac*100, m.Stats().Packets)
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+func meterLive(ctx context.Context, o meterOpts, m *meter.Meter) error {
+	lc := capture.LiveConfig{Interfaces: o.ifaces, Promiscuous: o.promisc}
+	if o.bpfFile != "" {
+		text, err := os.ReadFile(o.bpfFile)
+		if err != nil {
+			return err
+		}
+		if lc.Filter, err = capture.ParseFilter(string(text)); err != nil {
+			return err
+		}
+	}
+	live, err := capture.OpenLive(lc)
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	fmt.Fprintf(os.Stderr, "capturing on %s\n", strings.Join(o.ifaces, ", "))
+	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	if o.duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, o.duration)
+		defer cancel()
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { // the clock ages flows even when no packet arrives
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case now := <-t.C:
+				m.Advance(now)
+			}
+		}
+	})
+	err = live.Run(ctx, m.Feed)
+	wg.Wait()
+	if st, serr := live.Stats(); serr == nil {
+		for _, s := range st {
+			fmt.Fprintf(os.Stderr, "interface %s: %d packets received, %d dropped by the kernel\n", s.Interface, s.Packets, s.Drops)
+		}
+	}
+	return err
+}
+
+func printSummary(s meter.Stats, took time.Duration) {
+	metered := s.Packets - s.Sampled - s.NonIP - s.Truncated - s.Malformed - s.Unsupported
+	fmt.Fprintf(os.Stderr, "%d packets (%d metered, %d skipped by sampling) in %v\n", s.Packets, metered, s.Sampled, took.Round(time.Millisecond))
+	fmt.Fprintf(os.Stderr, "drops: %d not IP, %d truncated, %d malformed, %d unsupported link type; %d fragments without their first\n",
+		s.NonIP, s.Truncated, s.Malformed, s.Unsupported, s.OrphanFragment)
+	fmt.Fprintf(os.Stderr, "%d flows, %d records:", s.Flows, s.Records)
+	for r := flow.EndIdle; r <= flow.EndLackOfResources; r++ {
+		fmt.Fprintf(os.Stderr, " %d %s", s.ByReason[r], r)
+	}
+	fmt.Fprintln(os.Stderr)
+}
+
+// recordWriter prints records in one of the output formats.
+type recordWriter struct {
+	write func([]flow.Record)
+	close func()
+}
+
+var tableFields = []string{"start", "end", "srcaddr", "srcport", "dstaddr", "dstport", "protocol",
+	"packets", "bytes", "tcp_flags", "vlan_id", "end_reason"}
+
+func newRecordWriter(out io.Writer, format string) (*recordWriter, error) {
+	switch format {
+	case "jsonl":
+		return &recordWriter{write: func(rs []flow.Record) {
+			for i := range rs {
+				b, _ := rs[i].MarshalJSON()
+				out.Write(append(b, '\n'))
+			}
+		}, close: func() {}}, nil
+	case "csv":
+		cw := csv.NewWriter(out)
+		names := make([]string, len(flow.Fields))
+		for i, f := range flow.Fields {
+			names[i] = f.Name
+		}
+		cw.Write(names)
+		row := make([]string, len(flow.Fields))
+		return &recordWriter{write: func(rs []flow.Record) {
+			for i := range rs {
+				for j, f := range flow.Fields {
+					row[j] = f.Text(&rs[i])
+				}
+				cw.Write(row)
+			}
+		}, close: cw.Flush}, nil
+	case "table":
+		tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+		fields := make([]flow.Field, len(tableFields))
+		for i, n := range tableFields {
+			fields[i], _ = flow.FieldByName(n)
+		}
+		fmt.Fprintln(tw, strings.Join(tableFields, "\t")+"\t")
+		return &recordWriter{write: func(rs []flow.Record) {
+			for i := range rs {
+				for _, f := range fields {
+					fmt.Fprint(tw, f.Text(&rs[i]), "\t")
+				}
+				fmt.Fprintln(tw)
+			}
+		}, close: func() { tw.Flush() }}, nil
+	}
+	return nil, fmt.Errorf("meter: unknown format %q (want jsonl, csv or table)", format)
+}

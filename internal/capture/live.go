@@ -1,0 +1,225 @@
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gopacket/gopacket/afpacket"
+	"golang.org/x/net/bpf"
+
+	"flowlog/internal/packet"
+)
+
+// LiveConfig sets up live capture.
+type LiveConfig struct {
+	Interfaces  []string             // capture on each of these at once
+	Promiscuous bool                 // put the interfaces in promiscuous mode
+	Filter      []bpf.RawInstruction // optional classic BPF program (as tcpdump -dd prints)
+	BlockSize   int                  // ring block size; default 1 MiB
+	NumBlocks   int                  // ring blocks per interface; default 64
+}
+
+// IfaceStats are the kernel's counters for one interface's socket.
+type IfaceStats struct {
+	Interface    string
+	Packets      uint64 // received by the socket
+	Drops        uint64 // dropped by the kernel because the ring was full
+	QueueFreezes uint64
+}
+
+// Live captures from Linux interfaces through AF_PACKET TPACKET_V3 rings.
+type Live struct {
+	ifaces []*liveIface
+}
+
+type liveIface struct {
+	name  string
+	link  packet.LinkType
+	tp    *afpacket.TPacket
+	mu    sync.Mutex
+	stats IfaceStats
+}
+
+// OpenLive opens one ring per interface. It needs CAP_NET_RAW.
+func OpenLive(cfg LiveConfig) (*Live, error) {
+	if len(cfg.Interfaces) == 0 {
+		return nil, errors.New("capture: no interface given")
+	}
+	if cfg.BlockSize == 0 {
+		cfg.BlockSize = 1 << 20
+	}
+	if cfg.NumBlocks == 0 {
+		cfg.NumBlocks = 64
+	}
+	l := &Live{}
+	for _, name := range cfg.Interfaces {
+		ifc, err := openIface(name, cfg)
+		if err != nil {
+			l.Close()
+			return nil, err
+		}
+		l.ifaces = append(l.ifaces, ifc)
+	}
+	return l, nil
+}
+
+func openIface(name string, cfg LiveConfig) (*liveIface, error) {
+	link, loopback, err := ifaceLinkType(name)
+	if err != nil {
+		return nil, err
+	}
+	filter := cfg.Filter
+	if loopback {
+		filter = skipOutgoing(filter)
+	}
+	tp, err := afpacket.NewTPacket(
+		afpacket.OptInterface(name),
+		afpacket.TPacketVersion3,
+		afpacket.OptBlockSize(cfg.BlockSize),
+		afpacket.OptFrameSize(1<<16),
+		afpacket.OptNumBlocks(cfg.NumBlocks),
+		afpacket.OptBlockTimeout(10*time.Millisecond),
+		afpacket.OptPollTimeout(100*time.Millisecond),
+		afpacket.OptAddVLANHeader(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("capture: open %s: %w", name, err)
+	}
+	if cfg.Promiscuous {
+		if err := tp.SetPromiscuous(true); err != nil {
+			tp.Close()
+			return nil, fmt.Errorf("capture: promiscuous mode on %s: %w", name, err)
+		}
+	}
+	if len(filter) > 0 {
+		if err := tp.SetBPF(filter); err != nil {
+			tp.Close()
+			return nil, fmt.Errorf("capture: filter on %s: %w", name, err)
+		}
+	}
+	return &liveIface{name: name, link: link, tp: tp, stats: IfaceStats{Interface: name}}, nil
+}
+
+// ifaceLinkType maps the interface's ARPHRD type to the framing AF_PACKET
+// delivers.
+func ifaceLinkType(name string) (lt packet.LinkType, loopback bool, err error) {
+	b, err := os.ReadFile("/sys/class/net/" + name + "/type")
+	if err != nil {
+		return 0, false, fmt.Errorf("capture: interface %s: %w", name, err)
+	}
+	t, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	switch t {
+	case 772: // ARPHRD_LOOPBACK
+		return packet.LinkEthernet, true, nil
+	case 65534, 768, 769, 776, 778: // NONE (tun, wireguard), tunnels
+		return packet.LinkRaw, false, nil
+	}
+	return packet.LinkEthernet, false, nil
+}
+
+// skipOutgoing prefixes a filter so that it drops the outgoing copy of each
+// packet: on loopback, AF_PACKET delivers every packet twice (as libpcap
+// knows and hides too).
+func skipOutgoing(filter []bpf.RawInstruction) []bpf.RawInstruction {
+	const packetOutgoing = 4
+	prefix, _ := bpf.Assemble([]bpf.Instruction{
+		bpf.LoadExtension{Num: bpf.ExtType},
+		bpf.JumpIf{Cond: bpf.JumpEqual, Val: packetOutgoing, SkipFalse: 1},
+		bpf.RetConstant{Val: 0},
+	})
+	if len(filter) == 0 {
+		filter, _ = bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 1 << 18}})
+	}
+	return append(prefix, filter...)
+}
+
+// Run captures on every interface until ctx ends, handing frames to h from
+// one goroutine per interface.
+func (l *Live) Run(ctx context.Context, h Handler) error {
+	var wg sync.WaitGroup
+	errs := make([]error, len(l.ifaces))
+	for i, ifc := range l.ifaces {
+		wg.Go(func() { errs[i] = ifc.run(ctx, h) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func (ifc *liveIface) run(ctx context.Context, h Handler) error {
+	for ctx.Err() == nil {
+		data, ci, err := ifc.tp.ZeroCopyReadPacketData()
+		if errors.Is(err, afpacket.ErrTimeout) {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("capture: %s: %w", ifc.name, err)
+		}
+		h(ci.Timestamp, ifc.link, data)
+	}
+	return nil
+}
+
+// Stats returns the kernel's counters per interface since opening.
+func (l *Live) Stats() ([]IfaceStats, error) {
+	out := make([]IfaceStats, 0, len(l.ifaces))
+	for _, ifc := range l.ifaces {
+		_, v3, err := ifc.tp.SocketStats()
+		if err != nil {
+			return nil, fmt.Errorf("capture: stats of %s: %w", ifc.name, err)
+		}
+		ifc.mu.Lock()
+		ifc.stats.Packets = uint64(v3.Packets())
+		ifc.stats.Drops = uint64(v3.Drops())
+		ifc.stats.QueueFreezes = uint64(v3.QueueFreezes())
+		out = append(out, ifc.stats)
+		ifc.mu.Unlock()
+	}
+	return out, nil
+}
+
+// Close releases the rings.
+func (l *Live) Close() {
+	for _, ifc := range l.ifaces {
+		ifc.tp.Close()
+	}
+}
+
+// ParseFilter reads a classic BPF program in the form `tcpdump -dd EXPR`
+// prints: one `{ code, jt, jf, k },` line per instruction.
+func ParseFilter(text string) ([]bpf.RawInstruction, error) {
+	var prog []bpf.RawInstruction
+	for n, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" {
+			continue
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, ","), "}")
+		line = strings.TrimPrefix(line, "{")
+		parts := strings.Split(line, ",")
+		if len(parts) != 4 {
+			return nil, fmt.Errorf("capture: filter line %d: want 4 fields, got %q", n+1, line)
+		}
+		var v [4]uint64
+		for i, p := range parts {
+			x, err := strconv.ParseUint(strings.TrimSpace(p), 0, 32)
+			if err != nil {
+				return nil, fmt.Errorf("capture: filter line %d: %w", n+1, err)
+			}
+			v[i] = x
+		}
+		if v[1] > 255 || v[2] > 255 || v[0] > 0xffff {
+			return nil, fmt.Errorf("capture: filter line %d: field out of range", n+1)
+		}
+		prog = append(prog, bpf.RawInstruction{Op: uint16(v[0]), Jt: uint8(v[1]), Jf: uint8(v[2]), K: uint32(v[3])})
+	}
+	if len(prog) == 0 {
+		return nil, errors.New("capture: empty filter")
+	}
+	return prog, nil
+}

@@ -1,0 +1,105 @@
+package collect
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"syscall"
+	"testing"
+	"time"
+
+	"flowlog/internal/testutil"
+)
+
+// totals are what the collectors are compared on.
+type totals struct{ flows, packets, bytes uint64 }
+
+// softflowdPcaps are the largest captures of the FlowTest corpus, enough
+// for a few hundred flows of TCP, UDP, ICMP, IPv4 and IPv6.
+func softflowdPcaps(t *testing.T) []string {
+	files, _ := filepath.Glob(filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap", "*.pcap"))
+	if len(files) == 0 {
+		t.Fatal("no FlowTest pcaps")
+	}
+	sort.Strings(files)
+	return files
+}
+
+func runSoftflowd(t *testing.T, softflowd, pcap string, version, port int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	// -m 262144: softflowd's default table also bounds its batch between
+	// expiry checks and would split flows early.
+	cmd := exec.CommandContext(ctx, softflowd, "-p", filepath.Join(t.TempDir(), "pid"),
+		"-m", "262144", "-v", fmt.Sprint(version), "-n", fmt.Sprintf("127.0.0.1:%d", port), "-r", pcap)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("softflowd %s: %v: %s", filepath.Base(pcap), err, out)
+	}
+}
+
+// TestSoftflowdToCollectorMatchesNfcapd: softflowd reading the FlowTest
+// captures and exporting v5, v9 and IPFIX gives our collector the same
+// flow, packet and byte totals as it gives nfcapd.
+func TestSoftflowdToCollectorMatchesNfcapd(t *testing.T) {
+	softflowd := testutil.Peer(t, "softflowd")
+	nfcapd := testutil.Peer(t, "nfcapd")
+	nfdump := testutil.Peer(t, "nfdump")
+	pcaps := softflowdPcaps(t)
+	for _, version := range []int{5, 9, 10} {
+		t.Run(fmt.Sprint("v", version), func(t *testing.T) {
+			c, s := start(t, Config{Workers: 2})
+			ourPort := c.Addrs()[0].(*net.UDPAddr).Port
+			nfPort := testutil.FreeUDPPort(t)
+			dir := t.TempDir()
+			nf := exec.Command(nfcapd, "-b", "127.0.0.1", "-p", fmt.Sprint(nfPort), "-w", dir, "-B", "8000000", "-t", "3600")
+			if err := nf.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer nf.Process.Kill()
+			time.Sleep(300 * time.Millisecond)
+			for _, p := range pcaps {
+				runSoftflowd(t, softflowd, p, version, ourPort)
+				runSoftflowd(t, softflowd, p, version, nfPort)
+			}
+			var ours totals
+			for _, r := range s.wait(0) {
+				ours.flows++
+				ours.packets += r.Packets
+				ours.bytes += r.Bytes
+			}
+			time.Sleep(200 * time.Millisecond)
+			nf.Process.Signal(syscall.SIGTERM)
+			nf.Wait()
+			out, err := exec.Command(nfdump, "-R", dir, "-o", "json").Output()
+			if err != nil {
+				t.Fatalf("nfdump: %v", err)
+			}
+			var flows []struct {
+				Packets uint64 `json:"in_packets"`
+				Bytes   uint64 `json:"in_bytes"`
+			}
+			if err := json.Unmarshal(out, &flows); err != nil {
+				t.Fatalf("nfdump json: %v", err)
+			}
+			var theirs totals
+			for _, f := range flows {
+				theirs.flows++
+				theirs.packets += f.Packets
+				theirs.bytes += f.Bytes
+			}
+			if ours != theirs || ours.flows == 0 {
+				t.Fatalf("ours %+v, nfcapd %+v; counters %+v", ours, theirs, c.Stats())
+			}
+			st := c.Stats()[0]
+			if st.DecodeErrors != 0 || st.UnknownTemplates != 0 {
+				t.Errorf("counters %+v", st)
+			}
+			t.Logf("%d pcaps: %+v", len(pcaps), ours)
+		})
+	}
+}

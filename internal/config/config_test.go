@@ -1,0 +1,73 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, body string) string {
+	p := filepath.Join(t.TempDir(), "flowlog.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPrecedence(t *testing.T) {
+	file := writeFile(t, "listen: 127.0.0.1:1\ndata_dir: /from-file\nflow_log_quota: 5\nlog_level: debug\n")
+	env := map[string]string{"FLOWLOG_DATA_DIR": "/from-env", "FLOWLOG_FLOW_LOG_QUOTA": "7"}
+	cfg, err := LoadServe(file, func(k string) string { return env[k] }, Serve{FlowLogQuota: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Serve{Listen: "127.0.0.1:1", DataDir: "/from-env", FlowLogQuota: 9, LogLevel: "debug"}
+	if cfg != want {
+		t.Fatalf("got %+v, want %+v", cfg, want)
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := LoadServe("", func(string) string { return "" }, Serve{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != DefaultListen || cfg.DataDir == "" || cfg.FlowLogQuota != 20 || cfg.LogLevel != "info" {
+		t.Fatalf("defaults: %+v", cfg)
+	}
+	if _, err := LoadServe(writeFile(t, ""), func(string) string { return "" }, Serve{}); err != nil {
+		t.Fatalf("an empty file must mean defaults: %v", err)
+	}
+}
+
+func TestBrokenConfigs(t *testing.T) {
+	noEnv := func(string) string { return "" }
+	for _, c := range []struct {
+		file, env, want string
+	}{
+		{"listen: [1, 2]\n", "", "cannot unmarshal"},
+		{"listne: x\n", "", "field listne not found"},
+		{"listen: nowhere\n", "", `listen: "nowhere" is not HOST:PORT`},
+		{"flow_log_quota: -1\n", "", "flow_log_quota: must be at least 1"},
+		{"log_level: loud\n", "", `log_level: "loud"`},
+		{"", "abc", `FLOWLOG_FLOW_LOG_QUOTA: "abc" is not an integer`},
+	} {
+		getenv := noEnv
+		if c.env != "" {
+			getenv = func(k string) string {
+				if k == "FLOWLOG_FLOW_LOG_QUOTA" {
+					return c.env
+				}
+				return ""
+			}
+		}
+		_, err := LoadServe(writeFile(t, c.file), getenv, Serve{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: got %v, want an error containing %q", c.file, err, c.want)
+		}
+	}
+	if _, err := LoadServe("/nonexistent/flowlog.yaml", noEnv, Serve{}); err == nil {
+		t.Error("a missing config file must be an error")
+	}
+}

@@ -1,0 +1,413 @@
+// Package meter turns packets into unidirectional flow records: it decodes
+// each frame, accounts it in a flow cache, and ages flows out with inactive
+// and active timeouts, TCP FIN/RST, a full cache, or a flush.
+//
+// Time is whatever the caller passes with each packet: packet timestamps
+// for files (replay is deterministic and as fast as the disk), the clock for
+// live capture (with Advance called periodically so idle flows still age).
+//
+// A flow is keyed by addresses, ports, protocol, IP version and outer VLAN.
+// For ICMP the destination port carries type<<8|code, as NetFlow does, and
+// the record's icmp_type/icmp_code say the same. Later IP fragments count in
+// the flow of their first fragment. A record after an active timeout holds
+// the packets since the previous one (a delta).
+//
+// Use:
+//
+//	m, err := meter.New(cfg, func(recs []flow.Record) { /* copy or consume */ })
+//	for each packet: m.Feed(ts, linkType, frame)
+//	m.Flush() // at the end: remaining flows end as "forced"
+package meter
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"flowlog/internal/flow"
+	"flowlog/internal/packet"
+)
+
+// Config sets up a Meter. Zero values take the defaults of DefaultConfig.
+type Config struct {
+	ActiveTimeout   time.Duration // a running flow reports every ActiveTimeout
+	InactiveTimeout time.Duration // a flow without packets for this long ends
+	MaxFlows        int           // cache size; a full cache evicts (lack_of_resources)
+	Sampling        uint32        // meter 1 packet in N; 0 or 1 meters all
+	RandomSampling  bool          // pick packets at random (1/N) instead of every Nth
+	Seed            uint64        // seeds random sampling and the flow hash
+	BatchSize       int           // records per call of the emit function
+}
+
+// DefaultConfig returns the defaults: 300 s active, 15 s inactive (the
+// defaults of Alibaba's flow logs), 256k flows, no sampling.
+func DefaultConfig() Config {
+	return Config{
+		ActiveTimeout:   300 * time.Second,
+		InactiveTimeout: 15 * time.Second,
+		MaxFlows:        1 << 18,
+		BatchSize:       512,
+	}
+}
+
+// ErrConfig reports an invalid configuration or timeout.
+var ErrConfig = errors.New("meter: invalid configuration")
+
+// EmitFunc receives finished records in batches. The slice is reused once
+// the call returns: copy what must be kept. It is called with the meter
+// locked, so it must not call back into the meter.
+type EmitFunc func([]flow.Record)
+
+// Stats counts what the meter saw. Packets = Sampled + every drop counter +
+// the packets accounted in flows.
+type Stats struct {
+	Packets        uint64    // frames fed
+	Sampled        uint64    // frames skipped by 1:N sampling
+	NonIP          uint64    // frames carrying no IP packet
+	Truncated      uint64    // frames ending inside a needed header
+	Malformed      uint64    // frames with impossible header values
+	Unsupported    uint64    // frames of a link type the decoder does not know
+	OrphanFragment uint64    // later IP fragments whose first fragment was not seen (metered with ports 0)
+	Flows          uint64    // flows created
+	Records        uint64    // records emitted
+	ByReason       [6]uint64 // records by flow.EndReason
+	ActiveFlows    int       // flows in the cache now
+}
+
+// Evicted is the number of flows ended because the cache was full.
+func (s Stats) Evicted() uint64 { return s.ByReason[flow.EndLackOfResources] }
+
+// Meter is a flow cache. It is safe for concurrent use.
+type Meter struct {
+	mu       sync.Mutex
+	active   int64 // ms
+	inactive int64 // ms
+	sweepGap int64 // ns between full sweeps of the cache
+	nextSwp  int64
+	now      int64 // latest time seen, ns
+	epoch    int64 // ms; entries keep their times relative to it
+
+	sampling uint32
+	skip     uint32
+	rng      *rand.Rand
+	info     packet.Info
+
+	tab   table
+	frags fragTable
+
+	emit  EmitFunc
+	batch []flow.Record
+	stats Stats
+}
+
+// New returns a meter that hands its records to emit.
+func New(cfg Config, emit EmitFunc) (*Meter, error) {
+	def := DefaultConfig()
+	if cfg.ActiveTimeout == 0 {
+		cfg.ActiveTimeout = def.ActiveTimeout
+	}
+	if cfg.InactiveTimeout == 0 {
+		cfg.InactiveTimeout = def.InactiveTimeout
+	}
+	if cfg.MaxFlows == 0 {
+		cfg.MaxFlows = def.MaxFlows
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = def.BatchSize
+	}
+	if cfg.MaxFlows < 1 || cfg.MaxFlows > 1<<30 || cfg.BatchSize < 1 {
+		return nil, fmt.Errorf("%w: MaxFlows %d, BatchSize %d", ErrConfig, cfg.MaxFlows, cfg.BatchSize)
+	}
+	if emit == nil {
+		return nil, fmt.Errorf("%w: no emit function", ErrConfig)
+	}
+	m := &Meter{
+		sampling: max(cfg.Sampling, 1),
+		emit:     emit,
+		batch:    make([]flow.Record, 0, cfg.BatchSize),
+		tab:      newTable(cfg.MaxFlows, cfg.Seed),
+	}
+	if cfg.RandomSampling {
+		m.rng = rand.New(rand.NewPCG(cfg.Seed, 0x9e3779b97f4a7c15))
+	}
+	if err := m.setTimeouts(cfg.ActiveTimeout, cfg.InactiveTimeout); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// SetTimeouts changes the timeouts of a running meter; flows already in
+// the cache age by the new values from now on.
+func (m *Meter) SetTimeouts(active, inactive time.Duration) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.setTimeouts(active, inactive)
+}
+
+func (m *Meter) setTimeouts(active, inactive time.Duration) error {
+	if active < time.Millisecond || inactive < time.Millisecond || active > maxTimeout || inactive > maxTimeout {
+		return fmt.Errorf("%w: timeouts must be between 1ms and %v (active %v, inactive %v)",
+			ErrConfig, maxTimeout, active, inactive)
+	}
+	m.active, m.inactive = active.Milliseconds(), inactive.Milliseconds()
+	// Sweep often enough that a flow ends within a tenth of its timeout.
+	m.sweepGap = min(max(min(active, inactive)/10, 10*time.Millisecond), time.Second).Nanoseconds()
+	m.nextSwp = m.now + m.sweepGap
+	return nil
+}
+
+// Feed meters one frame of link type lt captured at ts.
+func (m *Meter) Feed(ts time.Time, lt packet.LinkType, frame []byte) {
+	now := ts.UnixNano()
+	m.mu.Lock()
+	m.feed(now, lt, frame)
+	m.mu.Unlock()
+}
+
+func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
+	m.stats.Packets++
+	if m.epoch == 0 {
+		m.epoch = now/1e6 - epochSlack
+	}
+	if now > m.now {
+		m.now = now
+	}
+	if m.now >= m.nextSwp {
+		m.sweep(m.now)
+	}
+	if m.sampling > 1 && !m.pick() {
+		m.stats.Sampled++
+		return
+	}
+	info := &m.info
+	if err := packet.Decode(lt, frame, info); err != nil {
+		m.countDrop(err)
+		return
+	}
+	k := key{src: info.Src, dst: info.Dst, sport: info.SrcPort, dport: info.DstPort,
+		vlan: info.VLAN, proto: info.Protocol, ipv: info.IPVersion}
+	switch info.Frag {
+	case packet.FirstFragment:
+		m.frags.put(&k, info.FragID, now)
+	case packet.LaterFragment:
+		if !m.frags.get(&k, info.FragID, now) {
+			m.stats.OrphanFragment++
+		}
+	}
+	m.account(&k, now, info)
+}
+
+// pick decides whether sampling meters this packet.
+func (m *Meter) pick() bool {
+	if m.rng != nil {
+		return m.rng.Uint32N(m.sampling) == 0
+	}
+	m.skip++
+	if m.skip < m.sampling {
+		return false
+	}
+	m.skip = 0
+	return true
+}
+
+func (m *Meter) countDrop(err error) {
+	switch err {
+	case packet.ErrNotIP:
+		m.stats.NonIP++
+	case packet.ErrTruncated:
+		m.stats.Truncated++
+	case packet.ErrMalformed:
+		m.stats.Malformed++
+	default:
+		m.stats.Unsupported++
+	}
+}
+
+const tcpFIN, tcpRST = 0x01, 0x04
+
+// maxTimeout bounds the timeouts so that a flow's times, kept in 32-bit
+// milliseconds, never need more than 2^31 ms (24.8 days).
+const maxTimeout = 24 * 24 * time.Hour
+
+// epochSlack puts the epoch before the first packet, for packets that
+// arrive out of order; times before the epoch count as the epoch.
+const epochSlack = 60_000
+
+// rel converts a time in ns to ms since the epoch, as entries keep it.
+func (m *Meter) rel(now int64) uint32 {
+	return uint32(min(max(now/1e6-m.epoch, 0), math.MaxUint32))
+}
+
+// age is how long ago (ms) an entry time was, at now (ns).
+func (m *Meter) age(now int64, t uint32) int64 { return now/1e6 - m.epoch - int64(t) }
+
+// account adds one decoded packet to its flow.
+func (m *Meter) account(k *key, now int64, info *packet.Info) {
+	i, found := m.tab.find(k)
+	if found {
+		e := &m.tab.entries[i]
+		switch {
+		case m.age(now, e.last) >= m.inactive:
+			m.export(e, flow.EndIdle)
+			e.reset(m.rel(now))
+		case m.age(now, e.first) >= m.active || e.packets == math.MaxUint32:
+			m.export(e, flow.EndActive)
+			e.reset(m.rel(now))
+		}
+	} else {
+		if m.tab.full() {
+			m.makeRoom(now)
+		}
+		i = m.tab.insert(k, m.rel(now))
+		m.stats.Flows++
+	}
+	e := &m.tab.entries[i]
+	e.packets++
+	e.bytes += uint64(info.IPLen)
+	e.tcpFlags |= info.TCPFlags
+	e.tos = info.TOS
+	if r := m.rel(now); r > e.last {
+		e.last = r
+	}
+	if info.Protocol == 6 && info.TCPFlags&(tcpFIN|tcpRST) != 0 {
+		m.export(e, flow.EndOfFlow)
+		m.tab.remove(i)
+	}
+}
+
+// makeRoom frees a cache slot: idle flows first, then the least recently
+// seen of a few candidates, which ends with lack_of_resources.
+func (m *Meter) makeRoom(now int64) {
+	m.sweep(now)
+	if !m.tab.full() {
+		return
+	}
+	i := m.tab.victim()
+	m.export(&m.tab.entries[i], flow.EndLackOfResources)
+	m.tab.remove(i)
+}
+
+// sweep ends every flow whose inactive or active timeout has passed.
+func (m *Meter) sweep(now int64) {
+	m.nextSwp = now + m.sweepGap
+	for i := range m.tab.entries {
+		e := &m.tab.entries[i]
+		if !e.used() {
+			continue
+		}
+		switch {
+		case m.age(now, e.last) >= m.inactive:
+			m.export(e, flow.EndIdle)
+		case m.age(now, e.first) >= m.active:
+			m.export(e, flow.EndActive)
+		default:
+			continue
+		}
+		m.tab.remove(uint32(i))
+	}
+	if now/1e6-m.epoch > math.MaxInt32 {
+		m.rebase(now)
+	}
+}
+
+// rebase moves the epoch up (after 24 days of packet time) so that entry
+// times keep fitting in 32 bits, but not past any flow's first packet. As
+// timeouts are at most 24 days, a sweep leaves no flow older than that.
+func (m *Meter) rebase(now int64) {
+	delta := now/1e6 - epochSlack - m.epoch
+	for i := range m.tab.entries {
+		if e := &m.tab.entries[i]; e.used() {
+			delta = min(delta, int64(e.first))
+		}
+	}
+	for i := range m.tab.entries {
+		if e := &m.tab.entries[i]; e.used() {
+			e.first -= uint32(delta)
+			e.last -= uint32(delta)
+		}
+	}
+	m.epoch += delta
+}
+
+// Advance moves the meter's clock to now (live capture calls it
+// periodically), ages flows, and hands out records waiting in the batch.
+func (m *Meter) Advance(now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if n := now.UnixNano(); n > m.now {
+		m.now = n
+	}
+	m.sweep(m.now)
+	m.flushBatch()
+}
+
+// Flush ends every flow with end reason forced and hands out all records;
+// the meter can be fed again afterwards.
+func (m *Meter) Flush() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.tab.entries {
+		if e := &m.tab.entries[i]; e.used() {
+			m.export(e, flow.EndForced)
+			m.tab.remove(uint32(i))
+		}
+	}
+	m.flushBatch()
+}
+
+// Stats returns the counters so far.
+func (m *Meter) Stats() Stats {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	s := m.stats
+	s.ActiveFlows = m.tab.n
+	return s
+}
+
+func (m *Meter) export(e *entry, reason flow.EndReason) {
+	r := flow.Record{
+		Version:          flow.RecordVersion,
+		SrcPort:          e.sport,
+		DstPort:          e.dport,
+		Protocol:         e.proto,
+		Packets:          uint64(e.packets),
+		Bytes:            e.bytes,
+		Start:            m.epoch + int64(e.first),
+		End:              m.epoch + int64(e.last),
+		Action:           flow.ActionAccept,
+		LogStatus:        flow.StatusOK,
+		TCPFlags:         e.tcpFlags,
+		IPVersion:        e.ipv,
+		VLANID:           e.vlan,
+		TOS:              e.tos,
+		EndReason:        reason,
+		SamplingInterval: m.sampling,
+	}
+	if e.ipv == 4 {
+		r.SrcAddr = netipFrom4(e.src)
+		r.DstAddr = netipFrom4(e.dst)
+	} else {
+		r.SrcAddr = netipFrom16(e.src)
+		r.DstAddr = netipFrom16(e.dst)
+	}
+	if e.proto == 1 || e.proto == 58 {
+		r.ICMPType, r.ICMPCode = uint8(e.dport>>8), uint8(e.dport)
+	}
+	m.stats.Records++
+	m.stats.ByReason[reason]++
+	m.batch = append(m.batch, r)
+	if len(m.batch) == cap(m.batch) {
+		m.flushBatch()
+	}
+}
+
+func (m *Meter) flushBatch() {
+	if len(m.batch) > 0 {
+		m.emit(m.batch)
+		clear(m.batch)
+		m.batch = m.batch[:0]
+	}
+}

@@ -1,0 +1,594 @@
+package netflow
+
+import (
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"flowlog/internal/flow"
+)
+
+// SessionConfig bounds the state one exporter can make a Session keep.
+type SessionConfig struct {
+	TemplateTTL     time.Duration // a template unused-unannounced this long is forgotten
+	MaxTemplates    int           // templates over all domains
+	MaxDomains      int           // observation domains / source ids
+	MaxPendingBytes int           // data sets held while waiting for their template
+	PendingTTL      time.Duration // how long such a set is held
+}
+
+// DefaultSessionConfig returns the defaults: templates expire after 1800 s
+// (RFC 6728's template lifetime), data waits up to 10 s for its template.
+func DefaultSessionConfig() SessionConfig {
+	return SessionConfig{
+		TemplateTTL:     1800 * time.Second,
+		MaxTemplates:    1024,
+		MaxDomains:      256,
+		MaxPendingBytes: 256 << 10,
+		PendingTTL:      10 * time.Second,
+	}
+}
+
+// Session is the decoding state of one exporter (one source address). It is
+// not safe for concurrent use.
+type Session struct {
+	cfg          SessionConfig
+	domains      map[domainKey]*domain
+	templates    int
+	pending      []pendingSet
+	pendingBytes int
+
+	lastKey    domainKey // the domain of the previous packet, usually the next one's too
+	lastDomain *domain
+}
+
+// Result describes what Decode did with one packet.
+type Result struct {
+	Version int
+	Domain  uint32 // observation domain, source id, or v5 engine type<<8|id
+	Records int    // flow records appended
+	Unknown int    // data sets whose template is not (yet) known
+	Dropped int    // held data sets given up on (expired or over the limit)
+	Lost    uint64 // flows, packets or records missing by sequence number
+
+	optionRecords int // options data records decoded
+	msgRecords    int // data records (options too) of this message, for the IPFIX sequence
+}
+
+type domainKey struct {
+	version uint16
+	id      uint32
+}
+
+type domain struct {
+	plans    map[uint16]*plan
+	lastPlan *plan             // the plan of the previous data set, to skip the map
+	samplers map[uint64]uint32 // sampler/selector id → 1:N
+	rate     uint32            // rate announced without a sampler id
+	sysInit  int64             // systemInitTimeMilliseconds from options data
+	seqOK    bool
+	nextSeq  uint32
+}
+
+// maxSamplers bounds the sampler ids remembered per domain.
+const maxSamplers = 256
+
+// header is what records need from their packet's header.
+type header struct {
+	version  int
+	exportMs int64
+	sysUp    uint32
+	rate     uint32 // v5 header sampling interval
+}
+
+type pendingSet struct {
+	key  domainKey
+	tid  uint16
+	hdr  header
+	at   int64 // Unix ms
+	data []byte
+}
+
+// NewSession returns an empty Session; zero fields of cfg take defaults.
+func NewSession(cfg SessionConfig) *Session {
+	d := DefaultSessionConfig()
+	if cfg.TemplateTTL <= 0 {
+		cfg.TemplateTTL = d.TemplateTTL
+	}
+	if cfg.MaxTemplates <= 0 {
+		cfg.MaxTemplates = d.MaxTemplates
+	}
+	if cfg.MaxDomains <= 0 {
+		cfg.MaxDomains = d.MaxDomains
+	}
+	if cfg.MaxPendingBytes < 0 {
+		cfg.MaxPendingBytes = 0
+	} else if cfg.MaxPendingBytes == 0 {
+		cfg.MaxPendingBytes = d.MaxPendingBytes
+	}
+	if cfg.PendingTTL <= 0 {
+		cfg.PendingTTL = d.PendingTTL
+	}
+	return &Session{cfg: cfg, domains: make(map[domainKey]*domain)}
+}
+
+// Decode decodes one NetFlow v5, v9 or IPFIX packet and appends its flow
+// records to out. On error, the records decoded before it are kept.
+func (s *Session) Decode(pkt []byte, now time.Time, out []flow.Record) ([]flow.Record, Result, error) {
+	v, err := Version(pkt)
+	res := Result{Version: v}
+	if err != nil {
+		return out, res, err
+	}
+	if len(s.pending) > 0 {
+		res.Dropped += s.expirePending(now.UnixMilli())
+	}
+	switch v {
+	case V5:
+		return s.decodeV5(pkt, out, res)
+	case V9:
+		return s.decodeV9(pkt, now, out, res)
+	default:
+		return s.decodeIPFIX(pkt, now, out, res)
+	}
+}
+
+func (s *Session) domain(k domainKey) (*domain, error) {
+	if s.lastDomain != nil && s.lastKey == k {
+		return s.lastDomain, nil
+	}
+	d := s.domains[k]
+	if d == nil {
+		if len(s.domains) >= s.cfg.MaxDomains {
+			return nil, fmt.Errorf("%w: %d observation domains", ErrLimit, len(s.domains))
+		}
+		d = &domain{plans: make(map[uint16]*plan), samplers: make(map[uint64]uint32)}
+		s.domains[k] = d
+	}
+	s.lastKey, s.lastDomain = k, d
+	return d, nil
+}
+
+// sequence checks a packet's sequence number against the expected one and
+// returns how many units went missing. Backward or huge jumps (reordering,
+// exporter restart) count as no loss.
+func (d *domain) sequence(seq, next uint32, known bool) uint64 {
+	var lost uint64
+	if d.seqOK {
+		if gap := seq - d.nextSeq; gap != 0 && gap < 1<<30 {
+			lost = uint64(gap)
+		}
+	}
+	d.seqOK, d.nextSeq = known, next
+	return lost
+}
+
+func (s *Session) decodeV9(pkt []byte, now time.Time, out []flow.Record, res Result) ([]flow.Record, Result, error) {
+	if len(pkt) < 20 {
+		return out, res, fmt.Errorf("v9 header: %w", ErrShort)
+	}
+	h := header{version: V9, sysUp: binary.BigEndian.Uint32(pkt[4:]),
+		exportMs: int64(binary.BigEndian.Uint32(pkt[8:])) * 1000}
+	seq := binary.BigEndian.Uint32(pkt[12:])
+	key := domainKey{V9, binary.BigEndian.Uint32(pkt[16:])}
+	res.Domain = key.id
+	d, err := s.domain(key)
+	if err != nil {
+		return out, res, err
+	}
+	// The header count is not checked: exporters fill it with records,
+	// flowsets or (softflowd) flow records only.
+	out, err = s.sets(pkt[20:], key, d, h, now, out, &res)
+	if err == nil {
+		res.Lost = d.sequence(seq, seq+1, true)
+	}
+	res.optionRecords, res.msgRecords = 0, 0
+	return out, res, err
+}
+
+func (s *Session) decodeIPFIX(pkt []byte, now time.Time, out []flow.Record, res Result) ([]flow.Record, Result, error) {
+	if len(pkt) < 16 {
+		return out, res, fmt.Errorf("ipfix header: %w", ErrShort)
+	}
+	n := int(binary.BigEndian.Uint16(pkt[2:]))
+	if n < 16 || n > len(pkt) {
+		return out, res, fmt.Errorf("ipfix message length %d of %d: %w", n, len(pkt), ErrLength)
+	}
+	h := header{version: IPFIX, exportMs: int64(binary.BigEndian.Uint32(pkt[4:])) * 1000}
+	seq := binary.BigEndian.Uint32(pkt[8:])
+	key := domainKey{IPFIX, binary.BigEndian.Uint32(pkt[12:])}
+	res.Domain = key.id
+	d, err := s.domain(key)
+	if err != nil {
+		return out, res, err
+	}
+	out, err = s.sets(pkt[16:n], key, d, h, now, out, &res)
+	if err == nil {
+		// The sequence counts data records, options data included; unknown
+		// sets make the next expected number unknowable.
+		res.Lost = d.sequence(seq, seq+uint32(res.msgRecords), res.Unknown == 0)
+	}
+	res.optionRecords, res.msgRecords = 0, 0
+	return out, res, err
+}
+
+// sets walks the (flow)sets of a v9 or IPFIX packet.
+func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Time, out []flow.Record, res *Result) ([]flow.Record, error) {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			if allZero(b) {
+				return out, nil
+			}
+			return out, fmt.Errorf("set header: %w", ErrShort)
+		}
+		id := binary.BigEndian.Uint16(b)
+		n := int(binary.BigEndian.Uint16(b[2:]))
+		if n < 4 {
+			if allZero(b) { // zero fill after the last set
+				return out, nil
+			}
+			return out, fmt.Errorf("set %d length %d: %w", id, n, ErrLength)
+		}
+		if n > len(b) {
+			return out, fmt.Errorf("set %d length %d of %d: %w", id, n, len(b), ErrLength)
+		}
+		body := b[4:n]
+		b = b[n:]
+		var err error
+		switch {
+		case (h.version == V9 && id == 0) || (h.version == IPFIX && id == 2):
+			err = s.templateSet(body, key, d, h, false, now, &out, res)
+		case (h.version == V9 && id == 1) || (h.version == IPFIX && id == 3):
+			err = s.templateSet(body, key, d, h, true, now, &out, res)
+		case id >= 256:
+			p := d.lastPlan
+			if p == nil || p.tpl.ID != id {
+				p = d.plans[id]
+				d.lastPlan = p
+			}
+			if p != nil && now.Unix()-p.learned > int64(s.cfg.TemplateTTL/time.Second) {
+				s.forget(d, id)
+				p = nil
+			}
+			if p == nil {
+				res.Unknown++
+				res.Dropped += s.hold(key, id, h, body, now.UnixMilli())
+				continue
+			}
+			n0 := res.Records + res.optionRecords
+			out, err = d.data(p, body, h, out, res)
+			res.msgRecords += res.Records + res.optionRecords - n0
+		}
+		if err != nil {
+			return out, err
+		}
+	}
+	return out, nil
+}
+
+func allZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// templates reads a template or options template set and learns each one.
+func (s *Session) templateSet(b []byte, key domainKey, d *domain, h header, options bool, now time.Time, out *[]flow.Record, res *Result) error {
+	for len(b) >= 4 {
+		t, n, err := parseTemplate(b, h.version, options)
+		if err != nil {
+			if allZero(b) { // set padding
+				return nil
+			}
+			return err
+		}
+		b = b[n:]
+		if len(t.Fields) == 0 { // IPFIX withdrawal
+			s.forget(d, t.ID)
+			continue
+		}
+		if err := s.learn(key, d, t, now); err != nil {
+			return err
+		}
+		*out = s.release(key, d, t.ID, *out, res)
+	}
+	return nil
+}
+
+// parseTemplate reads one template record and returns it and its length.
+func parseTemplate(b []byte, version int, options bool) (Template, int, error) {
+	var t Template
+	if len(b) < 4 {
+		return t, 0, fmt.Errorf("template: %w", ErrShort)
+	}
+	t.ID = binary.BigEndian.Uint16(b)
+	off := 4
+	var count int
+	switch {
+	case !options:
+		count = int(binary.BigEndian.Uint16(b[2:]))
+	case version == V9:
+		if len(b) < 6 {
+			return t, 0, fmt.Errorf("options template: %w", ErrShort)
+		}
+		scopeLen, optLen := int(binary.BigEndian.Uint16(b[2:])), int(binary.BigEndian.Uint16(b[4:]))
+		if scopeLen%4 != 0 || optLen%4 != 0 {
+			return t, 0, fmt.Errorf("%w: options template %d lengths %d/%d", ErrTemplate, t.ID, scopeLen, optLen)
+		}
+		t.ScopeCount = scopeLen / 4
+		count = t.ScopeCount + optLen/4
+		off = 6
+	default:
+		if len(b) < 6 {
+			return t, 0, fmt.Errorf("options template: %w", ErrShort)
+		}
+		count = int(binary.BigEndian.Uint16(b[2:]))
+		t.ScopeCount = int(binary.BigEndian.Uint16(b[4:]))
+		if t.ScopeCount == 0 && count > 0 || t.ScopeCount > count {
+			return t, 0, fmt.Errorf("%w: options template %d scope %d of %d", ErrTemplate, t.ID, t.ScopeCount, count)
+		}
+		off = 6
+	}
+	if count > maxFields {
+		return t, 0, fmt.Errorf("%w: template %d has %d fields", ErrTemplate, t.ID, count)
+	}
+	if count > 0 {
+		t.Fields = make([]Field, 0, count)
+	}
+	for i := 0; i < count; i++ {
+		if off+4 > len(b) {
+			return t, 0, fmt.Errorf("template %d field %d: %w", t.ID, i, ErrShort)
+		}
+		f := Field{ID: binary.BigEndian.Uint16(b[off:]), Len: binary.BigEndian.Uint16(b[off+2:])}
+		off += 4
+		if version == IPFIX && f.ID&0x8000 != 0 {
+			if off+4 > len(b) {
+				return t, 0, fmt.Errorf("template %d field %d enterprise: %w", t.ID, i, ErrShort)
+			}
+			f.ID &= 0x7FFF
+			f.PEN = binary.BigEndian.Uint32(b[off:])
+			off += 4
+		}
+		t.Fields = append(t.Fields, f)
+	}
+	if options && version == V9 {
+		// v9 options templates are padded to 4 bytes within the record.
+		if pad := off % 4; pad != 0 && off+4-pad <= len(b) && allZero(b[off:off+4-pad]) {
+			off += 4 - pad
+		}
+	}
+	if t.ID < 256 {
+		return t, 0, fmt.Errorf("%w: id %d below 256", ErrTemplate, t.ID)
+	}
+	return t, off, nil
+}
+
+func (s *Session) learn(key domainKey, d *domain, t Template, now time.Time) error {
+	p, err := compile(t, int(key.version))
+	if err != nil {
+		return err
+	}
+	p.learned = now.Unix()
+	if d.plans[t.ID] == nil {
+		if s.templates >= s.cfg.MaxTemplates {
+			return fmt.Errorf("%w: %d templates", ErrLimit, s.templates)
+		}
+		s.templates++
+	}
+	d.plans[t.ID] = p
+	d.lastPlan = nil
+	return nil
+}
+
+func (s *Session) forget(d *domain, id uint16) {
+	if d.plans[id] != nil {
+		delete(d.plans, id)
+		s.templates--
+	}
+	d.lastPlan = nil
+}
+
+// hold keeps a data set whose template is unknown, within the byte budget;
+// it returns 1 if the set had to be dropped.
+func (s *Session) hold(key domainKey, tid uint16, h header, body []byte, nowMs int64) int {
+	if s.pendingBytes+len(body) > s.cfg.MaxPendingBytes {
+		return 1
+	}
+	s.pending = append(s.pending, pendingSet{key: key, tid: tid, hdr: h, at: nowMs, data: append([]byte(nil), body...)})
+	s.pendingBytes += len(body)
+	return 0
+}
+
+// release decodes the held data sets of a template that just arrived.
+func (s *Session) release(key domainKey, d *domain, tid uint16, out []flow.Record, res *Result) []flow.Record {
+	if len(s.pending) == 0 {
+		return out
+	}
+	kept := s.pending[:0]
+	for _, ps := range s.pending {
+		if ps.key != key || ps.tid != tid {
+			kept = append(kept, ps)
+			continue
+		}
+		s.pendingBytes -= len(ps.data)
+		var err error
+		if out, err = d.data(d.plans[tid], ps.data, ps.hdr, out, res); err != nil {
+			res.Dropped++
+		}
+	}
+	clear(s.pending[len(kept):])
+	s.pending = kept
+	return out
+}
+
+func (s *Session) expirePending(nowMs int64) int {
+	ttl := s.cfg.PendingTTL.Milliseconds()
+	kept := s.pending[:0]
+	dropped := 0
+	for _, ps := range s.pending {
+		if nowMs-ps.at > ttl {
+			s.pendingBytes -= len(ps.data)
+			dropped++
+			continue
+		}
+		kept = append(kept, ps)
+	}
+	clear(s.pending[len(kept):])
+	s.pending = kept
+	return dropped
+}
+
+// data decodes the records of one data set.
+func (d *domain) data(p *plan, b []byte, h header, out []flow.Record, res *Result) ([]flow.Record, error) {
+	var x raw
+	if p.options {
+		var r flow.Record
+		for len(b) >= p.minLen {
+			x = raw{}
+			n := p.record(b, &r, &x)
+			if n < 0 {
+				return out, fmt.Errorf("options record of template %d: %w", p.tpl.ID, ErrShort)
+			}
+			b = b[n:]
+			res.optionRecords++
+			d.options(&x)
+		}
+		return out, nil
+	}
+	for len(b) >= p.minLen {
+		out = append(out, flow.Record{})
+		r := &out[len(out)-1]
+		x = raw{}
+		n := p.record(b, r, &x)
+		if n < 0 {
+			out = out[:len(out)-1]
+			return out, fmt.Errorf("data record of template %d: %w", p.tpl.ID, ErrShort)
+		}
+		b = b[n:]
+		d.finish(r, &x, &h)
+		res.Records++
+	}
+	return out, nil
+}
+
+// options takes sampling rates and the system init time from options data.
+func (d *domain) options(x *raw) {
+	if x.sysInit != 0 {
+		d.sysInit = x.sysInit
+	}
+	rate := x.samplingRate()
+	if rate == 0 {
+		return
+	}
+	if !x.hasSampler {
+		d.rate = rate
+		return
+	}
+	if _, ok := d.samplers[x.samplerID]; ok || len(d.samplers) < maxSamplers {
+		d.samplers[x.samplerID] = rate
+	}
+}
+
+// finish resolves a record's times and sampling rate.
+func (d *domain) finish(r *flow.Record, x *raw, h *header) {
+	r.Start, r.End = x.startMs, x.endMs
+	if x.hasUp != 0 {
+		sysInit := x.sysInit
+		if sysInit == 0 {
+			sysInit = d.sysInit
+		}
+		if x.hasUp&1 != 0 && r.Start == 0 {
+			r.Start = h.upToMs(x.startUp, sysInit)
+		}
+		if x.hasUp&2 != 0 && r.End == 0 {
+			r.End = h.upToMs(x.endUp, sysInit)
+		}
+	}
+	if r.End == 0 {
+		r.End = h.exportMs
+	}
+	if r.Start == 0 {
+		r.Start = r.End
+	}
+	rate := x.samplingRate()
+	if rate == 0 && x.hasSampler {
+		rate = d.samplers[x.samplerID]
+	}
+	if rate == 0 {
+		rate = d.rate
+	}
+	if rate == 0 && len(d.samplers) == 1 {
+		for _, v := range d.samplers {
+			rate = v
+		}
+	}
+	if rate == 0 {
+		rate = h.rate
+	}
+	r.SamplingInterval = rate
+	if r.IPVersion == 0 {
+		if r.SrcAddr.Is4() {
+			r.IPVersion = 4
+		} else if r.SrcAddr.Is6() {
+			r.IPVersion = 6
+		}
+	}
+}
+
+// upToMs converts a system uptime in ms to Unix ms. v5/v9 headers carry the
+// uptime at export, so the difference is taken modulo 2^32 as a signed
+// number: a counter that wrapped between the flow and the export still gives
+// the right time. IPFIX uses systemInitTimeMilliseconds when known.
+func (h *header) upToMs(up uint32, sysInit int64) int64 {
+	if h.version == IPFIX {
+		if sysInit == 0 {
+			return 0
+		}
+		return sysInit + int64(up)
+	}
+	return h.exportMs - int64(int32(h.sysUp-up))
+}
+
+// SavedTemplate is a learned template as persisted across restarts.
+type SavedTemplate struct {
+	Version  int    `json:"version"`
+	Domain   uint32 `json:"domain"`
+	Learned  int64  `json:"learned"` // Unix seconds
+	Template `json:"template"`
+}
+
+// Templates returns the templates the session knows, for persistence.
+func (s *Session) Templates() []SavedTemplate {
+	var out []SavedTemplate
+	for k, d := range s.domains {
+		for _, p := range d.plans {
+			out = append(out, SavedTemplate{Version: int(k.version), Domain: k.id, Learned: p.learned, Template: p.tpl})
+		}
+	}
+	return out
+}
+
+// Restore learns saved templates that have not expired by now. Templates
+// that fail to compile or exceed the limits are returned as an error after
+// the others are restored.
+func (s *Session) Restore(ts []SavedTemplate, now time.Time) error {
+	var first error
+	ttl := int64(s.cfg.TemplateTTL / time.Second)
+	for _, t := range ts {
+		if now.Unix()-t.Learned > ttl || (t.Version != V9 && t.Version != IPFIX) {
+			continue
+		}
+		key := domainKey{uint16(t.Version), t.Domain}
+		d, err := s.domain(key)
+		if err == nil {
+			err = s.learn(key, d, t.Template, time.Unix(t.Learned, 0))
+		}
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
