@@ -448,3 +448,30 @@ func TestSDKSecurityTokenNotSupported(t *testing.T) {
 	_, err = c.DescribeUnbindFlowLogSags(smartag.CreateDescribeUnbindFlowLogSagsRequest())
 	expectCode(t, err, 403, "FeatureNotSupport")
 }
+
+// Concurrent clients: every fresh nonce is accepted exactly once. (One SDK
+// client per goroutine: the SDK's client is not safe for concurrent use.)
+func TestSDKConcurrent(t *testing.T) {
+	r := newRig(t, Config{})
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for i := 0; i < 40; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := r.client("AK-one", "secret-one")
+			_, err := c.DescribeUnbindFlowLogSags(smartag.CreateDescribeUnbindFlowLogSagsRequest())
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := r.srv.verify.nonces.len(); n != 40 {
+		t.Fatalf("%d nonces remembered, want 40", n)
+	}
+}

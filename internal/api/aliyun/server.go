@@ -162,11 +162,11 @@ func (s *Server) checkRoute(c *Call) error {
 
 // errorBody is Alibaba's error document.
 type errorBody struct {
-	RequestID string   `json:"RequestId" xml:"RequestId"`
-	HostID    string   `json:"HostId" xml:"HostId"`
-	Code      string   `json:"Code" xml:"Code"`
-	Message   string   `json:"Message" xml:"Message"`
-	Recommend string   `json:"Recommend" xml:"Recommend"`
+	RequestID string `json:"RequestId" xml:"RequestId"`
+	HostID    string `json:"HostId" xml:"HostId"`
+	Code      string `json:"Code" xml:"Code"`
+	Message   string `json:"Message" xml:"Message"`
+	Recommend string `json:"Recommend" xml:"Recommend"`
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, format, rid string, err error) {

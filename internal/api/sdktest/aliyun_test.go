@@ -441,3 +441,32 @@ func postQuery(t *testing.T, base string, q url.Values) (int, map[string]any) {
 	req, _ := http.NewRequest("POST", base+"/?"+q.Encode(), nil)
 	return do(t, req)
 }
+
+// A ClientToken makes CreateFlowLog idempotent, as X-Client-Token does for
+// Huawei; an STS token is a feature flowlog does not have.
+func TestAliyunClientTokenAndSTS(t *testing.T) {
+	s := shared
+	c := s.newAccount(t)
+	ali := aliyun(t, s.host, c)
+	var ids []string
+	for i := 0; i < 3; i++ {
+		req := netflowLog("once", "192.0.2.1")
+		req.QueryParams["ClientToken"] = "alibaba-retry-1"
+		ids = append(ids, mustCreate(t, ali, req))
+	}
+	if ids[0] != ids[1] || ids[1] != ids[2] {
+		t.Fatalf("retries with one ClientToken made %v", ids)
+	}
+	res, err := ali.DescribeFlowLogs(smartag.CreateDescribeFlowLogsRequest())
+	if err != nil || res.TotalCount != 1 {
+		t.Fatalf("after retries: %v %+v", err, res)
+	}
+
+	sts, err := smartag.NewClientWithStsToken("cn-shanghai", "STS."+c.key, c.secret, "security-token")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts.Domain = s.host
+	_, err = sts.DescribeFlowLogs(smartag.CreateDescribeFlowLogsRequest())
+	aliyunCode(t, err, 403, "FeatureNotSupport")
+}

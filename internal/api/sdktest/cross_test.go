@@ -127,3 +127,26 @@ func TestAliyunFlowLogThroughHuaweiAndV1(t *testing.T) {
 		t.Fatalf("Alibaba still lists %d flow logs", res.TotalCount)
 	}
 }
+
+// A flow log made through /v1 on an attachment is seen by both dialects.
+func TestV1FlowLogThroughBothDialects(t *testing.T) {
+	s := shared
+	c := s.newAccount(t)
+	f := newER(t, s, c, 1)
+	fl := s.must(t, c, 201, "POST", "/v1/flow-logs", map[string]any{
+		"name": "made-by-v1", "output_type": "all", "log_stream_id": f.stream,
+		"netflow_server_ip": "198.51.100.7", "netflow_version": "V5", "active_aging": 120,
+		"targets": []map[string]string{{"gateway_id": f.router, "attachment_id": f.attachments[0]}},
+	})
+	id := fl["id"].(string)
+	hw := f.waitState(t, id, "available")
+	if hw.Name != "made-by-v1" || hw.ResourceType != "attachment" || hw.ResourceId != f.attachments[0] ||
+		hw.LogStreamId != f.stream || hw.LogGroupId != f.group {
+		t.Fatalf("Huawei sees %+v", hw)
+	}
+	got := describeOne(t, aliyun(t, s.host, c), id)
+	if got.OutputType != "all" || got.ActiveAging != 120 || got.NetflowServerIp != "198.51.100.7" ||
+		got.NetflowVersion != "V5" || got.NetflowServerPort != "9995" || got.LogstoreName != "lts-stream" || got.TotalSagNum != 1 {
+		t.Fatalf("Alibaba sees %+v", got)
+	}
+}
