@@ -125,7 +125,7 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 		b = append(b, ':')
 		switch v := f.get(r).(type) {
 		case string:
-			b = strconv.AppendQuote(b, v)
+			b = appendJSONString(b, v)
 		case netip.Addr:
 			if v.IsValid() {
 				b = strconv.AppendQuote(b, v.String())
@@ -266,4 +266,18 @@ func addrField(name string, p func(*Record) *netip.Addr) Field {
 			}
 			return nil
 		}}
+}
+
+// appendJSONString quotes s as JSON requires: control characters and
+// invalid UTF-8 escaped (strconv.Quote's \x00 is not JSON).
+func appendJSONString(b []byte, s string) []byte {
+	plain := true
+	for i := 0; i < len(s) && plain; i++ {
+		plain = s[i] >= 0x20 && s[i] < 0x7f && s[i] != '"' && s[i] != '\\'
+	}
+	if plain {
+		return append(append(append(b, '"'), s...), '"')
+	}
+	q, _ := json.Marshal(s)
+	return append(b, q...)
 }

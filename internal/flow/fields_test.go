@@ -44,3 +44,18 @@ func TestRecordJSONRejects(t *testing.T) {
 		}
 	}
 }
+
+func TestJSONControlCharacters(t *testing.T) {
+	r := Record{Action: "nul\x00 tab\t quote\" back\\ é", FlowLogID: "bad\xffutf8"}
+	b, err := r.MarshalJSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Record
+	if err := back.UnmarshalJSON(b); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if back.Action != r.Action || back.FlowLogID != "bad\ufffdutf8" {
+		t.Errorf("round trip: %q %q", back.Action, back.FlowLogID)
+	}
+}

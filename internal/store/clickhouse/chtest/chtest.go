@@ -1,0 +1,103 @@
+// Package chtest starts a private ClickHouse server for tests and
+// benchmarks: its own config, ports on loopback and data under a temp dir.
+package chtest
+
+import (
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"flowlog/internal/testutil"
+)
+
+const config = `<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><log>{dir}/log/server.log</log><errorlog>{dir}/log/error.log</errorlog><size>10M</size><count>1</count></logger>
+  <listen_host>127.0.0.1</listen_host>
+  <http_port>{http}</http_port>
+  <tcp_port>{tcp}</tcp_port>
+  <path>{dir}/data/</path>
+  <tmp_path>{dir}/tmp/</tmp_path>
+  <user_files_path>{dir}/user_files/</user_files_path>
+  <format_schema_path>{dir}/format_schemas/</format_schema_path>
+  <users_config>{users}</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <mark_cache_size>268435456</mark_cache_size>
+  <timezone>UTC</timezone>
+  <max_concurrent_queries>20</max_concurrent_queries>
+</yandex>
+`
+
+var pids sync.Map // URL → server pid
+
+// PID returns the process id of the server Start started at url, or 0.
+func PID(url string) int {
+	if p, ok := pids.Load(url); ok {
+		return p.(int)
+	}
+	return 0
+}
+
+// Start runs clickhouse-server and returns the URL of its HTTP interface;
+// the server stops when the test ends. CLICKHOUSE_URL, when set, points
+// the tests at an existing server instead (e.g. a current release).
+func Start(t testing.TB) string {
+	t.Helper()
+	if u := os.Getenv("CLICKHOUSE_URL"); u != "" {
+		return u
+	}
+	bin := testutil.Peer(t, "clickhouse-server")
+	dir := t.TempDir()
+	httpPort, tcpPort := testutil.FreeTCPPort(t), testutil.FreeTCPPort(t)
+	users := "/etc/clickhouse-server/users.xml"
+	if _, err := os.Stat(users); err != nil {
+		t.Fatalf("clickhouse users config: %v", err)
+	}
+	conf := strings.NewReplacer("{dir}", dir, "{http}", fmt.Sprint(httpPort), "{tcp}", fmt.Sprint(tcpPort), "{users}", users).Replace(config)
+	path := filepath.Join(dir, "config.xml")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "--config-file="+path)
+	cmd.Dir = dir
+	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start clickhouse-server: %v", err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill() // the data is thrown away with the temp dir
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		<-done
+		out.Close()
+	})
+	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
+	pids.Store(url, cmd.Process.Pid)
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url + "/ping")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return url
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(filepath.Join(dir, "log", "error.log"))
+	t.Fatalf("clickhouse-server did not answer on %s within 30s: %s", url, log)
+	return ""
+}

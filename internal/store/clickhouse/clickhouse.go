@@ -1,0 +1,341 @@
+// Package clickhouse is the scale-out log store: each log stream is a
+// MergeTree table partitioned by day, so retention drops partitions (and,
+// on servers with TTL, the server expires them itself). It talks to the
+// server over HTTP with explicit column lists and escaped literals, which
+// works from Debian's 18.16 (no query parameters, no IPv6/DateTime64 types)
+// to current releases.
+package clickhouse
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"flowlog/internal/flow"
+	"flowlog/internal/store"
+	"flowlog/internal/store/query"
+)
+
+// Config configures the connection.
+type Config struct {
+	URL      string // HTTP interface, e.g. http://127.0.0.1:8123
+	Database string // default "flowlog"
+	User     string
+	Password string
+	Timeout  time.Duration // per request; default 60s
+}
+
+// Store is the ClickHouse backend of store.Store.
+type Store struct {
+	c       *client
+	db      string
+	hasTTL  bool // server ≥ 19.6
+	mu      sync.Mutex
+	streams map[store.StreamID]bool // known to exist
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New connects, creates the database and catalog if missing, and checks
+// the server version.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("clickhouse store: no URL")
+	}
+	if cfg.Database == "" {
+		cfg.Database = "flowlog"
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 60 * time.Second
+	}
+	s := &Store{
+		c:       &client{base: strings.TrimRight(cfg.URL, "/"), user: cfg.User, password: cfg.Password, http: &http.Client{Timeout: cfg.Timeout}},
+		db:      cfg.Database,
+		streams: map[store.StreamID]bool{},
+	}
+	rows, err := s.c.selectTSV(ctx, "SELECT version()", []query.SQLType{query.SQLString})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: %w", err)
+	}
+	s.hasTTL = versionAtLeast(rows[0][0].(string), 19, 6)
+	for _, q := range []string{
+		"CREATE DATABASE IF NOT EXISTS " + query.Quote(s.db),
+		// The catalog: the latest version of each stream row wins.
+		"CREATE TABLE IF NOT EXISTS " + s.table("streams") + ` (account String, stream String, log_group String,
+			retention_days UInt32, created Int64, deleted UInt8, version UInt64)
+			ENGINE = ReplacingMergeTree(version) ORDER BY (account, stream)`,
+	} {
+		if err := s.c.exec(ctx, q); err != nil {
+			return nil, fmt.Errorf("clickhouse store: init: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// versionAtLeast compares a "major.minor.…" version string.
+func versionAtLeast(v string, major, minor int) bool {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, _ := strconv.Atoi(parts[0])
+	mi, _ := strconv.Atoi(parts[1])
+	return ma > major || ma == major && mi >= minor
+}
+
+// Close implements store.Store; there is nothing to release.
+func (s *Store) Close() error { return nil }
+
+func (s *Store) table(name string) string { return query.Quote(s.db) + "." + query.Quote(name) }
+
+// dataTable names a stream's table by a hash of its id, so every agent
+// writing to the same server finds the same table without coordination.
+func (s *Store) dataTable(id store.StreamID) string {
+	h := sha256.Sum256([]byte(id.Account + "\x00" + id.Stream))
+	return s.table("f_" + hex.EncodeToString(h[:12]))
+}
+
+func (s *Store) putCatalog(ctx context.Context, st store.Stream, deleted bool) error {
+	del := uint64(0)
+	if deleted {
+		del = 1
+	}
+	q := "INSERT INTO " + s.table("streams") + " (account, stream, log_group, retention_days, created, deleted, version) SELECT " +
+		strings.Join([]string{literal(st.Account), literal(st.Stream), literal(st.Group), literal(uint64(st.RetentionDays)),
+			literal(st.Created.UnixMilli()), literal(del), literal(uint64(time.Now().UnixNano()))}, ", ")
+	return s.c.exec(ctx, q)
+}
+
+// CreateStream implements store.Store.
+func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
+	if err := st.Validate(); err != nil {
+		return err
+	}
+	if old, err := s.Stream(ctx, st.StreamID); err == nil {
+		st.Created = old.Created
+	} else if !errors.Is(err, store.ErrNoStream) {
+		return err
+	} else {
+		st.Created = time.Now()
+	}
+	cols := make([]string, len(query.Columns))
+	for i, c := range query.Columns {
+		cols[i] = query.Quote(c.Name) + " " + chType[c.Type]
+	}
+	ddl := "CREATE TABLE IF NOT EXISTS " + s.dataTable(st.StreamID) + " (" + strings.Join(cols, ", ") +
+		", day Date) ENGINE = MergeTree PARTITION BY day ORDER BY (" + query.Quote(query.TimeColumn) + ")"
+	if err := s.c.exec(ctx, ddl); err != nil {
+		return fmt.Errorf("clickhouse store: create stream %s: %w", st.StreamID, err)
+	}
+	if s.hasTTL {
+		ttl := "REMOVE TTL"
+		if st.RetentionDays > 0 {
+			ttl = fmt.Sprintf("MODIFY TTL day + toIntervalDay(%d)", st.RetentionDays)
+		}
+		if err := s.c.exec(ctx, "ALTER TABLE "+s.dataTable(st.StreamID)+" "+ttl); err != nil && st.RetentionDays > 0 {
+			return fmt.Errorf("clickhouse store: retention of %s: %w", st.StreamID, err)
+		}
+	}
+	if err := s.putCatalog(ctx, st, false); err != nil {
+		return fmt.Errorf("clickhouse store: create stream %s: %w", st.StreamID, err)
+	}
+	s.mu.Lock()
+	s.streams[st.StreamID] = true
+	s.mu.Unlock()
+	return nil
+}
+
+var chType = map[query.SQLType]string{query.SQLUint: "UInt64", query.SQLInt: "Int64", query.SQLString: "String"}
+
+// Stream implements store.Store.
+func (s *Store) Stream(ctx context.Context, id store.StreamID) (store.Stream, error) {
+	list, err := s.list(ctx, "account = "+literal(id.Account)+" AND stream = "+literal(id.Stream))
+	if err != nil {
+		return store.Stream{}, err
+	}
+	if len(list) == 0 {
+		return store.Stream{}, fmt.Errorf("%w: %s", store.ErrNoStream, id)
+	}
+	return list[0], nil
+}
+
+// Streams implements store.Store.
+func (s *Store) Streams(ctx context.Context, account string) ([]store.Stream, error) {
+	return s.list(ctx, "account = "+literal(account))
+}
+
+func (s *Store) list(ctx context.Context, where string) ([]store.Stream, error) {
+	rows, err := s.c.selectTSV(ctx, "SELECT account, stream, log_group, retention_days, created FROM "+s.table("streams")+
+		" FINAL WHERE "+where+" AND deleted = 0 ORDER BY stream",
+		[]query.SQLType{query.SQLString, query.SQLString, query.SQLString, query.SQLUint, query.SQLInt})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: list streams: %w", err)
+	}
+	out := make([]store.Stream, len(rows))
+	for i, r := range rows {
+		out[i] = store.Stream{StreamID: store.StreamID{Account: r[0].(string), Stream: r[1].(string)}, Group: r[2].(string),
+			RetentionDays: int(r[3].(uint64)), Created: time.UnixMilli(r[4].(int64)).UTC()}
+	}
+	return out, nil
+}
+
+func (s *Store) exists(ctx context.Context, id store.StreamID) error {
+	s.mu.Lock()
+	ok := s.streams[id]
+	s.mu.Unlock()
+	if ok {
+		return nil
+	}
+	if _, err := s.Stream(ctx, id); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.streams[id] = true
+	s.mu.Unlock()
+	return nil
+}
+
+// DeleteStream implements store.Store.
+func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
+	st, err := s.Stream(ctx, id)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	delete(s.streams, id)
+	s.mu.Unlock()
+	if err := s.putCatalog(ctx, st, true); err != nil {
+		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
+	}
+	if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+s.dataTable(id)); err != nil {
+		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
+	}
+	return nil
+}
+
+// Append implements store.Store: one INSERT … FORMAT RowBinary with an
+// explicit column list. The records are on the server when it returns.
+func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if err := s.exists(ctx, id); err != nil {
+		return err
+	}
+	names := make([]string, len(query.Columns))
+	for i, c := range query.Columns {
+		names[i] = query.Quote(c.Name)
+	}
+	q := "INSERT INTO " + s.dataTable(id) + " (" + strings.Join(names, ", ") + ", day) FORMAT RowBinary"
+	w := &rowBinary{buf: make([]byte, 0, len(recs)*200)}
+	vals := make([]any, 0, len(query.Columns))
+	for i := range recs {
+		vals = query.RecordColumns(&recs[i], vals)
+		for _, v := range vals {
+			switch v := v.(type) {
+			case uint64:
+				w.uint64(v)
+			case int64:
+				w.int64(v)
+			case string:
+				w.string(v)
+			}
+		}
+		w.date(store.Day(recs[i].End))
+	}
+	if _, err := s.c.do(ctx, q, bytes.NewReader(w.buf)); err != nil {
+		return fmt.Errorf("clickhouse store: append to %s: %w", id, err)
+	}
+	return nil
+}
+
+// Query implements store.Store.
+func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error) {
+	if err := s.exists(ctx, id); err != nil {
+		return nil, err
+	}
+	p, err := query.Compile(q, s.dataTable(id), Dialect{})
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.c.selectTSV(ctx, p.SQL, p.Types)
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: query: %w", err)
+	}
+	resp := p.Response()
+	for _, r := range rows {
+		if err := p.Add(resp, r); err != nil {
+			return nil, err
+		}
+	}
+	p.Finish(resp)
+	return resp, nil
+}
+
+// Expire implements store.Store by dropping the day partitions older than
+// each stream's retention; servers with TTL also expire on their own.
+func (s *Store) Expire(ctx context.Context, now time.Time) error {
+	rows, err := s.c.selectTSV(ctx, "SELECT account, stream, retention_days FROM "+s.table("streams")+
+		" FINAL WHERE deleted = 0 AND retention_days > 0", []query.SQLType{query.SQLString, query.SQLString, query.SQLUint})
+	if err != nil {
+		return fmt.Errorf("clickhouse store: expire: %w", err)
+	}
+	for _, r := range rows {
+		id := store.StreamID{Account: r[0].(string), Stream: r[1].(string)}
+		first, _ := store.ExpiredBefore(now, int(r[2].(uint64)))
+		if err := s.dropBefore(ctx, id, first); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) dropBefore(ctx context.Context, id store.StreamID, firstDay int64) error {
+	tbl := strings.TrimPrefix(s.dataTable(id), query.Quote(s.db)+".")
+	parts, err := s.c.selectTSV(ctx, "SELECT DISTINCT partition FROM system.parts WHERE active AND database = "+
+		literal(s.db)+" AND table = "+literal(strings.Trim(tbl, `"`)), []query.SQLType{query.SQLString})
+	if err != nil {
+		return fmt.Errorf("clickhouse store: expire %s: %w", id, err)
+	}
+	cutoff := time.UnixMilli(firstDay * 86400000).UTC().Format(time.DateOnly)
+	for _, p := range parts {
+		day := strings.Trim(p[0].(string), "'")
+		if _, err := time.Parse(time.DateOnly, day); err != nil || day >= cutoff {
+			continue
+		}
+		if err := s.c.exec(ctx, "ALTER TABLE "+s.dataTable(id)+" DROP PARTITION "+literalDate(day)); err != nil {
+			return fmt.Errorf("clickhouse store: expire %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// literalDate quotes a validated YYYY-MM-DD partition value.
+func literalDate(day string) string { return "'" + day + "'" }
+
+// Dialect renders values as escaped literals for ClickHouse SQL.
+type Dialect struct{}
+
+// Bind implements query.Dialect.
+func (Dialect) Bind(_ *[]any, v any) string { return literal(v) }
+
+// Uint implements query.Dialect.
+func (Dialect) Uint(x string) string { return "toUInt64(" + x + ")" }
+
+// CountDistinct implements query.Dialect.
+func (Dialect) CountDistinct(exprs []string) string {
+	return "uniqExact(" + strings.Join(exprs, ", ") + ")"
+}
+
+// Bucket implements query.Dialect.
+func (Dialect) Bucket(x string, ms int64) string {
+	return fmt.Sprintf("(intDiv(%s, %d) * %d)", x, ms, ms)
+}

@@ -1,0 +1,126 @@
+package export
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/csv"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"flowlog/internal/flow"
+	"flowlog/internal/store"
+	storeduck "flowlog/internal/store/duckdb"
+	"flowlog/internal/store/storetest"
+)
+
+func TestExport(t *testing.T) {
+	ctx := context.Background()
+	s, id, err := storeduck.OpenLocal(ctx, t.TempDir(), "ls", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := storetest.Records(3000, 5*time.Hour, 11)
+	if err := s.Append(ctx, id, recs); err != nil {
+		t.Fatal(err)
+	}
+	// The window ends inside the data: only records with end < until count.
+	o := Options{Since: storetest.Base, Until: storetest.Base.Add(4 * time.Hour), Where: "protocol != 1", Window: 30 * time.Minute}
+	var want []flow.Record
+	for _, r := range recs {
+		if r.End < o.Until.UnixMilli() && r.Protocol != 1 {
+			want = append(want, r)
+		}
+	}
+
+	t.Run("csv", func(t *testing.T) {
+		var buf bytes.Buffer
+		o := o
+		o.Format, o.Out = "csv", &buf
+		n, err := Export(ctx, s, id, o)
+		if err != nil || n != len(want) {
+			t.Fatalf("Export = %d, %v; want %d", n, err, len(want))
+		}
+		rows, err := csv.NewReader(&buf).ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []flow.Record
+		for _, row := range rows[1:] {
+			var r flow.Record
+			for i, f := range flow.Fields {
+				if rows[0][i] != f.Name {
+					t.Fatalf("header %v", rows[0])
+				}
+				if err := f.Set(&r, row[i]); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got = append(got, r)
+		}
+		storetest.SameRecords(t, got, want)
+	})
+	t.Run("jsonl", func(t *testing.T) {
+		var buf bytes.Buffer
+		o := o
+		o.Format, o.Out = "jsonl", &buf
+		if _, err := Export(ctx, s, id, o); err != nil {
+			t.Fatal(err)
+		}
+		var got []flow.Record
+		sc := bufio.NewScanner(&buf)
+		for sc.Scan() {
+			var r flow.Record
+			if err := r.UnmarshalJSON(sc.Bytes()); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, r)
+		}
+		storetest.SameRecords(t, got, want)
+	})
+	t.Run("parquet", func(t *testing.T) {
+		o := o
+		o.Format, o.Path = "parquet", filepath.Join(t.TempDir(), "out's.parquet")
+		if _, err := Export(ctx, s, id, o); err != nil {
+			t.Fatal(err)
+		}
+		c, err := duckdb.NewConnector("", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db := sql.OpenDB(c)
+		defer db.Close()
+		var n int
+		var bytesSum uint64
+		var src string
+		err = db.QueryRow(`SELECT count(*), sum(bytes)::UBIGINT, max(srcaddr) FILTER (WHERE ip_version = 6) FROM read_parquet(?)`, o.Path).Scan(&n, &bytesSum, &src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wantSum uint64
+		var wantSrc string
+		for _, r := range want {
+			wantSum += r.Bytes
+			if r.IPVersion == 6 && r.SrcAddr.String() > wantSrc {
+				wantSrc = r.SrcAddr.String()
+			}
+		}
+		if n != len(want) || bytesSum != wantSum || src != wantSrc {
+			t.Errorf("parquet: %d records, %d bytes, max v6 src %s; want %d, %d, %s", n, bytesSum, src, len(want), wantSum, wantSrc)
+		}
+	})
+	t.Run("errors", func(t *testing.T) {
+		if _, err := Export(ctx, s, id, Options{Format: "xml"}); !errors.Is(err, ErrFormat) {
+			t.Errorf("xml: %v", err)
+		}
+		if _, err := Export(ctx, s, store.StreamID{Account: "local", Stream: "nope"}, Options{Since: o.Since, Until: o.Until, Format: "csv", Out: &bytes.Buffer{}}); !errors.Is(err, store.ErrNoStream) {
+			t.Errorf("unknown stream: %v", err)
+		}
+	})
+}

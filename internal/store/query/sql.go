@@ -1,0 +1,453 @@
+package query
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+	"unicode/utf8"
+
+	"flowlog/internal/flow"
+)
+
+// Both backends store a record in the same columns: one per field, except
+// addresses, which are two unsigned 64-bit halves (<name>_hi, <name>_lo) of
+// the 16-byte form (IPv4 as ::ffff:a.b.c.d). Integers make grouping fast
+// and turn a CIDR match into a range test, on every server version.
+
+// SQLType is the type of one stored or selected SQL column.
+type SQLType uint8
+
+const (
+	SQLUint   SQLType = iota // UBIGINT / UInt64
+	SQLInt                   // BIGINT / Int64
+	SQLString                // VARCHAR / String
+)
+
+// StoredColumn is one column of the stored table.
+type StoredColumn struct {
+	Name  string
+	Type  SQLType
+	Field int // index in flow.Fields
+}
+
+// Columns lists the stored columns in table order.
+var Columns = func() []StoredColumn {
+	var cs []StoredColumn
+	for i, f := range flow.Fields {
+		switch f.Kind {
+		case flow.KindAddr:
+			cs = append(cs, StoredColumn{f.Name + "_hi", SQLUint, i}, StoredColumn{f.Name + "_lo", SQLUint, i})
+		case flow.KindUint:
+			cs = append(cs, StoredColumn{f.Name, SQLUint, i})
+		case flow.KindTime:
+			cs = append(cs, StoredColumn{f.Name, SQLInt, i})
+		default:
+			cs = append(cs, StoredColumn{f.Name, SQLString, i})
+		}
+	}
+	return cs
+}()
+
+// TimeColumn is the column that places a record in time (its last packet).
+const TimeColumn = "end"
+
+// AddrParts splits an address into the stored halves; the zero Addr is 0, 0.
+func AddrParts(a netip.Addr) (hi, lo uint64) {
+	if !a.IsValid() {
+		return 0, 0
+	}
+	b := a.As16()
+	return binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+}
+
+// AddrFromParts is the inverse of AddrParts (IPv4-mapped comes back as IPv4).
+func AddrFromParts(hi, lo uint64) netip.Addr {
+	if hi == 0 && lo == 0 {
+		return netip.Addr{}
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], hi)
+	binary.BigEndian.PutUint64(b[8:], lo)
+	return netip.AddrFrom16(b).Unmap()
+}
+
+// Quote quotes an SQL identifier. Identifiers come from flow.Fields or the
+// backends, never from users, but quoting also protects keywords ("end").
+func Quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+// Dialect is what differs between the SQL of the backends.
+type Dialect interface {
+	// Bind returns SQL standing for v (uint64, int64 or string): either a
+	// placeholder, appending v to args, or a safely escaped literal.
+	Bind(args *[]any, v any) string
+	// Uint casts an expression to an unsigned 64-bit integer.
+	Uint(expr string) string
+	// CountDistinct counts distinct tuples of the expressions.
+	CountDistinct(exprs []string) string
+	// Bucket rounds the time expression down to a multiple of ms.
+	Bucket(expr string, ms int64) string
+}
+
+// Plan is a compiled request: the SQL, its arguments, the types of the
+// selected columns (for scanning), and how to turn scanned rows back into
+// the response.
+type Plan struct {
+	SQL      string
+	Args     []any
+	Types    []SQLType
+	raw      bool
+	columns  []Column
+	outWidth []int // SQL columns per output column
+	limit    int
+	offset   int
+}
+
+// Filter compiles a parsed filter to an SQL condition (always true for nil).
+func Filter(e Expr, d Dialect, args *[]any) string {
+	switch e := e.(type) {
+	case nil:
+		return "(1 = 1)"
+	case And:
+		return "(" + strings.Join(chain(e, d, args), " AND ") + ")"
+	case Or:
+		return "(" + strings.Join(chain(e, d, args), " OR ") + ")"
+	case Not:
+		return "(NOT " + Filter(e.X, d, args) + ")"
+	case Cmp:
+		return "(" + Quote(e.Field.Name) + " " + e.Op + " " + d.Bind(args, e.Value.sqlValue(e.Field)) + ")"
+	case In:
+		if e.Field.Kind == flow.KindAddr {
+			parts := make([]string, len(e.Values))
+			for i, v := range e.Values {
+				parts[i] = prefixCond(e.Field.Name, v.Prefix, d, args)
+			}
+			return "(" + strings.Join(parts, " OR ") + ")"
+		}
+		parts := make([]string, len(e.Values))
+		for i, v := range e.Values {
+			parts[i] = d.Bind(args, v.sqlValue(e.Field))
+		}
+		return "(" + Quote(e.Field.Name) + " IN (" + strings.Join(parts, ", ") + "))"
+	}
+	panic(fmt.Sprintf("query: unknown node %T", e))
+}
+
+// chain flattens a run of the same operator (a and b and c …) into one
+// list, so long filters do not nest deeply in SQL.
+func chain(e Expr, d Dialect, args *[]any) []string {
+	var l, r Expr
+	switch x := e.(type) {
+	case And:
+		l, r = x.L, x.R
+	case Or:
+		l, r = x.L, x.R
+	}
+	var out []string
+	if sameOp(l, e) {
+		out = chain(l, d, args)
+	} else {
+		out = []string{Filter(l, d, args)}
+	}
+	return append(out, Filter(r, d, args))
+}
+
+func sameOp(a, b Expr) bool {
+	switch a.(type) {
+	case And:
+		_, ok := b.(And)
+		return ok
+	case Or:
+		_, ok := b.(Or)
+		return ok
+	}
+	return false
+}
+
+func (v Value) sqlValue(f flow.Field) any {
+	switch f.Kind {
+	case flow.KindUint:
+		return v.Uint
+	case flow.KindTime:
+		return v.Int
+	}
+	return v.Str
+}
+
+// prefixCond matches an address column against a prefix as a range over
+// its two halves.
+func prefixCond(name string, p netip.Prefix, d Dialect, args *[]any) string {
+	bits := p.Bits()
+	if p.Addr().Is4() {
+		bits += 96
+	}
+	lh, ll := AddrParts(p.Addr())
+	hiCol, loCol := Quote(name+"_hi"), Quote(name+"_lo")
+	var c string
+	switch {
+	case bits == 0:
+		c = "(1 = 1)"
+	case bits >= 64:
+		mask := hostMask(bits - 64)
+		c = "(" + hiCol + " = " + d.Bind(args, lh) + " AND " + loCol + " BETWEEN " +
+			d.Bind(args, ll) + " AND " + d.Bind(args, ll|mask) + ")"
+	default:
+		c = "(" + hiCol + " BETWEEN " + d.Bind(args, lh) + " AND " + d.Bind(args, lh|hostMask(bits)) + ")"
+	}
+	if p.Addr().Is6() && p.Overlaps(v4Mapped) {
+		// IPv4 is stored IPv4-mapped; an IPv6 prefix must not match it.
+		c = "(" + c + " AND NOT (" + hiCol + " = " + d.Bind(args, uint64(0)) + " AND " + loCol + " BETWEEN " +
+			d.Bind(args, uint64(0xffff00000000)) + " AND " + d.Bind(args, uint64(0xffffffffffff)) + "))"
+	}
+	return c
+}
+
+var v4Mapped = netip.MustParsePrefix("::ffff:0:0/96")
+
+// hostMask has the low 64-bits bits set.
+func hostMask(bits int) uint64 {
+	if bits >= 64 {
+		return 0
+	}
+	return ^uint64(0) >> bits
+}
+
+// Compile turns a validated request into SQL over from (a table name or a
+// parenthesised subquery holding the stored columns).
+func Compile(q Request, from string, d Dialect) (*Plan, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	e, _ := Parse(q.Where)
+	p := &Plan{raw: q.Raw(), limit: q.Limit, offset: q.Offset}
+	if p.limit == 0 {
+		p.limit = DefaultLimit
+	}
+	var args []any
+	where := Quote(TimeColumn) + " >= " + d.Bind(&args, q.Since.UnixMilli()) +
+		" AND " + Quote(TimeColumn) + " < " + d.Bind(&args, q.Until.UnixMilli()) +
+		" AND " + Filter(e, d, &args)
+	var sql string
+	if p.raw {
+		sql = p.rawSQL(from, where)
+	} else {
+		var err error
+		if sql, err = p.aggSQL(q, from, where, d); err != nil {
+			return nil, err
+		}
+	}
+	p.SQL = sql + fmt.Sprintf(" LIMIT %d OFFSET %d", p.limit, p.offset)
+	p.Args = args
+	return p, nil
+}
+
+// rawOrder makes paging deterministic: records equal in all of these are
+// indistinguishable to the user.
+var rawOrder = []string{"end", "start", "srcaddr_hi", "srcaddr_lo", "dstaddr_hi", "dstaddr_lo",
+	"srcport", "dstport", "protocol", "bytes", "packets", "flow_log_id", "interface_id"}
+
+func (p *Plan) rawSQL(from, where string) string {
+	names := make([]string, len(Columns))
+	for i, c := range Columns {
+		names[i] = Quote(c.Name)
+		p.Types = append(p.Types, c.Type)
+	}
+	order := make([]string, len(rawOrder))
+	for i, n := range rawOrder {
+		order[i] = Quote(n)
+	}
+	return "SELECT " + strings.Join(names, ", ") + " FROM " + from + " WHERE " + where +
+		" ORDER BY " + strings.Join(order, ", ")
+}
+
+// fieldExprs returns the SQL columns of a field and their types.
+func fieldExprs(f flow.Field) ([]string, []SQLType) {
+	switch f.Kind {
+	case flow.KindAddr:
+		return []string{Quote(f.Name + "_hi"), Quote(f.Name + "_lo")}, []SQLType{SQLUint, SQLUint}
+	case flow.KindUint:
+		return []string{Quote(f.Name)}, []SQLType{SQLUint}
+	case flow.KindTime:
+		return []string{Quote(f.Name)}, []SQLType{SQLInt}
+	}
+	return []string{Quote(f.Name)}, []SQLType{SQLString}
+}
+
+func (p *Plan) aggSQL(q Request, from, where string, d Dialect) (string, error) {
+	var sel, group, keyOrder []string
+	addOut := func(c Column, exprs []string, types []SQLType) {
+		p.columns = append(p.columns, c)
+		p.outWidth = append(p.outWidth, len(exprs))
+		sel = append(sel, exprs...)
+		p.Types = append(p.Types, types...)
+	}
+	ms, _ := q.IntervalMS()
+	if ms > 0 {
+		b := d.Bucket(Quote(TimeColumn), ms)
+		addOut(newColumn("time", flow.KindTime), []string{b}, []SQLType{SQLInt})
+		group = append(group, b)
+		keyOrder = append(keyOrder, b)
+	}
+	for _, g := range q.GroupBy {
+		f, _ := flow.FieldByName(g)
+		exprs, types := fieldExprs(f)
+		addOut(newColumn(f.Name, f.Kind), exprs, types)
+		group = append(group, exprs...)
+		keyOrder = append(keyOrder, exprs...)
+	}
+	aggs := q.Aggregates
+	if len(aggs) == 0 {
+		aggs = []Aggregate{{Func: "count"}}
+	}
+	aggExpr := map[string]string{}
+	for _, a := range aggs {
+		var x string
+		switch a.Func {
+		case "count":
+			x = d.Uint("count(*)")
+		case "sum":
+			x = d.Uint("coalesce(sum(" + Quote(a.Field) + "), 0)")
+		case "count_distinct":
+			f, _ := flow.FieldByName(a.Field)
+			exprs, _ := fieldExprs(f)
+			x = d.Uint(d.CountDistinct(exprs))
+		}
+		aggExpr[a.Name()] = x
+		addOut(newColumn(a.Name(), flow.KindUint), []string{x}, []SQLType{SQLUint})
+	}
+	dir := " DESC"
+	if q.Ascending {
+		dir = " ASC"
+	}
+	var order []string
+	switch {
+	case q.OrderBy != "":
+		if x, ok := aggExpr[q.OrderBy]; ok {
+			order = append(order, x+dir)
+		} else if i := p.columnIndex(q.OrderBy); i >= 0 && i < len(p.columns)-len(aggs) {
+			for _, x := range p.keyExprs(i, sel) {
+				order = append(order, x+dir)
+			}
+		} else {
+			return "", fmt.Errorf("%w: order_by %q is not an output column", ErrInvalid, q.OrderBy)
+		}
+	case ms > 0:
+		order = append(order, keyOrder[0]) // series: by time, then biggest first
+		order = append(order, aggExpr[aggs[0].Name()]+dir)
+	default:
+		order = append(order, aggExpr[aggs[0].Name()]+dir)
+	}
+	order = append(order, keyOrder...) // ties in a stable order on every backend
+	s := "SELECT " + strings.Join(sel, ", ") + " FROM " + from + " WHERE " + where
+	if len(group) > 0 {
+		s += " GROUP BY " + strings.Join(group, ", ")
+	}
+	return s + " ORDER BY " + strings.Join(order, ", "), nil
+}
+
+func (p *Plan) columnIndex(name string) int {
+	for i, c := range p.columns {
+		if c.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+func (p *Plan) keyExprs(col int, sel []string) []string {
+	start := 0
+	for i := 0; i < col; i++ {
+		start += p.outWidth[i]
+	}
+	return sel[start : start+p.outWidth[col]]
+}
+
+// Response starts an empty response of the plan's shape.
+func (p *Plan) Response() *Response {
+	return &Response{Columns: p.columns}
+}
+
+// Add appends one scanned row (values typed as Types: uint64, int64,
+// string) to the response.
+func (p *Plan) Add(resp *Response, vals []any) error {
+	if len(vals) != len(p.Types) {
+		return fmt.Errorf("query: got %d values, want %d", len(vals), len(p.Types))
+	}
+	if p.raw {
+		r, err := RecordFromColumns(vals)
+		if err != nil {
+			return err
+		}
+		resp.Records = append(resp.Records, r)
+	} else {
+		row := make([]any, len(p.columns))
+		i := 0
+		for j, c := range p.columns {
+			if c.Kind == flow.KindAddr {
+				a := AddrFromParts(vals[i].(uint64), vals[i+1].(uint64))
+				row[j] = addrText(a)
+			} else {
+				row[j] = vals[i]
+			}
+			i += p.outWidth[j]
+		}
+		resp.Rows = append(resp.Rows, row)
+	}
+	return nil
+}
+
+// Finish sets NextOffset when the page was full.
+func (p *Plan) Finish(resp *Response) {
+	if n := len(resp.Rows) + len(resp.Records); n == p.limit {
+		resp.NextOffset = p.offset + n
+	}
+}
+
+func addrText(a netip.Addr) string {
+	if !a.IsValid() {
+		return ""
+	}
+	return a.String()
+}
+
+// RecordColumns returns the stored column values of r, in Columns order,
+// typed uint64, int64 or string. Strings are stored as valid UTF-8: an
+// invalid byte becomes U+FFFD rather than failing the whole batch.
+func RecordColumns(r *flow.Record, out []any) []any {
+	out = out[:0]
+	for _, f := range flow.Fields {
+		switch v := f.Get(r).(type) {
+		case netip.Addr:
+			hi, lo := AddrParts(v)
+			out = append(out, hi, lo)
+		case string:
+			if !utf8.ValidString(v) {
+				v = strings.ToValidUTF8(v, "\uFFFD")
+			}
+			out = append(out, v)
+		default:
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// RecordFromColumns is the inverse of RecordColumns.
+func RecordFromColumns(vals []any) (flow.Record, error) {
+	var r flow.Record
+	i := 0
+	for _, f := range flow.Fields {
+		var v any
+		if f.Kind == flow.KindAddr {
+			v = AddrFromParts(vals[i].(uint64), vals[i+1].(uint64))
+			i += 2
+		} else {
+			v = vals[i]
+			i++
+		}
+		if err := f.Set(&r, v); err != nil {
+			return r, fmt.Errorf("stored record: %w", err)
+		}
+	}
+	return r, nil
+}
