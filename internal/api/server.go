@@ -13,7 +13,9 @@ import (
 	"net/http"
 	"time"
 
+	"flowlog/internal/api/aliyun"
 	"flowlog/internal/api/auth"
+	"flowlog/internal/api/huawei"
 	"flowlog/internal/control"
 )
 
@@ -48,6 +50,8 @@ func New(cfg Config, svc *control.Service) *Server {
 	})
 	s.mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
 	s.routes()
+	aliyun.Register(s.mux, aliyun.Config{Logger: cfg.Logger, Now: cfg.Now}, aliyun.Deps{Control: svc, Keys: KeyLookup(svc)})
+	huawei.Register(s.mux, huawei.Config{Logger: cfg.Logger, Now: cfg.Now}, huawei.Deps{Control: svc, Keys: KeyLookup(svc)})
 	return s
 }
 

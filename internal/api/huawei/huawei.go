@@ -1,0 +1,170 @@
+// Package huawei serves the Huawei Cloud Enterprise Router flow-log API
+// (/v3/{project_id}/enterprise-router/{er_id}/flow-logs…) so that the
+// official Huawei Cloud SDKs work against flowlog unmodified. It is a thin
+// translation over the control plane: an enterprise router is a gateway, a
+// resource_id one of its attachments, a project the caller's account.
+package huawei
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"flowlog/internal/api/auth"
+	"flowlog/internal/control"
+)
+
+// Config tunes the dialect.
+type Config struct {
+	Now     func() time.Time // clock for the X-Sdk-Date window; time.Now if nil
+	Logger  *slog.Logger     // internal errors; slog.Default() if nil
+	MaxBody int64            // largest body; 1 MiB if 0
+}
+
+// Deps is what the dialect needs from the server.
+type Deps struct {
+	Control *control.Service
+	Keys    auth.Lookup
+}
+
+// Register mounts the seven flow-log operations on mux.
+func Register(mux *http.ServeMux, cfg Config, deps Deps) {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	d := &dialect{cfg: cfg, ctl: deps.Control, keys: deps.Keys}
+	const base = "/v3/{project_id}/enterprise-router/{er_id}/flow-logs"
+	mux.Handle("POST "+base, d.op(d.create))
+	mux.Handle("GET "+base, d.op(d.list))
+	mux.Handle("GET "+base+"/{flow_log_id}", d.op(d.show))
+	mux.Handle("PUT "+base+"/{flow_log_id}", d.op(d.update))
+	mux.Handle("DELETE "+base+"/{flow_log_id}", d.op(d.delete))
+	mux.Handle("POST "+base+"/{flow_log_id}/enable", d.op(d.enable))
+	mux.Handle("POST "+base+"/{flow_log_id}/disable", d.op(d.disable))
+}
+
+type dialect struct {
+	cfg  Config
+	ctl  *control.Service
+	keys auth.Lookup
+}
+
+// call is one authenticated request on an enterprise router of the caller.
+type call struct {
+	r         *http.Request
+	w         http.ResponseWriter
+	account   string
+	router    control.Gateway
+	body      []byte
+	requestID string
+}
+
+// result is a success: a status and a body (nil for none).
+type result struct {
+	status int
+	body   any
+}
+
+// op authenticates the request, checks the project and the router, runs fn
+// and writes its result or error.
+func (d *dialect) op(fn func(ctx context.Context, c *call) (result, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := &call{r: r, w: w, requestID: requestID(w)}
+		res, err := d.serve(c, fn)
+		if err != nil {
+			d.fail(c, err)
+			return
+		}
+		if res.body == nil {
+			w.WriteHeader(res.status)
+			return
+		}
+		writeJSON(w, res.status, res.body)
+	})
+}
+
+func (d *dialect) serve(c *call, fn func(ctx context.Context, c *call) (result, error)) (result, error) {
+	ctx := c.r.Context()
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, d.cfg.MaxBody))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return result{}, errTooLarge
+	}
+	if err != nil {
+		return result{}, invalid("Reading the request body: " + err.Error())
+	}
+	c.body = body
+	key, err := auth.Verify(ctx, c.r, body, d.keys, d.cfg.Now())
+	var f *auth.Failure
+	if errors.As(err, &f) {
+		return result{}, unauthenticated(f.Message)
+	}
+	if err != nil {
+		return result{}, err
+	}
+	c.account = key.AccountID
+	project := c.r.PathValue("project_id")
+	if project != key.AccountID {
+		return result{}, forbidden("project " + project + " is not the project of access key " + key.ID + ".")
+	}
+	if h := c.r.Header.Get("X-Project-Id"); h != "" && h != project {
+		return result{}, forbidden("X-Project-Id " + h + " differs from the project " + project + " in the path.")
+	}
+	if c.router, err = d.ctl.GetGateway(ctx, c.account, c.r.PathValue("er_id")); err != nil {
+		return result{}, translate(err)
+	}
+	res, err := fn(ctx, c)
+	return res, translate(err)
+}
+
+// errorBody is Huawei Cloud's error document; the SDKs take the request id
+// from the X-Request-Id header, which carries the same value.
+type errorBody struct {
+	Code      string `json:"error_code"`
+	Message   string `json:"error_msg"`
+	RequestID string `json:"request_id"`
+}
+
+func (d *dialect) fail(c *call, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		d.cfg.Logger.Error("huawei api: internal error", "request_id", c.requestID, "path", c.r.URL.Path, "err", err)
+		e = errInternal
+	}
+	writeJSON(c.w, e.Status, errorBody{Code: e.Code, Message: e.Message, RequestID: c.requestID})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "encoding response: "+err.Error(), http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json;charset=UTF-8")
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// requestID reuses the X-Request-Id the server set, else makes one.
+func requestID(w http.ResponseWriter) string {
+	if id := w.Header().Get("X-Request-Id"); id != "" {
+		return id
+	}
+	b := make([]byte, 16)
+	rand.Read(b)
+	id := hex.EncodeToString(b)
+	w.Header().Set("X-Request-Id", id)
+	return id
+}

@@ -1,0 +1,4 @@
+// Package sdktest holds end-to-end tests that start a real `flowlog serve`
+// and drive it with the official Alibaba Cloud and Huawei Cloud Go SDKs,
+// unmodified, and with signed curl-style requests to the native /v1 API.
+package sdktest
