@@ -140,7 +140,7 @@ func TestFlowLogLifecycle(t *testing.T) {
 	f := e.must(201, "POST", "/v1/flow-logs", map[string]any{"name": "fl1", "output_type": "sls",
 		"log_stream_id": fx.ls, "targets": []any{map[string]any{"gateway_id": fx.gw, "attachment_id": fx.att}}})
 	id := str(f, "id")
-	if !strings.HasPrefix(id, "fl-") || f["state"] != "pending" || f["enabled"] != true {
+	if !strings.HasPrefix(id, "fl-") || f["state"] != "pending" || f["enabled"] != true || len(f["targets"].([]any)) != 1 {
 		t.Fatalf("created: %v", f)
 	}
 	// Defaults of the seeds.

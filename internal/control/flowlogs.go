@@ -196,8 +196,9 @@ func (s *Service) CreateFlowLog(ctx context.Context, account string, in FlowLogI
 				return err
 			}
 		}
-		created = true
-		return nil
+		targets, err := targetsOf(ctx, tx, f.ID)
+		f.Targets, created = targets, err == nil
+		return err
 	})
 	if err == nil && created {
 		s.notify()
