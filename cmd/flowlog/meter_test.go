@@ -221,13 +221,20 @@ func TestMeterLive(t *testing.T) {
 	tcpSrv.Start()
 	t.Cleanup(func() { udpSrv.Process.Kill(); tcpSrv.Process.Kill() })
 	time.Sleep(300 * time.Millisecond)
-	for range 3 {
-		c := exec.Command("ip", "netns", "exec", nsA, "nc", "-u", "-w", "0", "-p", "40001", "10.231.0.2", "5001")
-		c.Stdin = strings.NewReader("hello\n")
-		if out, err := c.CombinedOutput(); err != nil {
-			t.Fatalf("nc udp: %v %s", err, out)
-		}
+	// One nc, three writes apart in time: three datagrams.
+	udp := exec.Command("ip", "netns", "exec", nsA, "nc", "-u", "-q", "0", "-p", "40001", "10.231.0.2", "5001")
+	udpIn, _ := udp.StdinPipe()
+	if err := udp.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for _, msg := range []string{"one\n", "two\n", "three\n"} {
 		time.Sleep(100 * time.Millisecond)
+		io.WriteString(udpIn, msg)
+	}
+	time.Sleep(100 * time.Millisecond)
+	udpIn.Close()
+	if err := udp.Wait(); err != nil {
+		t.Fatalf("nc udp: %v", err)
 	}
 	c := exec.Command("ip", "netns", "exec", nsA, "nc", "-N", "-p", "40002", "10.231.0.2", "5002")
 	c.Stdin = strings.NewReader(strings.Repeat("flowlog ", 20000))
@@ -257,21 +264,25 @@ func TestMeterLive(t *testing.T) {
 			t.Errorf("%s: %d packets, want %d", k, got[k], n)
 		}
 	}
-	truth := tcpTruth(t, pcap)
+	truth := capTruth(t, pcap, "tcp")
+	if n := capTruth(t, pcap, "udp")["10.231.0.1:40001>10.231.0.2:5001/17"]; n != 3 {
+		t.Fatalf("traffic: dumpcap saw %d UDP datagrams from nc, not 3", n)
+	}
 	for _, k := range []string{"10.231.0.1:40002>10.231.0.2:5002/6", "10.231.0.2:5002>10.231.0.1:40002/6"} {
 		if truth[k] == 0 || got[k] != truth[k] {
 			t.Errorf("%s: %d packets, dumpcap saw %d", k, got[k], truth[k])
 		}
 	}
 	if len(filtered) != 1 || filtered["10.231.0.1:40001>10.231.0.2:5001/17"] != 3 {
-		t.Errorf("filtered meter: %v, want only the UDP flow with 3 packets", filtered)
+		t.Errorf("filtered meter: %v, want only the UDP flow with 3 packets\n%s", filtered, udpOnly.stderr.String())
 	}
 }
 
-// tcpTruth counts TCP packets per 5-tuple in a capture, as tshark reads it.
-func tcpTruth(t *testing.T, pcap string) map[string]uint64 {
-	out, err := exec.Command("tshark", "-r", pcap, "-Y", "tcp", "-T", "fields",
-		"-e", "ip.src", "-e", "tcp.srcport", "-e", "ip.dst", "-e", "tcp.dstport").Output()
+// capTruth counts TCP or UDP packets per 5-tuple in a capture, as tshark
+// reads it.
+func capTruth(t *testing.T, pcap, proto string) map[string]uint64 {
+	out, err := exec.Command("tshark", "-r", pcap, "-Y", proto, "-T", "fields",
+		"-e", "ip.src", "-e", proto+".srcport", "-e", "ip.dst", "-e", proto+".dstport").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
@@ -280,7 +291,7 @@ func tcpTruth(t *testing.T, pcap string) map[string]uint64 {
 		f := strings.Split(line, "\t")
 		if len(f) == 4 {
 			a, b := netip.MustParseAddr(f[0]), netip.MustParseAddr(f[2])
-			m[fmt.Sprintf("%v:%s>%v:%s/6", a, f[1], b, f[3])]++
+			m[fmt.Sprintf("%v:%s>%v:%s/%d", a, f[1], b, f[3], map[string]int{"tcp": 6, "udp": 17}[proto])]++
 		}
 	}
 	return m

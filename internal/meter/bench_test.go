@@ -35,7 +35,7 @@ const (
 // FIN, half UDP), each of 1–18 packets, interleaved across a window of
 // concurrent flows. Frames are cut after the transport header (snaplen),
 // as a header-only capture would be; the IP length says the real size.
-// It returns the number of flows.
+// It returns the number of flows that sent packets.
 func writeSyntheticPcap(tb testing.TB, path string) int {
 	f, err := os.Create(path)
 	if err != nil {
@@ -49,9 +49,9 @@ func writeSyntheticPcap(tb testing.TB, path string) int {
 	rng := rand.New(rand.NewPCG(42, 4242))
 	type fl struct {
 		id, left, sport, dport int
-		tcp                    bool
+		tcp, sent              bool
 	}
-	nextID := 0
+	nextID, flows := 0, 0
 	newFlow := func() fl {
 		nextID++
 		return fl{id: nextID, left: 1 + rng.IntN(18), sport: 1024 + rng.IntN(60000),
@@ -68,6 +68,10 @@ func writeSyntheticPcap(tb testing.TB, path string) int {
 		s := rng.IntN(benchWindow)
 		x := &window[s]
 		x.left--
+		if !x.sent {
+			x.sent = true
+			flows++
+		}
 		ipLen := 40 + rng.IntN(1460)
 		ip := frame[14:]
 		ip[0], ip[1] = 0x45, 0
@@ -102,7 +106,7 @@ func writeSyntheticPcap(tb testing.TB, path string) int {
 		tb.Fatal(err)
 	}
 	f.Close()
-	return nextID
+	return flows
 }
 
 // meterFile meters the file once and returns records emitted.

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -49,17 +50,9 @@ func softflowdTotals(t *testing.T, path string, maxlife time.Duration) map[tuple
 	nfcapd := testutil.Peer(t, "nfcapd")
 	nfdump := testutil.Peer(t, "nfdump")
 	dir := t.TempDir()
-	port := testutil.FreeUDPPort(t)
-	var capLog bytes.Buffer
-	capd := exec.Command(nfcapd, "-b", "127.0.0.1", "-p", strconv.Itoa(port), "-w", dir+"/flows",
-		"-B", "4000000", "-t", "3600")
 	os.Mkdir(dir+"/flows", 0o755)
-	capd.Stdout, capd.Stderr = &capLog, &capLog
-	if err := capd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	port, capd, capLog, exited := startNfcapd(t, nfcapd, dir+"/flows")
 	defer capd.Process.Kill()
-	waitUDPBound(t, port)
 	// -c must come before -r: after it, softflowd waits for a control client.
 	out, err := exec.Command(softflowd, "-c", dir+"/sf.ctl", "-r", path, "-n", "127.0.0.1:"+strconv.Itoa(port), "-v", "10", "-6",
 		"-m", "262144", "-t", fmt.Sprintf("maxlife=%d", int(maxlife.Seconds())), "-d",
@@ -70,7 +63,7 @@ func softflowdTotals(t *testing.T, path string, maxlife time.Duration) map[tuple
 	waitUDPDrained(t, port)
 	time.Sleep(100 * time.Millisecond) // let nfcapd store what it read
 	capd.Process.Signal(syscall.SIGTERM)
-	if err := capd.Wait(); err != nil {
+	if err := <-exited; err != nil {
 		t.Fatalf("nfcapd: %v\n%s", err, capLog.String())
 	}
 	js, err := exec.Command(nfdump, "-R", dir+"/flows", "-o", "json").Output()
@@ -109,17 +102,61 @@ func softflowdTotals(t *testing.T, path string, maxlife time.Duration) map[tuple
 	return sum
 }
 
-// waitUDPBound waits until something listens on the UDP port.
-func waitUDPBound(t *testing.T, port int) {
-	hex := fmt.Sprintf(":%04X ", port)
-	for range 100 {
-		b, _ := os.ReadFile("/proc/net/udp")
-		if bytes.Contains(b, []byte(hex)) {
-			return
+// usedPorts keeps parallel subtests from picking the same port.
+var usedPorts sync.Map
+
+// startNfcapd starts nfcapd on a free port, trying another port when the
+// chosen one is taken before nfcapd binds it, and waits until it listens.
+func startNfcapd(t *testing.T, nfcapd, dir string) (int, *exec.Cmd, *syncBuffer, chan error) {
+	for attempt := 0; ; attempt++ {
+		port := testutil.FreeUDPPort(t)
+		if _, dup := usedPorts.LoadOrStore(port, true); dup {
+			continue
 		}
-		time.Sleep(20 * time.Millisecond)
+		log := &syncBuffer{}
+		capd := exec.Command(nfcapd, "-b", "127.0.0.1", "-p", strconv.Itoa(port), "-w", dir, "-B", "4000000", "-t", "3600")
+		capd.Stdout, capd.Stderr = log, log
+		if err := capd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- capd.Wait() }()
+		hex := fmt.Sprintf(":%04X ", port)
+		for range 200 {
+			select {
+			case err := <-exited:
+				if strings.Contains(log.String(), "Address already in use") && attempt < 5 {
+					goto retry
+				}
+				t.Fatalf("nfcapd exited: %v\n%s", err, log.String())
+			default:
+			}
+			if b, _ := os.ReadFile("/proc/net/udp"); bytes.Contains(b, []byte(hex)) && strings.Contains(log.String(), "Startup") {
+				return port, capd, log, exited
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("nfcapd does not listen on udp port %d:\n%s", port, log.String())
+	retry:
 	}
-	t.Fatalf("nothing listens on udp port %d", port)
+}
+
+// syncBuffer is a bytes.Buffer safe for a writing process and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // waitUDPDrained waits until the UDP port's receive queue is empty.
