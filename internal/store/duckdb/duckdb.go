@@ -609,6 +609,9 @@ func OpenLocal(ctx context.Context, dir, stream string, create bool) (*Store, st
 	if err := id.Validate(); err != nil {
 		return nil, id, err
 	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil && !create {
+		return nil, id, fmt.Errorf("no flowlog store in %s: %w", dir, err)
+	}
 	s, err := New(Config{Dir: dir})
 	if err != nil {
 		return nil, id, err
