@@ -85,11 +85,12 @@ func TestQueryAndExportCommands(t *testing.T) {
 		t.Errorf("exported %d lines, want %d", n, len(recs))
 	}
 
-	// Errors are precise.
+	// Errors are precise, and a mistyped directory is not created.
 	for _, args := range [][]string{
 		append(common, "--where", "srcaddr <"),
 		append(common, "--by", "octets", "--top", "srcaddr"),
 		{"--data-dir", dir, "--log-stream", "nosuch"},
+		{"--data-dir", filepath.Join(dir, "typo"), "--log-stream", "lan"},
 		{"--server", "http://127.0.0.1:1", "--log-stream", "lan"},
 	} {
 		cmd := newQueryCmd()
@@ -99,5 +100,8 @@ func TestQueryAndExportCommands(t *testing.T) {
 		if err := cmd.ExecuteContext(ctx); err == nil {
 			t.Errorf("%v: no error", args)
 		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "typo")); err == nil {
+		t.Error("query created the mistyped data directory")
 	}
 }

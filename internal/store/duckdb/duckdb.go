@@ -375,11 +375,13 @@ func appendTx(ctx context.Context, dc driver.Conn, st *streamState, recs []flow.
 // of the batch's distinct strings (few: ids, actions, reasons).
 func appendDay(dc driver.Conn, table string, recs []flow.Record, idx []int) error {
 	dicts := make([]dictionary, len(query.Columns))
+	ncol := len(query.Columns)
+	flat := make([]driver.Value, len(idx)*ncol) // one allocation for all rows
 	rows := make([][]driver.Value, len(idx))
-	vals := make([]any, 0, len(query.Columns))
+	vals := make([]any, 0, ncol)
 	for k, i := range idx {
 		vals = query.RecordColumns(&recs[i], vals)
-		row := make([]driver.Value, len(vals))
+		row := flat[k*ncol : (k+1)*ncol : (k+1)*ncol]
 		for j, v := range vals {
 			if str, ok := v.(string); ok {
 				row[j] = dicts[j].code(str)
@@ -606,6 +608,9 @@ func OpenLocal(ctx context.Context, dir, stream string, create bool) (*Store, st
 	id := store.StreamID{Account: store.LocalAccount, Stream: stream}
 	if err := id.Validate(); err != nil {
 		return nil, id, err
+	}
+	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil && !create {
+		return nil, id, fmt.Errorf("no flowlog store in %s: %w", dir, err)
 	}
 	s, err := New(Config{Dir: dir})
 	if err != nil {
