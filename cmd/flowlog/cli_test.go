@@ -1,11 +1,17 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
+	"net/netip"
 	"os/exec"
 	"strings"
 	"testing"
+	"time"
 
+	"flowlog/internal/flow"
+	"flowlog/internal/store"
+	"flowlog/internal/store/duckdb"
 	"flowlog/internal/testutil"
 )
 
@@ -115,5 +121,48 @@ func TestSignForCurl(t *testing.T) {
 	out, _ = cmd.Output()
 	if !strings.Contains(string(out), "Auth.SignatureMismatch") {
 		t.Fatalf("changed body accepted: %s", out)
+	}
+}
+
+func TestQueryServer(t *testing.T) {
+	srv := testutil.StartServer(t)
+	out, _, _ := runCLI(t, srv, "log-groups", "create", "--name", "g", "-o", "json")
+	lg := jsonID(t, out)
+	out, _, _ = runCLI(t, srv, "log-groups", "create-stream", lg, "--name", "lan", "-o", "json")
+	ls := jsonID(t, out)
+	srv.Stop()
+	st, err := duckdb.New(duckdb.Config{Dir: srv.DataDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := store.StreamID{Account: srv.Account, Stream: ls}
+	ctx := context.Background()
+	now := time.Now().UnixMilli()
+	recs := []flow.Record{
+		{SrcAddr: netip.MustParseAddr("10.1.1.1"), DstAddr: netip.MustParseAddr("10.2.2.2"), Protocol: 17, Packets: 3, Bytes: 300, Start: now - 5000, End: now - 4000},
+		{SrcAddr: netip.MustParseAddr("10.1.1.7"), DstAddr: netip.MustParseAddr("10.2.2.2"), Protocol: 17, Packets: 9, Bytes: 900, Start: now - 5000, End: now - 4000},
+	}
+	if err := st.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Append(ctx, id, recs); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	srv.Start()
+	for _, stream := range []string{"lan", ls} {
+		out, errOut, code := runCLI(t, srv, "query", "--server", srv.URL, "--log-stream", stream, "--since", "1h",
+			"--top", "srcaddr", "--by", "bytes", "--output", "csv")
+		if code != 0 {
+			t.Fatalf("query --server: %s", errOut)
+		}
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if len(lines) != 3 || !strings.HasPrefix(lines[1], "10.1.1.7,900") {
+			t.Fatalf("top srcaddr by bytes over the server:\n%s", out)
+		}
+	}
+	_, errOut, code := runCLI(t, srv, "query", "--server", srv.URL, "--log-stream", "nope", "--since", "1h")
+	if code == 0 || !strings.Contains(errOut, `no log stream named "nope"`) {
+		t.Fatalf("unknown stream: %d %s", code, errOut)
 	}
 }

@@ -108,7 +108,7 @@ func meterFile(path string, m *meter.Meter) error {
 		stop := showProgress(f, m)
 		defer stop()
 	}
-	return f.Run(m.Feed)
+	return f.RunBatch(m.FeedBatch)
 }
 
 // showProgress draws a progress bar on stderr until stop is called.

@@ -17,6 +17,8 @@ import (
 	"flowlog/internal/api"
 	"flowlog/internal/config"
 	"flowlog/internal/control"
+	"flowlog/internal/store"
+	"flowlog/internal/store/duckdb"
 )
 
 func init() { commands = append(commands, newServeCmd) }
@@ -95,7 +97,14 @@ func serve(ctx context.Context, cfg config.Serve) error {
 			cfg.DataDir, boot.Key.AccountID, boot.Key.ID, boot.Key.Secret)
 	}
 
-	srv := api.New(api.Config{Logger: log}, svc)
+	logs, err := duckdb.New(duckdb.Config{Dir: cfg.DataDir})
+	if err != nil {
+		return fmt.Errorf("log store: %w", err)
+	}
+	defer logs.Close()
+	go store.EnforceRetention(ctx, logs, time.Hour, log)
+
+	srv := api.New(api.Config{Logger: log, Store: logs}, svc)
 	go svc.RunSettler(ctx, svc.CheckOutputs, time.Second, log)
 
 	ln, err := net.Listen("tcp", cfg.Listen)

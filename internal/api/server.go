@@ -26,6 +26,7 @@ const MaxBody = 1 << 20
 type Config struct {
 	Logger *slog.Logger
 	Now    func() time.Time // clock for signature windows; time.Now if nil
+	Store  Querier          // the log store behind the query endpoint; nil: none
 }
 
 // Server holds the API's dependencies.

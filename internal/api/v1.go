@@ -32,6 +32,7 @@ func (s *Server) routes() {
 	h("GET /v1/log-groups/{id}/log-streams", s.listLogStreams)
 	h("GET /v1/log-groups/{id}/log-streams/{sid}", s.getLogStream)
 	h("DELETE /v1/log-groups/{id}/log-streams/{sid}", s.deleteLogStream)
+	h("POST /v1/log-streams/{id}/query", s.queryStream)
 
 	h("POST /v1/flow-logs", s.createFlowLog)
 	h("GET /v1/flow-logs", s.listFlowLogs)

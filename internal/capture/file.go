@@ -12,7 +12,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/pcapgo"
 
 	"flowlog/internal/packet"
@@ -29,8 +28,8 @@ var ErrFormat = errors.New("capture: not a pcap or pcapng file")
 type File struct {
 	f     *os.File
 	cr    countingReader
-	read  func() ([]byte, gopacket.CaptureInfo, error)
-	link  func(ifIndex int) packet.LinkType
+	next  func() (time.Time, packet.LinkType, []byte, error)
+	pcap  *pcapReader // nil for pcapng
 	size  int64
 	count uint64
 }
@@ -70,29 +69,31 @@ func OpenFile(path string) (*File, error) {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w: %w", path, ErrFormat, err)
 		}
-		fl.read = r.ZeroCopyReadPacketData
-		fl.link = func(ifIndex int) packet.LinkType {
-			if ifc, err := r.Interface(ifIndex); err == nil {
-				return packet.LinkType(ifc.LinkType)
+		fl.next = func() (time.Time, packet.LinkType, []byte, error) {
+			data, ci, err := r.ZeroCopyReadPacketData()
+			if err != nil {
+				return time.Time{}, 0, nil, err
 			}
-			return packet.LinkType(r.LinkType())
+			ifc, err := r.Interface(ci.InterfaceIndex)
+			if err != nil {
+				return time.Time{}, 0, nil, err
+			}
+			return ci.Timestamp, packet.LinkType(ifc.LinkType), data, nil
 		}
 	} else {
-		r, err := pcapgo.NewReader(br)
+		r, err := newPcapReader(br)
 		if err != nil {
 			f.Close()
-			return nil, fmt.Errorf("%s: %w: %w", path, ErrFormat, err)
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		lt := packet.LinkType(r.LinkType())
-		fl.read = r.ZeroCopyReadPacketData
-		fl.link = func(int) packet.LinkType { return lt }
+		fl.next, fl.pcap = r.next, r
 	}
 	return fl, nil
 }
 
 // Next returns the next frame, valid until the following call, or io.EOF.
 func (f *File) Next() (ts time.Time, lt packet.LinkType, frame []byte, err error) {
-	data, ci, err := f.read()
+	ts, lt, frame, err = f.next()
 	if err != nil {
 		if errors.Is(err, io.EOF) {
 			return ts, 0, nil, io.EOF
@@ -103,7 +104,7 @@ func (f *File) Next() (ts time.Time, lt packet.LinkType, frame []byte, err error
 		return ts, 0, nil, fmt.Errorf("capture: after %d packets: %w", f.count, err)
 	}
 	f.count++
-	return ci.Timestamp, f.link(ci.InterfaceIndex), data, nil
+	return ts, lt, frame, nil
 }
 
 // Run hands every frame of the file to h, until the end of the file.
@@ -117,6 +118,30 @@ func (f *File) Run(h Handler) error {
 			return err
 		}
 		h(ts, lt, data)
+	}
+}
+
+// RunBatch hands every frame of the file to h in batches, which are valid
+// only during the call. Classic pcap frames come straight from the read
+// buffer; pcapng frames come one per batch.
+func (f *File) RunBatch(h func([]packet.Frame)) error {
+	frames := make([]packet.Frame, 64)
+	if f.pcap == nil {
+		return f.Run(func(ts time.Time, lt packet.LinkType, data []byte) {
+			frames[0] = packet.Frame{TS: ts.UnixNano(), Link: lt, Data: data}
+			h(frames[:1])
+		})
+	}
+	for {
+		n, err := f.pcap.nextBatch(frames)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("capture: after %d packets: %w", f.count, err)
+		}
+		f.count += uint64(n)
+		h(frames[:n])
 	}
 }
 

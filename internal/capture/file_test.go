@@ -1,6 +1,8 @@
 package capture
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"os"
@@ -69,6 +71,19 @@ func TestOpenFileErrors(t *testing.T) {
 	}
 	if _, err := OpenFile(filepath.Join(dir, "missing")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing: %v", err)
+	}
+	// A corrupt length must be an error, not a gigabyte allocation.
+	huge := make([]byte, 24+16)
+	binary.LittleEndian.PutUint32(huge, 0xa1b2c3d4)
+	binary.LittleEndian.PutUint32(huge[16:], 0xffffffff)
+	binary.LittleEndian.PutUint32(huge[20:], 1)
+	binary.LittleEndian.PutUint32(huge[24+8:], 1<<30)
+	hp := filepath.Join(dir, "huge.pcap")
+	os.WriteFile(hp, huge, 0o644)
+	if f, err := OpenFile(hp); err != nil {
+		t.Error(err)
+	} else if _, _, _, err := f.Next(); !errors.Is(err, errFrameTooLong) {
+		t.Errorf("huge frame: %v", err)
 	}
 	// A file cut inside its last packet: earlier packets arrive, then an error.
 	data, _ := os.ReadFile(corpus(t, "icmp.pcap"))
@@ -167,8 +182,133 @@ func FuzzFile(f *testing.F) {
 		if err != nil {
 			return
 		}
-		defer fl.Close()
 		var info packet.Info
-		fl.Run(func(_ time.Time, lt packet.LinkType, frame []byte) { packet.Decode(lt, frame, &info) })
+		var one, batched int
+		err1 := fl.Run(func(_ time.Time, lt packet.LinkType, frame []byte) { one++; packet.Decode(lt, frame, &info) })
+		fl.Close()
+		fl, _ = OpenFile(p)
+		err2 := fl.RunBatch(func(frames []packet.Frame) {
+			for _, f := range frames {
+				batched++
+				packet.Decode(f.Link, f.Data, &info)
+			}
+		})
+		fl.Close()
+		if one != batched || (err1 == nil) != (err2 == nil) {
+			t.Fatalf("Run: %d frames, %v; RunBatch: %d frames, %v", one, err1, batched, err2)
+		}
 	})
+}
+
+// swapPcap rewrites a little-endian pcap file as big-endian.
+func swapPcap(le []byte) []byte {
+	be := append([]byte{}, le...)
+	sw32 := func(b []byte) { b[0], b[1], b[2], b[3] = b[3], b[2], b[1], b[0] }
+	sw16 := func(b []byte) { b[0], b[1] = b[1], b[0] }
+	sw32(be[0:])
+	sw16(be[4:])
+	sw16(be[6:])
+	for _, o := range []int{8, 12, 16, 20} {
+		sw32(be[o:])
+	}
+	for off := 24; off+16 <= len(be); {
+		caplen := int(binary.LittleEndian.Uint32(le[off+8:]))
+		for o := 0; o < 16; o += 4 {
+			sw32(be[off+o:])
+		}
+		off += 16 + caplen
+	}
+	return be
+}
+
+// TestPcapReaderMatchesPcapgo reads every classic pcap of the corpus, and
+// big-endian and nanosecond variants, with our reader and with pcapgo.
+func TestPcapReaderMatchesPcapgo(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/*.pcap"))
+	dir := t.TempDir()
+	var paths []string
+	for _, p := range files {
+		data, _ := os.ReadFile(p)
+		if binary.LittleEndian.Uint32(data) != 0xa1b2c3d4 {
+			continue // pcapng
+		}
+		paths = append(paths, p)
+		be := filepath.Join(dir, filepath.Base(p)+".be")
+		os.WriteFile(be, swapPcap(data), 0o644)
+		paths = append(paths, be)
+	}
+	// Nanosecond resolution, and frames larger than the read buffer.
+	ns := filepath.Join(dir, "ns.pcap")
+	fh, _ := os.Create(ns)
+	w := pcapgo.NewWriterNanos(fh)
+	w.WriteFileHeader(1<<22, layers.LinkTypeEthernet)
+	for i, n := range []int{60, 3 << 20, 1500} {
+		data := make([]byte, n)
+		data[n-1] = byte(i)
+		w.WritePacket(gopacket.CaptureInfo{Timestamp: time.Unix(1, int64(i)*123456789), CaptureLength: n, Length: n}, data)
+	}
+	fh.Close()
+	paths = append(paths, ns)
+	if len(paths) < 90 {
+		t.Fatalf("only %d files", len(paths))
+	}
+	for _, p := range paths {
+		fh, _ := os.Open(p)
+		ref, err := pcapgo.NewReader(fh)
+		if err != nil {
+			t.Fatalf("%s: pcapgo: %v", p, err)
+		}
+		f, err := OpenFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 1; ; i++ {
+			wantData, ci, wantErr := ref.ReadPacketData()
+			ts, lt, data, err := f.Next()
+			if wantErr == io.EOF || err == io.EOF {
+				if wantErr != err {
+					t.Fatalf("%s #%d: end: %v, pcapgo %v", p, i, err, wantErr)
+				}
+				break
+			}
+			if err != nil || wantErr != nil {
+				t.Fatalf("%s #%d: %v, pcapgo %v", p, i, err, wantErr)
+			}
+			if !ts.Equal(ci.Timestamp) || lt != packet.LinkType(ref.LinkType()) || !bytes.Equal(data, wantData) {
+				t.Fatalf("%s #%d: frame differs (time %v vs %v, link %d vs %d, %d vs %d bytes)",
+					p, i, ts, ci.Timestamp, lt, ref.LinkType(), len(data), len(wantData))
+			}
+		}
+		fh.Close()
+		f.Close()
+		checkBatches(t, p)
+	}
+}
+
+// checkBatches reads p with RunBatch and compares each frame with pcapgo's.
+func checkBatches(t *testing.T, p string) {
+	fh, _ := os.Open(p)
+	defer fh.Close()
+	ref, _ := pcapgo.NewReader(fh)
+	f, err := OpenFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	n := 0
+	err = f.RunBatch(func(frames []packet.Frame) {
+		for _, fr := range frames {
+			n++
+			want, ci, err := ref.ReadPacketData()
+			if err != nil || fr.TS != ci.Timestamp.UnixNano() || fr.Link != packet.LinkType(ref.LinkType()) || !bytes.Equal(fr.Data, want) {
+				t.Fatalf("%s #%d: batch frame differs from pcapgo's (%v)", p, n, err)
+			}
+		}
+	})
+	if err != nil {
+		t.Fatalf("%s: %v", p, err)
+	}
+	if _, _, err := ref.ReadPacketData(); err != io.EOF {
+		t.Fatalf("%s: RunBatch stopped after %d frames", p, n)
+	}
 }

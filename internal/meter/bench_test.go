@@ -112,7 +112,7 @@ func meterFileOnce(tb testing.TB, m *meter.Meter, path string) {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	if err := f.Run(m.Feed); err != nil {
+	if err := f.RunBatch(m.FeedBatch); err != nil {
 		tb.Fatal(err)
 	}
 	m.Flush()

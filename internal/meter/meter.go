@@ -89,11 +89,19 @@ type Meter struct {
 	nextSwp  int64
 	now      int64 // latest time seen, ns
 	epoch    int64 // ms; entries keep their times relative to it
+	epochSet bool
 
 	sampling uint32
 	skip     uint32
 	rng      *rand.Rand
 	info     packet.Info
+	// batchState holds FeedBatch's decoded frames.
+	batchState struct {
+		infos   [batchLen]packet.Info
+		errs    [batchLen]error
+		buckets [batchLen]uint32
+		sink    uint32 // keeps the warming loads from being optimised away
+	}
 
 	tab   table
 	frags fragTable
@@ -168,9 +176,18 @@ func (m *Meter) Feed(ts time.Time, lt packet.LinkType, frame []byte) {
 }
 
 func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
+	if !m.admit(now) {
+		return
+	}
+	err := packet.Decode(lt, frame, &m.info)
+	m.meter(now, &m.info, err)
+}
+
+// admit counts a packet, moves the clock, and applies sampling.
+func (m *Meter) admit(now int64) bool {
 	m.stats.Packets++
-	if m.epoch == 0 {
-		m.epoch = now/1e6 - epochSlack
+	if !m.epochSet {
+		m.epoch, m.epochSet = now/1e6-epochSlack, true
 	}
 	if now > m.now {
 		m.now = now
@@ -180,15 +197,18 @@ func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
 	}
 	if m.sampling > 1 && !m.pick() {
 		m.stats.Sampled++
-		return
+		return false
 	}
-	info := &m.info
-	if err := packet.Decode(lt, frame, info); err != nil {
+	return true
+}
+
+// meter accounts one decoded packet, or counts why it was dropped.
+func (m *Meter) meter(now int64, info *packet.Info, err error) {
+	if err != nil {
 		m.countDrop(err)
 		return
 	}
-	k := key{src: info.Src, dst: info.Dst, sport: info.SrcPort, dport: info.DstPort,
-		vlan: info.VLAN, proto: info.Protocol, ipv: info.IPVersion}
+	k := infoKey(info)
 	switch info.Frag {
 	case packet.FirstFragment:
 		m.frags.put(&k, info.FragID, now)
@@ -198,6 +218,51 @@ func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
 		}
 	}
 	m.account(&k, now, info)
+}
+
+func infoKey(info *packet.Info) key {
+	return key{src: info.Src, dst: info.Dst, sport: info.SrcPort, dport: info.DstPort,
+		vlan: info.VLAN, proto: info.Protocol, ipv: info.IPVersion}
+}
+
+// batchLen is how many frames FeedBatch works on at a time.
+const batchLen = 32
+
+// FeedBatch meters frames as Feed would, one after the other. On a large
+// cache it is faster: it decodes the frames and loads their cache slots
+// first, so that the memory loads of the batch overlap instead of stalling
+// one packet at a time.
+func (m *Meter) FeedBatch(frames []packet.Frame) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for len(frames) > 0 {
+		n := min(len(frames), batchLen)
+		m.feedBatch(frames[:n])
+		frames = frames[n:]
+	}
+}
+
+func (m *Meter) feedBatch(frames []packet.Frame) {
+	b := &m.batchState
+	for i := range frames {
+		b.errs[i] = packet.Decode(frames[i].Link, frames[i].Data, &b.infos[i])
+		if b.errs[i] == nil {
+			k := infoKey(&b.infos[i])
+			b.buckets[i] = m.tab.warmBucket(&k)
+		} else {
+			b.buckets[i] = 0
+		}
+	}
+	var sink uint32
+	for i := range frames {
+		sink += m.tab.warmEntry(b.buckets[i])
+	}
+	b.sink = sink
+	for i := range frames {
+		if m.admit(frames[i].TS) {
+			m.meter(frames[i].TS, &b.infos[i], b.errs[i])
+		}
+	}
 }
 
 // pick decides whether sampling meters this packet.

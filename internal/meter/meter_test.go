@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,9 +13,11 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 
+	"flowlog/internal/capture"
 	"flowlog/internal/flow"
 	"flowlog/internal/meter"
 	"flowlog/internal/packet"
+	"flowlog/internal/testutil"
 )
 
 // frame builds an Ethernet/IPv4 frame with gopacket (independently of the
@@ -274,6 +278,17 @@ func TestFeedAllocs(t *testing.T) {
 	if a := testing.AllocsPerRun(50, feed); a != 0 {
 		t.Fatalf("%v allocations per %d packets", a, len(frames))
 	}
+	batch := make([]packet.Frame, len(frames))
+	feedBatch := func() {
+		for i, f := range frames {
+			now += 0.01
+			batch[i] = packet.Frame{TS: at(now).UnixNano(), Link: packet.LinkEthernet, Data: f}
+		}
+		m.FeedBatch(batch)
+	}
+	if a := testing.AllocsPerRun(50, feedBatch); a != 0 {
+		t.Fatalf("FeedBatch: %v allocations per %d packets", a, len(frames))
+	}
 }
 
 // TestConcurrentUse feeds one meter from several goroutines (as live
@@ -338,5 +353,54 @@ func TestLongSpan(t *testing.T) {
 	}
 	if err := m.SetTimeouts(30*24*time.Hour, time.Second); !errors.Is(err, meter.ErrConfig) {
 		t.Errorf("30-day timeout: %v", err)
+	}
+}
+
+// FuzzFeed feeds arbitrary frames at arbitrary times: no panic, and every
+// packet is either in a record or in a drop counter.
+func FuzzFeed(f *testing.F) {
+	f.Add(uint16(packet.LinkEthernet), int64(0), frame(f, "10.0.0.1", "10.0.0.2", 6, 1, 2, "F", 3))
+	f.Add(uint16(packet.LinkRaw), int64(-5e9), []byte{0x45, 0, 0, 20, 0, 1, 0x20, 0, 64, 17, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8})
+	f.Fuzz(func(t *testing.T, lt uint16, ts int64, data []byte) {
+		var packets uint64
+		m, _ := meter.New(meter.Config{MaxFlows: 2, InactiveTimeout: time.Second}, func(b []flow.Record) {
+			for _, r := range b {
+				packets += r.Packets
+			}
+		})
+		for i := range 3 { // the same frame at three times, and a prefix of it
+			m.Feed(time.Unix(0, ts+int64(i)*7e8), packet.LinkType(lt), data)
+			m.Feed(time.Unix(0, ts-int64(i)*3e9), packet.LinkType(lt), data[:len(data)/2])
+		}
+		m.Flush()
+		s := m.Stats()
+		if drops := s.NonIP + s.Truncated + s.Malformed + s.Unsupported; packets+drops != s.Packets {
+			t.Fatalf("%d packets in records + %d dropped != %d fed", packets, drops, s.Packets)
+		}
+	})
+}
+
+// TestFeedBatchEqualsFeed meters every corpus capture and the
+// differential test's settings both ways: one frame at a time, and in
+// batches straight from the read buffer. The records must be identical.
+func TestFeedBatchEqualsFeed(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/*.pcap"))
+	for _, p := range files {
+		cfg := meter.Config{ActiveTimeout: 2 * time.Second, InactiveTimeout: time.Second, MaxFlows: 8}
+		one, _ := runFile(t, p, cfg)
+		var batched []flow.Record
+		m, _ := meter.New(cfg, func(b []flow.Record) { batched = append(batched, b...) })
+		f, err := capture.OpenFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := f.RunBatch(m.FeedBatch); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		m.Flush()
+		if !slices.Equal(one, batched) {
+			t.Fatalf("%s: %d records one by one, %d batched, or they differ", filepath.Base(p), len(one), len(batched))
+		}
 	}
 }

@@ -98,6 +98,17 @@ func (t *table) find(k *key) (uint32, bool) {
 	return 0, false
 }
 
+// warmBucket loads k's hash bucket ahead of its lookup (see FeedBatch).
+func (t *table) warmBucket(k *key) uint32 { return t.buckets[t.hash(k)&t.mask] }
+
+// warmEntry loads the first entry of a bucket's chain ahead of its lookup.
+func (t *table) warmEntry(b uint32) uint32 {
+	if b == 0 || int(b) > len(t.entries) {
+		return 0
+	}
+	return t.entries[b-1].first
+}
+
 // insert adds a new flow for k, first seen at now.
 func (t *table) insert(k *key, now uint32) uint32 {
 	var i uint32

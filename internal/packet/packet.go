@@ -36,6 +36,13 @@ var (
 	ErrUnsupported = errors.New("packet: unsupported link type")
 )
 
+// Frame is one captured frame: its time (Unix ns), framing and bytes.
+type Frame struct {
+	TS   int64
+	Link LinkType
+	Data []byte
+}
+
 // Fragment says where a packet sits among the fragments of an IP datagram.
 type Fragment uint8
 

@@ -330,6 +330,9 @@ func (Dialect) Bind(_ *[]any, v any) string { return literal(v) }
 // Uint implements query.Dialect.
 func (Dialect) Uint(x string) string { return "toUInt64(" + x + ")" }
 
+// Sum implements query.Dialect.
+func (Dialect) Sum(col string) string { return "sum(" + col + ")" }
+
 // CountDistinct implements query.Dialect.
 func (Dialect) CountDistinct(exprs []string) string {
 	return "uniqExact(" + strings.Join(exprs, ", ") + ")"

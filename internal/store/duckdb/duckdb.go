@@ -473,7 +473,16 @@ func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (
 	if from == "" { // no day of the window holds data: answer from an empty table
 		from = "(SELECT * FROM " + query.Quote(emptyTable) + ")"
 	}
-	p, err := query.Compile(q, from, dialect{})
+	resp, err := s.run(ctx, q, from, dialect{})
+	var de *duckdb.Error
+	if errors.As(err, &de) && de.Type == duckdb.ErrorTypeConversion {
+		resp, err = s.run(ctx, q, from, dialect{exact: true})
+	}
+	return resp, err
+}
+
+func (s *Store) run(ctx context.Context, q query.Request, from string, d dialect) (*query.Response, error) {
+	p, err := query.Compile(q, from, d)
 	if err != nil {
 		return nil, err
 	}
@@ -552,8 +561,18 @@ func deref(ptrs, vals []any) []any {
 	return vals
 }
 
-// dialect binds every value as a prepared-statement parameter.
-type dialect struct{}
+// dialect binds every value as a prepared-statement parameter. Unless
+// exact, it sums counters as BIGINT, which DuckDB adds in 64 bits when its
+// statistics rule out overflow, instead of 128; a counter above 2^63 makes
+// that cast fail, and the query is run again exact.
+type dialect struct{ exact bool }
+
+func (d dialect) Sum(col string) string {
+	if d.exact {
+		return "sum(" + col + ")"
+	}
+	return "sum(CAST(" + col + " AS BIGINT))"
+}
 
 func (dialect) Bind(args *[]any, v any) string {
 	if u, ok := v.(uint64); ok {

@@ -141,5 +141,6 @@ type placeholderDialect struct{}
 
 func (placeholderDialect) Bind(args *[]any, v any) string   { *args = append(*args, v); return "?" }
 func (placeholderDialect) Uint(x string) string             { return x }
+func (placeholderDialect) Sum(x string) string              { return x }
 func (placeholderDialect) CountDistinct(x []string) string  { return strings.Join(x, ",") }
 func (placeholderDialect) Bucket(x string, ms int64) string { return x }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -83,6 +84,8 @@ type Dialect interface {
 	Bind(args *[]any, v any) string
 	// Uint casts an expression to an unsigned 64-bit integer.
 	Uint(expr string) string
+	// Sum sums an unsigned 64-bit column.
+	Sum(col string) string
 	// CountDistinct counts distinct tuples of the expressions.
 	CountDistinct(exprs []string) string
 	// Bucket rounds the time expression down to a multiple of ms.
@@ -241,10 +244,19 @@ func Compile(q Request, from string, d Dialect) (*Plan, error) {
 	return p, nil
 }
 
-// rawOrder makes paging deterministic: records equal in all of these are
-// indistinguishable to the user.
-var rawOrder = []string{"end", "start", "srcaddr_hi", "srcaddr_lo", "dstaddr_hi", "dstaddr_lo",
-	"srcport", "dstport", "protocol", "bytes", "packets", "flow_log_id", "interface_id"}
+// RawOrder is the order of raw records: by time and 5-tuple first, then
+// by every other column, so pages never overlap or skip, whatever order
+// the engine would give to ties.
+var RawOrder = func() []string {
+	order := []string{"end", "start", "srcaddr_hi", "srcaddr_lo", "dstaddr_hi", "dstaddr_lo",
+		"srcport", "dstport", "protocol", "bytes", "packets"}
+	for _, c := range Columns {
+		if !slices.Contains(order, c.Name) {
+			order = append(order, c.Name)
+		}
+	}
+	return order
+}()
 
 func (p *Plan) rawSQL(from, where string) string {
 	names := make([]string, len(Columns))
@@ -252,8 +264,8 @@ func (p *Plan) rawSQL(from, where string) string {
 		names[i] = Quote(c.Name)
 		p.Types = append(p.Types, c.Type)
 	}
-	order := make([]string, len(rawOrder))
-	for i, n := range rawOrder {
+	order := make([]string, len(RawOrder))
+	for i, n := range RawOrder {
 		order[i] = Quote(n)
 	}
 	return "SELECT " + strings.Join(names, ", ") + " FROM " + from + " WHERE " + where +
@@ -306,7 +318,7 @@ func (p *Plan) aggSQL(q Request, from, where string, d Dialect) (string, error) 
 		case "count":
 			x = d.Uint("count(*)")
 		case "sum":
-			x = d.Uint("coalesce(sum(" + Quote(a.Field) + "), 0)")
+			x = d.Uint("coalesce(" + d.Sum(Quote(a.Field)) + ", 0)")
 		case "count_distinct":
 			f, _ := flow.FieldByName(a.Field)
 			exprs, _ := fieldExprs(f)

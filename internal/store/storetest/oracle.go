@@ -112,7 +112,16 @@ func Answer(q query.Request, recs []flow.Record) (*query.Response, error) {
 	}
 	resp := &query.Response{}
 	if q.Raw() {
-		order := []string{"end", "start", "srcaddr", "dstaddr", "srcport", "dstport", "protocol", "bytes", "packets", "flow_log_id", "interface_id"}
+		var order []string // query.RawOrder by field: an address's halves compare as the address
+		for _, c := range query.RawOrder {
+			n := strings.TrimSuffix(strings.TrimSuffix(c, "_hi"), "_lo")
+			if _, ok := flow.FieldByName(n); !ok {
+				n = c
+			}
+			if !slices.Contains(order, n) {
+				order = append(order, n)
+			}
+		}
 		slices.SortStableFunc(sel, func(a, b *flow.Record) int {
 			for _, n := range order {
 				f, _ := flow.FieldByName(n)

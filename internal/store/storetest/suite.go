@@ -234,12 +234,26 @@ func testHandChecked(ctx context.Context, t *testing.T, s store.Store) {
 	if !reflect.DeepEqual(resp.Rows, want) {
 		t.Errorf("top srcaddr = %v, want %v", resp.Rows, want)
 	}
-	q = query.Request{Since: Base, Until: Base.Add(2 * time.Hour), Interval: "1h", Aggregates: []query.Aggregate{{Func: "sum", Field: "bytes"}}}
+	big := mk("10.9.9.9", 1<<63+5, 5) // a counter beyond int64 still sums exactly
+	big2 := mk("10.9.9.9", 7, 6)
+	if err := s.Append(ctx, id, []flow.Record{big, big2}); err != nil {
+		t.Fatal(err)
+	}
+	q.Limit = 1
 	resp, err = s.Query(ctx, id, q)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want = [][]any{{Base.UnixMilli(), uint64(401)}, {Base.Add(time.Hour).UnixMilli(), uint64(250)}}
+	if want := [][]any{{"10.9.9.9", uint64(1<<63 + 12)}}; !reflect.DeepEqual(resp.Rows, want) {
+		t.Errorf("top srcaddr with a huge counter = %v, want %v", resp.Rows, want)
+	}
+	q = query.Request{Since: Base, Until: Base.Add(2 * time.Hour), Interval: "1h", Aggregates: []query.Aggregate{{Func: "sum", Field: "bytes"}},
+		Where: "bytes < 1000"}
+	resp, err = s.Query(ctx, id, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want = [][]any{{Base.UnixMilli(), uint64(100 + 300 + 1 + 7)}, {Base.Add(time.Hour).UnixMilli(), uint64(250)}}
 	if !reflect.DeepEqual(resp.Rows, want) {
 		t.Errorf("hourly bytes = %v, want %v", resp.Rows, want)
 	}
