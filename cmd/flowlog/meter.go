@@ -35,6 +35,8 @@ type meterOpts struct {
 	promisc          bool
 	bpfFile          string
 	duration         time.Duration
+	sinks            sinkOpts
+	quiet            bool // no records on stdout
 }
 
 func newMeterCmd() *cobra.Command {
@@ -61,6 +63,14 @@ aged by packet time, live interfaces by the clock (stop with Ctrl-C).`,
 	f.BoolVar(&o.promisc, "promisc", false, "live: promiscuous mode")
 	f.StringVar(&o.bpfFile, "bpf", "", "live: classic BPF filter file, as `tcpdump -dd EXPR` prints it")
 	f.DurationVar(&o.duration, "duration", 0, "live: stop after this long (default: until interrupted)")
+	f.StringVar(&o.sinks.netflow, "netflow", "", "also export the records to this NetFlow/IPFIX collector, HOST:PORT")
+	f.StringVar(&o.sinks.netflowVersion, "netflow-version", "V9", "V5, V9 or V10 (IPFIX)")
+	f.StringVar(&o.sinks.dataDir, "data-dir", "", "import the records into the embedded log store in this directory")
+	f.StringVar(&o.sinks.logStream, "log-stream", "", "log stream to import into (with --data-dir)")
+	c.PreRun = func(cmd *cobra.Command, _ []string) {
+		// With another destination, stdout stays quiet unless asked.
+		o.quiet = (o.sinks.netflow != "" || o.sinks.dataDir != "") && !cmd.Flags().Changed("format")
+	}
 	return c
 }
 
@@ -74,6 +84,20 @@ func runMeter(ctx context.Context, o meterOpts) error {
 	if err != nil {
 		return err
 	}
+	source, live := "pcap:"+o.pcap, o.pcap == ""
+	if live {
+		source = "live:" + strings.Join(o.ifaces, ",")
+	}
+	sk, err := openSinks(ctx, o.sinks, o.sampling, source, live)
+	if err != nil {
+		return err
+	}
+	emit := func(recs []flow.Record) {
+		if !o.quiet {
+			w.write(recs)
+		}
+		sk.write(ctx, recs)
+	}
 	cfg := meter.Config{
 		ActiveTimeout:   time.Duration(o.active * float64(time.Second)),
 		InactiveTimeout: time.Duration(o.inactive * float64(time.Second)),
@@ -82,8 +106,9 @@ func runMeter(ctx context.Context, o meterOpts) error {
 		RandomSampling:  o.random,
 		Seed:            uint64(time.Now().UnixNano()),
 	}
-	m, err := meter.New(cfg, w.write)
+	m, err := meter.New(cfg, emit)
 	if err != nil {
+		sk.close(ctx)
 		return err
 	}
 	start := time.Now()
@@ -95,7 +120,7 @@ func runMeter(ctx context.Context, o meterOpts) error {
 	m.Flush()
 	w.close()
 	printSummary(m.Stats(), time.Since(start))
-	return err
+	return errors.Join(err, sk.close(ctx))
 }
 
 func meterFile(path string, m *meter.Meter) error {

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"flowlog/internal/flow"
+	"flowlog/internal/testutil"
+)
+
+// meterRecords meters a capture and returns the records it prints.
+func meterRecords(t *testing.T, pcap string) []flow.Record {
+	t.Helper()
+	out, err := exec.Command(testutil.Binary(t), "meter", "--pcap", pcap, "--inactive-timeout", "600").Output()
+	if err != nil {
+		t.Fatalf("meter: %v", err)
+	}
+	var recs []flow.Record
+	sc := bufio.NewScanner(strings.NewReader(string(out)))
+	for sc.Scan() {
+		var r flow.Record
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, r)
+	}
+	return recs
+}
+
+func totals(recs []flow.Record) (packets, bytes uint64) {
+	for _, r := range recs {
+		packets += r.Packets
+		bytes += r.Bytes
+	}
+	return
+}
+
+// TestMeterImportsIntoStore: what `meter --data-dir --log-stream` imports,
+// `query --data-dir` finds, record for record.
+func TestMeterImportsIntoStore(t *testing.T) {
+	pcap := filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/http_get.pcap")
+	want := meterRecords(t, pcap)
+	dir := t.TempDir()
+	cmd := exec.Command(testutil.Binary(t), "meter", "--pcap", pcap, "--inactive-timeout", "600",
+		"--data-dir", dir, "--log-stream", "lab")
+	out, err := cmd.CombinedOutput()
+	if err != nil || strings.Contains(string(out), `"srcaddr"`) {
+		t.Fatalf("meter import: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("log store: %d records stored, 0 dropped", len(want))) {
+		t.Fatalf("import summary:\n%s", out)
+	}
+	q := exec.Command(testutil.Binary(t), "query", "--data-dir", dir, "--log-stream", "lab",
+		"--since", "2000-01-01T00:00:00Z", "--limit", "1000", "--output", "csv")
+	csvOut, err := q.Output()
+	if err != nil {
+		t.Fatalf("query: %v", err)
+	}
+	rows, err := csv.NewReader(strings.NewReader(string(csvOut))).ReadAll()
+	if err != nil || len(rows) != len(want)+1 {
+		t.Fatalf("query returned %d rows, want %d: %v\n%s", len(rows)-1, len(want), err, csvOut)
+	}
+	col := map[string]int{}
+	for i, n := range rows[0] {
+		col[n] = i
+	}
+	var packets, bytes uint64
+	for _, r := range rows[1:] {
+		p, _ := strconv.ParseUint(r[col["packets"]], 10, 64)
+		b, _ := strconv.ParseUint(r[col["bytes"]], 10, 64)
+		packets, bytes = packets+p, bytes+b
+	}
+	if wp, wb := totals(want); packets != wp || bytes != wb {
+		t.Fatalf("stored %d packets %d bytes, metered %d/%d", packets, bytes, wp, wb)
+	}
+}
+
+// TestMeterExportsNetflow: `meter --netflow` delivers to a real nfcapd what
+// the meter prints, per version.
+func TestMeterExportsNetflow(t *testing.T) {
+	pcap := filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/http_get.pcap")
+	want := meterRecords(t, pcap)
+	wp, wb := totals(want)
+	for _, v := range []string{"V5", "V9", "V10"} {
+		port, stop := testutil.StartNfcapd(t)
+		out, err := exec.Command(testutil.Binary(t), "meter", "--pcap", pcap, "--inactive-timeout", "600",
+			"--netflow", fmt.Sprintf("127.0.0.1:%d", port), "--netflow-version", v).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: meter: %v\n%s", v, err, out)
+		}
+		flows, _ := stop()
+		var p, b uint64
+		for _, f := range flows {
+			p, b = p+f.Packets, b+f.Bytes
+		}
+		if len(flows) != len(want) || p != wp || b != wb {
+			t.Errorf("%s: nfdump saw %d flows %d packets %d bytes; the meter made %d/%d/%d",
+				v, len(flows), p, b, len(want), wp, wb)
+		}
+	}
+}
