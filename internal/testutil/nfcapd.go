@@ -76,4 +76,3 @@ func StartNfcapd(t testing.TB) (int, func() ([]NfdumpFlow, string)) {
 		return flows, string(info)
 	}
 }
-
