@@ -282,17 +282,8 @@ func (s *Server) updateFlowLog(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (s *Server) deleteFlowLog(w http.ResponseWriter, r *http.Request, c caller) {
-	id := r.PathValue("id")
-	if err := s.svc.DeleteFlowLog(r.Context(), c.account, id, false); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	f, err := s.svc.GetFlowLog(r.Context(), c.account, id)
-	if err != nil { // already gone
-		s.reply(w, r, http.StatusAccepted, nil, nil)
-		return
-	}
-	s.reply(w, r, http.StatusAccepted, f, nil)
+	f, err := s.svc.DeleteFlowLog(r.Context(), c.account, r.PathValue("id"), false)
+	s.reply(w, r, http.StatusAccepted, f, err)
 }
 
 func (s *Server) enableFlowLog(w http.ResponseWriter, r *http.Request, c caller) {

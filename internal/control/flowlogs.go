@@ -325,14 +325,15 @@ func (s *Service) SetEnabled(ctx context.Context, account, id string, enabled bo
 	return f, changed, err
 }
 
-// DeleteFlowLog starts deleting a flow log: it moves to state deleting, and
-// is removed once the data plane has delivered what is in flight. With
+// DeleteFlowLog starts deleting a flow log and returns it in state deleting;
+// it is removed once the data plane has delivered what is in flight. With
 // refuseIfBound (the Alibaba rule) a flow log still bound to a target is
 // refused; otherwise its bindings go with it.
-func (s *Service) DeleteFlowLog(ctx context.Context, account, id string, refuseIfBound bool) error {
+func (s *Service) DeleteFlowLog(ctx context.Context, account, id string, refuseIfBound bool) (FlowLog, error) {
+	var f FlowLog
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		f, err := getFlowLog(ctx, tx, account, id)
-		if err != nil {
+		var err error
+		if f, err = getFlowLog(ctx, tx, account, id); err != nil {
 			return err
 		}
 		switch f.State {
@@ -350,7 +351,7 @@ func (s *Service) DeleteFlowLog(ctx context.Context, account, id string, refuseI
 	if err == nil {
 		s.notify()
 	}
-	return err
+	return f, err
 }
 
 // Associate binds a flow log to a gateway or one of its attachments.

@@ -278,7 +278,8 @@ func (d *dialect) delete(ctx context.Context, c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &reply{}, d.ctl.DeleteFlowLog(ctx, c.Account, id, true)
+	_, err = d.ctl.DeleteFlowLog(ctx, c.Account, id, true)
+	return &reply{}, err
 }
 
 func (d *dialect) active(ctx context.Context, c *Call) (any, error) {
