@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"slices"
 	"strings"
 )
 
@@ -62,7 +63,7 @@ func (s *Service) ListFlowLogs(ctx context.Context, account string, fl FlowLogFi
 	if key == "" {
 		key = "id"
 	}
-	if !contains(FlowLogSortKeys, key) {
+	if !slices.Contains(FlowLogSortKeys, key) {
 		return nil, 0, illegal("sort_key", "must be one of %s", strings.Join(FlowLogSortKeys, ", "))
 	}
 	dir, cmp := "ASC", ">"
@@ -125,13 +126,4 @@ func toAny(ss []string) []any {
 		out[i] = s
 	}
 	return out
-}
-
-func contains(ss []string, v string) bool {
-	for _, s := range ss {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func Verify(ctx context.Context, r *http.Request, body []byte, lookup Lookup, no
 	if err != nil {
 		return Key{}, err
 	}
-	if !contains(signed, "x-sdk-date") {
+	if !slices.Contains(signed, "x-sdk-date") {
 		return Key{}, fail(MalformedAuthorization, "SignedHeaders must include x-sdk-date")
 	}
 	for _, name := range signed {
@@ -210,13 +211,4 @@ func canonicalQuery(q url.Values) string {
 // escape percent-encodes everything but RFC 3986's unreserved characters.
 func escape(s string) string {
 	return strings.ReplaceAll(url.QueryEscape(s), "+", "%20")
-}
-
-func contains(ss []string, v string) bool {
-	for _, s := range ss {
-		if s == v {
-			return true
-		}
-	}
-	return false
 }
