@@ -261,37 +261,54 @@ func (s *Service) GetFlowLog(ctx context.Context, account, id string) (FlowLog, 
 	return getFlowLog(ctx, s.db, account, id)
 }
 
-// UpdateFlowLog changes a flow log's settings; it moves to state modifying
-// until the data plane has applied them.
-func (s *Service) UpdateFlowLog(ctx context.Context, account, id string, in FlowLogInput) (FlowLog, error) {
-	if err := checkInput(&in, false); err != nil {
-		return FlowLog{}, err
-	}
+// changeFlowLog loads one of account's flow logs in a transaction, lets
+// change modify it, and wakes the settler once the change is committed.
+func (s *Service) changeFlowLog(ctx context.Context, account, id string,
+	change func(tx *sql.Tx, f *FlowLog) error) (FlowLog, error) {
 	var f FlowLog
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		var err error
 		if f, err = getFlowLog(ctx, tx, account, id); err != nil {
 			return err
 		}
-		if f.State == StateDeleting {
-			return &Error{Kind: ErrBusy, Message: fmt.Sprintf("flow log %s is being deleted", id)}
-		}
-		in.merge(&f)
-		if err := resolveOutputs(ctx, tx, &f); err != nil {
-			return err
-		}
-		for _, t := range f.Targets {
-			if err := checkTargetFree(ctx, tx, &f, t); err != nil {
-				return err
-			}
-		}
-		f.State, f.StateReason, f.UpdatedAt = StateModifying, "", s.now()
-		return saveFlowLog(ctx, tx, &f)
+		return change(tx, &f)
 	})
 	if err == nil {
 		s.notify()
 	}
 	return f, err
+}
+
+// notDeleting refuses changes to a flow log that is being deleted.
+func notDeleting(f *FlowLog) error {
+	if f.State == StateDeleting {
+		return &Error{Kind: ErrBusy, Message: fmt.Sprintf("flow log %s is being deleted", f.ID)}
+	}
+	return nil
+}
+
+// UpdateFlowLog changes a flow log's settings; it moves to state modifying
+// until the data plane has applied them.
+func (s *Service) UpdateFlowLog(ctx context.Context, account, id string, in FlowLogInput) (FlowLog, error) {
+	if err := checkInput(&in, false); err != nil {
+		return FlowLog{}, err
+	}
+	return s.changeFlowLog(ctx, account, id, func(tx *sql.Tx, f *FlowLog) error {
+		if err := notDeleting(f); err != nil {
+			return err
+		}
+		in.merge(f)
+		if err := resolveOutputs(ctx, tx, f); err != nil {
+			return err
+		}
+		for _, t := range f.Targets {
+			if err := checkTargetFree(ctx, tx, f, t); err != nil {
+				return err
+			}
+		}
+		f.State, f.StateReason, f.UpdatedAt = StateModifying, "", s.now()
+		return saveFlowLog(ctx, tx, f)
+	})
 }
 
 func saveFlowLog(ctx context.Context, tx *sql.Tx, f *FlowLog) error {
@@ -306,22 +323,13 @@ func saveFlowLog(ctx context.Context, tx *sql.Tx, f *FlowLog) error {
 // SetEnabled turns delivery of a flow log on or off. changed is false when it
 // already was in that state.
 func (s *Service) SetEnabled(ctx context.Context, account, id string, enabled bool) (f FlowLog, changed bool, err error) {
-	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
-		if f, err = getFlowLog(ctx, tx, account, id); err != nil {
+	f, err = s.changeFlowLog(ctx, account, id, func(tx *sql.Tx, f *FlowLog) error {
+		if err := notDeleting(f); err != nil || f.Enabled == enabled {
 			return err
 		}
-		if f.State == StateDeleting {
-			return &Error{Kind: ErrBusy, Message: fmt.Sprintf("flow log %s is being deleted", id)}
-		}
-		if f.Enabled == enabled {
-			return nil
-		}
 		f.Enabled, f.UpdatedAt, changed = enabled, s.now(), true
-		return saveFlowLog(ctx, tx, &f)
+		return saveFlowLog(ctx, tx, f)
 	})
-	if err == nil && changed {
-		s.notify()
-	}
 	return f, changed, err
 }
 
@@ -330,12 +338,7 @@ func (s *Service) SetEnabled(ctx context.Context, account, id string, enabled bo
 // refuseIfBound (the Alibaba rule) a flow log still bound to a target is
 // refused; otherwise its bindings go with it.
 func (s *Service) DeleteFlowLog(ctx context.Context, account, id string, refuseIfBound bool) (FlowLog, error) {
-	var f FlowLog
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		var err error
-		if f, err = getFlowLog(ctx, tx, account, id); err != nil {
-			return err
-		}
+	return s.changeFlowLog(ctx, account, id, func(tx *sql.Tx, f *FlowLog) error {
 		switch f.State {
 		case StatePending, StateModifying:
 			return &Error{Kind: ErrBusy, Message: fmt.Sprintf("flow log %s is %s; try again shortly", id, f.State)}
@@ -346,46 +349,29 @@ func (s *Service) DeleteFlowLog(ctx context.Context, account, id string, refuseI
 			return inUse("flow log %s is bound to gateway %s; disassociate it first", id, f.Targets[0].GatewayID)
 		}
 		f.State, f.StateReason, f.UpdatedAt = StateDeleting, "", s.now()
-		return saveFlowLog(ctx, tx, &f)
+		return saveFlowLog(ctx, tx, f)
 	})
-	if err == nil {
-		s.notify()
-	}
-	return f, err
 }
 
 // Associate binds a flow log to a gateway or one of its attachments.
 // Binding again to the same target is a no-op.
 func (s *Service) Associate(ctx context.Context, account, id string, t Target) (FlowLog, error) {
-	var f FlowLog
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	return s.changeFlowLog(ctx, account, id, func(tx *sql.Tx, f *FlowLog) error {
+		if err := notDeleting(f); err != nil {
+			return err
+		}
+		if err := s.bind(ctx, tx, f, t); err != nil {
+			return err
+		}
 		var err error
-		if f, err = getFlowLog(ctx, tx, account, id); err != nil {
-			return err
-		}
-		if f.State == StateDeleting {
-			return &Error{Kind: ErrBusy, Message: fmt.Sprintf("flow log %s is being deleted", id)}
-		}
-		if err := s.bind(ctx, tx, &f, t); err != nil {
-			return err
-		}
 		f.Targets, err = targetsOf(ctx, tx, id)
 		return err
 	})
-	if err == nil {
-		s.notify()
-	}
-	return f, err
 }
 
 // Disassociate unbinds a flow log from a target it is bound to.
 func (s *Service) Disassociate(ctx context.Context, account, id string, t Target) (FlowLog, error) {
-	var f FlowLog
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		var err error
-		if f, err = getFlowLog(ctx, tx, account, id); err != nil {
-			return err
-		}
+	return s.changeFlowLog(ctx, account, id, func(tx *sql.Tx, f *FlowLog) error {
 		if err := checkTarget(ctx, tx, account, t); err != nil {
 			return err
 		}
@@ -401,10 +387,6 @@ func (s *Service) Disassociate(ctx context.Context, account, id string, t Target
 		f.Targets, err = targetsOf(ctx, tx, id)
 		return err
 	})
-	if err == nil {
-		s.notify()
-	}
-	return f, err
 }
 
 func (t Target) String() string {
