@@ -17,6 +17,7 @@ import (
 	"flowlog/internal/api"
 	"flowlog/internal/config"
 	"flowlog/internal/control"
+	"flowlog/internal/dataplane"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
 )
@@ -51,6 +52,8 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.StringVar(&flags.DataDir, "data-dir", "", "where state is kept (env FLOWLOG_DATA_DIR; default "+config.DefaultDataDir()+")")
 	f.IntVar(&flags.FlowLogQuota, "flow-log-quota", 0, "flow logs per account (env FLOWLOG_FLOW_LOG_QUOTA; default 20)")
 	f.StringVar(&flags.LogLevel, "log-level", "", "debug, info, warn or error (env FLOWLOG_LOG_LEVEL; default info)")
+	f.StringVar(&flags.NetflowListen, "netflow-listen", "", "where exporter gateways send NetFlow v5/v9/IPFIX, or off (env FLOWLOG_NETFLOW_LISTEN; default "+config.DefaultNetflowListen+")")
+	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
 	return cmd
 }
 
@@ -69,6 +72,12 @@ func flagsSet(cmd *cobra.Command, v config.Serve) config.Serve {
 	}
 	if f.Changed("log-level") {
 		out.LogLevel = v.LogLevel
+	}
+	if f.Changed("netflow-listen") {
+		out.NetflowListen = v.NetflowListen
+	}
+	if f.Changed("sflow-listen") {
+		out.SFlowListen = v.SFlowListen
 	}
 	return out
 }
@@ -104,9 +113,19 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	defer logs.Close()
 	go store.EnforceRetention(ctx, logs, time.Hour, log)
 
-	srv := api.New(api.Config{Logger: log, Store: logs}, svc)
-	go svc.RunSettler(ctx, svc.CheckOutputs, time.Second, log)
+	plane, err := dataplane.New(dataplane.Config{Control: svc, Store: logs, DataDir: cfg.DataDir, Logger: log,
+		NetflowListen: config.Listener(cfg.NetflowListen), SFlowListen: config.Listener(cfg.SFlowListen)})
+	if err != nil {
+		return err
+	}
+	planeCtx, stopPlane := context.WithCancel(ctx)
+	planeDone := make(chan struct{})
+	go func() { plane.Run(planeCtx); close(planeDone) }()
+	// Stopping the data plane delivers what is in flight before the store closes.
+	defer func() { stopPlane(); <-planeDone }()
 
+	srv := api.New(api.Config{Logger: log, Store: logs, Metrics: plane.MetricsHandler(),
+		MetricsToken: cfg.MetricsToken}, svc)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
@@ -114,7 +133,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	log.Info("flowlog serving", "listen", ln.Addr().String(), "data_dir", cfg.DataDir,
-		"account", boot.Key.AccountID)
+		"account", boot.Key.AccountID, "collector", plane.CollectorAddrs())
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
 	select {

@@ -6,6 +6,7 @@ package api
 import (
 	"context"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -27,6 +28,10 @@ type Config struct {
 	Logger *slog.Logger
 	Now    func() time.Time // clock for signature windows; time.Now if nil
 	Store  Querier          // the log store behind the query endpoint; nil: none
+	// Metrics serves GET /metrics (Prometheus); nil: none. With MetricsToken
+	// set, it must be presented as "Authorization: Bearer TOKEN".
+	Metrics      http.Handler
+	MetricsToken string
 }
 
 // Server holds the API's dependencies.
@@ -49,6 +54,9 @@ func New(cfg Config, svc *control.Service) *Server {
 		w.Write([]byte("ok\n"))
 	})
 	s.mux.HandleFunc("GET /v1/openapi.json", serveOpenAPI)
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", bearer(cfg.MetricsToken, cfg.Metrics))
+	}
 	s.routes()
 	aliyun.Register(s.mux, aliyun.Config{Logger: cfg.Logger, Now: cfg.Now}, aliyun.Deps{Control: svc, Keys: KeyLookup(svc)})
 	huawei.Register(s.mux, huawei.Config{Logger: cfg.Logger, Now: cfg.Now}, huawei.Deps{Control: svc, Keys: KeyLookup(svc)})
@@ -154,4 +162,20 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller)) http
 		}
 		h(w, r, caller{account: key.AccountID, body: body})
 	}
+}
+
+// bearer requires "Authorization: Bearer token" before h, unless token is
+// empty.
+func bearer(token string, h http.Handler) http.Handler {
+	if token == "" {
+		return h
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			writeError(w, r, http.StatusUnauthorized, "Auth.MetricsToken", "reading metrics needs the metrics bearer token")
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
 }

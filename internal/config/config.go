@@ -20,6 +20,15 @@ import (
 // DefaultListen is where the server listens unless told otherwise.
 const DefaultListen = "127.0.0.1:8080"
 
+// Where the collector for exporter gateways listens unless told otherwise
+// (the ports NetFlow and sFlow exporters send to by convention). Off turns a
+// listener off.
+const (
+	DefaultNetflowListen = "0.0.0.0:2055"
+	DefaultSFlowListen   = "0.0.0.0:6343"
+	Off                  = "off"
+)
+
 // DefaultDataDir is $XDG_DATA_HOME/flowlog, or ~/.local/share/flowlog.
 func DefaultDataDir() string {
 	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
@@ -37,6 +46,12 @@ type Serve struct {
 	DataDir      string `yaml:"data_dir"`
 	FlowLogQuota int    `yaml:"flow_log_quota"`
 	LogLevel     string `yaml:"log_level"`
+	// Collector listeners for exporter gateways, or Off.
+	NetflowListen string `yaml:"netflow_listen"`
+	SFlowListen   string `yaml:"sflow_listen"`
+	// MetricsToken, when set, must be presented as a bearer token to read
+	// /metrics.
+	MetricsToken string `yaml:"metrics_token"`
 }
 
 // LoadServe merges flags over the environment (getenv) over the file (if
@@ -55,7 +70,8 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 		}
 	}
 	env := Serve{Listen: getenv("FLOWLOG_LISTEN"), DataDir: getenv("FLOWLOG_DATA_DIR"),
-		LogLevel: getenv("FLOWLOG_LOG_LEVEL")}
+		LogLevel: getenv("FLOWLOG_LOG_LEVEL"), NetflowListen: getenv("FLOWLOG_NETFLOW_LISTEN"),
+		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN")}
 	if v := getenv("FLOWLOG_FLOW_LOG_QUOTA"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -78,6 +94,12 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "info"
 	}
+	if cfg.NetflowListen == "" {
+		cfg.NetflowListen = DefaultNetflowListen
+	}
+	if cfg.SFlowListen == "" {
+		cfg.SFlowListen = DefaultSFlowListen
+	}
 	return cfg, cfg.validate()
 }
 
@@ -94,11 +116,25 @@ func (c *Serve) merge(o Serve) {
 	if o.LogLevel != "" {
 		c.LogLevel = o.LogLevel
 	}
+	if o.NetflowListen != "" {
+		c.NetflowListen = o.NetflowListen
+	}
+	if o.SFlowListen != "" {
+		c.SFlowListen = o.SFlowListen
+	}
+	if o.MetricsToken != "" {
+		c.MetricsToken = o.MetricsToken
+	}
 }
 
 func (c *Serve) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen: %q is not HOST:PORT", c.Listen)
+	}
+	for name, v := range map[string]string{"netflow_listen": c.NetflowListen, "sflow_listen": c.SFlowListen} {
+		if _, _, err := net.SplitHostPort(v); err != nil && v != Off {
+			return fmt.Errorf("%s: %q is not HOST:PORT or %s", name, v, Off)
+		}
 	}
 	if c.FlowLogQuota < 1 {
 		return fmt.Errorf("flow_log_quota: must be at least 1, got %d", c.FlowLogQuota)
@@ -114,3 +150,12 @@ var levels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelI
 
 // Level is the log level as slog's.
 func (c *Serve) Level() slog.Level { return levels[strings.ToLower(c.LogLevel)] }
+
+// Listener returns a collector listen setting as the collector takes it:
+// empty when Off.
+func Listener(v string) string {
+	if v == Off {
+		return ""
+	}
+	return v
+}

@@ -16,13 +16,15 @@ func writeFile(t *testing.T, body string) string {
 }
 
 func TestPrecedence(t *testing.T) {
-	file := writeFile(t, "listen: 127.0.0.1:1\ndata_dir: /from-file\nflow_log_quota: 5\nlog_level: debug\n")
-	env := map[string]string{"FLOWLOG_DATA_DIR": "/from-env", "FLOWLOG_FLOW_LOG_QUOTA": "7"}
+	file := writeFile(t, "listen: 127.0.0.1:1\ndata_dir: /from-file\nflow_log_quota: 5\nlog_level: debug\n"+
+		"netflow_listen: 127.0.0.1:2\nsflow_listen: 127.0.0.1:3\n")
+	env := map[string]string{"FLOWLOG_DATA_DIR": "/from-env", "FLOWLOG_FLOW_LOG_QUOTA": "7", "FLOWLOG_SFLOW_LISTEN": "off"}
 	cfg, err := LoadServe(file, func(k string) string { return env[k] }, Serve{FlowLogQuota: 9})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := Serve{Listen: "127.0.0.1:1", DataDir: "/from-env", FlowLogQuota: 9, LogLevel: "debug"}
+	want := Serve{Listen: "127.0.0.1:1", DataDir: "/from-env", FlowLogQuota: 9, LogLevel: "debug",
+		NetflowListen: "127.0.0.1:2", SFlowListen: Off}
 	if cfg != want {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
@@ -33,7 +35,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Listen != DefaultListen || cfg.DataDir == "" || cfg.FlowLogQuota != 20 || cfg.LogLevel != "info" {
+	if cfg.Listen != DefaultListen || cfg.DataDir == "" || cfg.FlowLogQuota != 20 || cfg.LogLevel != "info" ||
+		cfg.NetflowListen != DefaultNetflowListen || cfg.SFlowListen != DefaultSFlowListen || cfg.MetricsToken != "" {
 		t.Fatalf("defaults: %+v", cfg)
 	}
 	if _, err := LoadServe(writeFile(t, ""), func(string) string { return "" }, Serve{}); err != nil {
@@ -51,6 +54,7 @@ func TestBrokenConfigs(t *testing.T) {
 		{"listen: nowhere\n", "", `listen: "nowhere" is not HOST:PORT`},
 		{"flow_log_quota: -1\n", "", "flow_log_quota: must be at least 1"},
 		{"log_level: loud\n", "", `log_level: "loud"`},
+		{"sflow_listen: 6343\n", "", `sflow_listen: "6343" is not HOST:PORT or off`},
 		{"", "abc", `FLOWLOG_FLOW_LOG_QUOTA: "abc" is not an integer`},
 	} {
 		getenv := noEnv

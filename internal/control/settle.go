@@ -2,18 +2,22 @@ package control
 
 import (
 	"context"
-	"log/slog"
-	"time"
 )
 
-// Checker tells whether a flow log can run as configured: "" when it can, or
-// a reason users can act on when it cannot. The data plane supplies one that
-// looks at real interfaces and sinks.
-type Checker func(ctx context.Context, f FlowLog) (reason string)
+// Checker tells whether a flow log runs as configured: reason is "" when it
+// does, or what users can act on when it cannot. ready is false while the
+// flow log has not been applied yet, which leaves its state as it is. The
+// data plane supplies the Checker that looks at real interfaces and sinks.
+type Checker func(ctx context.Context, f FlowLog) (reason string, ready bool)
 
 // CheckOutputs is the control plane's own Checker: the flow log's log stream
 // must still exist.
-func (s *Service) CheckOutputs(ctx context.Context, f FlowLog) string {
+func (s *Service) CheckOutputs(ctx context.Context, f FlowLog) (string, bool) {
+	return s.OutputProblem(ctx, f), true
+}
+
+// OutputProblem says why a flow log's outputs cannot be used, or "".
+func (s *Service) OutputProblem(ctx context.Context, f FlowLog) string {
 	if sls, _ := f.Outputs(); sls {
 		if _, err := s.GetLogStream(ctx, f.AccountID, f.LogStreamID); err != nil {
 			return "log stream " + f.LogStreamID + " no longer exists"
@@ -38,7 +42,11 @@ func (s *Service) Settle(ctx context.Context, check Checker) error {
 				return err
 			}
 		case StatePending, StateModifying, StateFailed, StateAvailable:
-			state, reason := StateAvailable, check(ctx, f)
+			reason, ready := check(ctx, f)
+			if !ready {
+				continue
+			}
+			state := StateAvailable
 			if reason != "" {
 				state = StateFailed
 			}
@@ -54,21 +62,4 @@ func (s *Service) Settle(ctx context.Context, check Checker) error {
 		}
 	}
 	return nil
-}
-
-// RunSettler settles after every change and every interval, until ctx ends.
-func (s *Service) RunSettler(ctx context.Context, check Checker, interval time.Duration, log *slog.Logger) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		if err := s.Settle(ctx, check); err != nil && ctx.Err() == nil {
-			log.Error("settling flow-log states", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-s.changed:
-		case <-t.C:
-		}
-	}
 }

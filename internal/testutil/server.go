@@ -110,7 +110,9 @@ func (s *Server) Start() {
 	s.stdout, s.stderr = &syncBuffer{}, &syncBuffer{}
 	args := append([]string{"serve", "--listen", s.Addr, "--data-dir", s.DataDir}, s.Args...)
 	s.cmd = exec.Command(Binary(s.t), args...)
-	s.cmd.Env = []string{"FLOWLOG_LOG_LEVEL=debug"}
+	// Collectors are off unless a test turns them on (Env), so that servers
+	// running side by side do not compete for the default ports.
+	s.cmd.Env = []string{"FLOWLOG_LOG_LEVEL=debug", "FLOWLOG_NETFLOW_LISTEN=off", "FLOWLOG_SFLOW_LISTEN=off"}
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "FLOWLOG_") {
 			s.cmd.Env = append(s.cmd.Env, kv)

@@ -166,7 +166,7 @@ func TestBeingOperated(t *testing.T) {
 func TestFailedMayBeDeleted(t *testing.T) {
 	r := newRig(t)
 	fl := r.create(t)
-	broken := func(context.Context, control.FlowLog) string { return "interface eth0 does not exist" }
+	broken := func(context.Context, control.FlowLog) (string, bool) { return "interface eth0 does not exist", true }
 	if err := r.svc.Settle(context.Background(), broken); err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,103 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+
+	"flowlog/internal/control"
+)
+
+// unitKey names one observation point of one flow log: an attachment of a
+// gateway, or the gateway as a whole (attachment "").
+type unitKey struct {
+	account, flowLog, gateway, attachment string
+}
+
+// point is what a unit observes.
+type point struct {
+	gw  control.Gateway
+	att control.Attachment // zero: the whole gateway
+	// For a whole exporter gateway: its attachments by ifIndex, to attribute
+	// records to them.
+	byIfIndex map[uint32]string
+}
+
+// desired is what should run for one flow log.
+type desired struct {
+	fl     control.FlowLog
+	points map[unitKey]point
+	reason string // why it cannot run as configured; "" when it can
+}
+
+// wanted reads every flow log that should run: enabled, not being deleted.
+// Disabled flow logs are listed with no points, so they settle as available.
+func (p *Plane) wanted(ctx context.Context) (map[string]*desired, error) {
+	all, err := p.cfg.Control.AllFlowLogs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]*desired, len(all))
+	for _, f := range all {
+		if f.State == control.StateDeleting {
+			continue
+		}
+		d := &desired{fl: f, points: map[unitKey]point{}}
+		out[f.ID] = d
+		if !f.Enabled {
+			continue
+		}
+		d.reason = p.cfg.Control.OutputProblem(ctx, f)
+		for _, t := range f.Targets {
+			if err := p.addPoints(ctx, d, t); err != nil {
+				if _, ok := control.AsError(err); !ok {
+					return nil, err
+				}
+				d.reason = err.Error()
+			}
+		}
+	}
+	return out, nil
+}
+
+// addPoints adds the observation points of target t.
+func (p *Plane) addPoints(ctx context.Context, d *desired, t control.Target) error {
+	account := d.fl.AccountID
+	gw, err := p.cfg.Control.GetGateway(ctx, account, t.GatewayID)
+	if err != nil {
+		return err
+	}
+	add := func(att control.Attachment) {
+		d.points[unitKey{account, d.fl.ID, gw.ID, att.ID}] = point{gw: gw, att: att}
+	}
+	if t.AttachmentID != "" {
+		att, err := p.cfg.Control.GetAttachment(ctx, account, gw.ID, t.AttachmentID)
+		if err != nil {
+			return err
+		}
+		add(att)
+		return nil
+	}
+	if gw.Kind == control.KindPcap {
+		add(control.Attachment{}) // a replay is observed whole
+		return nil
+	}
+	atts, err := p.cfg.Control.ListAttachments(ctx, account, gw.ID)
+	if err != nil {
+		return err
+	}
+	if gw.Kind == control.KindExporter {
+		pt := point{gw: gw, byIfIndex: map[uint32]string{}}
+		for _, a := range atts {
+			pt.byIfIndex[a.IfIndex] = a.ID
+		}
+		d.points[unitKey{account, d.fl.ID, gw.ID, ""}] = pt
+		return nil
+	}
+	if len(atts) == 0 {
+		return fmt.Errorf("gateway %s has no attachments: attach the interfaces to capture on", gw.ID)
+	}
+	for _, a := range atts {
+		add(a)
+	}
+	return nil
+}

@@ -1,0 +1,160 @@
+package dataplane
+
+import (
+	"context"
+	"sync/atomic"
+	"time"
+
+	"flowlog/internal/control"
+	"flowlog/internal/export"
+	"flowlog/internal/flow"
+	"flowlog/internal/ingest"
+	"flowlog/internal/meter"
+	"flowlog/internal/store"
+)
+
+// flowRun is one running flow log: its observation points (units) and where
+// their records go.
+type flowRun struct {
+	fl    control.FlowLog // as applied
+	units map[unitKey]*unit
+	out   atomic.Pointer[outputs]
+	sls   outputCounters
+	nf    outputCounters
+}
+
+// outputs are a flow log's sinks; a nil one is not used.
+type outputs struct {
+	stream   store.StreamID
+	sls      *ingest.Source
+	netflow  *export.Exporter
+	nfTarget string
+}
+
+// outputCounters count what a flow log handed to one output.
+type outputCounters struct {
+	records, bytes atomic.Uint64
+}
+
+func (c *outputCounters) add(recs []flow.Record) {
+	var b uint64
+	for i := range recs {
+		b += recs[i].Bytes
+	}
+	c.records.Add(uint64(len(recs)))
+	c.bytes.Add(b)
+}
+
+// deliver hands records to every output of the flow log. It never blocks on
+// a slow sink: the log stream's queue counts what it cannot hold as dropped.
+// It may be called from several goroutines at once.
+func (f *flowRun) deliver(recs []flow.Record) {
+	if len(recs) == 0 {
+		return
+	}
+	o := f.out.Load()
+	if o.sls != nil {
+		f.sls.add(recs)
+		o.sls.Write(context.Background(), recs) // a live source never waits
+	}
+	if o.netflow != nil {
+		if recs = flowsOnly(recs); len(recs) > 0 {
+			f.nf.add(recs)
+			o.netflow.Export(recs) // failures are counted by the exporter
+		}
+	}
+}
+
+// flowsOnly drops NODATA records, which NetFlow cannot carry. It returns
+// recs itself when there are none.
+func flowsOnly(recs []flow.Record) []flow.Record {
+	n := 0
+	for i := range recs {
+		if recs[i].LogStatus == flow.StatusNoData {
+			n++
+		}
+	}
+	if n == 0 {
+		return recs
+	}
+	out := make([]flow.Record, 0, len(recs)-n)
+	for i := range recs {
+		if recs[i].LogStatus != flow.StatusNoData {
+			out = append(out, recs[i])
+		}
+	}
+	return out
+}
+
+// age moves the clocks of the flow log's meters to now and reports idle
+// observation points.
+func (f *flowRun) age(now time.Time) {
+	interval := time.Duration(f.fl.AggregationInterval) * time.Second
+	for _, u := range f.units {
+		if u.meter != nil {
+			u.meter.Advance(now)
+		}
+		if rec, ok := u.window(now, interval); ok {
+			f.deliver([]flow.Record{rec})
+		}
+	}
+}
+
+// unit meters (or, for exporters, routes) one observation point.
+type unit struct {
+	key   unitKey
+	pt    point
+	run   *flowRun
+	meter *meter.Meter // nil for exporter units
+	seen  atomic.Uint64
+	stop  func() // detaches the unit from its source
+	err   func() error
+
+	winStart time.Time
+	winSeen  uint64
+}
+
+// traffic is how much the unit has observed so far: packets for a meter,
+// records for an exporter.
+func (u *unit) traffic() uint64 {
+	if u.meter != nil {
+		return u.meter.Stats().Packets
+	}
+	return u.seen.Load()
+}
+
+// window closes the unit's aggregation intervals that have ended by now and,
+// if the last of them saw no traffic, returns its NODATA record (as AWS flow
+// logs report an interface with no traffic).
+func (u *unit) window(now time.Time, interval time.Duration) (flow.Record, bool) {
+	if now.Sub(u.winStart) < interval {
+		return flow.Record{}, false
+	}
+	start := u.winStart
+	for now.Sub(u.winStart) >= interval {
+		start = u.winStart
+		u.winStart = u.winStart.Add(interval)
+	}
+	seen := u.traffic()
+	idle := seen == u.winSeen
+	u.winSeen = seen
+	if !idle {
+		return flow.Record{}, false
+	}
+	rec := flow.Record{Version: flow.RecordVersion, LogStatus: flow.StatusNoData,
+		Start: start.UnixMilli(), End: start.Add(interval).UnixMilli()}
+	recs := []flow.Record{rec}
+	stamp(recs, u)
+	return recs[0], true
+}
+
+// meterConfig is the meter a flow log asks for. The inactive timeout is
+// capped by the aggregation interval, so that a flow's record is delivered
+// no later than one aggregation interval after the flow ends.
+func meterConfig(fl control.FlowLog) meter.Config {
+	c := meter.DefaultConfig()
+	c.ActiveTimeout = time.Duration(fl.ActiveAging) * time.Second
+	c.InactiveTimeout = time.Duration(min(fl.InactiveAging, fl.AggregationInterval-2)) * time.Second
+	c.Sampling = uint32(max(fl.Sampling, 1))
+	return c
+}

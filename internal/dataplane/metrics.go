@@ -1,0 +1,171 @@
+package dataplane
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"flowlog/internal/ingest"
+	"flowlog/internal/meter"
+	"flowlog/internal/store"
+)
+
+// snapshot is what runs, as the Run goroutine last left it; metrics read it
+// from other goroutines.
+type snapshot struct {
+	flows   []flowSnap
+	taps    []*tap
+	streams []streamSnap
+}
+
+type flowSnap struct {
+	id     string
+	run    *flowRun
+	meters []*meter.Meter
+}
+
+type streamSnap struct {
+	id   store.StreamID
+	pipe *ingest.Pipeline
+}
+
+func (p *Plane) snapshot() *snapshot {
+	s := &snapshot{}
+	for id, f := range p.flows {
+		fs := flowSnap{id: id, run: f}
+		for _, u := range f.units {
+			if u.meter != nil {
+				fs.meters = append(fs.meters, u.meter)
+			}
+		}
+		s.flows = append(s.flows, fs)
+	}
+	for _, t := range p.taps {
+		s.taps = append(s.taps, t)
+	}
+	for id, st := range p.streams {
+		s.streams = append(s.streams, streamSnap{id: id, pipe: st.pipe})
+	}
+	slices.SortFunc(s.flows, func(a, b flowSnap) int { return strings.Compare(a.id, b.id) })
+	return s
+}
+
+var (
+	descRecords = prometheus.NewDesc("flowlog_flow_log_records_total",
+		"Flow records a flow log handed to an output.", []string{"flow_log", "output"}, nil)
+	descBytes = prometheus.NewDesc("flowlog_flow_log_bytes_total",
+		"Traffic bytes accounted by the records a flow log handed to an output.", []string{"flow_log", "output"}, nil)
+	descDropped = prometheus.NewDesc("flowlog_flow_log_dropped_records_total",
+		"Records an output could not take (full log-stream queue, failed NetFlow sends, records the NetFlow version cannot carry).",
+		[]string{"flow_log", "output"}, nil)
+	descMeterPackets = prometheus.NewDesc("flowlog_meter_packets_total",
+		"Packets fed to a flow log's meters.", []string{"flow_log"}, nil)
+	descMeterFlows = prometheus.NewDesc("flowlog_meter_active_flows",
+		"Flows in a flow log's meter caches.", []string{"flow_log"}, nil)
+	descMeterEvicted = prometheus.NewDesc("flowlog_meter_evictions_total",
+		"Flows ended early because a meter cache was full.", []string{"flow_log"}, nil)
+	descKernelPackets = prometheus.NewDesc("flowlog_capture_packets_total",
+		"Packets the kernel passed to a live capture.", []string{"interface"}, nil)
+	descKernelDrops = prometheus.NewDesc("flowlog_capture_kernel_drops_total",
+		"Packets the kernel dropped because a capture ring was full.", []string{"interface"}, nil)
+	descQueue = prometheus.NewDesc("flowlog_store_queue_records",
+		"Records waiting to be written to a log stream.", []string{"log_stream"}, nil)
+	descCommitted = prometheus.NewDesc("flowlog_store_committed_records_total",
+		"Records durably written to a log stream.", []string{"log_stream"}, nil)
+	descFailures = prometheus.NewDesc("flowlog_store_append_failures_total",
+		"Failed (and retried) writes to a log stream.", []string{"log_stream"}, nil)
+	descExpPackets = prometheus.NewDesc("flowlog_exporter_packets_total",
+		"Datagrams received from an exporter.", []string{"exporter"}, nil)
+	descExpRecords = prometheus.NewDesc("flowlog_exporter_records_total",
+		"Flow records decoded from an exporter.", []string{"exporter"}, nil)
+	descExpErrors = prometheus.NewDesc("flowlog_exporter_errors_total",
+		"Datagrams from an exporter rejected wholly or partly.", []string{"exporter"}, nil)
+	descExpLost = prometheus.NewDesc("flowlog_exporter_sequence_lost_total",
+		"Flows (v5), packets (v9) or records (IPFIX) an exporter's sequence numbers say were lost.",
+		[]string{"exporter"}, nil)
+	descExpNoTemplate = prometheus.NewDesc("flowlog_exporter_dropped_sets_total",
+		"Data sets from an exporter given up on for want of their template.", []string{"exporter"}, nil)
+	descUnrouted = prometheus.NewDesc("flowlog_collector_unattributed_records_total",
+		"Collected records from exporters that no gateway names.", nil, nil)
+)
+
+// Describe implements prometheus.Collector.
+func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descRecords, descBytes, descDropped, descMeterPackets,
+		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descCommitted,
+		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descUnrouted} {
+		ch <- d
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (p *Plane) Collect(ch chan<- prometheus.Metric) {
+	s := p.snap.Load()
+	for _, f := range s.flows {
+		collectFlow(ch, f)
+	}
+	for _, t := range s.taps {
+		if st, err := t.live.Stats(); err == nil && len(st) == 1 {
+			counter(ch, descKernelPackets, st[0].Packets, t.iface)
+			counter(ch, descKernelDrops, st[0].Drops, t.iface)
+		}
+	}
+	for _, st := range s.streams {
+		ps := st.pipe.Stats()
+		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(ps.Queued), st.id.Stream)
+		counter(ch, descCommitted, ps.Committed, st.id.Stream)
+		counter(ch, descFailures, ps.Failures, st.id.Stream)
+	}
+	if p.collector != nil {
+		for _, c := range p.collector.Stats() {
+			a := c.Exporter.String()
+			counter(ch, descExpPackets, c.Packets, a)
+			counter(ch, descExpRecords, c.Records, a)
+			counter(ch, descExpErrors, c.DecodeErrors, a)
+			counter(ch, descExpLost, c.SequenceLost, a)
+			counter(ch, descExpNoTemplate, c.Dropped, a)
+		}
+		counter(ch, descUnrouted, p.routes.unrouted.Load())
+	}
+}
+
+func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {
+	o := f.run.out.Load()
+	if o.sls != nil {
+		counter(ch, descRecords, f.run.sls.records.Load(), f.id, "sls")
+		counter(ch, descBytes, f.run.sls.bytes.Load(), f.id, "sls")
+		counter(ch, descDropped, o.sls.Dropped(), f.id, "sls")
+	}
+	if o.netflow != nil {
+		handed := f.run.nf.records.Load()
+		counter(ch, descRecords, handed, f.id, "netflow")
+		counter(ch, descBytes, f.run.nf.bytes.Load(), f.id, "netflow")
+		counter(ch, descDropped, handed-min(handed, o.netflow.Stats().Records), f.id, "netflow")
+	}
+	var packets, evicted uint64
+	var active int
+	for _, m := range f.meters {
+		st := m.Stats()
+		packets, evicted, active = packets+st.Packets, evicted+st.Evicted(), active+st.ActiveFlows
+	}
+	counter(ch, descMeterPackets, packets, f.id)
+	counter(ch, descMeterEvicted, evicted, f.id)
+	ch <- prometheus.MustNewConstMetric(descMeterFlows, prometheus.GaugeValue, float64(active), f.id)
+}
+
+func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {
+	ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+}
+
+// MetricsHandler serves the plane's metrics, with the Go runtime's and the
+// process's, in the Prometheus text format.
+func (p *Plane) MetricsHandler() http.Handler {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(p, collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
+}

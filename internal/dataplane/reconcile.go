@@ -1,0 +1,219 @@
+package dataplane
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"time"
+
+	"flowlog/internal/control"
+	"flowlog/internal/flow"
+	"flowlog/internal/meter"
+)
+
+// reconcile makes what runs match what the control plane wants, and
+// records per flow log whether it runs or why not.
+func (p *Plane) reconcile(ctx context.Context) error {
+	want, err := p.wanted(ctx)
+	if err != nil {
+		return err
+	}
+	for id, f := range p.flows {
+		if d := want[id]; d == nil || len(d.points) == 0 || d.reason != "" {
+			p.stopFlow(id, f)
+		}
+	}
+	p.routes.set(p.exporterRoutes())
+	applied := make(map[string]string, len(want))
+	for id, d := range want {
+		applied[id] = p.apply(ctx, d)
+	}
+	p.routes.set(p.exporterRoutes())
+
+	p.mu.Lock()
+	before := p.applied
+	p.applied = applied
+	p.mu.Unlock()
+	p.logChanges(before, applied)
+	return nil
+}
+
+// apply starts, changes or keeps one flow log's units and outputs, and
+// returns why it cannot run as configured ("" when it does).
+func (p *Plane) apply(ctx context.Context, d *desired) string {
+	if d.reason != "" || len(d.points) == 0 {
+		return d.reason
+	}
+	f := p.flows[d.fl.ID]
+	if f == nil {
+		o, err := p.openOutputs(ctx, d.fl)
+		if err != nil {
+			return err.Error()
+		}
+		f = &flowRun{fl: d.fl, units: map[unitKey]*unit{}}
+		f.out.Store(o)
+		p.flows[d.fl.ID] = f
+	} else if err := p.change(ctx, f, d.fl); err != nil {
+		p.stopFlow(d.fl.ID, f)
+		return err.Error()
+	}
+	return p.applyUnits(f, d.points)
+}
+
+// change applies new settings to a running flow log: new outputs are
+// swapped in, new timeouts re-time the meters, and a new sampling rate
+// restarts them.
+func (p *Plane) change(ctx context.Context, f *flowRun, fl control.FlowLog) error {
+	old := f.fl
+	f.fl = fl
+	if outputsOf(old) != outputsOf(fl) {
+		o, err := p.openOutputs(ctx, fl)
+		if err != nil {
+			return err
+		}
+		p.closeOutputs(f.out.Swap(o))
+	}
+	if old.Sampling != fl.Sampling {
+		for k, u := range f.units {
+			p.stopUnit(u)
+			delete(f.units, k)
+		}
+		return nil
+	}
+	if meterConfig(old) != meterConfig(fl) {
+		c := meterConfig(fl)
+		for _, u := range f.units {
+			if u.meter != nil {
+				if err := u.meter.SetTimeouts(c.ActiveTimeout, c.InactiveTimeout); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// outputsOf is what a flow log's outputs depend on.
+func outputsOf(fl control.FlowLog) [6]any {
+	return [6]any{fl.OutputType, fl.LogStreamID, fl.NetflowServerIP, fl.NetflowServerPort,
+		fl.NetflowVersion, fl.Sampling}
+}
+
+// applyUnits starts missing units, restarts changed or failed ones and
+// stops those no longer wanted. It returns the first reason a unit cannot
+// run.
+func (p *Plane) applyUnits(f *flowRun, points map[unitKey]point) string {
+	for k, u := range f.units {
+		pt, ok := points[k]
+		if !ok || !reflect.DeepEqual(pt, u.pt) || (u.err() != nil && u.restartable()) {
+			p.stopUnit(u)
+			delete(f.units, k)
+		}
+	}
+	var reasons []string
+	for k, pt := range points {
+		u := f.units[k]
+		if u == nil {
+			var err error
+			if u, err = p.startUnit(f, k, pt); err != nil {
+				reasons = append(reasons, err.Error())
+				continue
+			}
+			f.units[k] = u
+		}
+		if err := u.err(); err != nil {
+			reasons = append(reasons, err.Error())
+		}
+	}
+	return firstSorted(reasons)
+}
+
+// startUnit starts observing one point for a flow log.
+func (p *Plane) startUnit(f *flowRun, k unitKey, pt point) (*unit, error) {
+	u := &unit{key: k, pt: pt, run: f, winStart: time.Now(), stop: func() {}, err: func() error { return nil }}
+	if pt.gw.Kind == control.KindExporter {
+		if p.collector == nil {
+			return nil, errors.New("the collector is off: start flowlog serve with --netflow-listen or --sflow-listen")
+		}
+		return u, nil
+	}
+	m, err := meter.New(meterConfig(f.fl), func(recs []flow.Record) {
+		stamp(recs, u)
+		f.deliver(recs)
+	})
+	if err != nil {
+		return nil, err
+	}
+	u.meter = m
+	switch pt.gw.Kind {
+	case control.KindCapture:
+		if pt.att.Interface == "" {
+			return nil, fmt.Errorf("attachment %s names no interface", pt.att.ID)
+		}
+		err = p.attachTap(u, pt.att.Interface)
+	case control.KindPcap:
+		err = p.attachReplay(u, pt.gw.PcapPath, pt.gw.PcapPace)
+	default:
+		err = fmt.Errorf("gateway %s has unknown kind %q", pt.gw.ID, pt.gw.Kind)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// restartable says whether a failed unit should be started again: a live
+// capture should (its interface may come back); a replay that failed would
+// only fail again.
+func (u *unit) restartable() bool { return u.pt.gw.Kind == control.KindCapture }
+
+// stopUnit detaches a unit from its source, then delivers the flows its
+// meter still holds.
+func (p *Plane) stopUnit(u *unit) {
+	u.stop()
+	if u.meter != nil {
+		u.meter.Flush()
+	}
+}
+
+// stopFlow stops a flow log: its units deliver what is in flight, then its
+// outputs close.
+func (p *Plane) stopFlow(id string, f *flowRun) {
+	for _, u := range f.units {
+		p.stopUnit(u)
+	}
+	delete(p.flows, id)
+	p.routes.set(p.exporterRoutes())
+	p.closeOutputs(f.out.Swap(&outputs{}))
+}
+
+// logChanges logs flow logs that started, stopped or changed their reason,
+// and nothing else, so that the log stays quiet.
+func (p *Plane) logChanges(before, after map[string]string) {
+	for id, reason := range after {
+		old, seen := before[id]
+		switch {
+		case seen && old == reason:
+		case reason != "":
+			p.log.Warn("flow log cannot run", "flow_log", id, "reason", reason)
+		case p.flows[id] != nil:
+			p.log.Info("flow log running", "flow_log", id, "points", len(p.flows[id].units))
+		}
+	}
+	for id := range before {
+		if _, ok := after[id]; !ok {
+			p.log.Info("flow log removed", "flow_log", id)
+		}
+	}
+}
+
+// firstSorted returns the first of reasons in sorted order, so that a flow
+// log's reason does not flip between runs; "" when there are none.
+func firstSorted(reasons []string) string {
+	if len(reasons) == 0 {
+		return ""
+	}
+	return slices.Min(reasons)
+}
