@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,39 +63,11 @@ func TestMeterFileFormats(t *testing.T) {
 	}
 }
 
-// netns runs a command in a network namespace and fails the test on error.
-func netns(t testing.TB, ns string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("ip netns exec %s %v: %v\n%s", ns, args, err, out)
-	}
-	return string(out)
-}
-
-func run(t testing.TB, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(args[0], args[1:]...).CombinedOutput(); err != nil {
-		t.Fatalf("%v: %v\n%s", args, err, out)
-	}
-}
-
 // vethPair makes two network namespaces joined by a veth pair,
 // 10.231.0.1/24 (A) and 10.231.0.2/24 (B), removed when the test ends.
 func vethPair(t testing.TB) (nsA, nsB, vA, vB string) {
-	id := strconv.Itoa(os.Getpid() % 100000)
-	nsA, nsB, vA, vB = "flA"+id, "flB"+id, "fva"+id, "fvb"+id
-	run(t, "ip", "netns", "add", nsA)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsA).Run() })
-	run(t, "ip", "netns", "add", nsB)
-	t.Cleanup(func() { exec.Command("ip", "netns", "del", nsB).Run() })
-	run(t, "ip", "link", "add", vA, "netns", nsA, "type", "veth", "peer", "name", vB, "netns", nsB)
-	netns(t, nsA, "ip", "addr", "add", "10.231.0.1/24", "dev", vA)
-	netns(t, nsB, "ip", "addr", "add", "10.231.0.2/24", "dev", vB)
-	for _, ns := range [][2]string{{nsA, vA}, {nsB, vB}} {
-		netns(t, ns[0], "ip", "link", "set", ns[1], "up")
-		netns(t, ns[0], "ip", "link", "set", "lo", "up")
-	}
+	nsA, nsB = testutil.Netns(t), testutil.Netns(t)
+	vA, vB = testutil.Veth(t, nsA, "10.231.0.1/24", nsB, "10.231.0.2/24")
 	return nsA, nsB, vA, vB
 }
 
@@ -211,8 +182,8 @@ func TestMeterLive(t *testing.T) {
 	udpOnly := startMeter(t, bin, nsA, "--interface", vA, "--promisc", "--bpf", bpfFile)
 	time.Sleep(time.Second) // dumpcap has no ready signal
 
-	netns(t, nsA, "ping", "-c", "5", "-i", "0.2", "-W", "2", "10.231.0.2")
-	netns(t, nsA, "ping", "-c", "2", "-i", "0.2", "127.0.0.1")
+	testutil.InNetns(t, nsA, "ping", "-c", "5", "-i", "0.2", "-W", "2", "10.231.0.2")
+	testutil.InNetns(t, nsA, "ping", "-c", "2", "-i", "0.2", "127.0.0.1")
 	udpSrv := exec.Command("ip", "netns", "exec", nsB, "nc", "-u", "-l", "5001")
 	tcpSrv := exec.Command("ip", "netns", "exec", nsB, "nc", "-l", "5002")
 	var tcpGot bytes.Buffer
@@ -264,8 +235,8 @@ func TestMeterLive(t *testing.T) {
 			t.Errorf("%s: %d packets, want %d", k, got[k], n)
 		}
 	}
-	truth := capTruth(t, pcap, "tcp")
-	if n := capTruth(t, pcap, "udp")["10.231.0.1:40001>10.231.0.2:5001/17"]; n != 3 {
+	truth := testutil.CapTruth(t, pcap, "tcp")
+	if n := testutil.CapTruth(t, pcap, "udp")["10.231.0.1:40001>10.231.0.2:5001/17"]; n != 3 {
 		t.Fatalf("traffic: dumpcap saw %d UDP datagrams from nc, not 3", n)
 	}
 	for _, k := range []string{"10.231.0.1:40002>10.231.0.2:5002/6", "10.231.0.2:5002>10.231.0.1:40002/6"} {
@@ -276,25 +247,6 @@ func TestMeterLive(t *testing.T) {
 	if len(filtered) != 1 || filtered["10.231.0.1:40001>10.231.0.2:5001/17"] != 3 {
 		t.Errorf("filtered meter: %v, want only the UDP flow with 3 packets\n%s", filtered, udpOnly.stderr.String())
 	}
-}
-
-// capTruth counts TCP or UDP packets per 5-tuple in a capture, as tshark
-// reads it.
-func capTruth(t *testing.T, pcap, proto string) map[string]uint64 {
-	out, err := exec.Command("tshark", "-r", pcap, "-Y", proto, "-T", "fields",
-		"-e", "ip.src", "-e", proto+".srcport", "-e", "ip.dst", "-e", proto+".dstport").Output()
-	if err != nil {
-		t.Fatalf("tshark: %v", err)
-	}
-	m := map[string]uint64{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		f := strings.Split(line, "\t")
-		if len(f) == 4 {
-			a, b := netip.MustParseAddr(f[0]), netip.MustParseAddr(f[2])
-			m[fmt.Sprintf("%v:%s>%v:%s/%d", a, f[1], b, f[3], map[string]int{"tcp": 6, "udp": 17}[proto])]++
-		}
-	}
-	return m
 }
 
 // BenchmarkMeterLive replays small UDP frames with tcpreplay at top speed

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"net"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +21,7 @@ import (
 // Config configures an Exporter. Zero fields take the defaults.
 type Config struct {
 	Collector        string        // host:port of the collector (IPv4 or IPv6)
+	Source           string        // local address to send from; empty: the system's choice
 	Version          int           // netflow.V5, netflow.V9 or netflow.IPFIX
 	MTU              int           // maximum UDP payload bytes; default 1400
 	TemplatePackets  int           // resend templates after this many packets; default 20
@@ -115,7 +117,15 @@ func New(cfg Config) (*Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("export: collector %q: %w", cfg.Collector, err)
 	}
-	if e.conn, err = net.DialUDP("udp", nil, addr); err != nil {
+	var local *net.UDPAddr
+	if cfg.Source != "" {
+		ip, err := netip.ParseAddr(cfg.Source)
+		if err != nil {
+			return nil, fmt.Errorf("%w: source %q is not an IP address", ErrConfig, cfg.Source)
+		}
+		local = net.UDPAddrFromAddrPort(netip.AddrPortFrom(ip, 0))
+	}
+	if e.conn, err = net.DialUDP("udp", local, addr); err != nil {
 		return nil, fmt.Errorf("export: %w", err)
 	}
 	_ = e.conn.SetWriteBuffer(4 << 20)

@@ -1,0 +1,377 @@
+package dataplane
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"flowlog/internal/control"
+	"flowlog/internal/export"
+	"flowlog/internal/flow"
+	"flowlog/internal/netflow"
+	"flowlog/internal/store"
+	"flowlog/internal/store/duckdb"
+	"flowlog/internal/store/query"
+	"flowlog/internal/testutil"
+)
+
+// rig is a control plane, a real DuckDB store and a Plane over them, driven
+// step by step by the test (reconcile, age) instead of by Run.
+type rig struct {
+	t       *testing.T
+	ctx     context.Context
+	svc     *control.Service
+	st      *duckdb.Store
+	p       *Plane
+	account string
+}
+
+func newRig(t *testing.T, netflowListen string) *rig {
+	t.Helper()
+	dir := t.TempDir()
+	svc, err := control.New(control.Config{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { svc.Close() })
+	st, err := duckdb.New(duckdb.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	boot, err := svc.EnsureBootstrap(context.Background(), "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Control: svc, Store: st, NetflowListen: netflowListen})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.shutdown)
+	return &rig{t: t, ctx: context.Background(), svc: svc, st: st, p: p, account: boot.Key.AccountID}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (r *rig) must(err error) {
+	r.t.Helper()
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) gateway(in control.GatewayInput) control.Gateway {
+	r.t.Helper()
+	in.Name = ptr("gw")
+	g, err := r.svc.CreateGateway(r.ctx, r.account, in)
+	r.must(err)
+	return g
+}
+
+func (r *rig) attach(gw string, in control.AttachmentInput) control.Attachment {
+	r.t.Helper()
+	in.Name = ptr("att")
+	a, err := r.svc.CreateAttachment(r.ctx, r.account, gw, in)
+	r.must(err)
+	return a
+}
+
+func (r *rig) stream() string {
+	r.t.Helper()
+	g, err := r.svc.CreateLogGroup(r.ctx, r.account, ptr(control.NewAccountID()[:8]))
+	r.must(err)
+	s, err := r.svc.CreateLogStream(r.ctx, r.account, g.ID, ptr("flows"), nil)
+	r.must(err)
+	return s.ID
+}
+
+func (r *rig) flowLog(in control.FlowLogInput) control.FlowLog {
+	r.t.Helper()
+	in.Name = ptr("fl")
+	f, _, err := r.svc.CreateFlowLog(r.ctx, r.account, in)
+	r.must(err)
+	return f
+}
+
+// step reconciles and settles once, as one turn of Run.
+func (r *rig) step() {
+	r.t.Helper()
+	r.must(r.p.reconcile(r.ctx))
+	r.must(r.svc.Settle(r.ctx, r.p.check))
+}
+
+// records ages every meter to at, writes out the log stream's queue and
+// returns the stream's records.
+func (r *rig) records(stream string, at time.Time) []flow.Record {
+	r.t.Helper()
+	r.p.age(at)
+	id := store.StreamID{Account: r.account, Stream: stream}
+	if s := r.p.streams[id]; s != nil {
+		r.must(s.pipe.Flush(r.ctx))
+	}
+	resp, err := r.st.Query(r.ctx, id, query.Request{Since: time.Unix(0, 0), Until: time.Now().Add(24 * time.Hour),
+		Limit: 10000})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return resp.Records
+}
+
+func (r *rig) state(id string) control.FlowLog {
+	r.t.Helper()
+	f, err := r.svc.GetFlowLog(r.ctx, r.account, id)
+	r.must(err)
+	return f
+}
+
+// icmpPackets sums the packets of ICMP records from src, by flow log.
+func icmpPackets(recs []flow.Record, src string) (n uint64) {
+	for _, x := range recs {
+		if x.Protocol == 1 && x.SrcAddr.String() == src {
+			n += x.Packets
+		}
+	}
+	return n
+}
+
+// ringDelay is more than the capture ring's block timeout.
+const ringDelay = 300 * time.Millisecond
+
+// quietLink makes an interface that carries no traffic: one end of a veth
+// pair, left down.
+func quietLink(t *testing.T, name string) {
+	testutil.Run(t, "ip", "link", "add", name, "type", "veth", "peer", "name", name+"p")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
+}
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		if os.Getenv("FLOWLOG_REQUIRE_PEERS") != "" {
+			t.Fatal("this test needs root (network namespaces)")
+		}
+		t.Skip("needs root")
+	}
+}
+
+// TestCaptureLifecycle captures on a veth end in this namespace while a
+// peer namespace pings across it, and follows one flow log through enable,
+// disable, enable and delete.
+func TestCaptureLifecycle(t *testing.T) {
+	needRoot(t)
+	r := newRig(t, "")
+	peer := testutil.Netns(t)
+	host, _ := testutil.Veth(t, "", "10.241.0.1/24", peer, "10.241.0.2/24")
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindCapture)})
+	att := r.attach(gw.ID, control.AttachmentInput{Interface: &host})
+	ls := r.stream()
+	f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		InactiveAging: ptr(10), Targets: []control.Target{{GatewayID: gw.ID}}})
+	r.step()
+	if got := r.state(f.ID); got.State != control.StateAvailable || got.StateReason != "" {
+		t.Fatalf("state %s %q, want available", got.State, got.StateReason)
+	}
+	ping := func(n int) {
+		testutil.InNetns(t, peer, "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-q", "10.241.0.1")
+		time.Sleep(ringDelay) // the capture ring hands over its last block
+	}
+
+	ping(3)
+	recs := r.records(ls, time.Now().Add(30*time.Second))
+	if got := icmpPackets(recs, "10.241.0.2"); got != 3 {
+		t.Fatalf("echo requests recorded: %d, want 3\n%v", got, recs)
+	}
+	for _, x := range recs {
+		if x.AccountID != r.account || x.FlowLogID != f.ID || x.GatewayID != gw.ID || x.InterfaceID != att.ID {
+			t.Fatalf("record not attributed to its flow log and attachment: %+v", x)
+		}
+	}
+
+	_, _, err := r.svc.SetEnabled(r.ctx, r.account, f.ID, false)
+	r.must(err)
+	r.step()
+	ping(2)
+	if got := icmpPackets(r.records(ls, time.Now().Add(60*time.Second)), "10.241.0.2"); got != 3 {
+		t.Fatalf("after disable, echo requests recorded: %d, want still 3", got)
+	}
+
+	_, _, err = r.svc.SetEnabled(r.ctx, r.account, f.ID, true)
+	r.must(err)
+	r.step()
+	ping(4)
+	// Delete before the flow ages out: what is in flight is still delivered.
+	_, err = r.svc.DeleteFlowLog(r.ctx, r.account, f.ID, false)
+	r.must(err)
+	r.step()
+	if len(r.p.flows) != 0 || len(r.p.taps) != 0 {
+		t.Fatalf("deleted flow log still runs: %d flows, %d taps", len(r.p.flows), len(r.p.taps))
+	}
+	recs = r.records(ls, time.Now())
+	if got := icmpPackets(recs, "10.241.0.2"); got != 7 {
+		t.Fatalf("after enable and delete, echo requests recorded: %d, want 3+4", got)
+	}
+	if _, err := r.svc.GetFlowLog(r.ctx, r.account, f.ID); err == nil {
+		t.Fatal("deleted flow log not purged")
+	}
+}
+
+// TestFailureReasons shows the reasons a flow log fails with, and that it
+// recovers once the cause is fixed.
+func TestFailureReasons(t *testing.T) {
+	needRoot(t)
+	r := newRig(t, "")
+	iface := testutil.UniqueName("fld")
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindCapture)})
+	r.attach(gw.ID, control.AttachmentInput{Interface: &iface})
+	ls := r.stream()
+	f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		Targets: []control.Target{{GatewayID: gw.ID}}})
+	r.step()
+	got := r.state(f.ID)
+	if got.State != control.StateFailed || got.StateReason != "interface "+iface+" does not exist on this host" {
+		t.Fatalf("missing interface: state %s %q", got.State, got.StateReason)
+	}
+	quietLink(t, iface)
+	r.step()
+	if got := r.state(f.ID); got.State != control.StateAvailable {
+		t.Fatalf("interface created: state %s %q, want available", got.State, got.StateReason)
+	}
+
+	nf := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputNetflow), NetflowServerIP: ptr("0.0.0.0"),
+		Targets: []control.Target{{GatewayID: gw.ID}}})
+	pg := r.gateway(control.GatewayInput{Kind: ptr(control.KindPcap), PcapPath: ptr("/nonexistent.pcap")})
+	pf := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: ptr(r.stream()),
+		Targets: []control.Target{{GatewayID: pg.ID}}})
+	eg := r.gateway(control.GatewayInput{Kind: ptr(control.KindExporter), Exporter: ptr("192.0.2.1")})
+	ef := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: ptr(r.stream()),
+		Targets: []control.Target{{GatewayID: eg.ID}}})
+	r.step()
+	for id, want := range map[string]string{
+		nf.ID: `netflow collector address "0.0.0.0" is not a host address`,
+		pf.ID: "pcap file /nonexistent.pcap does not exist",
+		ef.ID: "the collector is off",
+	} {
+		if got := r.state(id); got.State != control.StateFailed || !strings.Contains(got.StateReason, want) {
+			t.Errorf("%s: state %s %q, want failed with %q", id, got.State, got.StateReason, want)
+		}
+	}
+}
+
+// TestNoData reports an attachment without traffic once per aggregation
+// interval.
+func TestNoData(t *testing.T) {
+	needRoot(t)
+	r := newRig(t, "")
+	iface := testutil.UniqueName("fld")
+	quietLink(t, iface)
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindCapture)})
+	att := r.attach(gw.ID, control.AttachmentInput{Interface: &iface})
+	ls := r.stream()
+	f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		AggregationInterval: ptr(60), Targets: []control.Target{{GatewayID: gw.ID}}})
+	r.step()
+	start := time.Now()
+	if recs := r.records(ls, start.Add(59*time.Second)); len(recs) != 0 {
+		t.Fatalf("records before an interval ended: %v", recs)
+	}
+	recs := r.records(ls, start.Add(61*time.Second))
+	if len(recs) != 1 {
+		t.Fatalf("want one NODATA record, got %v", recs)
+	}
+	x := recs[0]
+	if x.LogStatus != flow.StatusNoData || x.FlowLogID != f.ID || x.InterfaceID != att.ID ||
+		x.End-x.Start != 60_000 || x.Packets != 0 {
+		t.Fatalf("NODATA record: %+v", x)
+	}
+}
+
+// TestExporterAttribution sends NetFlow v5 from two loopback addresses to
+// the plane's collector: the records of the exporter a gateway names are
+// attributed to it and to its attachments by ifIndex; the others are
+// counted as unattributed.
+func TestExporterAttribution(t *testing.T) {
+	port := testutil.FreeUDPPort(t)
+	r := newRig(t, fmt.Sprintf("127.0.0.1:%d", port))
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindExporter), Exporter: ptr("127.0.0.1")})
+	a1 := r.attach(gw.ID, control.AttachmentInput{IfIndex: ptr(uint32(1))})
+	a2 := r.attach(gw.ID, control.AttachmentInput{IfIndex: ptr(uint32(2))})
+	ls := r.stream()
+	f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		Targets: []control.Target{{GatewayID: gw.ID}}})
+	r.step()
+	if got := r.state(f.ID); got.State != control.StateAvailable {
+		t.Fatalf("state %s %q", got.State, got.StateReason)
+	}
+	now := time.Now().UnixMilli()
+	sent := []flow.Record{}
+	for i, in := range []uint32{1, 2, 7} {
+		sent = append(sent, flow.Record{SrcAddr: netip.MustParseAddr("10.0.0.1"), DstAddr: netip.MustParseAddr("10.0.0.2"),
+			SrcPort: uint16(1000 + i), DstPort: 80, Protocol: 6, Packets: uint64(10 + i), Bytes: 1000, Start: now - 1000,
+			End: now, InputIfIndex: in, OutputIfIndex: 9})
+	}
+	send := func(from string) {
+		e, err := export.New(export.Config{Collector: fmt.Sprintf("127.0.0.1:%d", port), Version: netflow.V5,
+			Source: from})
+		r.must(err)
+		defer e.Close()
+		r.must(e.Export(sent))
+	}
+	send("127.0.0.1")
+	send("127.0.0.2")
+	want := map[uint16]string{1000: a1.ID, 1001: a2.ID, 1002: ""}
+	deadline := time.Now().Add(5 * time.Second)
+	var recs []flow.Record
+	for len(recs) < 3 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		recs = r.records(ls, time.Now())
+	}
+	if len(recs) != 3 {
+		t.Fatalf("want the 3 records of 127.0.0.1, got %v", recs)
+	}
+	for _, x := range recs {
+		if x.GatewayID != gw.ID || x.FlowLogID != f.ID || x.InterfaceID != want[x.SrcPort] ||
+			x.Packets != uint64(10+x.SrcPort-1000) {
+			t.Errorf("record %d: gateway %s interface %q packets %d", x.SrcPort, x.GatewayID, x.InterfaceID, x.Packets)
+		}
+	}
+	if n := r.p.routes.unrouted.Load(); n != 3 {
+		t.Errorf("unattributed records: %d, want the 3 of 127.0.0.2", n)
+	}
+}
+
+// TestPcapReplay replays a capture file as fast as it can: every IP packet
+// of the file is accounted, and the records end no later than now.
+func TestPcapReplay(t *testing.T) {
+	pcap := filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap", "ICMP_across_dot1q.pcap")
+	r := newRig(t, "")
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindPcap), PcapPath: &pcap, PcapPace: ptr("fast")})
+	ls := r.stream()
+	r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		Targets: []control.Target{{GatewayID: gw.ID}}})
+	r.step()
+	out, err := exec.Command("tshark", "-r", pcap, "-Y", "ip", "-T", "fields", "-e", "frame.number").Output()
+	if err != nil {
+		t.Skipf("tshark: %v", err)
+	}
+	want := uint64(len(strings.Fields(string(out))))
+	deadline := time.Now().Add(10 * time.Second)
+	var got uint64
+	for got < want && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		got = 0
+		for _, x := range r.records(ls, time.Now().Add(time.Hour)) {
+			got += x.Packets
+			if x.End > time.Now().UnixMilli() {
+				t.Fatalf("record ends in the future: %+v", x)
+			}
+		}
+	}
+	if got != want {
+		t.Fatalf("packets recorded %d, tshark counts %d IP packets", got, want)
+	}
+}
