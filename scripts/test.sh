@@ -20,7 +20,7 @@ go vet ./...
 export FLOWLOG_REQUIRE_PEERS=1
 go test -count=1 -timeout 20m ./...
 go test -count=1 -race -timeout 20m ./internal/control/... ./internal/api/ ./internal/ingest/ \
-  ./internal/meter/ ./internal/collect/ ./internal/export/ ./internal/store/duckdb/
+  ./internal/meter/ ./internal/collect/ ./internal/export/ ./internal/store/duckdb/ ./internal/dataplane/
 
 # Every decoder and parser of untrusted input gets a short fuzz run.
 for target in ./internal/netflow:FuzzSessionDecode ./internal/netflow:FuzzSFlow \

@@ -269,6 +269,7 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 	e.mu.Unlock()
 	for i := before; i < len(out); i++ {
 		out[i].ExporterAddr = src
+		out[i].NormalizeICMP()
 	}
 	return out, err
 }

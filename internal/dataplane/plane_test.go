@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -150,20 +149,11 @@ func quietLink(t *testing.T, name string) {
 	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
 }
 
-func needRoot(t *testing.T) {
-	if os.Geteuid() != 0 {
-		if os.Getenv("FLOWLOG_REQUIRE_PEERS") != "" {
-			t.Fatal("this test needs root (network namespaces)")
-		}
-		t.Skip("needs root")
-	}
-}
-
 // TestCaptureLifecycle captures on a veth end in this namespace while a
 // peer namespace pings across it, and follows one flow log through enable,
 // disable, enable and delete.
 func TestCaptureLifecycle(t *testing.T) {
-	needRoot(t)
+	testutil.Root(t)
 	r := newRig(t, "")
 	peer := testutil.Netns(t)
 	host, _ := testutil.Veth(t, "", "10.241.0.1/24", peer, "10.241.0.2/24")
@@ -223,7 +213,7 @@ func TestCaptureLifecycle(t *testing.T) {
 // TestFailureReasons shows the reasons a flow log fails with, and that it
 // recovers once the cause is fixed.
 func TestFailureReasons(t *testing.T) {
-	needRoot(t)
+	testutil.Root(t)
 	r := newRig(t, "")
 	iface := testutil.UniqueName("fld")
 	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindCapture)})
@@ -265,7 +255,7 @@ func TestFailureReasons(t *testing.T) {
 // TestNoData reports an attachment without traffic once per aggregation
 // interval.
 func TestNoData(t *testing.T) {
-	needRoot(t)
+	testutil.Root(t)
 	r := newRig(t, "")
 	iface := testutil.UniqueName("fld")
 	quietLink(t, iface)

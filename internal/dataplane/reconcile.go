@@ -55,6 +55,7 @@ func (p *Plane) apply(ctx context.Context, d *desired) string {
 		f = &flowRun{fl: d.fl, units: map[unitKey]*unit{}}
 		f.out.Store(o)
 		p.flows[d.fl.ID] = f
+		p.log.Info("flow log started", "flow_log", d.fl.ID, "output", d.fl.OutputType)
 	} else if err := p.change(ctx, f, d.fl); err != nil {
 		p.stopFlow(d.fl.ID, f)
 		return err.Error()
@@ -185,26 +186,21 @@ func (p *Plane) stopFlow(id string, f *flowRun) {
 		p.stopUnit(u)
 	}
 	delete(p.flows, id)
+	p.log.Info("flow log stopped", "flow_log", id)
 	p.routes.set(p.exporterRoutes())
 	p.closeOutputs(f.out.Swap(&outputs{}))
 }
 
-// logChanges logs flow logs that started, stopped or changed their reason,
-// and nothing else, so that the log stays quiet.
+// logChanges logs the flow logs whose reason for not running appeared,
+// changed or went away, and nothing else, so that the log stays quiet.
 func (p *Plane) logChanges(before, after map[string]string) {
 	for id, reason := range after {
-		old, seen := before[id]
-		switch {
-		case seen && old == reason:
+		switch old := before[id]; {
+		case old == reason:
 		case reason != "":
 			p.log.Warn("flow log cannot run", "flow_log", id, "reason", reason)
-		case p.flows[id] != nil:
-			p.log.Info("flow log running", "flow_log", id, "points", len(p.flows[id].units))
-		}
-	}
-	for id := range before {
-		if _, ok := after[id]; !ok {
-			p.log.Info("flow log removed", "flow_log", id)
+		default:
+			p.log.Info("flow log recovered", "flow_log", id)
 		}
 	}
 }

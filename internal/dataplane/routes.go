@@ -48,6 +48,10 @@ func (t *routeTable) deliver(recs []flow.Record) {
 func (u *unit) route(recs []flow.Record) {
 	out := make([]flow.Record, 0, len(recs))
 	for _, r := range recs {
+		r.Version = flow.RecordVersion
+		if r.LogStatus == "" {
+			r.LogStatus = flow.StatusOK
+		}
 		if a := u.pt.att; a.ID != "" {
 			if r.InputIfIndex != a.IfIndex && r.OutputIfIndex != a.IfIndex {
 				continue

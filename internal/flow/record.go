@@ -141,3 +141,18 @@ type Key struct {
 func (r *Record) Key() Key {
 	return Key{r.SrcAddr, r.DstAddr, r.SrcPort, r.DstPort, r.Protocol}
 }
+
+// NormalizeICMP gives an ICMP record both forms of its type and code: the
+// ICMPType/ICMPCode fields, and the destination port type<<8|code that
+// NetFlow v5 and most collectors use. Exporters fill one or the other.
+func (r *Record) NormalizeICMP() {
+	if r.Protocol != 1 && r.Protocol != 58 {
+		return
+	}
+	switch {
+	case r.DstPort == 0 && (r.ICMPType != 0 || r.ICMPCode != 0):
+		r.DstPort = uint16(r.ICMPType)<<8 | uint16(r.ICMPCode)
+	case r.DstPort != 0 && r.ICMPType == 0 && r.ICMPCode == 0:
+		r.ICMPType, r.ICMPCode = uint8(r.DstPort>>8), uint8(r.DstPort)
+	}
+}
