@@ -51,7 +51,7 @@ func openQuerier(ctx context.Context, dataDir, server, stream string) (querier, 
 		}
 		return s, id, nil
 	}
-	return nil, store.StreamID{}, errors.New("give --data-dir DIR (or --server URL)")
+	return openQuerier(ctx, "", defaultServer(), stream) // the local server
 }
 
 type queryFlags struct {
@@ -90,7 +90,7 @@ func newQueryCmd() *cobra.Command {
 	}
 	fl := cmd.Flags()
 	fl.StringVar(&f.dataDir, "data-dir", "", "data directory of the embedded store")
-	fl.StringVar(&f.server, "server", "", "URL of a flowlog server to query instead")
+	fl.StringVar(&f.server, "server", "", "URL of a flowlog server to query (default, without --data-dir: FLOWLOG_SERVER or the local server)")
 	fl.StringVar(&f.stream, "log-stream", "", "log stream to query (required)")
 	fl.StringVar(&f.since, "since", "1h", "start of the window: a duration before now (1h) or RFC 3339 time")
 	fl.StringVar(&f.until, "until", "", "end of the window (exclusive): duration before now or RFC 3339; default now")

@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
-	"os"
 	"strings"
 
 	"flowlog/internal/client"
@@ -19,9 +17,9 @@ func init() { remoteQuerier = newRemoteQuerier }
 type serverQuerier struct{ c *client.Client }
 
 func newRemoteQuerier(_ context.Context, serverURL string) (querier, error) {
-	id, secret := os.Getenv("FLOWLOG_ACCESS_KEY_ID"), os.Getenv("FLOWLOG_ACCESS_KEY_SECRET")
-	if id == "" || secret == "" {
-		return nil, errors.New("set FLOWLOG_ACCESS_KEY_ID and FLOWLOG_ACCESS_KEY_SECRET to query a server")
+	id, secret, err := accessKey()
+	if err != nil {
+		return nil, err
 	}
 	return &serverQuerier{client.New(serverURL, id, secret)}, nil
 }

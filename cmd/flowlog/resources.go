@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"flowlog/internal/client"
+	"flowlog/internal/config"
 )
 
 func init() {
@@ -30,19 +31,44 @@ func (a *apiFlags) register(cmd *cobra.Command) {
 	if def == "" {
 		def = "http://127.0.0.1:8080"
 	}
-	cmd.PersistentFlags().StringVar(&a.server, "server", def, "flowlog server URL (env FLOWLOG_SERVER)")
-	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table or json")
+	cmd.PersistentFlags().StringVar(&a.server, "server", defaultServer(), "flowlog server URL (env FLOWLOG_SERVER)")
+	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table, json, or id (just the id, for scripts)")
+}
+
+func defaultServer() string {
+	if s := os.Getenv("FLOWLOG_SERVER"); s != "" {
+		return s
+	}
+	return "http://" + config.DefaultListen
 }
 
 func (a *apiFlags) client() (*client.Client, error) {
-	id, secret := os.Getenv("FLOWLOG_ACCESS_KEY_ID"), os.Getenv("FLOWLOG_ACCESS_KEY_SECRET")
-	if id == "" || secret == "" {
-		return nil, errors.New("set FLOWLOG_ACCESS_KEY_ID and FLOWLOG_ACCESS_KEY_SECRET to an access key")
+	id, secret, err := accessKey()
+	if err != nil {
+		return nil, err
 	}
-	if a.output != "table" && a.output != "json" {
-		return nil, fmt.Errorf("--output must be table or json, not %q", a.output)
+	if a.output != "table" && a.output != "json" && a.output != "id" {
+		return nil, fmt.Errorf("--output must be table, json or id, not %q", a.output)
 	}
 	return client.New(a.server, id, secret), nil
+}
+
+// accessKey is the key in FLOWLOG_ACCESS_KEY_ID/_SECRET or, when they are
+// unset, the bootstrap key a local server generated in its data dir
+// (FLOWLOG_DATA_DIR or the default).
+func accessKey() (id, secret string, err error) {
+	id, secret = os.Getenv("FLOWLOG_ACCESS_KEY_ID"), os.Getenv("FLOWLOG_ACCESS_KEY_SECRET")
+	if id != "" && secret != "" {
+		return id, secret, nil
+	}
+	dir := os.Getenv("FLOWLOG_DATA_DIR")
+	if dir == "" {
+		dir = config.DefaultDataDir()
+	}
+	if id, secret, ok := config.ReadCredentials(dir); ok {
+		return id, secret, nil
+	}
+	return "", "", errors.New("set FLOWLOG_ACCESS_KEY_ID and FLOWLOG_ACCESS_KEY_SECRET to an access key")
 }
 
 // call sends one request and prints the answer: the JSON as the server sent
@@ -75,6 +101,9 @@ func (a *apiFlags) print(raw []byte, listKey string, columns []string) error {
 	var obj map[string]any
 	if err := json.Unmarshal(raw, &obj); err != nil {
 		return err
+	}
+	if a.output == "id" {
+		return printIDs(obj, listKey)
 	}
 	if items, ok := obj[listKey].([]any); ok && listKey != "" {
 		rows := make([]map[string]any, 0, len(items))
@@ -322,4 +351,18 @@ func newAccessKeysCmd() *cobra.Command {
 	create.Flags().Bool("new-account", false, "create a new account (bootstrap account only)")
 	cmd.AddCommand(create)
 	return cmd
+}
+
+// printIDs prints the object's id, or the id of each listed item.
+func printIDs(obj map[string]any, listKey string) error {
+	items, ok := obj[listKey].([]any)
+	if !ok || listKey == "" {
+		items = []any{obj}
+	}
+	for _, it := range items {
+		if m, ok := it.(map[string]any); ok && m["id"] != nil {
+			fmt.Println(m["id"])
+		}
+	}
+	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -100,10 +101,14 @@ func serve(ctx context.Context, cfg config.Serve) error {
 		return fmt.Errorf("bootstrap account: %w", err)
 	}
 	if boot.Created {
-		// Printed once, to stdout, never to the log.
-		fmt.Printf("Generated the bootstrap access key (shown only now; also stored in %s):\n"+
+		// Printed once, to stdout, never to the log; kept for the local CLI.
+		if err := config.WriteCredentials(cfg.DataDir, boot.Key.AccountID, boot.Key.ID, boot.Key.Secret); err != nil {
+			return fmt.Errorf("bootstrap account: %w", err)
+		}
+		fmt.Printf("Generated the bootstrap access key (shown only now; the flowlog CLI on this machine\n"+
+			"reads it from %s):\n"+
 			"export FLOWLOG_ACCOUNT_ID=%s\nexport FLOWLOG_ACCESS_KEY_ID=%s\nexport FLOWLOG_ACCESS_KEY_SECRET=%s\n",
-			cfg.DataDir, boot.Key.AccountID, boot.Key.ID, boot.Key.Secret)
+			filepath.Join(cfg.DataDir, config.CredentialsFile), boot.Key.AccountID, boot.Key.ID, boot.Key.Secret)
 	}
 
 	logs, err := duckdb.New(duckdb.Config{Dir: cfg.DataDir})

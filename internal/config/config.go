@@ -159,3 +159,33 @@ func Listener(v string) string {
 	}
 	return v
 }
+
+// CredentialsFile is where a server keeps the bootstrap key it generated,
+// for the CLI on the same machine.
+const CredentialsFile = "credentials"
+
+// WriteCredentials stores a generated bootstrap key in dir, readable by its
+// owner only.
+func WriteCredentials(dir, accountID, keyID, secret string) error {
+	body := fmt.Sprintf("FLOWLOG_ACCOUNT_ID=%s\nFLOWLOG_ACCESS_KEY_ID=%s\nFLOWLOG_ACCESS_KEY_SECRET=%s\n",
+		accountID, keyID, secret)
+	return os.WriteFile(filepath.Join(dir, CredentialsFile), []byte(body), 0o600)
+}
+
+// ReadCredentials reads the key WriteCredentials stored in dir.
+func ReadCredentials(dir string) (keyID, secret string, ok bool) {
+	b, err := os.ReadFile(filepath.Join(dir, CredentialsFile))
+	if err != nil {
+		return "", "", false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		k, v, _ := strings.Cut(line, "=")
+		switch k {
+		case "FLOWLOG_ACCESS_KEY_ID":
+			keyID = v
+		case "FLOWLOG_ACCESS_KEY_SECRET":
+			secret = v
+		}
+	}
+	return keyID, secret, keyID != "" && secret != ""
+}

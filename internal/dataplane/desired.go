@@ -2,6 +2,7 @@ package dataplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"flowlog/internal/control"
@@ -12,6 +13,11 @@ import (
 type unitKey struct {
 	account, flowLog, gateway, attachment string
 }
+
+// reason is why a flow log cannot run, as users can act on it.
+type reason string
+
+func (r reason) Error() string { return string(r) }
 
 // point is what a unit observes.
 type point struct {
@@ -49,7 +55,8 @@ func (p *Plane) wanted(ctx context.Context) (map[string]*desired, error) {
 		d.reason = p.cfg.Control.OutputProblem(ctx, f)
 		for _, t := range f.Targets {
 			if err := p.addPoints(ctx, d, t); err != nil {
-				if _, ok := control.AsError(err); !ok {
+				var r reason
+				if _, ok := control.AsError(err); !ok && !errors.As(err, &r) {
 					return nil, err
 				}
 				d.reason = err.Error()
@@ -94,7 +101,7 @@ func (p *Plane) addPoints(ctx context.Context, d *desired, t control.Target) err
 		return nil
 	}
 	if len(atts) == 0 {
-		return fmt.Errorf("gateway %s has no attachments: attach the interfaces to capture on", gw.ID)
+		return reason(fmt.Sprintf("gateway %s has no attachments: attach the interfaces to capture on", gw.ID))
 	}
 	for _, a := range atts {
 		add(a)

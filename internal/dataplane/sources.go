@@ -177,6 +177,7 @@ func replay(ctx context.Context, f *capture.File, m *meter.Meter, shift time.Dur
 	for ctx.Err() == nil {
 		ts, lt, frame, err := f.Next()
 		if errors.Is(err, io.EOF) {
+			m.Flush() // the file's flows are over: deliver them now
 			return nil
 		}
 		if err != nil {

@@ -76,6 +76,15 @@ func freePort() (int, error) {
 
 // startServer runs flowlog serve on a free loopback port with its state in
 // dataDir and waits until /healthz answers.
+func freeUDPPort() (int, error) {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port, nil
+}
+
 func startServer(dataDir string, args ...string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
@@ -83,7 +92,12 @@ func startServer(dataDir string, args ...string) (*server, error) {
 	}
 	host := fmt.Sprintf("127.0.0.1:%d", port)
 	s := &server{url: "http://" + host, host: host, log: &bytes.Buffer{}}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--listen", host, "--data-dir", dataDir}, args...)...)
+	udp, err := freeUDPPort()
+	if err != nil {
+		return nil, err
+	}
+	s.cmd = exec.Command(binary, append([]string{"serve", "--listen", host, "--data-dir", dataDir,
+		"--netflow-listen", fmt.Sprintf("127.0.0.1:%d", udp), "--sflow-listen", "off"}, args...)...)
 	s.cmd.Env = append(os.Environ(), "FLOWLOG_ACCOUNT_ID="+bootAccount,
 		"FLOWLOG_ACCESS_KEY_ID="+bootKey, "FLOWLOG_ACCESS_KEY_SECRET="+bootSecret)
 	s.cmd.Stdout, s.cmd.Stderr = s.log, s.log
@@ -177,12 +191,14 @@ func (s *server) newAccount(t *testing.T) creds {
 // gateway id and the attachment ids.
 func (s *server) gateway(t *testing.T, c creds, name string, n int) (string, []string) {
 	t.Helper()
-	g := s.must(t, c, 201, "POST", "/v1/gateways", map[string]any{"name": name, "kind": "capture"})
+	// Exporter gateways run anywhere: no interface, no privilege.
+	g := s.must(t, c, 201, "POST", "/v1/gateways", map[string]any{"name": name, "kind": "exporter",
+		"exporter_addr": "192.0.2.1"})
 	id := g["id"].(string)
 	var atts []string
 	for i := 0; i < n; i++ {
 		a := s.must(t, c, 201, "POST", "/v1/gateways/"+id+"/attachments",
-			map[string]any{"name": fmt.Sprintf("%s-port%d", name, i), "interface": fmt.Sprintf("eth%d", i)})
+			map[string]any{"name": fmt.Sprintf("%s-port%d", name, i), "if_index": i + 1})
 		atts = append(atts, a["id"].(string))
 	}
 	return id, atts
