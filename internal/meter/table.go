@@ -88,18 +88,27 @@ func (t *table) hash(k *key) uint64 {
 
 func (t *table) full() bool { return t.n >= t.max }
 
-// find returns the index of k's entry.
-func (t *table) find(k *key) (uint32, bool) {
-	for i := t.buckets[t.hash(k)&t.mask]; i != 0; i = t.next[i-1] {
-		if t.entries[i-1].key == *k {
+// equal compares two keys word by word, cheaper than a call to the
+// runtime's memory comparison for a 40-byte struct.
+func (k *key) equal(o *key) bool {
+	le := binary.LittleEndian
+	return le.Uint64(k.src[0:]) == le.Uint64(o.src[0:]) && le.Uint64(k.dst[0:]) == le.Uint64(o.dst[0:]) &&
+		le.Uint64(k.src[8:]) == le.Uint64(o.src[8:]) && le.Uint64(k.dst[8:]) == le.Uint64(o.dst[8:]) &&
+		k.sport == o.sport && k.dport == o.dport && k.vlan == o.vlan && k.proto == o.proto && k.ipv == o.ipv
+}
+
+// find returns the index of k's entry; h is k's hash.
+func (t *table) find(k *key, h uint64) (uint32, bool) {
+	for i := t.buckets[h&t.mask]; i != 0; i = t.next[i-1] {
+		if t.entries[i-1].key.equal(k) {
 			return i - 1, true
 		}
 	}
 	return 0, false
 }
 
-// warmBucket loads k's hash bucket ahead of its lookup (see FeedBatch).
-func (t *table) warmBucket(k *key) uint32 { return t.buckets[t.hash(k)&t.mask] }
+// warmBucket loads the bucket of hash h ahead of its lookup (see FeedBatch).
+func (t *table) warmBucket(h uint64) uint32 { return t.buckets[h&t.mask] }
 
 // warmEntry loads the first entry of a bucket's chain ahead of its lookup.
 func (t *table) warmEntry(b uint32) uint32 {
@@ -109,8 +118,8 @@ func (t *table) warmEntry(b uint32) uint32 {
 	return t.entries[b-1].first
 }
 
-// insert adds a new flow for k, first seen at now.
-func (t *table) insert(k *key, now uint32) uint32 {
+// insert adds a new flow for k (hash h), first seen at now.
+func (t *table) insert(k *key, h uint64, now uint32) uint32 {
 	var i uint32
 	if n := len(t.free); n > 0 {
 		i = t.free[n-1]
@@ -123,7 +132,7 @@ func (t *table) insert(k *key, now uint32) uint32 {
 	if t.n >= len(t.buckets) {
 		t.grow()
 	}
-	b := &t.buckets[t.hash(k)&t.mask]
+	b := &t.buckets[h&t.mask]
 	t.entries[i] = entry{key: *k, first: now, last: now}
 	t.next[i] = *b
 	*b = i + 1
@@ -132,9 +141,12 @@ func (t *table) insert(k *key, now uint32) uint32 {
 }
 
 // remove unlinks entry i and frees its slot.
-func (t *table) remove(i uint32) {
+func (t *table) remove(i uint32) { t.removeHashed(i, t.hash(&t.entries[i].key)) }
+
+// removeHashed is remove when the entry's hash h is at hand.
+func (t *table) removeHashed(i uint32, h uint64) {
 	e := &t.entries[i]
-	p := &t.buckets[t.hash(&e.key)&t.mask]
+	p := &t.buckets[h&t.mask]
 	for *p != i+1 {
 		p = &t.next[*p-1]
 	}
