@@ -81,7 +81,7 @@ func OpenFile(path string) (*File, error) {
 			return ci.Timestamp, packet.LinkType(ifc.LinkType), data, nil
 		}
 	} else {
-		r, err := newPcapReader(br)
+		r, err := newPcapReader(br, &fl.cr)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w", path, err)

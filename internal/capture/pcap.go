@@ -20,7 +20,7 @@ type pcapReader struct {
 	buf    []byte // buf[off:end] is read but not yet handed out
 	off    int
 	end    int
-	order  binary.ByteOrder
+	big    bool // big-endian file
 	nanos  bool
 	maxLen uint32
 	link   packet.LinkType
@@ -38,28 +38,42 @@ const (
 // pcapBuffer is the read buffer's size; it grows for larger frames.
 const pcapBuffer = 1 << 20
 
-func newPcapReader(br *bufio.Reader) (*pcapReader, error) {
+// newPcapReader reads the file header from br, which has buffered the
+// start of src, and then reads src directly: through br, bytes would be
+// copied twice.
+func newPcapReader(br *bufio.Reader, src io.Reader) (*pcapReader, error) {
 	h, err := br.Peek(24)
 	if err != nil {
 		return nil, fmt.Errorf("%w: short file header", ErrFormat)
 	}
-	r := &pcapReader{src: br, buf: make([]byte, pcapBuffer)}
+	r := &pcapReader{src: src}
 	switch binary.LittleEndian.Uint32(h) {
 	case 0xa1b2c3d4:
-		r.order = binary.LittleEndian
 	case 0xa1b23c4d:
-		r.order, r.nanos = binary.LittleEndian, true
+		r.nanos = true
 	case 0xd4c3b2a1:
-		r.order = binary.BigEndian
+		r.big = true
 	case 0x4d3cb2a1:
-		r.order, r.nanos = binary.BigEndian, true
+		r.big, r.nanos = true, true
 	default:
 		return nil, fmt.Errorf("%w: unknown magic %#x", ErrFormat, binary.LittleEndian.Uint32(h))
 	}
-	r.maxLen = min(max(r.order.Uint32(h[16:]), minSnap), maxSnap)
-	r.link = packet.LinkType(r.order.Uint32(h[20:]) & 0xffff) // upper bits: FCS info
+	r.maxLen = min(max(r.u32(h[16:]), minSnap), maxSnap)
+	r.link = packet.LinkType(r.u32(h[20:]) & 0xffff) // upper bits: FCS info
 	br.Discard(24)
+	rest, _ := br.Peek(br.Buffered())
+	r.buf = make([]byte, max(pcapBuffer, len(rest)))
+	r.end = copy(r.buf, rest)
 	return r, nil
+}
+
+// u32 reads a header field in the file's byte order; unlike a call through
+// binary.ByteOrder, it is inlined.
+func (r *pcapReader) u32(b []byte) uint32 {
+	if r.big {
+		return binary.BigEndian.Uint32(b)
+	}
+	return binary.LittleEndian.Uint32(b)
 }
 
 var errFrameTooLong = errors.New("captured length exceeds the snapshot length")
@@ -81,12 +95,16 @@ func (r *pcapReader) nextBatch(frames []packet.Frame) (int, error) {
 	n := 0
 	for n < len(frames) {
 		b := r.buf[r.off:r.end]
-		need, err := r.frameLen(b)
-		if err != nil {
-			if n > 0 {
-				break // report it on the next call
+		need := 16
+		if len(b) >= 16 {
+			caplen := r.u32(b[8:])
+			if caplen > r.maxLen {
+				if n > 0 {
+					break // report it on the next call
+				}
+				return 0, fmt.Errorf("%w: %d > %d", errFrameTooLong, caplen, r.maxLen)
 			}
-			return 0, err
+			need += int(caplen)
 		}
 		if len(b) < need {
 			if n > 0 {
@@ -97,28 +115,15 @@ func (r *pcapReader) nextBatch(frames []packet.Frame) (int, error) {
 			}
 			continue
 		}
-		ns := int64(r.order.Uint32(b[4:]))
+		ns := int64(r.u32(b[4:]))
 		if !r.nanos {
 			ns *= 1000
 		}
-		frames[n] = packet.Frame{TS: int64(r.order.Uint32(b))*1e9 + ns, Link: r.link, Data: b[16:need]}
+		frames[n] = packet.Frame{TS: int64(r.u32(b))*1e9 + ns, Link: r.link, Data: b[16:need]}
 		n++
 		r.off += need
 	}
 	return n, nil
-}
-
-// frameLen returns the length of the record (header and frame) that b
-// starts with, or 16 when b does not hold its header yet.
-func (r *pcapReader) frameLen(b []byte) (int, error) {
-	if len(b) < 16 {
-		return 16, nil
-	}
-	caplen := r.order.Uint32(b[8:])
-	if caplen > r.maxLen {
-		return 0, fmt.Errorf("%w: %d > %d", errFrameTooLong, caplen, r.maxLen)
-	}
-	return 16 + int(caplen), nil
 }
 
 // fill moves the unread bytes to the front of the buffer, growing it if a

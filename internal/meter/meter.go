@@ -95,11 +95,10 @@ type Meter struct {
 	skip     uint32
 	rng      *rand.Rand
 	info     packet.Info
-	// batchState holds FeedBatch's decoded frames with their keys and
-	// hashes, computed once.
+	// batchState holds FeedBatch's decoded frames and their keys' hashes,
+	// computed once.
 	batchState struct {
 		infos   [batchLen]packet.Info
-		keys    [batchLen]key
 		hashes  [batchLen]uint64
 		errs    [batchLen]error
 		buckets [batchLen]uint32
@@ -187,8 +186,7 @@ func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
 		m.countDrop(err)
 		return
 	}
-	k := infoKey(&m.info)
-	m.meter(now, &k, m.tab.hash(&k), &m.info)
+	m.meter(now, m.tab.hash(&m.info.Key), &m.info)
 }
 
 // admit counts a packet, moves the clock, and applies sampling.
@@ -210,8 +208,9 @@ func (m *Meter) admit(now int64) bool {
 	return true
 }
 
-// meter accounts one decoded packet with key k, whose hash is h.
-func (m *Meter) meter(now int64, k *key, h uint64, info *packet.Info) {
+// meter accounts one decoded packet, whose key's hash is h.
+func (m *Meter) meter(now int64, h uint64, info *packet.Info) {
+	k := &info.Key
 	switch info.Frag {
 	case packet.FirstFragment:
 		m.frags.put(k, info.FragID, now)
@@ -223,11 +222,6 @@ func (m *Meter) meter(now int64, k *key, h uint64, info *packet.Info) {
 		}
 	}
 	m.account(k, h, now, info)
-}
-
-func infoKey(info *packet.Info) key {
-	return key{src: info.Src, dst: info.Dst, sport: info.SrcPort, dport: info.DstPort,
-		vlan: info.VLAN, proto: info.Protocol, ipv: info.IPVersion}
 }
 
 // batchLen is how many frames FeedBatch works on at a time.
@@ -255,8 +249,7 @@ func (m *Meter) feedBatch(frames []packet.Frame) {
 	b := &m.batchState
 	for i := range frames {
 		b.errs[i] = packet.Decode(frames[i].Link, frames[i].Data, &b.infos[i])
-		b.keys[i] = infoKey(&b.infos[i])
-		b.hashes[i] = m.tab.hash(&b.keys[i])
+		b.hashes[i] = m.tab.hash(&b.infos[i].Key)
 	}
 	for i := range frames {
 		b.buckets[i] = m.tab.warmBucket(b.hashes[i])
@@ -274,7 +267,7 @@ func (m *Meter) feedBatch(frames []packet.Frame) {
 			m.countDrop(b.errs[i])
 			continue
 		}
-		m.meter(frames[i].TS, &b.keys[i], b.hashes[i], &b.infos[i])
+		m.meter(frames[i].TS, b.hashes[i], &b.infos[i])
 	}
 }
 
@@ -448,9 +441,9 @@ func (m *Meter) Stats() Stats {
 func (m *Meter) export(e *entry, reason flow.EndReason) {
 	r := flow.Record{
 		Version:          flow.RecordVersion,
-		SrcPort:          e.sport,
-		DstPort:          e.dport,
-		Protocol:         e.proto,
+		SrcPort:          e.SrcPort,
+		DstPort:          e.DstPort,
+		Protocol:         e.Protocol,
 		Packets:          uint64(e.packets),
 		Bytes:            e.bytes,
 		Start:            m.epoch + int64(e.first),
@@ -458,21 +451,21 @@ func (m *Meter) export(e *entry, reason flow.EndReason) {
 		Action:           flow.ActionAccept,
 		LogStatus:        flow.StatusOK,
 		TCPFlags:         e.tcpFlags,
-		IPVersion:        e.ipv,
-		VLANID:           e.vlan,
+		IPVersion:        e.IPVersion,
+		VLANID:           e.VLAN,
 		TOS:              e.tos,
 		EndReason:        reason,
 		SamplingInterval: m.sampling,
 	}
-	if e.ipv == 4 {
-		r.SrcAddr = netipFrom4(e.src)
-		r.DstAddr = netipFrom4(e.dst)
+	if e.IPVersion == 4 {
+		r.SrcAddr = netipFrom4(e.Src)
+		r.DstAddr = netipFrom4(e.Dst)
 	} else {
-		r.SrcAddr = netipFrom16(e.src)
-		r.DstAddr = netipFrom16(e.dst)
+		r.SrcAddr = netipFrom16(e.Src)
+		r.DstAddr = netipFrom16(e.Dst)
 	}
-	if e.proto == 1 || e.proto == 58 {
-		r.ICMPType, r.ICMPCode = uint8(e.dport>>8), uint8(e.dport)
+	if e.Protocol == 1 || e.Protocol == 58 {
+		r.ICMPType, r.ICMPCode = uint8(e.DstPort>>8), uint8(e.DstPort)
 	}
 	m.stats.Records++
 	m.stats.ByReason[reason]++
