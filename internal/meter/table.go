@@ -79,7 +79,9 @@ func (t *table) hash(k *key) uint64 {
 	le := binary.LittleEndian
 	ports := uint64(k.SrcPort) | uint64(k.DstPort)<<16 | uint64(k.VLAN)<<32 | uint64(k.Protocol)<<48 | uint64(k.IPVersion)<<56
 	h := mix(le.Uint64(k.Src[0:])^t.seed, le.Uint64(k.Dst[0:])^c1)
-	h ^= mix(le.Uint64(k.Src[8:])^c2, le.Uint64(k.Dst[8:])^c3)
+	if k.IPVersion != 4 { // IPv4 addresses fit in the first words
+		h ^= mix(le.Uint64(k.Src[8:])^c2, le.Uint64(k.Dst[8:])^c3)
+	}
 	return mix(h^ports, c1)
 }
 

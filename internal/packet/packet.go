@@ -130,7 +130,11 @@ func decodeEthernet(b []byte, info *Info) error {
 	if len(b) < 14 {
 		return ErrTruncated
 	}
-	return decodeEtherType(binary.BigEndian.Uint16(b[12:]), b[14:], info)
+	et := binary.BigEndian.Uint16(b[12:])
+	if et == etherIPv4 && len(b) > 14 && b[14]>>4 == 4 {
+		return decodeIPv4(b[14:], info) // most frames: skip the walk over tags
+	}
+	return decodeEtherType(et, b[14:], info)
 }
 
 // decodeEtherType follows VLAN tags and MPLS labels down to IP.
