@@ -94,6 +94,9 @@ func Decode(lt LinkType, frame []byte, info *Info) error {
 	*info = Info{}
 	switch lt {
 	case LinkEthernet:
+		if len(frame) > 14 && binary.BigEndian.Uint16(frame[12:]) == etherIPv4 && frame[14]>>4 == 4 {
+			return decodeIPv4(frame[14:], info) // most frames: no tags to walk
+		}
 		return decodeEthernet(frame, info)
 	case LinkRaw, LinkRawAlt, LinkRawAlt14, LinkIPv4, LinkIPv6:
 		return decodeIP(frame, info)
@@ -130,11 +133,7 @@ func decodeEthernet(b []byte, info *Info) error {
 	if len(b) < 14 {
 		return ErrTruncated
 	}
-	et := binary.BigEndian.Uint16(b[12:])
-	if et == etherIPv4 && len(b) > 14 && b[14]>>4 == 4 {
-		return decodeIPv4(b[14:], info) // most frames: skip the walk over tags
-	}
-	return decodeEtherType(et, b[14:], info)
+	return decodeEtherType(binary.BigEndian.Uint16(b[12:]), b[14:], info)
 }
 
 // decodeEtherType follows VLAN tags and MPLS labels down to IP.
