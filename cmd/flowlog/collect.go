@@ -79,6 +79,8 @@ func newCollectCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory where templates persist across restarts")
 	f.IntVar(&cfg.Workers, "workers", 0, "receive sockets per port (default: CPUs, at most 4)")
 	f.IntVar(&cfg.ReadBuffer, "read-buffer", 0, "socket receive buffer bytes (default 32 MiB)")
+	f.BoolVar(&cfg.Session.V9FlowCount, "v9-flow-count", false,
+		"accept NetFlow v9 packets whose header count covers only flow records, as softflowd's do\n(by default a count below the packet's flowsets is a decode error)")
 	return cmd
 }
 

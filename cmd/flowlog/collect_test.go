@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -89,6 +91,44 @@ func TestCollectCommand(t *testing.T) {
 		g, w := got[i], want[i]
 		if g.SrcAddr != w.SrcAddr || g.SrcPort != w.SrcPort || g.Packets != w.Packets || g.Bytes != w.Bytes || g.Start != w.Start || g.End != w.End {
 			t.Errorf("record %d: got %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// TestCollectV9FlowCount: softflowd's v9 export (its header count covers
+// only flow records) is rejected by `flowlog collect` and decoded with
+// --v9-flow-count.
+func TestCollectV9FlowCount(t *testing.T) {
+	softflowd := testutil.Peer(t, "softflowd")
+	bin := filepath.Join(t.TempDir(), "flowlog")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v: %s", err, out)
+	}
+	pcap := filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap", "ovpn.pcap")
+	for _, flag := range []bool{false, true} {
+		port := testutil.FreeUDPPort(t)
+		cmd := exec.Command(bin, "collect", "--listen", fmt.Sprintf("127.0.0.1:%d", port), fmt.Sprintf("--v9-flow-count=%v", flag))
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		out, err := exec.Command(softflowd, "-p", filepath.Join(t.TempDir(), "pid"), "-v", "9",
+			"-n", fmt.Sprintf("127.0.0.1:%d", port), "-r", pcap).CombinedOutput()
+		if err != nil {
+			cmd.Process.Kill()
+			t.Fatalf("softflowd: %v: %s", err, out)
+		}
+		time.Sleep(300 * time.Millisecond)
+		cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			t.Fatalf("exit: %v: %s", err, stderr.String())
+		}
+		lines := bytes.Count(stdout.Bytes(), []byte("\n"))
+		rejected := strings.Contains(stderr.String(), "decode_errors 1 ")
+		if flag && (lines == 0 || rejected) || !flag && (lines != 0 || !rejected) {
+			t.Errorf("--v9-flow-count=%v: %d records; %s", flag, lines, stderr.String())
 		}
 	}
 }

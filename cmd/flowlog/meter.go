@@ -198,7 +198,7 @@ func meterLive(ctx context.Context, o meterOpts, m *meter.Meter) error {
 			}
 		}
 	})
-	err = live.Run(ctx, m.Feed)
+	err = live.RunBatch(ctx, m.FeedBatch)
 	wg.Wait()
 	if st, serr := live.Stats(); serr == nil {
 		for _, s := range st {

@@ -282,6 +282,8 @@ func BenchmarkMeterLive(b *testing.B) {
 		b.ReportMetric(rate/1e6, "Mpps-offered")
 		b.ReportMetric(float64(recv), "received")
 		b.ReportMetric(float64(drops), "kernel-drops")
+		cpu := m.cmd.ProcessState.UserTime() + m.cmd.ProcessState.SystemTime()
+		b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(recv, 1)), "meter-cpu-ns/pkt")
 		b.Logf("tcpreplay: %s\nmeter: %s", strings.TrimSpace(string(out)), m.stderr.String())
 	}
 }

@@ -1,6 +1,6 @@
 // Package capture reads packets from pcap/pcapng files and from live Linux
 // interfaces (AF_PACKET with a TPACKET_V3 ring), handing each frame with its
-// timestamp and link type to a Handler.
+// timestamp and link type to a handler, one by one or in batches.
 package capture
 
 import (
@@ -18,7 +18,7 @@ import (
 )
 
 // Handler receives one frame. The frame's bytes are only valid during the
-// call. Live capture on several interfaces calls it from several goroutines.
+// call.
 type Handler func(ts time.Time, lt packet.LinkType, frame []byte)
 
 // ErrFormat reports a file that is neither pcap nor pcapng.
@@ -81,7 +81,7 @@ func OpenFile(path string) (*File, error) {
 			return ci.Timestamp, packet.LinkType(ifc.LinkType), data, nil
 		}
 	} else {
-		r, err := newPcapReader(br)
+		r, err := newPcapReader(br, &fl.cr)
 		if err != nil {
 			f.Close()
 			return nil, fmt.Errorf("%s: %w", path, err)

@@ -139,9 +139,11 @@ func skipOutgoing(filter []bpf.RawInstruction) []bpf.RawInstruction {
 	return append(prefix, filter...)
 }
 
-// Run captures on every interface until ctx ends, handing frames to h from
-// one goroutine per interface.
-func (l *Live) Run(ctx context.Context, h Handler) error {
+// RunBatch captures on every interface until ctx ends, handing frames to h
+// in batches from one goroutine per interface. A batch's frames are copies
+// (the ring reuses a frame's slot at the next read) valid only during the
+// call.
+func (l *Live) RunBatch(ctx context.Context, h func([]packet.Frame)) error {
 	var wg sync.WaitGroup
 	errs := make([]error, len(l.ifaces))
 	for i, ifc := range l.ifaces {
@@ -151,18 +153,64 @@ func (l *Live) Run(ctx context.Context, h Handler) error {
 	return errors.Join(errs...)
 }
 
-func (ifc *liveIface) run(ctx context.Context, h Handler) error {
+func (ifc *liveIface) run(ctx context.Context, h func([]packet.Frame)) error {
+	b := frameBatch{arena: make([]byte, 0, batchArena)}
+	defer b.flush(h)
 	for ctx.Err() == nil {
 		data, ci, err := ifc.tp.ZeroCopyReadPacketData()
 		if errors.Is(err, afpacket.ErrTimeout) {
+			b.flush(h) // a quiet interface: hand out what waits
 			continue
 		}
 		if err != nil {
 			return fmt.Errorf("capture: %s: %w", ifc.name, err)
 		}
-		h(ci.Timestamp, ifc.link, data)
+		b.add(ci.Timestamp.UnixNano(), ifc.link, data, h)
 	}
 	return nil
+}
+
+// A batch holds up to batchFrames frames in an arena of batchArena bytes,
+// which any frame of the ring (64 KiB at most) fits. A frame waits at most
+// batchDelay of capture time for the next ones, or the poll timeout when
+// none come.
+const (
+	batchFrames = 64
+	batchArena  = 256 << 10
+	batchDelay  = int64(10 * time.Millisecond)
+)
+
+// frameBatch gathers copies of live frames for the meter's FeedBatch.
+type frameBatch struct {
+	frames [batchFrames]packet.Frame
+	n      int
+	arena  []byte
+}
+
+// add copies a frame into the batch and hands the batch to h when it is
+// full or its first frame has waited long enough.
+func (b *frameBatch) add(ts int64, lt packet.LinkType, data []byte, h func([]packet.Frame)) {
+	if len(b.arena)+len(data) > cap(b.arena) {
+		b.flush(h)
+		if len(data) > cap(b.arena) {
+			b.arena = make([]byte, 0, len(data))
+		}
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, data...)
+	b.frames[b.n] = packet.Frame{TS: ts, Link: lt, Data: b.arena[start:len(b.arena):len(b.arena)]}
+	b.n++
+	if b.n == len(b.frames) || ts-b.frames[0].TS >= batchDelay {
+		b.flush(h)
+	}
+}
+
+func (b *frameBatch) flush(h func([]packet.Frame)) {
+	if b.n > 0 {
+		h(b.frames[:b.n])
+		b.n = 0
+	}
+	b.arena = b.arena[:0]
 }
 
 // Stats returns the kernel's counters per interface since opening.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"flowlog/internal/netflow"
 	"flowlog/internal/testutil"
 )
 
@@ -52,7 +53,8 @@ func TestSoftflowdToCollectorMatchesNfcapd(t *testing.T) {
 	pcaps := softflowdPcaps(t)
 	for _, version := range []int{5, 9, 10} {
 		t.Run(fmt.Sprint("v", version), func(t *testing.T) {
-			c, s := start(t, Config{Workers: 2})
+			// softflowd's v9 header count covers only flow records.
+			c, s := start(t, Config{Workers: 2, Session: netflow.SessionConfig{V9FlowCount: version == 9}})
 			ourPort := c.Addrs()[0].(*net.UDPAddr).Port
 			nfPort := testutil.FreeUDPPort(t)
 			dir := t.TempDir()
@@ -101,5 +103,27 @@ func TestSoftflowdToCollectorMatchesNfcapd(t *testing.T) {
 			}
 			t.Logf("%d pcaps: %+v", len(pcaps), ours)
 		})
+	}
+}
+
+// TestSoftflowdV9CountRejected: softflowd's v9 packets that carry templates
+// count only their flow records in the header, fewer than their flowsets;
+// without V9FlowCount the collector rejects each one as a decode error.
+func TestSoftflowdV9CountRejected(t *testing.T) {
+	softflowd := testutil.Peer(t, "softflowd")
+	c, s := start(t, Config{Workers: 1})
+	pcap := filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap", "ovpn.pcap")
+	runSoftflowd(t, softflowd, pcap, 9, c.Addrs()[0].(*net.UDPAddr).Port)
+	deadline := time.Now().Add(5 * time.Second)
+	for len(c.Stats()) == 0 || c.Stats()[0].Packets == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no packet from softflowd")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond)
+	st := c.Stats()[0]
+	if st.DecodeErrors != st.Packets || len(s.wait(0)) != 0 {
+		t.Fatalf("counters %+v: want every packet rejected and no records", st)
 	}
 }

@@ -95,9 +95,11 @@ type Meter struct {
 	skip     uint32
 	rng      *rand.Rand
 	info     packet.Info
-	// batchState holds FeedBatch's decoded frames.
+	// batchState holds FeedBatch's decoded frames and their keys' hashes,
+	// computed once.
 	batchState struct {
 		infos   [batchLen]packet.Info
+		hashes  [batchLen]uint64
 		errs    [batchLen]error
 		buckets [batchLen]uint32
 		sink    uint32 // keeps the warming loads from being optimised away
@@ -180,7 +182,11 @@ func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
 		return
 	}
 	err := packet.Decode(lt, frame, &m.info)
-	m.meter(now, &m.info, err)
+	if err != nil {
+		m.countDrop(err)
+		return
+	}
+	m.meter(now, m.tab.hash(&m.info.Key), &m.info)
 }
 
 // admit counts a packet, moves the clock, and applies sampling.
@@ -202,27 +208,20 @@ func (m *Meter) admit(now int64) bool {
 	return true
 }
 
-// meter accounts one decoded packet, or counts why it was dropped.
-func (m *Meter) meter(now int64, info *packet.Info, err error) {
-	if err != nil {
-		m.countDrop(err)
-		return
-	}
-	k := infoKey(info)
+// meter accounts one decoded packet, whose key's hash is h.
+func (m *Meter) meter(now int64, h uint64, info *packet.Info) {
+	k := &info.Key
 	switch info.Frag {
 	case packet.FirstFragment:
-		m.frags.put(&k, info.FragID, now)
+		m.frags.put(k, info.FragID, now)
 	case packet.LaterFragment:
-		if !m.frags.get(&k, info.FragID, now) {
+		if m.frags.get(k, info.FragID, now) {
+			h = m.tab.hash(k) // the ports changed
+		} else {
 			m.stats.OrphanFragment++
 		}
 	}
-	m.account(&k, now, info)
-}
-
-func infoKey(info *packet.Info) key {
-	return key{src: info.Src, dst: info.Dst, sport: info.SrcPort, dport: info.DstPort,
-		vlan: info.VLAN, proto: info.Protocol, ipv: info.IPVersion}
+	m.account(k, h, now, info)
 }
 
 // batchLen is how many frames FeedBatch works on at a time.
@@ -242,16 +241,18 @@ func (m *Meter) FeedBatch(frames []packet.Frame) {
 	}
 }
 
+// feedBatch works in passes so that each pass's memory loads are
+// independent of one another and the CPU can have many in flight: decode
+// and hash, load the hash buckets, load the entries they point to, then
+// account.
 func (m *Meter) feedBatch(frames []packet.Frame) {
 	b := &m.batchState
 	for i := range frames {
 		b.errs[i] = packet.Decode(frames[i].Link, frames[i].Data, &b.infos[i])
-		if b.errs[i] == nil {
-			k := infoKey(&b.infos[i])
-			b.buckets[i] = m.tab.warmBucket(&k)
-		} else {
-			b.buckets[i] = 0
-		}
+		b.hashes[i] = m.tab.hash(&b.infos[i].Key)
+	}
+	for i := range frames {
+		b.buckets[i] = m.tab.warmBucket(b.hashes[i])
 	}
 	var sink uint32
 	for i := range frames {
@@ -259,9 +260,14 @@ func (m *Meter) feedBatch(frames []packet.Frame) {
 	}
 	b.sink = sink
 	for i := range frames {
-		if m.admit(frames[i].TS) {
-			m.meter(frames[i].TS, &b.infos[i], b.errs[i])
+		if !m.admit(frames[i].TS) {
+			continue
 		}
+		if b.errs[i] != nil {
+			m.countDrop(b.errs[i])
+			continue
+		}
+		m.meter(frames[i].TS, b.hashes[i], &b.infos[i])
 	}
 }
 
@@ -309,9 +315,9 @@ func (m *Meter) rel(now int64) uint32 {
 // age is how long ago (ms) an entry time was, at now (ns).
 func (m *Meter) age(now int64, t uint32) int64 { return now/1e6 - m.epoch - int64(t) }
 
-// account adds one decoded packet to its flow.
-func (m *Meter) account(k *key, now int64, info *packet.Info) {
-	i, found := m.tab.find(k)
+// account adds one decoded packet to its flow (key k, hash h).
+func (m *Meter) account(k *key, h uint64, now int64, info *packet.Info) {
+	i, found := m.tab.find(k, h)
 	if found {
 		e := &m.tab.entries[i]
 		switch {
@@ -326,7 +332,7 @@ func (m *Meter) account(k *key, now int64, info *packet.Info) {
 		if m.tab.full() {
 			m.makeRoom(now)
 		}
-		i = m.tab.insert(k, m.rel(now))
+		i = m.tab.insert(k, h, m.rel(now))
 		m.stats.Flows++
 	}
 	e := &m.tab.entries[i]
@@ -339,7 +345,7 @@ func (m *Meter) account(k *key, now int64, info *packet.Info) {
 	}
 	if info.Protocol == 6 && info.TCPFlags&(tcpFIN|tcpRST) != 0 {
 		m.export(e, flow.EndOfFlow)
-		m.tab.remove(i)
+		m.tab.removeHashed(i, h)
 	}
 }
 
@@ -435,9 +441,9 @@ func (m *Meter) Stats() Stats {
 func (m *Meter) export(e *entry, reason flow.EndReason) {
 	r := flow.Record{
 		Version:          flow.RecordVersion,
-		SrcPort:          e.sport,
-		DstPort:          e.dport,
-		Protocol:         e.proto,
+		SrcPort:          e.SrcPort,
+		DstPort:          e.DstPort,
+		Protocol:         e.Protocol,
 		Packets:          uint64(e.packets),
 		Bytes:            e.bytes,
 		Start:            m.epoch + int64(e.first),
@@ -445,21 +451,21 @@ func (m *Meter) export(e *entry, reason flow.EndReason) {
 		Action:           flow.ActionAccept,
 		LogStatus:        flow.StatusOK,
 		TCPFlags:         e.tcpFlags,
-		IPVersion:        e.ipv,
-		VLANID:           e.vlan,
+		IPVersion:        e.IPVersion,
+		VLANID:           e.VLAN,
 		TOS:              e.tos,
 		EndReason:        reason,
 		SamplingInterval: m.sampling,
 	}
-	if e.ipv == 4 {
-		r.SrcAddr = netipFrom4(e.src)
-		r.DstAddr = netipFrom4(e.dst)
+	if e.IPVersion == 4 {
+		r.SrcAddr = netipFrom4(e.Src)
+		r.DstAddr = netipFrom4(e.Dst)
 	} else {
-		r.SrcAddr = netipFrom16(e.src)
-		r.DstAddr = netipFrom16(e.dst)
+		r.SrcAddr = netipFrom16(e.Src)
+		r.DstAddr = netipFrom16(e.Dst)
 	}
-	if e.proto == 1 || e.proto == 58 {
-		r.ICMPType, r.ICMPCode = uint8(e.dport>>8), uint8(e.dport)
+	if e.Protocol == 1 || e.Protocol == 58 {
+		r.ICMPType, r.ICMPCode = uint8(e.DstPort>>8), uint8(e.DstPort)
 	}
 	m.stats.Records++
 	m.stats.ByReason[reason]++

@@ -27,6 +27,7 @@ var (
 	ErrLength   = errors.New("bad length")
 	ErrTemplate = errors.New("bad template")
 	ErrLimit    = errors.New("limit reached")
+	ErrCount    = errors.New("bad record count")
 )
 
 // Version returns the export protocol version of a NetFlow/IPFIX payload.

@@ -15,6 +15,11 @@ type SessionConfig struct {
 	MaxDomains      int           // observation domains / source ids
 	MaxPendingBytes int           // data sets held while waiting for their template
 	PendingTTL      time.Duration // how long such a set is held
+
+	// V9FlowCount accepts v9 packets whose header count covers only their
+	// flow data records, as softflowd's do. RFC 3954 counts every record,
+	// so by default a count below the number of flowsets is an error.
+	V9FlowCount bool
 }
 
 // DefaultSessionConfig returns the defaults: templates expire after 1800 s
@@ -176,14 +181,44 @@ func (s *Session) decodeV9(pkt []byte, now time.Time, out []flow.Record, res Res
 	if err != nil {
 		return out, res, err
 	}
-	// The header count is not checked: exporters fill it with records,
-	// flowsets or (softflowd) flow records only.
+	if !s.cfg.V9FlowCount {
+		if err := checkV9Count(int(binary.BigEndian.Uint16(pkt[2:])), pkt[20:]); err != nil {
+			return out, res, err
+		}
+	}
 	out, err = s.sets(pkt[20:], key, d, h, now, out, &res)
 	if err == nil {
 		res.Lost = d.sequence(seq, seq+1, true)
 	}
 	res.optionRecords, res.msgRecords = 0, 0
 	return out, res, err
+}
+
+// checkV9Count rejects a v9 header count below the number of flowsets that
+// follow. Exporters count records (RFC 3954) or flowsets, and either is at
+// least that; a smaller count leaves flowsets that readers stopping at the
+// count (tshark, goflow2) never see, so the packet means different flows to
+// different collectors.
+func checkV9Count(count int, sets []byte) error {
+	if n := flowsets(sets); count < n {
+		return fmt.Errorf("%w: v9 header count %d, but %d flowsets follow", ErrCount, count, n)
+	}
+	return nil
+}
+
+// flowsets counts the flowsets of b up to zero fill or a bad length, which
+// sets then reports.
+func flowsets(b []byte) int {
+	n := 0
+	for len(b) >= 4 {
+		l := int(binary.BigEndian.Uint16(b[2:]))
+		if l < 4 || l > len(b) {
+			break
+		}
+		b = b[l:]
+		n++
+	}
+	return n
 }
 
 func (s *Session) decodeIPFIX(pkt []byte, now time.Time, out []flow.Record, res Result) ([]flow.Record, Result, error) {

@@ -34,8 +34,12 @@ func newMsg(version int, exportSecs, sysUp, domain uint32) *msg {
 	return m
 }
 
-// set appends a set with the given id and body.
+// set appends a set with the given id and body; a v9 header counts sets,
+// as some exporters do.
 func (m *msg) set(id uint16, body []byte) *msg {
+	if m.version == V9 {
+		binary.BigEndian.PutUint16(m.b[2:], binary.BigEndian.Uint16(m.b[2:])+1)
+	}
 	m.b = binary.BigEndian.AppendUint16(m.b, id)
 	m.b = binary.BigEndian.AppendUint16(m.b, uint16(4+len(body)))
 	m.b = append(m.b, body...)

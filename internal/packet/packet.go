@@ -52,22 +52,28 @@ const (
 	LaterFragment          // offset > 0: no transport header, ports unknown
 )
 
-// Info holds the decoded fields of one packet. Addresses are 16 bytes; an
-// IPv4 address fills the first 4.
-type Info struct {
+// Key holds the fields of a packet that name its flow. Addresses are 16
+// bytes; an IPv4 address fills the first 4. It is its own type so that a
+// flow cache can key on it as decoded, without copying it field by field.
+type Key struct {
 	Src, Dst  [16]byte
-	IPVersion uint8 // 4 or 6
-	Protocol  uint8 // IP protocol (after IPv6 extension headers)
-	TOS       uint8 // IPv4 TOS or IPv6 traffic class
-	TCPFlags  uint16
 	SrcPort   uint16
 	DstPort   uint16 // for ICMP: type<<8 | code, as NetFlow does
-	ICMPType  uint8
-	ICMPCode  uint8
 	VLAN      uint16 // outermost 802.1Q id, 0 when untagged
-	IPLen     uint32 // IP header + payload, from the IP header
-	Frag      Fragment
-	FragID    uint32 // IPv4 identification or IPv6 fragment id
+	Protocol  uint8  // IP protocol (after IPv6 extension headers)
+	IPVersion uint8  // 4 or 6
+}
+
+// Info holds the decoded fields of one packet: its flow key and the rest.
+type Info struct {
+	Key
+	TOS      uint8 // IPv4 TOS or IPv6 traffic class
+	TCPFlags uint16
+	ICMPType uint8
+	ICMPCode uint8
+	IPLen    uint32 // IP header + payload, from the IP header
+	Frag     Fragment
+	FragID   uint32 // IPv4 identification or IPv6 fragment id
 }
 
 const (
@@ -88,6 +94,9 @@ func Decode(lt LinkType, frame []byte, info *Info) error {
 	*info = Info{}
 	switch lt {
 	case LinkEthernet:
+		if len(frame) > 14 && binary.BigEndian.Uint16(frame[12:]) == etherIPv4 && frame[14]>>4 == 4 {
+			return decodeIPv4(frame[14:], info) // most frames: no tags to walk
+		}
 		return decodeEthernet(frame, info)
 	case LinkRaw, LinkRawAlt, LinkRawAlt14, LinkIPv4, LinkIPv6:
 		return decodeIP(frame, info)
