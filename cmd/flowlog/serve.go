@@ -19,6 +19,7 @@ import (
 	"flowlog/internal/config"
 	"flowlog/internal/control"
 	"flowlog/internal/dataplane"
+	"flowlog/internal/netflow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
 )
@@ -54,6 +55,7 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.IntVar(&flags.FlowLogQuota, "flow-log-quota", 0, "flow logs per account (env FLOWLOG_FLOW_LOG_QUOTA; default 20)")
 	f.StringVar(&flags.LogLevel, "log-level", "", "debug, info, warn or error (env FLOWLOG_LOG_LEVEL; default info)")
 	f.StringVar(&flags.NetflowListen, "netflow-listen", "", "where exporter gateways send NetFlow v5/v9/IPFIX, or off (env FLOWLOG_NETFLOW_LISTEN; default "+config.DefaultNetflowListen+")")
+	f.BoolVar(&flags.NetflowV9FlowCount, "netflow-v9-flow-count", false, "accept NetFlow v9 packets counting only flow records, as softflowd's do (env FLOWLOG_NETFLOW_V9_FLOW_COUNT=true)")
 	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
 	return cmd
 }
@@ -76,6 +78,9 @@ func flagsSet(cmd *cobra.Command, v config.Serve) config.Serve {
 	}
 	if f.Changed("netflow-listen") {
 		out.NetflowListen = v.NetflowListen
+	}
+	if f.Changed("netflow-v9-flow-count") {
+		out.NetflowV9FlowCount = v.NetflowV9FlowCount
 	}
 	if f.Changed("sflow-listen") {
 		out.SFlowListen = v.SFlowListen
@@ -119,7 +124,8 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	go store.EnforceRetention(ctx, logs, time.Hour, log)
 
 	plane, err := dataplane.New(dataplane.Config{Control: svc, Store: logs, DataDir: cfg.DataDir, Logger: log,
-		NetflowListen: config.Listener(cfg.NetflowListen), SFlowListen: config.Listener(cfg.SFlowListen)})
+		NetflowListen: config.Listener(cfg.NetflowListen), SFlowListen: config.Listener(cfg.SFlowListen),
+		Session: netflow.SessionConfig{V9FlowCount: cfg.NetflowV9FlowCount}})
 	if err != nil {
 		return err
 	}

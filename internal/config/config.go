@@ -49,6 +49,10 @@ type Serve struct {
 	// Collector listeners for exporter gateways, or Off.
 	NetflowListen string `yaml:"netflow_listen"`
 	SFlowListen   string `yaml:"sflow_listen"`
+	// NetflowV9FlowCount accepts NetFlow v9 packets whose header count
+	// covers only flow records, as softflowd's do (RFC 3954 counts every
+	// record; by default a lower count is a decode error).
+	NetflowV9FlowCount bool `yaml:"netflow_v9_flow_count"`
 	// MetricsToken, when set, must be presented as a bearer token to read
 	// /metrics.
 	MetricsToken string `yaml:"metrics_token"`
@@ -71,7 +75,8 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 	}
 	env := Serve{Listen: getenv("FLOWLOG_LISTEN"), DataDir: getenv("FLOWLOG_DATA_DIR"),
 		LogLevel: getenv("FLOWLOG_LOG_LEVEL"), NetflowListen: getenv("FLOWLOG_NETFLOW_LISTEN"),
-		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN")}
+		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN"),
+		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true"}
 	if v := getenv("FLOWLOG_FLOW_LOG_QUOTA"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -125,6 +130,7 @@ func (c *Serve) merge(o Serve) {
 	if o.MetricsToken != "" {
 		c.MetricsToken = o.MetricsToken
 	}
+	c.NetflowV9FlowCount = c.NetflowV9FlowCount || o.NetflowV9FlowCount
 }
 
 func (c *Serve) validate() error {

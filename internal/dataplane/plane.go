@@ -17,6 +17,7 @@ import (
 	"flowlog/internal/collect"
 	"flowlog/internal/control"
 	"flowlog/internal/flow"
+	"flowlog/internal/netflow"
 	"flowlog/internal/store"
 )
 
@@ -27,8 +28,9 @@ type Config struct {
 	// Collector listeners for exporter gateways; empty for none.
 	NetflowListen string
 	SFlowListen   string
-	DataDir       string        // where the collector keeps templates; empty: memory only
-	Tick          time.Duration // period of reconciling and aging; default 500 ms
+	Session       netflow.SessionConfig // the collector's per-exporter limits and leniencies
+	DataDir       string                // where the collector keeps templates; empty: memory only
+	Tick          time.Duration         // period of reconciling and aging; default 500 ms
 	Logger        *slog.Logger
 }
 
@@ -67,7 +69,7 @@ func New(cfg Config) (*Plane, error) {
 	p.snap.Store(&snapshot{})
 	if cfg.NetflowListen != "" || cfg.SFlowListen != "" {
 		c, err := collect.New(collect.Config{Listen: cfg.NetflowListen, SFlowListen: cfg.SFlowListen,
-			DataDir: cfg.DataDir}, p.routes.deliver)
+			DataDir: cfg.DataDir, Session: cfg.Session}, p.routes.deliver)
 		if err != nil {
 			return nil, fmt.Errorf("dataplane: collector: %w", err)
 		}

@@ -41,7 +41,7 @@ func openTap(iface string) (*tap, error) {
 	t.subs.Store(&[]*meter.Meter{})
 	go func() {
 		defer close(t.done)
-		t.err = live.Run(ctx, t.feed)
+		t.err = live.RunBatch(ctx, t.feed)
 		if t.err == nil && ctx.Err() == nil {
 			t.err = errors.New("capture stopped")
 		}
@@ -49,9 +49,9 @@ func openTap(iface string) (*tap, error) {
 	return t, nil
 }
 
-func (t *tap) feed(ts time.Time, lt packet.LinkType, frame []byte) {
+func (t *tap) feed(frames []packet.Frame) {
 	for _, m := range *t.subs.Load() {
-		m.Feed(ts, lt, frame)
+		m.FeedBatch(frames)
 	}
 }
 
