@@ -334,34 +334,70 @@ func TestExporterAttribution(t *testing.T) {
 	}
 }
 
-// TestPcapReplay replays a capture file as fast as it can: every IP packet
-// of the file is accounted, and the records end no later than now.
+// TestPcapReplay replays a capture file as fast as it can, and paced by its
+// timestamps: every IP packet of the file is accounted, and the records end
+// no later than now.
 func TestPcapReplay(t *testing.T) {
+	for _, pace := range []string{"fast", "realtime"} {
+		t.Run(pace, func(t *testing.T) { testPcapReplay(t, pace) })
+	}
+}
+
+func testPcapReplay(t *testing.T, pace string) {
 	pcap := filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap", "ICMP_across_dot1q.pcap")
 	r := newRig(t, "")
-	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindPcap), PcapPath: &pcap, PcapPace: ptr("fast")})
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindPcap), PcapPath: &pcap, PcapPace: &pace})
 	ls := r.stream()
 	r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
 		Targets: []control.Target{{GatewayID: gw.ID}}})
+	started := time.Now().Truncate(time.Millisecond)
 	r.step()
 	out, err := exec.Command("tshark", "-r", pcap, "-Y", "ip", "-T", "fields", "-e", "frame.number").Output()
 	if err != nil {
 		t.Skipf("tshark: %v", err)
 	}
 	want := uint64(len(strings.Fields(string(out))))
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := started.Add(10 * time.Second)
 	var got uint64
 	for got < want && time.Now().Before(deadline) {
 		time.Sleep(100 * time.Millisecond)
 		got = 0
-		for _, x := range r.records(ls, time.Now().Add(time.Hour)) {
+		for _, x := range r.records(ls, time.Now()) {
 			got += x.Packets
 			if x.End > time.Now().UnixMilli() {
 				t.Fatalf("record ends in the future: %+v", x)
+			}
+			if pace == "realtime" && x.Start < started.UnixMilli() {
+				t.Fatalf("paced replay starts before the flow log did: %+v", x)
 			}
 		}
 	}
 	if got != want {
 		t.Fatalf("packets recorded %d, tshark counts %d IP packets", got, want)
+	}
+}
+
+// TestDeliveredWithinAggregation: with an inactive aging longer than the
+// aggregation interval, a flow's record still arrives within one interval
+// of its last packet.
+func TestDeliveredWithinAggregation(t *testing.T) {
+	testutil.Root(t)
+	r := newRig(t, "")
+	peer := testutil.Netns(t)
+	host, _ := testutil.Veth(t, "", "10.242.0.1/24", peer, "10.242.0.2/24")
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindCapture)})
+	r.attach(gw.ID, control.AttachmentInput{Interface: &host})
+	ls := r.stream()
+	r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		InactiveAging: ptr(600), AggregationInterval: ptr(60), Targets: []control.Target{{GatewayID: gw.ID}}})
+	r.step()
+	testutil.InNetns(t, peer, "ping", "-c", "2", "-i", "0.1", "-q", "10.242.0.1")
+	time.Sleep(ringDelay)
+	last := time.Now()
+	if got := icmpPackets(r.records(ls, last.Add(50*time.Second)), "10.242.0.2"); got != 0 {
+		t.Fatalf("flow ended before its (capped) inactive timeout: %d packets", got)
+	}
+	if got := icmpPackets(r.records(ls, last.Add(60*time.Second)), "10.242.0.2"); got != 2 {
+		t.Fatalf("one aggregation interval after the flow, recorded %d echo requests, want 2", got)
 	}
 }
