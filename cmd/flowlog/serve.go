@@ -56,6 +56,7 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.StringVar(&flags.LogLevel, "log-level", "", "debug, info, warn or error (env FLOWLOG_LOG_LEVEL; default info)")
 	f.StringVar(&flags.NetflowListen, "netflow-listen", "", "where exporter gateways send NetFlow v5/v9/IPFIX, or off (env FLOWLOG_NETFLOW_LISTEN; default "+config.DefaultNetflowListen+")")
 	f.BoolVar(&flags.NetflowV9FlowCount, "netflow-v9-flow-count", false, "accept NetFlow v9 packets counting only flow records, as softflowd's do (env FLOWLOG_NETFLOW_V9_FLOW_COUNT=true)")
+	f.StringVar(&flags.PcapDir, "pcap-dir", "", "where accounts other than the bootstrap one may replay capture files from (env FLOWLOG_PCAP_DIR; default: nowhere)")
 	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
 	return cmd
 }
@@ -81,6 +82,9 @@ func flagsSet(cmd *cobra.Command, v config.Serve) config.Serve {
 	}
 	if f.Changed("netflow-v9-flow-count") {
 		out.NetflowV9FlowCount = v.NetflowV9FlowCount
+	}
+	if f.Changed("pcap-dir") {
+		out.PcapDir = v.PcapDir
 	}
 	if f.Changed("sflow-listen") {
 		out.SFlowListen = v.SFlowListen
@@ -125,7 +129,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 
 	plane, err := dataplane.New(dataplane.Config{Control: svc, Store: logs, DataDir: cfg.DataDir, Logger: log,
 		NetflowListen: config.Listener(cfg.NetflowListen), SFlowListen: config.Listener(cfg.SFlowListen),
-		Session: netflow.SessionConfig{V9FlowCount: cfg.NetflowV9FlowCount}})
+		Session: netflow.SessionConfig{V9FlowCount: cfg.NetflowV9FlowCount}, PcapDir: cfg.PcapDir})
 	if err != nil {
 		return err
 	}

@@ -53,6 +53,9 @@ type Serve struct {
 	// covers only flow records, as softflowd's do (RFC 3954 counts every
 	// record; by default a lower count is a decode error).
 	NetflowV9FlowCount bool `yaml:"netflow_v9_flow_count"`
+	// PcapDir is where accounts other than the bootstrap one may replay
+	// capture files from (pcap gateways); empty: nowhere.
+	PcapDir string `yaml:"pcap_dir"`
 	// MetricsToken, when set, must be presented as a bearer token to read
 	// /metrics.
 	MetricsToken string `yaml:"metrics_token"`
@@ -76,7 +79,7 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 	env := Serve{Listen: getenv("FLOWLOG_LISTEN"), DataDir: getenv("FLOWLOG_DATA_DIR"),
 		LogLevel: getenv("FLOWLOG_LOG_LEVEL"), NetflowListen: getenv("FLOWLOG_NETFLOW_LISTEN"),
 		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN"),
-		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true"}
+		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true", PcapDir: getenv("FLOWLOG_PCAP_DIR")}
 	if v := getenv("FLOWLOG_FLOW_LOG_QUOTA"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -131,6 +134,9 @@ func (c *Serve) merge(o Serve) {
 		c.MetricsToken = o.MetricsToken
 	}
 	c.NetflowV9FlowCount = c.NetflowV9FlowCount || o.NetflowV9FlowCount
+	if o.PcapDir != "" {
+		c.PcapDir = o.PcapDir
+	}
 }
 
 func (c *Serve) validate() error {

@@ -28,10 +28,14 @@ type Config struct {
 	// Collector listeners for exporter gateways; empty for none.
 	NetflowListen string
 	SFlowListen   string
-	Session       netflow.SessionConfig // the collector's per-exporter limits and leniencies
-	DataDir       string                // where the collector keeps templates; empty: memory only
-	Tick          time.Duration         // period of reconciling and aging; default 500 ms
-	Logger        *slog.Logger
+	// PcapDir is where accounts other than the bootstrap (operator) account
+	// may replay capture files from; empty: nowhere. The operator may
+	// replay any file the server can read.
+	PcapDir string
+	Session netflow.SessionConfig // the collector's per-exporter limits and leniencies
+	DataDir string                // where the collector keeps templates; empty: memory only
+	Tick    time.Duration         // period of reconciling and aging; default 500 ms
+	Logger  *slog.Logger
 }
 
 // Plane is the running data plane.

@@ -401,3 +401,31 @@ func TestDeliveredWithinAggregation(t *testing.T) {
 		t.Fatalf("one aggregation interval after the flow, recorded %d echo requests, want 2", got)
 	}
 }
+
+// TestPcapDir: an account other than the operator's replays files only from
+// the pcap directory.
+func TestPcapDir(t *testing.T) {
+	shared := filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap")
+	r := newRig(t, "")
+	r.p.cfg.PcapDir = shared
+	key, err := r.svc.CreateAccount(r.ctx, r.account)
+	r.must(err)
+	r.account = key.AccountID
+	ls := r.stream()
+	for path, want := range map[string]string{
+		filepath.Join(shared, "ICMP_across_dot1q.pcap"):      "",
+		filepath.Join(shared, "..", "..", "..", "README.md"): "outside the server's pcap directory",
+		"/etc/passwd": "outside the server's pcap directory",
+		filepath.Join(shared, "..", "nonexistent", "x.pcap"): "outside the server's pcap directory",
+		filepath.Join(shared, "nonexistent.pcap"):            "does not exist",
+	} {
+		gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindPcap), PcapPath: ptr(path)})
+		f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+			Targets: []control.Target{{GatewayID: gw.ID}}})
+		r.step()
+		got := r.state(f.ID)
+		if want == "" && got.State != control.StateAvailable || want != "" && !strings.Contains(got.StateReason, want) {
+			t.Errorf("%s: state %s %q, want %q", path, got.State, got.StateReason, want)
+		}
+	}
+}

@@ -155,7 +155,9 @@ func (p *Plane) startUnit(f *flowRun, k unitKey, pt point) (*unit, error) {
 		}
 		err = p.attachTap(u, pt.att.Interface)
 	case control.KindPcap:
-		err = p.attachReplay(u, pt.gw.PcapPath, pt.gw.PcapPace)
+		if err = p.mayReplay(k.account, pt.gw.PcapPath); err == nil {
+			err = p.attachReplay(u, pt.gw.PcapPath, pt.gw.PcapPace)
+		}
 	default:
 		err = fmt.Errorf("gateway %s has unknown kind %q", pt.gw.ID, pt.gw.Kind)
 	}
