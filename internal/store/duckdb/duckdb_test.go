@@ -2,11 +2,15 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
@@ -230,5 +234,29 @@ func TestRollups(t *testing.T) {
 	}
 	if rows > 2*keys {
 		t.Errorf("port rollup of the first day has %d rows for %d minute keys: not merged", rows, keys)
+	}
+}
+
+// TestEarlierLayout checks that a data directory written with the earlier
+// table layout (text columns, no layout table) is refused, not misread.
+func TestEarlierLayout(t *testing.T) {
+	dir := t.TempDir()
+	c, err := duckdb.NewConnector(filepath.Join(dir, FileName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	_, err = db.Exec(`CREATE TABLE streams (num INTEGER PRIMARY KEY, account VARCHAR, stream VARCHAR,
+		log_group VARCHAR, retention_days INTEGER, created BIGINT)`)
+	db.Close()
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := New(Config{Dir: dir}); err == nil || !strings.Contains(err.Error(), "earlier flowlog") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("opening an earlier layout: %v, want a refusal", err)
 	}
 }
