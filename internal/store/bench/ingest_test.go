@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -32,14 +33,23 @@ func BenchmarkIngest(b *testing.B) {
 		// records per CPU-second: what an idle core would do
 		b.ReportMetric(float64(b.N*batch)/(cpu()-c0).Seconds(), "records/cpu-s")
 	}
-	b.Run("duckdb", func(b *testing.B) {
-		s, err := duckdb.New(duckdb.Config{Dir: b.TempDir()})
-		if err != nil {
-			b.Fatal(err)
+	// DuckDB with its default threads (one per core), and with one: the
+	// caller's thread then does the work itself, where with two it waits
+	// in a busy loop while DuckDB's other thread appends.
+	for _, threads := range []int{0, 1} {
+		name := "duckdb"
+		if threads > 0 {
+			name = fmt.Sprintf("duckdb-threads=%d", threads)
 		}
-		defer s.Close()
-		run(b, s, cpuSelf)
-	})
+		b.Run(name, func(b *testing.B) {
+			s, err := duckdb.New(duckdb.Config{Dir: b.TempDir(), Threads: threads})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			run(b, s, cpuSelf)
+		})
+	}
 	b.Run("clickhouse", func(b *testing.B) {
 		url := chtest.Start(b)
 		s, err := clickhouse.New(ctx, clickhouse.Config{URL: url})

@@ -53,7 +53,7 @@ type dayBatch struct {
 	day     int64
 	table   string
 	records *colSet
-	rollups []*colSet // as rollups
+	rollups []*colSet // one per rollup, in the order of rollups
 }
 
 // layOut splits a batch by day and lays each day out in columns.
@@ -188,7 +188,8 @@ func (s *Store) recordColumns(recs []flow.Record, idx []int) *colSet {
 // dictionary numbers the distinct values of one text field. Codes are
 // dense from 0 and never change, so a code column decodes by indexing the
 // list of values. Values from persisted on are not yet in the strings
-// table; the next committed batch writes them.
+// table; the next committed batch writes them. Values are never removed:
+// text fields hold ids and verdicts, whose distinct values are few.
 type dictionary struct {
 	field     string
 	codes     map[string]uint32

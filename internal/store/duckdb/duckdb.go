@@ -23,6 +23,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
@@ -62,8 +63,8 @@ type Store struct {
 	// before mu).
 	drop sync.RWMutex
 
-	compactMin int  // fewest new rollup rows worth a compaction
-	noRollups  bool // tests: answer everything from the records
+	compactMin int         // fewest new rollup rows worth a compaction
+	noRollups  atomic.Bool // answer everything from the records
 }
 
 type streamState struct {
@@ -131,6 +132,10 @@ func (s *Store) Close() error {
 	err = errors.Join(err, s.db.Close())
 	return errors.Join(err, s.connector.Close())
 }
+
+// UseRollups sets whether queries may be answered from rollups (the
+// default) or always from the records, e.g. to compare the two.
+func (s *Store) UseRollups(on bool) { s.noRollups.Store(!on) }
 
 // DB exposes the database for tools such as export.
 func (s *Store) DB() *sql.DB { return s.db }

@@ -208,9 +208,9 @@ func TestRollups(t *testing.T) {
 		if err != nil {
 			t.Fatalf("query %d: %v", i, err)
 		}
-		s.noRollups = true
+		s.UseRollups(false)
 		fromRecords, err := s.Query(ctx, id, q)
-		s.noRollups = false
+		s.UseRollups(true)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -83,7 +83,7 @@ func (s *Store) source(id store.StreamID, q query.Request) (string, query.Option
 	if len(days) == 0 { // no day of the window holds data
 		days = []string{emptyTable}
 	}
-	if r, from, to, ok := rollupFor(q); ok && !s.noRollups && days[0] != emptyTable {
+	if r, from, to, ok := rollupFor(q); ok && !s.noRollups.Load() && days[0] != emptyTable {
 		return rollupSource(r, days, q, from, to), query.Options{Count: countColumn}, nil
 	}
 	return decoded(days), query.Options{}, nil
@@ -129,17 +129,18 @@ func rollupSource(r rollup, days []string, q query.Request, from, to int64) stri
 	f, t := strconv.FormatInt(from, 10), strconv.FormatInt(to, 10)
 	parts := []string{union(rolled, `"end", `+keys+", packets, bytes, "+countColumn,
 		` WHERE "end" >= `+f+` AND "end" < `+t)}
+	// Each end is its own range over its own day, which DuckDB filters
+	// while scanning.
+	edge := func(day string, a, b string) {
+		parts = append(parts, union([]string{day}, `"end", `+keys+", packets, bytes, CAST(1 AS UBIGINT) AS "+countColumn,
+			` WHERE "end" >= `+a+` AND "end" < `+b))
+	}
 	since, until := q.Since.UnixMilli(), q.Until.UnixMilli()
-	var edges []string
 	if since < from {
-		edges = append(edges, `("end" >= `+strconv.FormatInt(since, 10)+` AND "end" < `+f+`)`)
+		edge(days[0], strconv.FormatInt(since, 10), f)
 	}
 	if until > to {
-		edges = append(edges, `("end" >= `+t+` AND "end" < `+strconv.FormatInt(until, 10)+`)`)
-	}
-	if len(edges) > 0 {
-		parts = append(parts, union(days, `"end", `+keys+", packets, bytes, CAST(1 AS UBIGINT) AS "+countColumn,
-			" WHERE "+strings.Join(edges, " OR ")))
+		edge(days[len(days)-1], t, strconv.FormatInt(until, 10))
 	}
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
 }
