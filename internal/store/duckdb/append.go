@@ -58,6 +58,28 @@ type dayBatch struct {
 
 // layOut splits a batch by day and lays each day out in columns.
 func (s *Store) layOut(num int, recs []flow.Record) []dayBatch {
+	order, byDay := splitDays(recs)
+	out := make([]dayBatch, len(order))
+	for k, d := range order {
+		out[k] = dayBatch{day: d, table: tableName(num, d), records: s.recordColumns(recs, byDay[d])}
+	}
+	return out
+}
+
+// splitDays returns the days of a batch in order of first appearance, and
+// the indices of each day's records.
+func splitDays(recs []flow.Record) ([]int64, map[int64][]int) {
+	first := store.Day(recs[0].End)
+	all := make([]int, len(recs))
+	for i := range recs {
+		if store.Day(recs[i].End) != first {
+			break
+		}
+		all[i] = i
+		if i == len(recs)-1 { // the usual case: one day
+			return []int64{first}, map[int64][]int{first: all}
+		}
+	}
 	byDay := map[int64][]int{}
 	var order []int64
 	for i := range recs {
@@ -67,11 +89,7 @@ func (s *Store) layOut(num int, recs []flow.Record) []dayBatch {
 		}
 		byDay[d] = append(byDay[d], i)
 	}
-	out := make([]dayBatch, len(order))
-	for k, d := range order {
-		out[k] = dayBatch{day: d, table: tableName(num, d), records: s.recordColumns(recs, byDay[d])}
-	}
-	return out
+	return order, byDay
 }
 
 // aggregate sums a day's records into each rollup.
@@ -290,6 +308,29 @@ type column struct {
 
 func newColSet(n int) *colSet { return &colSet{n: n} }
 
+// constant returns the column's value as an SQL literal if every row has
+// the same one: ids, versions and the high half of IPv4 addresses mostly
+// do within a batch.
+func (c *column) constant() (string, bool) {
+	switch c.typ {
+	case duckdb.TYPE_UBIGINT:
+		return literal(c.u64, "UBIGINT")
+	case duckdb.TYPE_BIGINT:
+		return literal(c.i64, "BIGINT")
+	default:
+		return literal(c.u32, "UINTEGER")
+	}
+}
+
+func literal[T uint64 | int64 | uint32](vals []T, typ string) (string, bool) {
+	for _, v := range vals[1:] {
+		if v != vals[0] {
+			return "", false
+		}
+	}
+	return fmt.Sprintf("CAST(%d AS %s)", vals[0], typ), true
+}
+
 // add appends an empty column of type t, sized for n rows.
 func (cs *colSet) add(t duckdb.Type) {
 	c := column{typ: t}
@@ -305,12 +346,14 @@ func (cs *colSet) add(t duckdb.Type) {
 }
 
 // feeds hands colSets to DuckDB through the table function flowlog_feed(id):
-// INSERT … SELECT * FROM flowlog_feed(id) copies whole vectors, where an
-// Appender would make a Go call (and, for text, several cgo calls) per value.
+// INSERT … SELECT … FROM flowlog_feed(id) copies whole vectors, where an
+// Appender would make a Go call (and, for text, several cgo calls) per
+// value. A column with one value in every row goes into the SELECT as a
+// constant instead, which DuckDB neither copies nor hashes row by row.
 type feeds struct {
 	mu   sync.Mutex
 	next int64
-	m    map[int64]*colSet
+	m    map[int64]*feedSource
 }
 
 const feedFunction = "flowlog_feed"
@@ -326,11 +369,11 @@ func (f *feeds) register(conn *sql.Conn) error {
 		BindArguments: func(_ map[string]any, args ...any) (duckdb.ChunkTableSource, error) {
 			f.mu.Lock()
 			defer f.mu.Unlock()
-			cs, ok := f.m[args[0].(int64)]
+			fs, ok := f.m[args[0].(int64)]
 			if !ok {
 				return nil, fmt.Errorf("%s: no batch %v", feedFunction, args[0])
 			}
-			return &feedSource{cs: cs}, nil
+			return fs, nil
 		},
 	})
 }
@@ -340,31 +383,46 @@ func (f *feeds) insert(ctx context.Context, conn *sql.Conn, table string, cs *co
 	if cs.n == 0 {
 		return nil
 	}
+	fs := &feedSource{cs: cs}
+	sel := make([]string, len(cs.cols))
+	for j := range cs.cols {
+		if lit, ok := cs.cols[j].constant(); ok && (j > 0 || len(cs.cols) > 1) {
+			sel[j] = lit
+			continue
+		}
+		sel[j] = fmt.Sprintf("c%d", len(fs.cols))
+		fs.cols = append(fs.cols, j)
+	}
+	if len(fs.cols) == 0 { // a table function returns at least one column
+		fs.cols, sel[0] = []int{0}, "c0"
+	}
 	f.mu.Lock()
 	f.next++
 	id := f.next
-	f.m[id] = cs
+	f.m[id] = fs
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
 		delete(f.m, id)
 		f.mu.Unlock()
 	}()
-	_, err := conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT * FROM %s(%d)", query.Quote(table), feedFunction, id))
+	_, err := conn.ExecContext(ctx, fmt.Sprintf("INSERT INTO %s SELECT %s FROM %s(%d)",
+		query.Quote(table), strings.Join(sel, ", "), feedFunction, id))
 	return err
 }
 
-// feedSource is one scan of a colSet.
+// feedSource is one scan of the columns of a colSet that are fed.
 type feedSource struct {
-	cs  *colSet
-	pos int
+	cs   *colSet
+	cols []int // indices in cs.cols
+	pos  int
 }
 
 func (fs *feedSource) ColumnInfos() []duckdb.ColumnInfo {
-	out := make([]duckdb.ColumnInfo, len(fs.cs.cols))
-	for j, c := range fs.cs.cols {
-		t, _ := duckdb.NewTypeInfo(c.typ) // only primitive types: cannot fail
-		out[j] = duckdb.ColumnInfo{Name: fmt.Sprintf("c%d", j), T: t}
+	out := make([]duckdb.ColumnInfo, len(fs.cols))
+	for k, j := range fs.cols {
+		t, _ := duckdb.NewTypeInfo(fs.cs.cols[j].typ) // only primitive types: cannot fail
+		out[k] = duckdb.ColumnInfo{Name: fmt.Sprintf("c%d", k), T: t}
 	}
 	return out
 }
@@ -379,15 +437,16 @@ func (fs *feedSource) Init() {}
 func (fs *feedSource) FillChunk(ch duckdb.DataChunk) error {
 	pos := fs.pos
 	n := min(duckdb.GetDataChunkCapacity(), fs.cs.n-pos)
-	for j, c := range fs.cs.cols {
+	for k, j := range fs.cols {
+		c := &fs.cs.cols[j]
 		var err error
 		switch c.typ {
 		case duckdb.TYPE_UBIGINT:
-			err = fill(ch, j, c.u64[pos:pos+n])
+			err = fill(ch, k, c.u64[pos:pos+n])
 		case duckdb.TYPE_BIGINT:
-			err = fill(ch, j, c.i64[pos:pos+n])
+			err = fill(ch, k, c.i64[pos:pos+n])
 		default:
-			err = fill(ch, j, c.u32[pos:pos+n])
+			err = fill(ch, k, c.u32[pos:pos+n])
 		}
 		if err != nil {
 			return err

@@ -97,7 +97,7 @@ func New(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("duckdb store: open %s: %w", dsn, err)
 	}
 	s := &Store{db: sql.OpenDB(c), connector: c, streams: map[store.StreamID]*streamState{},
-		rollups: map[string]*rollupState{}, feeds: feeds{m: map[int64]*colSet{}}, compactMin: compactMin}
+		rollups: map[string]*rollupState{}, feeds: feeds{m: map[int64]*feedSource{}}, compactMin: compactMin}
 	if err := s.open(); err != nil {
 		s.Close()
 		return nil, err
