@@ -13,6 +13,12 @@ type Field struct {
 	Kind Kind
 	get  func(*Record) any
 	set  func(*Record, any) error
+	// Typed getters, one set per Kind, for bulk writers that must not box
+	// every value into an interface.
+	uint func(*Record) uint64
+	str  func(*Record) string
+	addr func(*Record) netip.Addr
+	time func(*Record) int64
 }
 
 // Kind is the value type of a field, for stores and query compilers.
@@ -46,6 +52,7 @@ var Fields = []Field{
 	uintField("tcp_flags", func(r *Record) *uint16 { return &r.TCPFlags }),
 	{Name: "flow_direction", Kind: KindString,
 		get: func(r *Record) any { return r.FlowDirection.String() },
+		str: func(r *Record) string { return r.FlowDirection.String() },
 		set: func(r *Record, v any) error {
 			d, ok := ParseDirection(fmt.Sprint(v))
 			if !ok {
@@ -61,6 +68,7 @@ var Fields = []Field{
 	uintField("icmp_code", func(r *Record) *uint8 { return &r.ICMPCode }),
 	{Name: "end_reason", Kind: KindString,
 		get: func(r *Record) any { return r.EndReason.String() },
+		str: func(r *Record) string { return r.EndReason.String() },
 		set: func(r *Record, v any) error {
 			e, ok := ParseEndReason(fmt.Sprint(v))
 			if !ok {
@@ -91,6 +99,18 @@ func FieldByName(name string) (Field, bool) {
 
 // Get returns the field's value: string, netip.Addr, uint64 or int64.
 func (f Field) Get(r *Record) any { return f.get(r) }
+
+// Uint returns the value of a KindUint field.
+func (f Field) Uint(r *Record) uint64 { return f.uint(r) }
+
+// Time returns the value of a KindTime field (Unix ms).
+func (f Field) Time(r *Record) int64 { return f.time(r) }
+
+// Str returns the value of a KindString field.
+func (f Field) Str(r *Record) string { return f.str(r) }
+
+// Addr returns the value of a KindAddr field.
+func (f Field) Addr(r *Record) netip.Addr { return f.addr(r) }
 
 // Set stores v (as Get returns it, or a string) into the field.
 func (f Field) Set(r *Record, v any) error { return f.set(r, v) }
@@ -187,7 +207,8 @@ type unsigned interface {
 
 func uintField[T unsigned](name string, p func(*Record) *T) Field {
 	return Field{Name: name, Kind: KindUint,
-		get: func(r *Record) any { return uint64(*p(r)) },
+		get:  func(r *Record) any { return uint64(*p(r)) },
+		uint: func(r *Record) uint64 { return uint64(*p(r)) },
 		set: func(r *Record, v any) error {
 			u, err := toUint(v)
 			if err != nil {
@@ -218,7 +239,8 @@ func toUint(v any) (uint64, error) {
 
 func timeField(name string, p func(*Record) *int64) Field {
 	return Field{Name: name, Kind: KindTime,
-		get: func(r *Record) any { return *p(r) },
+		get:  func(r *Record) any { return *p(r) },
+		time: func(r *Record) int64 { return *p(r) },
 		set: func(r *Record, v any) error {
 			switch x := v.(type) {
 			case int64:
@@ -241,12 +263,14 @@ func timeField(name string, p func(*Record) *int64) Field {
 func strField(name string, p func(*Record) *string) Field {
 	return Field{Name: name, Kind: KindString,
 		get: func(r *Record) any { return *p(r) },
+		str: func(r *Record) string { return *p(r) },
 		set: func(r *Record, v any) error { *p(r) = fmt.Sprint(v); return nil }}
 }
 
 func addrField(name string, p func(*Record) *netip.Addr) Field {
 	return Field{Name: name, Kind: KindAddr,
-		get: func(r *Record) any { return *p(r) },
+		get:  func(r *Record) any { return *p(r) },
+		addr: func(r *Record) netip.Addr { return *p(r) },
 		set: func(r *Record, v any) error {
 			switch x := v.(type) {
 			case netip.Addr:

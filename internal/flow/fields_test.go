@@ -59,3 +59,32 @@ func TestJSONControlCharacters(t *testing.T) {
 		t.Errorf("round trip: %q %q", back.Action, back.FlowLogID)
 	}
 }
+
+// TestTypedGetters checks that each field's typed getter returns what Get
+// returns, so bulk writers that use them store the same values.
+func TestTypedGetters(t *testing.T) {
+	r := Record{
+		Version: RecordVersion, AccountID: "acc-1", FlowLogID: "fl-1", GatewayID: "gw-1", InterfaceID: "att-1",
+		SrcAddr: netip.MustParseAddr("10.0.0.1"), DstAddr: netip.MustParseAddr("2001:db8::1"),
+		SrcPort: 443, DstPort: 51000, Protocol: 6, Packets: 1 << 40, Bytes: 1<<63 + 5,
+		Start: 1700000000123, End: 1700000001456, Action: ActionReject, LogStatus: StatusOK,
+		TCPFlags: 0x1b, FlowDirection: Egress, IPVersion: 4, VLANID: 100, TOS: 0xb8,
+		ICMPType: 3, ICMPCode: 1, EndReason: EndLackOfResources, SamplingInterval: 100,
+	}
+	for _, f := range Fields {
+		var typed any
+		switch f.Kind {
+		case KindUint:
+			typed = f.Uint(&r)
+		case KindTime:
+			typed = f.Time(&r)
+		case KindString:
+			typed = f.Str(&r)
+		case KindAddr:
+			typed = f.Addr(&r)
+		}
+		if typed != f.Get(&r) {
+			t.Errorf("%s: typed getter %v, Get %v", f.Name, typed, f.Get(&r))
+		}
+	}
+}

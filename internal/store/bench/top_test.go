@@ -176,8 +176,19 @@ func (d *dataset) nfdumpTop() ([]entry, error) {
 var topQuery = query.Request{Since: Start, Until: Start.Add(time.Hour), GroupBy: []string{"srcaddr"},
 	Aggregates: []query.Aggregate{{Func: "sum", Field: "bytes"}}, Limit: 10}
 
-func storeTop(s store.Store) ([]entry, error) {
-	resp, err := s.Query(context.Background(), topID, topQuery)
+// offMinutes is the same question over a window that starts and ends
+// half-way through a minute: 59 minutes from the rollup, two half
+// minutes from the records.
+var offMinutes = func() query.Request {
+	q := topQuery
+	q.Since, q.Until = Start.Add(30*time.Second), Start.Add(59*time.Minute+30*time.Second)
+	return q
+}()
+
+func storeTop(s store.Store) ([]entry, error) { return storeQuery(s, topQuery) }
+
+func storeQuery(s store.Store, q query.Request) ([]entry, error) {
+	resp, err := s.Query(context.Background(), topID, q)
 	if err != nil {
 		return nil, err
 	}
@@ -189,15 +200,24 @@ func storeTop(s store.Store) ([]entry, error) {
 }
 
 // BenchmarkTop10 answers "top 10 srcaddr by bytes in this hour" over the
-// same flows: flowlog on DuckDB and on ClickHouse, and nfdump over
-// nfcapd's files. All three must agree before anything is timed.
+// same flows: flowlog on DuckDB (from its rollup, and from the records
+// alone) and on ClickHouse, and nfdump over nfcapd's files. All must agree
+// before anything is timed.
 func BenchmarkTop10(b *testing.B) {
 	d := load(b)
 	want, err := storeTop(d.duck)
 	if err != nil {
 		b.Fatal(err)
 	}
-	for name, top := range map[string]func() ([]entry, error){"clickhouse": func() ([]entry, error) { return storeTop(d.ch) }, "nfdump": d.nfdumpTop} {
+	fromRecords := func(q query.Request) func() ([]entry, error) {
+		return func() ([]entry, error) {
+			d.duck.UseRollups(false)
+			defer d.duck.UseRollups(true)
+			return storeQuery(d.duck, q)
+		}
+	}
+	for name, top := range map[string]func() ([]entry, error){"clickhouse": func() ([]entry, error) { return storeTop(d.ch) },
+		"nfdump": d.nfdumpTop, "duckdb-records": fromRecords(topQuery)} {
 		got, err := top()
 		if err != nil {
 			b.Fatal(err)
@@ -205,6 +225,13 @@ func BenchmarkTop10(b *testing.B) {
 		if fmt.Sprint(got) != fmt.Sprint(want) {
 			b.Fatalf("%s top 10 = %v\nDuckDB's = %v", name, got, want)
 		}
+	}
+	off, err := storeQuery(d.duck, offMinutes)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if offRecords, err := fromRecords(offMinutes)(); err != nil || fmt.Sprint(off) != fmt.Sprint(offRecords) {
+		b.Fatalf("off the minutes, from the rollup %v, from the records %v (%v)", off, offRecords, err)
 	}
 	b.Logf("top 10 over %d records: %v", d.n, want)
 	bench := func(name string, cpu func() time.Duration, top func() ([]entry, error)) {
@@ -219,6 +246,8 @@ func BenchmarkTop10(b *testing.B) {
 		})
 	}
 	bench("duckdb", cpuSelf, func() ([]entry, error) { return storeTop(d.duck) })
+	bench("duckdb-off-minutes", cpuSelf, func() ([]entry, error) { return storeQuery(d.duck, offMinutes) })
+	bench("duckdb-records", cpuSelf, fromRecords(topQuery))
 	bench("clickhouse", func() time.Duration { return cpuPID(d.chPID) }, func() ([]entry, error) { return storeTop(d.ch) })
 	bench("nfdump", cpuChildren, d.nfdumpTop)
 }

@@ -3,11 +3,11 @@
 // on servers with TTL, the server expires them itself). It talks to the
 // server over HTTP with explicit column lists and escaped literals, which
 // works from Debian's 18.16 (no query parameters, no IPv6/DateTime64 types)
-// to current releases.
+// to current releases. Rows carry their batch's token, so retrying a batch
+// whose INSERT failed half-way stores each record once (batch.go).
 package clickhouse
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -35,11 +35,12 @@ type Config struct {
 
 // Store is the ClickHouse backend of store.Store.
 type Store struct {
-	c       *client
-	db      string
-	hasTTL  bool // server ≥ 19.6
-	mu      sync.Mutex
-	streams map[store.StreamID]bool // known to exist
+	c         *client
+	db        string
+	hasTTL    bool // server ≥ 19.6
+	mu        sync.Mutex
+	streams   map[store.StreamID]bool // known to exist
+	uncertain map[string]bool         // batches (by query id) whose INSERT failed
 }
 
 var _ store.Store = (*Store)(nil)
@@ -57,9 +58,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.Timeout = 60 * time.Second
 	}
 	s := &Store{
-		c:       &client{base: strings.TrimRight(cfg.URL, "/"), user: cfg.User, password: cfg.Password, http: &http.Client{Timeout: cfg.Timeout}},
-		db:      cfg.Database,
-		streams: map[store.StreamID]bool{},
+		c:         &client{base: strings.TrimRight(cfg.URL, "/"), user: cfg.User, password: cfg.Password, http: &http.Client{Timeout: cfg.Timeout}},
+		db:        cfg.Database,
+		streams:   map[store.StreamID]bool{},
+		uncertain: map[string]bool{},
 	}
 	rows, err := s.c.selectTSV(ctx, "SELECT version()", []query.SQLType{query.SQLString})
 	if err != nil {
@@ -98,9 +100,11 @@ func (s *Store) table(name string) string { return query.Quote(s.db) + "." + que
 
 // dataTable names a stream's table by a hash of its id, so every agent
 // writing to the same server finds the same table without coordination.
-func (s *Store) dataTable(id store.StreamID) string {
+func (s *Store) dataTable(id store.StreamID) string { return s.table(tableID(id)) }
+
+func tableID(id store.StreamID) string {
 	h := sha256.Sum256([]byte(id.Account + "\x00" + id.Stream))
-	return s.table("f_" + hex.EncodeToString(h[:12]))
+	return "f_" + hex.EncodeToString(h[:12])
 }
 
 func (s *Store) putCatalog(ctx context.Context, st store.Stream, deleted bool) error {
@@ -131,7 +135,8 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 		cols[i] = query.Quote(c.Name) + " " + chType[c.Type]
 	}
 	ddl := "CREATE TABLE IF NOT EXISTS " + s.dataTable(st.StreamID) + " (" + strings.Join(cols, ", ") +
-		", day Date) ENGINE = MergeTree PARTITION BY day ORDER BY (" + query.Quote(query.TimeColumn) + ")"
+		", day Date, " + batchColumn + " UInt64, " + batchRowColumn + " UInt32) ENGINE = MergeTree PARTITION BY day ORDER BY (" +
+		query.Quote(query.TimeColumn) + ")"
 	if err := s.c.exec(ctx, ddl); err != nil {
 		return fmt.Errorf("clickhouse store: create stream %s: %w", st.StreamID, err)
 	}
@@ -223,6 +228,8 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 
 // Append implements store.Store: one INSERT … FORMAT RowBinary with an
 // explicit column list. The records are on the server when it returns.
+// Retrying a batch after an error stores each of its records once (see
+// batch.go).
 func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -230,28 +237,8 @@ func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Recor
 	if err := s.exists(ctx, id); err != nil {
 		return err
 	}
-	names := make([]string, len(query.Columns))
-	for i, c := range query.Columns {
-		names[i] = query.Quote(c.Name)
-	}
-	q := "INSERT INTO " + s.dataTable(id) + " (" + strings.Join(names, ", ") + ", day) FORMAT RowBinary"
-	w := &rowBinary{buf: make([]byte, 0, len(recs)*200)}
-	vals := make([]any, 0, len(query.Columns))
-	for i := range recs {
-		vals = query.RecordColumns(&recs[i], vals)
-		for _, v := range vals {
-			switch v := v.(type) {
-			case uint64:
-				w.uint64(v)
-			case int64:
-				w.int64(v)
-			case string:
-				w.string(v)
-			}
-		}
-		w.date(store.Day(recs[i].End))
-	}
-	if _, err := s.c.do(ctx, q, bytes.NewReader(w.buf)); err != nil {
+	table := s.dataTable(id)
+	if err := s.insert(ctx, table, encode(table, tableID(id), recs)); err != nil {
 		return fmt.Errorf("clickhouse store: append to %s: %w", id, err)
 	}
 	return nil

@@ -24,8 +24,11 @@ type client struct {
 	http     *http.Client
 }
 
-func (c *client) url(q string) string {
+func (c *client) url(q string, params url.Values) string {
 	v := url.Values{}
+	for k, vs := range params {
+		v[k] = vs
+	}
 	if q != "" {
 		v.Set("query", q)
 	}
@@ -38,7 +41,12 @@ func (c *client) url(q string) string {
 
 // do sends body (SQL, or data when sqlInURL is set) and returns the answer.
 func (c *client) do(ctx context.Context, sqlInURL string, body io.Reader) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(sqlInURL), body)
+	return c.doWith(ctx, sqlInURL, nil, body)
+}
+
+// doWith is do with further URL parameters (settings, query_id).
+func (c *client) doWith(ctx context.Context, sqlInURL string, params url.Values, body io.Reader) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(sqlInURL, params), body)
 	if err != nil {
 		return nil, err
 	}
@@ -142,6 +150,7 @@ func (w *rowBinary) int64(v int64)   { w.buf = binary.LittleEndian.AppendUint64(
 func (w *rowBinary) date(days int64) {
 	w.buf = binary.LittleEndian.AppendUint16(w.buf, uint16(min(max(days, 0), 65535)))
 }
+func (w *rowBinary) uint32(v uint32) { w.buf = binary.LittleEndian.AppendUint32(w.buf, v) }
 func (w *rowBinary) string(s string) {
 	w.buf = binary.AppendUvarint(w.buf, uint64(len(s)))
 	w.buf = append(w.buf, s...)

@@ -2,10 +2,15 @@ package duckdb
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
 
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
@@ -51,8 +56,8 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = open(t, dir)
-	if got := tables(t, s); got != 3 {
-		t.Fatalf("%d day tables, want 3", got)
+	if days, rolled := tables(t, s); days != 3 || rolled != 3*len(rollups) {
+		t.Fatalf("%d day tables and %d rollup tables, want 3 and %d", days, rolled, 3*len(rollups))
 	}
 	q := query.Request{Since: storetest.Base, Until: storetest.Base.Add(30 * time.Hour), Limit: 5000}
 	resp, err := s.Query(ctx, id, q)
@@ -63,17 +68,19 @@ func TestReopen(t *testing.T) {
 	if err := s.Expire(ctx, storetest.Base.Add(26*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if got := tables(t, s); got != 1 {
-		t.Fatalf("%d day tables after expiry, want 1", got)
+	if days, rolled := tables(t, s); days != 1 || rolled != len(rollups) {
+		t.Fatalf("%d day tables and %d rollup tables after expiry, want 1 and %d", days, rolled, len(rollups))
 	}
 }
 
-func tables(t *testing.T, s *Store) int {
-	var n int
-	if err := s.DB().QueryRow(`SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE 'f%\_d%' ESCAPE '\'`).Scan(&n); err != nil {
+// tables counts the day tables and the rollup tables.
+func tables(t *testing.T, s *Store) (days, rolled int) {
+	err := s.DB().QueryRow(`SELECT count(*) FILTER (WHERE regexp_matches(table_name, '^f[0-9]+_d[0-9]+$')),
+		count(*) FILTER (WHERE regexp_matches(table_name, '^f[0-9]+_d[0-9]+_[a-z]+$')) FROM duckdb_tables()`).Scan(&days, &rolled)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return days, rolled
 }
 
 // TestConcurrent appends, queries and expires at once (run with -race):
@@ -151,4 +158,105 @@ func TestConcurrent(t *testing.T) {
 		}
 	}
 	storetest.SameRecords(t, resp.Records, want)
+}
+
+// TestRollups appends many small batches (so rollup tables are merged
+// several times) and checks that the questions a rollup can answer are
+// planned onto one and get the same answer as from the records and from
+// the Go oracle, for windows on and off minute boundaries.
+func TestRollups(t *testing.T) {
+	s := open(t, t.TempDir())
+	s.compactMin = 500
+	ctx := context.Background()
+	id := store.StreamID{Account: "a", Stream: "r"}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+		t.Fatal(err)
+	}
+	recs := storetest.Records(30000, 3*time.Hour, 5) // crosses midnight
+	// Two counters whose sum passes 64 bits, in the same minute and key.
+	big := recs[0]
+	big.Bytes, big.Packets = 1<<63+5, 3
+	recs = append(recs, big, big)
+	for b := range slices.Chunk(recs, 1000) {
+		if err := s.Append(ctx, id, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	base := storetest.Base
+	odd := func(d time.Duration) time.Time { return base.Add(d + 61*time.Second + 7*time.Millisecond) }
+	sum := func(f string) query.Aggregate { return query.Aggregate{Func: "sum", Field: f} }
+	count := query.Aggregate{Func: "count"}
+	qs := []query.Request{
+		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets"), count}, Limit: 10},
+		{Since: odd(0), Until: odd(2 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets")}, Limit: 10},
+		{Since: odd(time.Hour), Until: base.Add(2 * time.Hour), Where: "srcaddr in 10.1.0.0/16", Aggregates: []query.Aggregate{count}},
+		{Since: base, Until: odd(150 * time.Minute), Interval: "5m", Where: "srcaddr in 10.0.0.0/8", Aggregates: []query.Aggregate{sum("packets")}, Limit: 1000},
+		{Since: odd(0), Until: odd(160 * time.Minute), Interval: "1h", GroupBy: []string{"protocol"}, Aggregates: []query.Aggregate{count, sum("packets")}, Limit: 1000},
+		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"dstport"}, Where: "protocol = 6 and dstport in (80, 443)", Aggregates: []query.Aggregate{count}, OrderBy: "dstport", Ascending: true},
+		{Since: odd(30 * time.Minute), Until: odd(90 * time.Minute), GroupBy: []string{"dstport"}, Where: "protocol != 1", Aggregates: []query.Aggregate{count}, Limit: 5},
+		{Since: base.Add(30 * time.Second), Until: base.Add(50 * time.Second), Aggregates: []query.Aggregate{count}}, // no whole minute
+	}
+	for i, q := range qs {
+		_, opts, err := s.source(id, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rolled := opts.Count != ""; rolled != (i < len(qs)-1) {
+			t.Errorf("query %d: answered from a rollup: %v", i, rolled)
+		}
+		got, err := s.Query(ctx, id, q)
+		if err != nil {
+			t.Fatalf("query %d: %v", i, err)
+		}
+		s.UseRollups(false)
+		fromRecords, err := s.Query(ctx, id, q)
+		s.UseRollups(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := storetest.Answer(q, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(want.Rows) == 0 {
+			t.Fatalf("query %d selects nothing", i)
+		}
+		storetest.Equal(t, q, got, want)
+		storetest.Equal(t, q, fromRecords, want)
+	}
+	// Each batch adds rows for most minutes of the (protocol, dstport)
+	// rollup; merging keeps it near one row per minute and key.
+	var rows, keys int
+	err := s.DB().QueryRow(`SELECT (SELECT count(*) FROM f1_d20526_port), (SELECT count(*) FROM
+		(SELECT DISTINCT "end" // 60000, protocol, dstport FROM f1_d20526))`).Scan(&rows, &keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows > 2*keys {
+		t.Errorf("port rollup of the first day has %d rows for %d minute keys: not merged", rows, keys)
+	}
+}
+
+// TestEarlierLayout checks that a data directory written with the earlier
+// table layout (text columns, no layout table) is refused, not misread.
+func TestEarlierLayout(t *testing.T) {
+	dir := t.TempDir()
+	c, err := duckdb.NewConnector(filepath.Join(dir, FileName), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	_, err = db.Exec(`CREATE TABLE streams (num INTEGER PRIMARY KEY, account VARCHAR, stream VARCHAR,
+		log_group VARCHAR, retention_days INTEGER, created BIGINT)`)
+	db.Close()
+	c.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := New(Config{Dir: dir}); err == nil || !strings.Contains(err.Error(), "earlier flowlog") {
+		if s != nil {
+			s.Close()
+		}
+		t.Fatalf("opening an earlier layout: %v, want a refusal", err)
+	}
 }

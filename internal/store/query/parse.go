@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,35 @@ type Cmp struct {
 type In struct {
 	Field  flow.Field
 	Values []Value
+}
+
+// FilterFields returns the names of the fields a filter refers to, each
+// once, in order of first use.
+func FilterFields(e Expr) []string {
+	var names []string
+	var walk func(Expr)
+	walk = func(e Expr) {
+		var name string
+		switch e := e.(type) {
+		case And:
+			walk(e.L)
+			walk(e.R)
+		case Or:
+			walk(e.L)
+			walk(e.R)
+		case Not:
+			walk(e.X)
+		case Cmp:
+			name = e.Field.Name
+		case In:
+			name = e.Field.Name
+		}
+		if name != "" && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
+	}
+	walk(e)
+	return names
 }
 
 func (And) expr() {}

@@ -144,3 +144,20 @@ func (placeholderDialect) Uint(x string) string             { return x }
 func (placeholderDialect) Sum(x string) string              { return x }
 func (placeholderDialect) CountDistinct(x []string) string  { return strings.Join(x, ",") }
 func (placeholderDialect) Bucket(x string, ms int64) string { return x }
+
+func TestFilterFields(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                      "[]",
+		"srcaddr in 10.0.0.0/8": "[srcaddr]",
+		"not (dstport = 1 or protocol = 6) and dstport in (2, 3)":  "[dstport protocol]",
+		"action = 'x' and (srcaddr = 1.2.3.4 or not action = 'y')": "[action srcaddr]",
+	} {
+		e, err := Parse(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(FilterFields(e)); got != want {
+			t.Errorf("FilterFields(%q) = %s, want %s", in, got, want)
+		}
+	}
+}

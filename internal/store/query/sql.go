@@ -215,9 +215,21 @@ func hostMask(bits int) uint64 {
 	return ^uint64(0) >> bits
 }
 
+// Options adapts Compile to a source other than the stored records.
+type Options struct {
+	// Count names a column holding how many records each source row
+	// stands for (a rollup); count(*) then sums it instead.
+	Count string
+}
+
 // Compile turns a validated request into SQL over from (a table name or a
 // parenthesised subquery holding the stored columns).
 func Compile(q Request, from string, d Dialect) (*Plan, error) {
+	return CompileWith(q, from, d, Options{})
+}
+
+// CompileWith is Compile over a source described by o.
+func CompileWith(q Request, from string, d Dialect, o Options) (*Plan, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
@@ -235,7 +247,7 @@ func Compile(q Request, from string, d Dialect) (*Plan, error) {
 		sql = p.rawSQL(from, where)
 	} else {
 		var err error
-		if sql, err = p.aggSQL(q, from, where, d); err != nil {
+		if sql, err = p.aggSQL(q, from, where, d, o); err != nil {
 			return nil, err
 		}
 	}
@@ -285,7 +297,7 @@ func fieldExprs(f flow.Field) ([]string, []SQLType) {
 	return []string{Quote(f.Name)}, []SQLType{SQLString}
 }
 
-func (p *Plan) aggSQL(q Request, from, where string, d Dialect) (string, error) {
+func (p *Plan) aggSQL(q Request, from, where string, d Dialect, o Options) (string, error) {
 	var sel, group, keyOrder []string
 	addOut := func(c Column, exprs []string, types []SQLType) {
 		p.columns = append(p.columns, c)
@@ -317,6 +329,9 @@ func (p *Plan) aggSQL(q Request, from, where string, d Dialect) (string, error) 
 		switch a.Func {
 		case "count":
 			x = d.Uint("count(*)")
+			if o.Count != "" {
+				x = d.Uint("coalesce(" + d.Sum(Quote(o.Count)) + ", 0)")
+			}
 		case "sum":
 			x = d.Uint("coalesce(" + d.Sum(Quote(a.Field)) + ", 0)")
 		case "count_distinct":
@@ -433,15 +448,21 @@ func RecordColumns(r *flow.Record, out []any) []any {
 			hi, lo := AddrParts(v)
 			out = append(out, hi, lo)
 		case string:
-			if !utf8.ValidString(v) {
-				v = strings.ToValidUTF8(v, "\uFFFD")
-			}
-			out = append(out, v)
+			out = append(out, StoredString(v))
 		default:
 			out = append(out, v)
 		}
 	}
 	return out
+}
+
+// StoredString is s as the stores keep it: valid UTF-8, an invalid byte
+// replaced by U+FFFD.
+func StoredString(s string) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	return s
 }
 
 // RecordFromColumns is the inverse of RecordColumns.

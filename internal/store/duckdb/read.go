@@ -1,0 +1,212 @@
+package duckdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	duckdb "github.com/duckdb/duckdb-go/v2"
+
+	"flowlog/internal/flow"
+	"flowlog/internal/store"
+	"flowlog/internal/store/query"
+)
+
+// Query implements store.Store.
+func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error) {
+	if err := q.Validate(); err != nil {
+		return nil, err
+	}
+	s.drop.RLock()
+	defer s.drop.RUnlock()
+	from, opts, err := s.source(id, q)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.run(ctx, q, from, opts, dialect{})
+	var de *duckdb.Error
+	if errors.As(err, &de) && de.Type == duckdb.ErrorTypeConversion {
+		resp, err = s.run(ctx, q, from, opts, dialect{exact: true})
+	}
+	return resp, err
+}
+
+func (s *Store) run(ctx context.Context, q query.Request, from string, o query.Options, d dialect) (*query.Response, error) {
+	p, err := query.CompileWith(q, from, d, o)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.db.QueryContext(ctx, p.SQL, p.Args...)
+	if err != nil {
+		return nil, fmt.Errorf("duckdb store: query: %w", err)
+	}
+	defer rows.Close()
+	resp := p.Response()
+	ptrs, vals := scanTargets(p.Types)
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return nil, fmt.Errorf("duckdb store: query: %w", err)
+		}
+		if err := p.Add(resp, deref(ptrs, vals)); err != nil {
+			return nil, err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("duckdb store: query: %w", err)
+	}
+	p.Finish(resp)
+	return resp, nil
+}
+
+// emptyTable stands in for a window without data.
+const emptyTable = "empty_flows"
+
+// source returns what a query over id reads: the rollup that answers it,
+// if there is one, or else the records of the window's days.
+func (s *Store) source(id store.StreamID, q query.Request) (string, query.Options, error) {
+	s.view.RLock()
+	defer s.view.RUnlock()
+	st, ok := s.streams[id]
+	if !ok {
+		return "", query.Options{}, fmt.Errorf("%w: %s", store.ErrNoStream, id)
+	}
+	first, last := store.Day(q.Since.UnixMilli()), store.Day(q.Until.UnixMilli()-1)
+	var days []string
+	for _, d := range st.days {
+		if d >= first && d <= last {
+			days = append(days, tableName(st.num, d))
+		}
+	}
+	if len(days) == 0 { // no day of the window holds data
+		days = []string{emptyTable}
+	}
+	if r, from, to, ok := rollupFor(q); ok && !s.noRollups.Load() && days[0] != emptyTable {
+		return rollupSource(r, days, q, from, to), query.Options{Count: countColumn}, nil
+	}
+	return decoded(days), query.Options{}, nil
+}
+
+// decoded reads the day tables with text fields decoded: each code
+// indexes the list of its field's values, read from the strings table in
+// the same snapshot as the records.
+func decoded(days []string) string {
+	var sel, lists []string
+	for _, c := range query.Columns {
+		col := query.Quote(c.Name)
+		if c.Type != query.SQLString {
+			sel = append(sel, "t."+col)
+			continue
+		}
+		name := flow.Fields[c.Field].Name
+		sel = append(sel, "d."+col+"[t."+col+" + 1] AS "+col)
+		lists = append(lists, "list(value ORDER BY code) FILTER (WHERE field = '"+name+"') AS "+col)
+	}
+	return "(SELECT " + strings.Join(sel, ", ") + " FROM " + union(days, "*", "") + " t, (SELECT " +
+		strings.Join(lists, ", ") + " FROM strings) d)"
+}
+
+// union selects cols from each table, under an optional condition.
+func union(tables []string, cols, where string) string {
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = "SELECT " + cols + " FROM " + query.Quote(t) + where
+	}
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// rollupSource reads the rollup's whole minutes [from, to) of the window,
+// and the records of the parts of a minute at either end of it, summed the
+// same way (each record counting once).
+func rollupSource(r rollup, days []string, q query.Request, from, to int64) string {
+	keys := r.keyColumns()
+	rolled := make([]string, len(days))
+	for i, d := range days {
+		rolled[i] = r.table(d)
+	}
+	f, t := strconv.FormatInt(from, 10), strconv.FormatInt(to, 10)
+	parts := []string{union(rolled, `"end", `+keys+", packets, bytes, "+countColumn,
+		` WHERE "end" >= `+f+` AND "end" < `+t)}
+	// Each end is its own range over its own day, which DuckDB filters
+	// while scanning.
+	edge := func(day string, a, b string) {
+		parts = append(parts, union([]string{day}, `"end", `+keys+", packets, bytes, CAST(1 AS UBIGINT) AS "+countColumn,
+			` WHERE "end" >= `+a+` AND "end" < `+b))
+	}
+	since, until := q.Since.UnixMilli(), q.Until.UnixMilli()
+	if since < from {
+		edge(days[0], strconv.FormatInt(since, 10), f)
+	}
+	if until > to {
+		edge(days[len(days)-1], t, strconv.FormatInt(until, 10))
+	}
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+func scanTargets(types []query.SQLType) ([]any, []any) {
+	ptrs := make([]any, len(types))
+	for i, t := range types {
+		switch t {
+		case query.SQLUint:
+			ptrs[i] = new(uint64)
+		case query.SQLInt:
+			ptrs[i] = new(int64)
+		default:
+			ptrs[i] = new(string)
+		}
+	}
+	return ptrs, make([]any, len(types))
+}
+
+func deref(ptrs, vals []any) []any {
+	for i, p := range ptrs {
+		switch p := p.(type) {
+		case *uint64:
+			vals[i] = *p
+		case *int64:
+			vals[i] = *p
+		case *string:
+			vals[i] = *p
+		}
+	}
+	return vals
+}
+
+// dialect binds every value as a prepared-statement parameter. Unless
+// exact, it sums counters as BIGINT, which DuckDB adds in 64 bits when its
+// statistics rule out overflow, instead of 128; a counter above 2^63 makes
+// that cast fail, and the query is run again exact.
+type dialect struct{ exact bool }
+
+func (d dialect) Sum(col string) string {
+	if d.exact {
+		return "sum(" + col + ")"
+	}
+	return "sum(CAST(" + col + " AS BIGINT))"
+}
+
+func (dialect) Bind(args *[]any, v any) string {
+	if u, ok := v.(uint64); ok {
+		if u > math.MaxInt64 { // database/sql refuses to bind these; a formatted number is safe
+			return "CAST(" + strconv.FormatUint(u, 10) + " AS UBIGINT)"
+		}
+		v = int64(u)
+	}
+	*args = append(*args, v)
+	return "?"
+}
+
+func (dialect) Uint(x string) string { return "CAST(" + x + " AS UBIGINT)" }
+
+func (dialect) CountDistinct(exprs []string) string {
+	if len(exprs) == 1 {
+		return "count(DISTINCT " + exprs[0] + ")"
+	}
+	return "count(DISTINCT (" + strings.Join(exprs, ", ") + "))"
+}
+
+func (dialect) Bucket(x string, ms int64) string {
+	return fmt.Sprintf("((%s // %d) * %d)", x, ms, ms)
+}
