@@ -41,7 +41,9 @@ FLOWLOG_ACCESS_KEY_ID / FLOWLOG_ACCESS_KEY_SECRET (and FLOWLOG_ACCOUNT_ID);
 when unset, the first start generates it, stores it and prints it once.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.LoadServe(configFile, os.Getenv, flagsSet(cmd, flags))
+			// Unset flags keep their zero values, which LoadServe reads as
+			// "not given".
+			cfg, err := config.LoadServe(configFile, os.Getenv, flags)
 			if err != nil {
 				return err
 			}
@@ -59,37 +61,6 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.StringVar(&flags.PcapDir, "pcap-dir", "", "where accounts other than the bootstrap one may replay capture files from (env FLOWLOG_PCAP_DIR; default: nowhere)")
 	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
 	return cmd
-}
-
-// flagsSet returns the flag values the user actually gave.
-func flagsSet(cmd *cobra.Command, v config.Serve) config.Serve {
-	var out config.Serve
-	f := cmd.Flags()
-	if f.Changed("listen") {
-		out.Listen = v.Listen
-	}
-	if f.Changed("data-dir") {
-		out.DataDir = v.DataDir
-	}
-	if f.Changed("flow-log-quota") {
-		out.FlowLogQuota = v.FlowLogQuota
-	}
-	if f.Changed("log-level") {
-		out.LogLevel = v.LogLevel
-	}
-	if f.Changed("netflow-listen") {
-		out.NetflowListen = v.NetflowListen
-	}
-	if f.Changed("netflow-v9-flow-count") {
-		out.NetflowV9FlowCount = v.NetflowV9FlowCount
-	}
-	if f.Changed("pcap-dir") {
-		out.PcapDir = v.PcapDir
-	}
-	if f.Changed("sflow-listen") {
-		out.SFlowListen = v.SFlowListen
-	}
-	return out
 }
 
 func serve(ctx context.Context, cfg config.Serve) error {
