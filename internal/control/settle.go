@@ -13,17 +13,12 @@ type Checker func(ctx context.Context, f FlowLog) (reason string, ready bool)
 // CheckOutputs is the control plane's own Checker: the flow log's log stream
 // must still exist.
 func (s *Service) CheckOutputs(ctx context.Context, f FlowLog) (string, bool) {
-	return s.OutputProblem(ctx, f), true
-}
-
-// OutputProblem says why a flow log's outputs cannot be used, or "".
-func (s *Service) OutputProblem(ctx context.Context, f FlowLog) string {
 	if sls, _ := f.Outputs(); sls {
 		if _, err := s.GetLogStream(ctx, f.AccountID, f.LogStreamID); err != nil {
-			return "log stream " + f.LogStreamID + " no longer exists"
+			return "log stream " + f.LogStreamID + " no longer exists", true
 		}
 	}
-	return ""
+	return "", true
 }
 
 // Settle moves flow logs out of transitional states once: pending and

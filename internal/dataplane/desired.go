@@ -52,7 +52,6 @@ func (p *Plane) wanted(ctx context.Context) (map[string]*desired, error) {
 		if !f.Enabled {
 			continue
 		}
-		d.reason = p.cfg.Control.OutputProblem(ctx, f)
 		for _, t := range f.Targets {
 			if err := p.addPoints(ctx, d, t); err != nil {
 				var r reason

@@ -25,10 +25,9 @@ type flowRun struct {
 
 // outputs are a flow log's sinks; a nil one is not used.
 type outputs struct {
-	stream   store.StreamID
-	sls      *ingest.Source
-	netflow  *export.Exporter
-	nfTarget string
+	stream  store.StreamID
+	sls     *ingest.Source
+	netflow *export.Exporter
 }
 
 // outputCounters count what a flow log handed to one output.

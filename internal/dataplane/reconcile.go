@@ -22,10 +22,9 @@ func (p *Plane) reconcile(ctx context.Context) error {
 	}
 	for id, f := range p.flows {
 		if d := want[id]; d == nil || len(d.points) == 0 || d.reason != "" {
-			p.stopFlow(id, f)
+			p.stopFlow(id, f) // which also drops its routes
 		}
 	}
-	p.routes.set(p.exporterRoutes())
 	applied := make(map[string]string, len(want))
 	for id, d := range want {
 		applied[id] = p.apply(ctx, d)

@@ -27,11 +27,11 @@ func (p *Plane) openOutputs(ctx context.Context, fl control.FlowLog) (*outputs, 
 	o := &outputs{}
 	sls, nf := fl.Outputs()
 	if nf {
-		e, target, err := openExporter(fl)
+		e, err := openExporter(fl)
 		if err != nil {
 			return nil, err
 		}
-		o.netflow, o.nfTarget = e, target
+		o.netflow = e
 	}
 	if sls {
 		src, id, err := p.openStream(ctx, fl)
@@ -57,22 +57,22 @@ func (p *Plane) closeOutputs(o *outputs) {
 	}
 }
 
-func openExporter(fl control.FlowLog) (*export.Exporter, string, error) {
+func openExporter(fl control.FlowLog) (*export.Exporter, error) {
 	addr, err := netip.ParseAddr(fl.NetflowServerIP)
 	if err != nil || addr.IsUnspecified() || addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
-		return nil, "", fmt.Errorf("netflow collector address %q is not a host address", fl.NetflowServerIP)
+		return nil, fmt.Errorf("netflow collector address %q is not a host address", fl.NetflowServerIP)
 	}
 	target := net.JoinHostPort(addr.String(), strconv.Itoa(fl.NetflowServerPort))
 	ver, err := export.ParseVersion(fl.NetflowVersion)
 	if err != nil {
-		return nil, "", fmt.Errorf("netflow version %q is not supported", fl.NetflowVersion)
+		return nil, fmt.Errorf("netflow version %q is not supported", fl.NetflowVersion)
 	}
 	e, err := export.New(export.Config{Collector: target, Version: ver, Domain: export.DomainID(fl.ID),
 		SamplingInterval: uint32(max(fl.Sampling, 1))})
 	if err != nil {
-		return nil, "", fmt.Errorf("netflow collector %s cannot be reached: %v", target, err)
+		return nil, fmt.Errorf("netflow collector %s cannot be reached: %v", target, err)
 	}
-	return e, target, nil
+	return e, nil
 }
 
 // openStream returns the flow log's source in its log stream's pipeline,
