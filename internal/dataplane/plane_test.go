@@ -149,16 +149,31 @@ func quietLink(t *testing.T, name string) {
 	t.Cleanup(func() { exec.Command("ip", "link", "del", name).Run() })
 }
 
+// captureLink joins a peer namespace to this one by a veth pair,
+// 10.<n>.0.1 here and 10.<n>.0.2 there, and makes a capture gateway
+// attached to the near end.
+func (r *rig) captureLink(n int) (peer string, gw control.Gateway, att control.Attachment) {
+	r.t.Helper()
+	peer = testutil.Netns(r.t)
+	host, _ := testutil.Veth(r.t, "", fmt.Sprintf("10.%d.0.1/24", n), peer, fmt.Sprintf("10.%d.0.2/24", n))
+	gw = r.gateway(control.GatewayInput{Kind: ptr(control.KindCapture)})
+	return peer, gw, r.attach(gw.ID, control.AttachmentInput{Interface: &host})
+}
+
+// ping sends count echo requests from peer to dst, then waits for the
+// capture ring to hand over its last block.
+func ping(t *testing.T, peer, dst string, count int) {
+	testutil.InNetns(t, peer, "ping", "-c", fmt.Sprint(count), "-i", "0.1", "-q", dst)
+	time.Sleep(ringDelay)
+}
+
 // TestCaptureLifecycle captures on a veth end in this namespace while a
 // peer namespace pings across it, and follows one flow log through enable,
 // disable, enable and delete.
 func TestCaptureLifecycle(t *testing.T) {
 	testutil.Root(t)
 	r := newRig(t, "")
-	peer := testutil.Netns(t)
-	host, _ := testutil.Veth(t, "", "10.241.0.1/24", peer, "10.241.0.2/24")
-	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindCapture)})
-	att := r.attach(gw.ID, control.AttachmentInput{Interface: &host})
+	peer, gw, att := r.captureLink(241)
 	ls := r.stream()
 	f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
 		InactiveAging: ptr(10), Targets: []control.Target{{GatewayID: gw.ID}}})
@@ -166,10 +181,7 @@ func TestCaptureLifecycle(t *testing.T) {
 	if got := r.state(f.ID); got.State != control.StateAvailable || got.StateReason != "" {
 		t.Fatalf("state %s %q, want available", got.State, got.StateReason)
 	}
-	ping := func(n int) {
-		testutil.InNetns(t, peer, "ping", "-c", fmt.Sprint(n), "-i", "0.1", "-q", "10.241.0.1")
-		time.Sleep(ringDelay) // the capture ring hands over its last block
-	}
+	ping := func(n int) { ping(t, peer, "10.241.0.1", n) }
 
 	ping(3)
 	recs := r.records(ls, time.Now().Add(30*time.Second))
@@ -383,16 +395,12 @@ func testPcapReplay(t *testing.T, pace string) {
 func TestDeliveredWithinAggregation(t *testing.T) {
 	testutil.Root(t)
 	r := newRig(t, "")
-	peer := testutil.Netns(t)
-	host, _ := testutil.Veth(t, "", "10.242.0.1/24", peer, "10.242.0.2/24")
-	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindCapture)})
-	r.attach(gw.ID, control.AttachmentInput{Interface: &host})
+	peer, gw, _ := r.captureLink(242)
 	ls := r.stream()
 	r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
 		InactiveAging: ptr(600), AggregationInterval: ptr(60), Targets: []control.Target{{GatewayID: gw.ID}}})
 	r.step()
-	testutil.InNetns(t, peer, "ping", "-c", "2", "-i", "0.1", "-q", "10.242.0.1")
-	time.Sleep(ringDelay)
+	ping(t, peer, "10.242.0.1", 2)
 	last := time.Now()
 	if got := icmpPackets(r.records(ls, last.Add(50*time.Second)), "10.242.0.2"); got != 0 {
 		t.Fatalf("flow ended before its (capped) inactive timeout: %d packets", got)
