@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -174,23 +175,11 @@ func waitEqual(t *testing.T, what string, within time.Duration, want map[string]
 	t.Helper()
 	var g map[string]uint64
 	for deadline := time.Now().Add(within); time.Now().Before(deadline); time.Sleep(time.Second) {
-		if g = got(); equal(g, want) {
+		if g = got(); maps.Equal(g, want) {
 			return
 		}
 	}
 	t.Errorf("%s: packets per flow differ from what was sent\n got: %s\nsent: %s", what, show(g), show(want))
-}
-
-func equal(a, b map[string]uint64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
 }
 
 func show(m map[string]uint64) string {
@@ -433,7 +422,7 @@ func TestEndToEnd(t *testing.T) {
 			got[k] += f.Packets
 		}
 	}
-	if !equal(got, sent[2]) {
+	if !maps.Equal(got, sent[2]) {
 		t.Errorf("nfdump: packets per flow differ from what was sent\n got: %s\nsent: %s", show(got), show(sent[2]))
 	}
 
