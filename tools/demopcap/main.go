@@ -6,12 +6,14 @@
 package main
 
 import (
+	"cmp"
 	"flag"
 	"fmt"
 	"log"
 	"math/rand/v2"
 	"net"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/gopacket/gopacket"
@@ -67,7 +69,7 @@ func write(path string, pkts []packet) error {
 	if err := w.WriteFileHeader(snaplen, layers.LinkTypeEthernet); err != nil {
 		return err
 	}
-	sortByTime(pkts)
+	slices.SortStableFunc(pkts, func(a, b packet) int { return cmp.Compare(a.at, b.at) })
 	for _, p := range pkts {
 		data := p.data[:min(len(p.data), snaplen)]
 		ci := gopacket.CaptureInfo{Timestamp: start.Add(p.at), CaptureLength: len(data), Length: len(p.data)}
@@ -76,14 +78,6 @@ func write(path string, pkts []packet) error {
 		}
 	}
 	return nil
-}
-
-func sortByTime(p []packet) {
-	for i := 1; i < len(p); i++ { // insertion sort keeps equal times in order
-		for j := i; j > 0 && p[j].at < p[j-1].at; j-- {
-			p[j], p[j-1] = p[j-1], p[j]
-		}
-	}
 }
 
 // frame serializes an Ethernet/IPv4 frame around l4 and payload.
