@@ -53,11 +53,11 @@ func TestQuickStart(t *testing.T) {
 	if err := os.Symlink(demo, filepath.Join(dir, "demo")); err != nil {
 		t.Fatal(err)
 	}
-	addr := "127.0.0.1:" + itoa(testutil.FreeTCPPort(t))
+	addr := "127.0.0.1:" + strconv.Itoa(testutil.FreeTCPPort(t))
 	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir, "XDG_DATA_HOME=" + filepath.Join(dir, "xdg"),
 		"FLOWLOG_LISTEN=" + addr, "FLOWLOG_SERVER=http://" + addr,
-		"FLOWLOG_NETFLOW_LISTEN=127.0.0.1:" + itoa(testutil.FreeUDPPort(t)),
-		"FLOWLOG_SFLOW_LISTEN=127.0.0.1:" + itoa(testutil.FreeUDPPort(t))}
+		"FLOWLOG_NETFLOW_LISTEN=127.0.0.1:" + strconv.Itoa(testutil.FreeUDPPort(t)),
+		"FLOWLOG_SFLOW_LISTEN=127.0.0.1:" + strconv.Itoa(testutil.FreeUDPPort(t))}
 
 	serve := exec.Command("./bin/flowlog", "serve")
 	serve.Dir, serve.Env = dir, env
@@ -89,8 +89,6 @@ func TestQuickStart(t *testing.T) {
 	}
 	t.Fatalf("the quick start's query never showed the demo's hosts:\n%s\nserver:\n%s", out, serveOut.String())
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
 
 // waitHealthy waits for the server's /healthz, failing with its output.
 func waitHealthy(t *testing.T, url string, out *strings.Builder) {
