@@ -22,12 +22,8 @@ import (
 // TestCollectCommand runs `flowlog collect` and checks that records
 // exported to it come out as JSON lines.
 func TestCollectCommand(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "flowlog")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, out)
-	}
 	port := testutil.FreeUDPPort(t)
-	cmd := exec.Command(bin, "collect", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--format", "jsonl")
+	cmd := exec.Command(testutil.Binary(t), "collect", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--format", "jsonl")
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -100,10 +96,7 @@ func TestCollectCommand(t *testing.T) {
 // --v9-flow-count.
 func TestCollectV9FlowCount(t *testing.T) {
 	softflowd := testutil.Peer(t, "softflowd")
-	bin := filepath.Join(t.TempDir(), "flowlog")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("build: %v: %s", err, out)
-	}
+	bin := testutil.Binary(t)
 	pcap := filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap", "ovpn.pcap")
 	for _, flag := range []bool{false, true} {
 		port := testutil.FreeUDPPort(t)

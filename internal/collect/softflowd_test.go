@@ -2,13 +2,11 @@ package collect
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os/exec"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"testing"
 	"time"
 
@@ -48,22 +46,13 @@ func runSoftflowd(t *testing.T, softflowd, pcap string, version, port int) {
 // flow, packet and byte totals as it gives nfcapd.
 func TestSoftflowdToCollectorMatchesNfcapd(t *testing.T) {
 	softflowd := testutil.Peer(t, "softflowd")
-	nfcapd := testutil.Peer(t, "nfcapd")
-	nfdump := testutil.Peer(t, "nfdump")
 	pcaps := softflowdPcaps(t)
 	for _, version := range []int{5, 9, 10} {
 		t.Run(fmt.Sprint("v", version), func(t *testing.T) {
 			// softflowd's v9 header count covers only flow records.
 			c, s := start(t, Config{Workers: 2, Session: netflow.SessionConfig{V9FlowCount: version == 9}})
 			ourPort := c.Addrs()[0].(*net.UDPAddr).Port
-			nfPort := testutil.FreeUDPPort(t)
-			dir := t.TempDir()
-			nf := exec.Command(nfcapd, "-b", "127.0.0.1", "-p", fmt.Sprint(nfPort), "-w", dir, "-B", "8000000", "-t", "3600")
-			if err := nf.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer nf.Process.Kill()
-			time.Sleep(300 * time.Millisecond)
+			nfPort, stopNfcapd := testutil.StartNfcapd(t)
 			for _, p := range pcaps {
 				runSoftflowd(t, softflowd, p, version, ourPort)
 				runSoftflowd(t, softflowd, p, version, nfPort)
@@ -74,20 +63,7 @@ func TestSoftflowdToCollectorMatchesNfcapd(t *testing.T) {
 				ours.packets += r.Packets
 				ours.bytes += r.Bytes
 			}
-			time.Sleep(200 * time.Millisecond)
-			nf.Process.Signal(syscall.SIGTERM)
-			nf.Wait()
-			out, err := exec.Command(nfdump, "-R", dir, "-o", "json").Output()
-			if err != nil {
-				t.Fatalf("nfdump: %v", err)
-			}
-			var flows []struct {
-				Packets uint64 `json:"in_packets"`
-				Bytes   uint64 `json:"in_bytes"`
-			}
-			if err := json.Unmarshal(out, &flows); err != nil {
-				t.Fatalf("nfdump json: %v", err)
-			}
+			flows, _ := stopNfcapd()
 			var theirs totals
 			for _, f := range flows {
 				theirs.flows++

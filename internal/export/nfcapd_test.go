@@ -11,10 +11,6 @@ import (
 	"flowlog/internal/testutil"
 )
 
-type nfdumpFlow = testutil.NfdumpFlow
-
-func startNfcapd(t *testing.T) (int, func() ([]nfdumpFlow, string)) { return testutil.StartNfcapd(t) }
-
 // TestNfcapdReceivesExport: nfdump reports the flows, packets, bytes and
 // times we export, for each version.
 func TestNfcapdReceivesExport(t *testing.T) {
@@ -24,7 +20,7 @@ func TestNfcapdReceivesExport(t *testing.T) {
 		rate    uint32
 	}{{netflow.V5, 0}, {netflow.V9, 0}, {netflow.IPFIX, 0}} {
 		t.Run(fmt.Sprintf("v%d_rate%d", tc.version, tc.rate), func(t *testing.T) {
-			port, stop := startNfcapd(t)
+			port, stop := testutil.StartNfcapd(t)
 			recs := testRecords(300, base)
 			e, err := New(Config{Collector: fmt.Sprintf("127.0.0.1:%d", port), Version: tc.version,
 				Domain: 3, SamplingInterval: tc.rate})

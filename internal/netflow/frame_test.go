@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"flowlog/internal/flow"
+	"flowlog/internal/netflow/netflowtest"
 	"flowlog/internal/testutil"
 )
 
@@ -49,7 +50,7 @@ func TestSampledHeaderMatchesTshark(t *testing.T) {
 		frames = append(frames, ethernetFrames(t, f)...)
 	}
 	all := filepath.Join(t.TempDir(), "frames.pcap")
-	if err := writeFrames(all, frames); err != nil {
+	if err := netflowtest.WriteFrames(all, frames); err != nil {
 		t.Fatal(err)
 	}
 	compared, tsharkIP := 0, 0
@@ -105,22 +106,4 @@ func TestSampledHeaderMatchesTshark(t *testing.T) {
 		t.Fatalf("compared %d of %d IP frames", compared, tsharkIP)
 	}
 	t.Logf("%d frames compared", compared)
-}
-
-// writeFrames writes Ethernet frames to a classic pcap file.
-func writeFrames(path string, frames [][]byte) error {
-	b := binary.LittleEndian.AppendUint32(nil, 0xa1b2c3d4)
-	b = binary.LittleEndian.AppendUint16(b, 2)
-	b = binary.LittleEndian.AppendUint16(b, 4)
-	b = append(b, make([]byte, 8)...)
-	b = binary.LittleEndian.AppendUint32(b, 65535)
-	b = binary.LittleEndian.AppendUint32(b, 1)
-	for i, f := range frames {
-		b = binary.LittleEndian.AppendUint32(b, uint32(i))
-		b = binary.LittleEndian.AppendUint32(b, 0)
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(f)))
-		b = binary.LittleEndian.AppendUint32(b, uint32(len(f)))
-		b = append(b, f...)
-	}
-	return os.WriteFile(path, b, 0o644)
 }

@@ -55,9 +55,6 @@ type Result struct {
 	Unknown int    // data sets whose template is not (yet) known
 	Dropped int    // held data sets given up on (expired or over the limit)
 	Lost    uint64 // flows, packets or records missing by sequence number
-
-	optionRecords int // options data records decoded
-	msgRecords    int // data records (options too) of this message, for the IPFIX sequence
 }
 
 type domainKey struct {
@@ -128,14 +125,17 @@ func (s *Session) Decode(pkt []byte, now time.Time, out []flow.Record) ([]flow.R
 	if len(s.pending) > 0 {
 		res.Dropped += s.expirePending(now.UnixMilli())
 	}
+	before := len(out)
 	switch v {
 	case V5:
-		return s.decodeV5(pkt, out, res)
+		out, res, err = s.decodeV5(pkt, out, res)
 	case V9:
-		return s.decodeV9(pkt, now, out, res)
+		out, res, err = s.decodeV9(pkt, now, out, res)
 	default:
-		return s.decodeIPFIX(pkt, now, out, res)
+		out, res, err = s.decodeIPFIX(pkt, now, out, res)
 	}
+	res.Records = len(out) - before
+	return out, res, err
 }
 
 func (s *Session) domain(k domainKey) (*domain, error) {
@@ -186,11 +186,10 @@ func (s *Session) decodeV9(pkt []byte, now time.Time, out []flow.Record, res Res
 			return out, res, err
 		}
 	}
-	out, err = s.sets(pkt[20:], key, d, h, now, out, &res)
+	out, _, err = s.sets(pkt[20:], key, d, h, now, out, &res)
 	if err == nil {
 		res.Lost = d.sequence(seq, seq+1, true)
 	}
-	res.optionRecords, res.msgRecords = 0, 0
 	return out, res, err
 }
 
@@ -237,35 +236,38 @@ func (s *Session) decodeIPFIX(pkt []byte, now time.Time, out []flow.Record, res 
 	if err != nil {
 		return out, res, err
 	}
-	out, err = s.sets(pkt[16:n], key, d, h, now, out, &res)
+	var records int
+	out, records, err = s.sets(pkt[16:n], key, d, h, now, out, &res)
 	if err == nil {
 		// The sequence counts data records, options data included; unknown
 		// sets make the next expected number unknowable.
-		res.Lost = d.sequence(seq, seq+uint32(res.msgRecords), res.Unknown == 0)
+		res.Lost = d.sequence(seq, seq+uint32(records), res.Unknown == 0)
 	}
-	res.optionRecords, res.msgRecords = 0, 0
 	return out, res, err
 }
 
-// sets walks the (flow)sets of a v9 or IPFIX packet.
-func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Time, out []flow.Record, res *Result) ([]flow.Record, error) {
+// sets walks the (flow)sets of a v9 or IPFIX packet. It returns the data
+// records (options data included) of the packet's own data sets, which the
+// IPFIX sequence number counts.
+func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Time, out []flow.Record, res *Result) ([]flow.Record, int, error) {
+	records := 0
 	for len(b) > 0 {
 		if len(b) < 4 {
 			if allZero(b) {
-				return out, nil
+				return out, records, nil
 			}
-			return out, fmt.Errorf("set header: %w", ErrShort)
+			return out, records, fmt.Errorf("set header: %w", ErrShort)
 		}
 		id := binary.BigEndian.Uint16(b)
 		n := int(binary.BigEndian.Uint16(b[2:]))
 		if n < 4 {
 			if allZero(b) { // zero fill after the last set
-				return out, nil
+				return out, records, nil
 			}
-			return out, fmt.Errorf("set %d length %d: %w", id, n, ErrLength)
+			return out, records, fmt.Errorf("set %d length %d: %w", id, n, ErrLength)
 		}
 		if n > len(b) {
-			return out, fmt.Errorf("set %d length %d of %d: %w", id, n, len(b), ErrLength)
+			return out, records, fmt.Errorf("set %d length %d of %d: %w", id, n, len(b), ErrLength)
 		}
 		body := b[4:n]
 		b = b[n:]
@@ -290,15 +292,15 @@ func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Ti
 				res.Dropped += s.hold(key, id, h, body, now.UnixMilli())
 				continue
 			}
-			n0 := res.Records + res.optionRecords
-			out, err = d.data(p, body, h, out, res)
-			res.msgRecords += res.Records + res.optionRecords - n0
+			var n int
+			out, n, err = d.data(p, body, h, out)
+			records += n
 		}
 		if err != nil {
-			return out, err
+			return out, records, err
 		}
 	}
-	return out, nil
+	return out, records, nil
 }
 
 func allZero(b []byte) bool {
@@ -450,7 +452,7 @@ func (s *Session) release(key domainKey, d *domain, tid uint16, out []flow.Recor
 		}
 		s.pendingBytes -= len(ps.data)
 		var err error
-		if out, err = d.data(d.plans[tid], ps.data, ps.hdr, out, res); err != nil {
+		if out, _, err = d.data(d.plans[tid], ps.data, ps.hdr, out); err != nil {
 			res.Dropped++
 		}
 	}
@@ -476,22 +478,25 @@ func (s *Session) expirePending(nowMs int64) int {
 	return dropped
 }
 
-// data decodes the records of one data set.
-func (d *domain) data(p *plan, b []byte, h header, out []flow.Record, res *Result) ([]flow.Record, error) {
+// data decodes the records of one data set: flow records are appended to
+// out, options records update the domain. It returns how many records of
+// either kind it decoded.
+func (d *domain) data(p *plan, b []byte, h header, out []flow.Record) ([]flow.Record, int, error) {
 	var x raw
+	records := 0
 	if p.options {
 		var r flow.Record
 		for len(b) >= p.minLen {
 			x = raw{}
 			n := p.record(b, &r, &x)
 			if n < 0 {
-				return out, fmt.Errorf("options record of template %d: %w", p.tpl.ID, ErrShort)
+				return out, records, fmt.Errorf("options record of template %d: %w", p.tpl.ID, ErrShort)
 			}
 			b = b[n:]
-			res.optionRecords++
+			records++
 			d.options(&x)
 		}
-		return out, nil
+		return out, records, nil
 	}
 	for len(b) >= p.minLen {
 		out = append(out, flow.Record{})
@@ -500,13 +505,13 @@ func (d *domain) data(p *plan, b []byte, h header, out []flow.Record, res *Resul
 		n := p.record(b, r, &x)
 		if n < 0 {
 			out = out[:len(out)-1]
-			return out, fmt.Errorf("data record of template %d: %w", p.tpl.ID, ErrShort)
+			return out, records, fmt.Errorf("data record of template %d: %w", p.tpl.ID, ErrShort)
 		}
 		b = b[n:]
 		d.finish(r, &x, &h)
-		res.Records++
+		records++
 	}
-	return out, nil
+	return out, records, nil
 }
 
 // options takes sampling rates and the system init time from options data.

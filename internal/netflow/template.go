@@ -125,8 +125,8 @@ func targetOf(f Field) target {
 	if f.PEN != 0 || f.Len == varLen || f.Len == 0 {
 		return tSkip
 	}
-	uintOK := f.Len <= 8
 	t := tSkip
+	size := uint16(0) // the only length the element is read at; 0: an unsigned of up to 8 bytes
 	switch f.ID {
 	case ieOctetDelta:
 		t = tBytes
@@ -147,25 +147,13 @@ func targetOf(f Field) target {
 	case ieDstPort:
 		t = tDstPort
 	case ieSrcIPv4:
-		if f.Len == 4 {
-			return tSrc4
-		}
-		return tSkip
+		t, size = tSrc4, 4
 	case ieDstIPv4:
-		if f.Len == 4 {
-			return tDst4
-		}
-		return tSkip
+		t, size = tDst4, 4
 	case ieSrcIPv6:
-		if f.Len == 16 {
-			return tSrc6
-		}
-		return tSkip
+		t, size = tSrc6, 16
 	case ieDstIPv6:
-		if f.Len == 16 {
-			return tDst6
-		}
-		return tSkip
+		t, size = tDst6, 16
 	case ieIngressIf:
 		t = tIn
 	case ieEgressIf:
@@ -183,15 +171,9 @@ func targetOf(f Field) target {
 	case ieEndMs:
 		t = tEndMs
 	case ieStartUs, ieStartNs:
-		if f.Len == 8 {
-			return tStartNTP
-		}
-		return tSkip
+		t, size = tStartNTP, 8
 	case ieEndUs, ieEndNs:
-		if f.Len == 8 {
-			return tEndNTP
-		}
-		return tSkip
+		t, size = tEndNTP, 8
 	case ieSysInitMs:
 		t = tSysInit
 	case ieVLAN, ieDot1qVLAN:
@@ -217,7 +199,7 @@ func targetOf(f Field) target {
 	case ieSamplingPktSpace:
 		t = tPktSpace
 	}
-	if !uintOK {
+	if size != 0 && f.Len != size || size == 0 && f.Len > 8 {
 		return tSkip
 	}
 	return t

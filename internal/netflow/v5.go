@@ -134,7 +134,6 @@ func (s *Session) decodeV5(pkt []byte, out []flow.Record, res Result) ([]flow.Re
 		}
 		r.SamplingInterval = h.rate
 	}
-	res.Records = count
-	res.Lost = d.sequence(binary.BigEndian.Uint32(pkt[16:]), seq+uint32(count), true)
+	res.Lost = d.sequence(seq, seq+uint32(count), true)
 	return out, res, nil
 }

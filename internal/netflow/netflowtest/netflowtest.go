@@ -32,25 +32,30 @@ type Datagram struct {
 
 // WriteDatagrams writes datagrams to 192.0.2.2:dstPort in a pcap file.
 func WriteDatagrams(path string, ds []Datagram, dstPort uint16) error {
-	var b bytes.Buffer
-	hdr := []uint32{0xa1b2c3d4, 0x00040002, 0, 0, 65535 + 64, 1}
-	for i, v := range hdr {
-		if i == 1 {
-			binary.Write(&b, binary.LittleEndian, uint16(2))
-			binary.Write(&b, binary.LittleEndian, uint16(4))
-			continue
-		}
-		binary.Write(&b, binary.LittleEndian, v)
-	}
+	frames := make([][]byte, len(ds))
 	for i, d := range ds {
-		frame := udpFrame(d, dstPort)
-		binary.Write(&b, binary.LittleEndian, uint32(1700000000+i))
-		binary.Write(&b, binary.LittleEndian, uint32(0))
-		binary.Write(&b, binary.LittleEndian, uint32(len(frame)))
-		binary.Write(&b, binary.LittleEndian, uint32(len(frame)))
-		b.Write(frame)
+		frames[i] = udpFrame(d, dstPort)
 	}
-	return os.WriteFile(path, b.Bytes(), 0o644)
+	return WriteFrames(path, frames)
+}
+
+// WriteFrames writes Ethernet frames, one per packet a second apart, to a
+// classic little-endian pcap file.
+func WriteFrames(path string, frames [][]byte) error {
+	b := binary.LittleEndian.AppendUint32(nil, 0xa1b2c3d4)
+	b = binary.LittleEndian.AppendUint16(b, 2)
+	b = binary.LittleEndian.AppendUint16(b, 4)
+	b = append(b, make([]byte, 8)...)                 // time zone, accuracy
+	b = binary.LittleEndian.AppendUint32(b, 65535+64) // snap length: any UDP datagram
+	b = binary.LittleEndian.AppendUint32(b, 1)        // Ethernet
+	for i, f := range frames {
+		b = binary.LittleEndian.AppendUint32(b, uint32(1700000000+i))
+		b = binary.LittleEndian.AppendUint32(b, 0)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(f)))
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(f)))
+		b = append(b, f...)
+	}
+	return os.WriteFile(path, b, 0o644)
 }
 
 func udpFrame(d Datagram, port uint16) []byte {
