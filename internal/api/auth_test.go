@@ -4,27 +4,14 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"sort"
 	"strings"
 	"testing"
 	"time"
-
-	"flowlog/internal/api/auth"
-	"flowlog/internal/testutil"
 )
-
-func newBareServer(t *testing.T) *testutil.Server { return testutil.NewServer(t) }
-
-func signRequest(r *http.Request, body []byte, keyID, secret string, now time.Time) {
-	auth.Sign(r, body, keyID, secret, now)
-}
-
-func decodeJSON(r io.Reader, v any) { json.NewDecoder(r).Decode(v) }
 
 // independentSign signs with a from-scratch implementation of the algorithm
 // as cloud-apis.md describes it, signing exactly the headers given (host
@@ -72,15 +59,9 @@ func TestSignatures(t *testing.T) {
 	e := newEnv(t)
 	send := func(req *http.Request) (int, string) {
 		t.Helper()
-		resp, err := e.cf.RoundTrip(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		decodeJSON(resp.Body, &m)
+		status, m := e.roundTrip(req)
 		code, _ := m["code"].(string)
-		return resp.StatusCode, code
+		return status, code
 	}
 	newReq := func(method, path, body string) *http.Request {
 		req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))

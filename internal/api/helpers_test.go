@@ -129,6 +129,20 @@ func (e *env) clientFor(keyID, secret string) *client.Client {
 	return c
 }
 
+// roundTrip sends req through the conformance checker and decodes the JSON
+// answer (nil if none).
+func (e *env) roundTrip(req *http.Request) (int, map[string]any) {
+	e.t.Helper()
+	resp, err := e.cf.RoundTrip(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
+}
+
 // call sends a request and returns status and decoded JSON object (nil if none).
 func call(t testing.TB, c *client.Client, method, path string, body any) (int, map[string]any) {
 	t.Helper()

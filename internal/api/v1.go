@@ -351,19 +351,17 @@ func (s *Server) listFlowLogs(w http.ResponseWriter, r *http.Request, c caller) 
 		}
 		fl.Limit = n
 	}
+	limit := fl.Limit
+	fl.Limit++ // one more tells whether a next page exists
 	fls, total, err := s.svc.ListFlowLogs(r.Context(), c.account, fl)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	next := ""
-	if len(fls) == fl.Limit {
-		next = fls[len(fls)-1].ID
-		rest := fl
-		rest.Marker, rest.Limit = next, 1
-		if more, _, err := s.svc.ListFlowLogs(r.Context(), c.account, rest); err == nil && len(more) == 0 {
-			next = ""
-		}
+	if len(fls) > limit {
+		fls = fls[:limit]
+		next = fls[limit-1].ID
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"flow_logs": fls, "total_count": total, "next_marker": next})
 }

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"flowlog/internal/api/auth"
+	"flowlog/internal/testutil"
 )
 
 func TestGatewaysAndAttachments(t *testing.T) {
@@ -514,7 +517,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 
 	raw := func(method, path, body string) (int, map[string]any) {
 		req, _ := http.NewRequest(method, e.srv.URL+path, strings.NewReader(body))
-		return sendSigned(t, e, req, []byte(body))
+		return e.sendSigned(req, []byte(body))
 	}
 	for _, c := range []struct {
 		method, path, body string
@@ -549,18 +552,11 @@ func TestBadInputChangesNothing(t *testing.T) {
 }
 
 // sendSigned signs and sends a raw request through the conformance checker.
-func sendSigned(t testing.TB, e *env, req *http.Request, body []byte) (int, map[string]any) {
-	t.Helper()
+func (e *env) sendSigned(req *http.Request, body []byte) (int, map[string]any) {
+	e.t.Helper()
 	req.Header.Set("User-Agent", "test")
-	signRequest(req, body, e.srv.KeyID, e.srv.Secret, time.Now())
-	resp, err := e.cf.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	decodeJSON(resp.Body, &m)
-	return resp.StatusCode, m
+	auth.Sign(req, body, e.srv.KeyID, e.srv.Secret, time.Now())
+	return e.roundTrip(req)
 }
 
 // snapshot returns every resource of the account, for before/after checks.
@@ -638,7 +634,7 @@ func TestDataDirIsPrivateAndSecretsStayOutOfLogs(t *testing.T) {
 }
 
 func TestGeneratedBootstrapKeyPrintedOnce(t *testing.T) {
-	srv := newBareServer(t)
+	srv := testutil.NewServer(t)
 	srv.Start()
 	out1, _ := srv.Logs()
 	srv.Stop()

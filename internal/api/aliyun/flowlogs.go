@@ -519,9 +519,9 @@ func (d *dialect) describeUnbindSags(ctx context.Context, c *Call) (any, error) 
 		return nil, err
 	}
 	bound := map[string]bool{}
-	for i := range all {
-		for _, g := range gatewaysOf(&all[i]) {
-			bound[g] = true
+	for _, f := range all {
+		for _, t := range f.Targets {
+			bound[t.GatewayID] = true
 		}
 	}
 	res := &unbindReply{Sags: sags{Sag: []sag{}}}

@@ -30,8 +30,6 @@ type Config struct {
 	// MaxNonces bounds the remembered nonces; beyond it requests are refused
 	// with 503 until old ones expire. Default 262144.
 	MaxNonces int
-	// MaxBody bounds a form body. Default 1 MiB.
-	MaxBody int64
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; default slog.Default().
@@ -45,9 +43,6 @@ func (c Config) withDefaults() Config {
 	if c.MaxNonces <= 0 {
 		c.MaxNonces = 1 << 18
 	}
-	if c.MaxBody <= 0 {
-		c.MaxBody = 1 << 20
-	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
@@ -56,6 +51,9 @@ func (c Config) withDefaults() Config {
 	}
 	return c
 }
+
+// maxBody bounds a form body; errBodyTooLarge answers a larger one.
+const maxBody = 1 << 20
 
 // Call is one authenticated RPC call.
 type Call struct {
@@ -130,7 +128,7 @@ func (s *Server) params(w http.ResponseWriter, r *http.Request) (map[string]stri
 		}
 		return params, errMethod
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxBody)
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
 	err := r.ParseForm()
 	for k, v := range r.Form {
 		params[k] = v[0]

@@ -140,12 +140,9 @@ func (d *dialect) create(ctx context.Context, c *call) (result, error) {
 		fin.ClientToken = token[0]
 		c.w.Header().Set("X-Client-Token", token[0])
 	}
-	f, created, err := d.ctl.CreateFlowLog(ctx, c.account, fin)
+	f, _, err := d.ctl.CreateFlowLog(ctx, c.account, fin)
 	if err != nil {
 		return result{}, err
-	}
-	if created { // the control plane returns a new flow log without its bindings
-		f.Targets = fin.Targets
 	}
 	return result{http.StatusAccepted, flowLogReply{view(&f, c.router.ID), c.requestID}}, nil
 }

@@ -22,10 +22,12 @@ import (
 
 // Config tunes the dialect.
 type Config struct {
-	Now     func() time.Time // clock for the X-Sdk-Date window; time.Now if nil
-	Logger  *slog.Logger     // internal errors; slog.Default() if nil
-	MaxBody int64            // largest body; 1 MiB if 0
+	Now    func() time.Time // clock for the X-Sdk-Date window; time.Now if nil
+	Logger *slog.Logger     // internal errors; slog.Default() if nil
 }
+
+// maxBody is the largest request body accepted; errTooLarge answers a larger one.
+const maxBody = 1 << 20
 
 // Deps is what the dialect needs from the server.
 type Deps struct {
@@ -40,9 +42,6 @@ func Register(mux *http.ServeMux, cfg Config, deps Deps) {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
-	}
-	if cfg.MaxBody <= 0 {
-		cfg.MaxBody = 1 << 20
 	}
 	d := &dialect{cfg: cfg, ctl: deps.Control, keys: deps.Keys}
 	const base = "/v3/{project_id}/enterprise-router/{er_id}/flow-logs"
@@ -97,7 +96,7 @@ func (d *dialect) op(fn func(ctx context.Context, c *call) (result, error)) http
 
 func (d *dialect) serve(c *call, fn func(ctx context.Context, c *call) (result, error)) (result, error) {
 	ctx := c.r.Context()
-	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, d.cfg.MaxBody))
+	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxBody))
 	var tooLarge *http.MaxBytesError
 	if errors.As(err, &tooLarge) {
 		return result{}, errTooLarge

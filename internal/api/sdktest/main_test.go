@@ -2,7 +2,9 @@ package sdktest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"flowlog/internal/api/auth"
+	"flowlog/internal/client"
 )
 
 // The bootstrap account of the shared server.
@@ -139,34 +141,18 @@ var boot = creds{bootAccount, bootKey, bootSecret}
 // v1 sends a signed request to the native API and decodes the JSON answer.
 func (s *server) v1(t *testing.T, c creds, method, path string, body any) (int, map[string]any) {
 	t.Helper()
-	var b []byte
-	if body != nil {
-		var err error
-		if b, err = json.Marshal(body); err != nil {
-			t.Fatal(err)
-		}
-	}
-	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(b))
-	if err != nil {
+	resp, err := client.New(s.url, c.key, c.secret).Do(context.Background(), method, path, nil, body, nil)
+	var ae *client.APIError
+	if err != nil && !errors.As(err, &ae) {
 		t.Fatal(err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	auth.Sign(req, b, c.key, c.secret, time.Now())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
-	if len(bytes.TrimSpace(raw)) > 0 {
-		if err := json.Unmarshal(raw, &out); err != nil {
-			t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+	if len(bytes.TrimSpace(resp.Body)) > 0 {
+		if err := json.Unmarshal(resp.Body, &out); err != nil {
+			t.Fatalf("%s %s: %d %s", method, path, resp.Status, resp.Body)
 		}
 	}
-	return resp.StatusCode, out
+	return resp.Status, out
 }
 
 // must is v1 that fails the test unless the status is want.
