@@ -76,8 +76,6 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// startServer runs flowlog serve on a free loopback port with its state in
-// dataDir and waits until /healthz answers.
 func freeUDPPort() (int, error) {
 	c, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
@@ -87,6 +85,8 @@ func freeUDPPort() (int, error) {
 	return c.LocalAddr().(*net.UDPAddr).Port, nil
 }
 
+// startServer runs flowlog serve on a free loopback port with its state in
+// dataDir and waits until /healthz answers.
 func startServer(dataDir string, args ...string) (*server, error) {
 	port, err := freePort()
 	if err != nil {
