@@ -17,11 +17,9 @@ import (
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/smartag"
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/region"
-	er "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/er/v3"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/er/v3/model"
 
+	"flowlog/internal/api/sdktest"
 	"flowlog/internal/client"
 	"flowlog/internal/flow"
 	"flowlog/internal/store/query"
@@ -191,28 +189,6 @@ func show(m map[string]uint64) string {
 	return strings.Join(parts, " ")
 }
 
-func aliyun(t *testing.T, srv *testutil.Server) *smartag.Client {
-	c, err := smartag.NewClientWithAccessKey("cn-shanghai", srv.KeyID, srv.Secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Domain = strings.TrimPrefix(srv.URL, "http://")
-	return c
-}
-
-func huawei(t *testing.T, srv *testutil.Server) *er.ErClient {
-	cred, err := basic.NewCredentialsBuilder().WithAk(srv.KeyID).WithSk(srv.Secret).
-		WithProjectId(srv.Account).SafeBuild()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc, err := er.ErClientBuilder().WithRegion(region.NewRegion("local-1", srv.URL)).WithCredential(cred).SafeBuild()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return er.NewErClient(hc)
-}
-
 // waitFor polls cond every 100 ms for up to within.
 func waitFor(t *testing.T, what string, within time.Duration, cond func() bool) {
 	t.Helper()
@@ -252,7 +228,7 @@ func TestEndToEnd(t *testing.T) {
 	stream3 := w.id("POST", "/v1/log-groups/"+lg+"/log-streams", map[string]any{"name": "router"})
 
 	// Huawei: a flow log on the attachment of link 1, to an LTS stream.
-	hw := huawei(t, w.srv)
+	hw := sdktest.Huawei(t, w.srv.URL, w.srv.KeyID, w.srv.Secret, w.srv.Account)
 	hres, err := hw.CreateFlowLog(&model.CreateFlowLogRequest{ErId: er1, Body: &model.CreateFlowLogRequestBody{
 		FlowLog: &model.FlowLogRequest{Name: "hw", ResourceType: model.GetFlowLogRequestResourceTypeEnum().ATTACHMENT,
 			ResourceId: att1, LogGroupId: lg, LogStreamId: stream1,
@@ -267,7 +243,7 @@ func TestEndToEnd(t *testing.T) {
 	})
 
 	// Alibaba: OutputType=all, IPFIX to nfcapd, bound to the SAG of link 2.
-	ali := aliyun(t, w.srv)
+	ali := sdktest.Aliyun(t, strings.TrimPrefix(w.srv.URL, "http://"), w.srv.KeyID, w.srv.Secret)
 	creq := smartag.CreateCreateFlowLogRequest()
 	creq.Name, creq.OutputType, creq.NetflowVersion = "sag", "all", "V10"
 	creq.NetflowServerIp, creq.NetflowServerPort = "127.0.0.1", requests.NewInteger(nfPort)

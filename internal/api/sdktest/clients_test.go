@@ -12,35 +12,16 @@ import (
 
 	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/smartag"
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/auth/basic"
-	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/region"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
 	er "github.com/huaweicloud/huaweicloud-sdk-go-v3/services/er/v3"
 )
 
-// aliyun returns an unmodified Alibaba smartag client pointed at host.
 func aliyun(t *testing.T, host string, c creds) *smartag.Client {
-	t.Helper()
-	cl, err := smartag.NewClientWithAccessKey("cn-shanghai", c.key, c.secret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl.Domain = host
-	return cl
+	return Aliyun(t, host, c.key, c.secret)
 }
 
-// huawei returns an unmodified Huawei ER client for project, pointed at url.
 func huawei(t *testing.T, url string, c creds, project string) *er.ErClient {
-	t.Helper()
-	cred, err := basic.NewCredentialsBuilder().WithAk(c.key).WithSk(c.secret).WithProjectId(project).SafeBuild()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hc, err := er.ErClientBuilder().WithRegion(region.NewRegion("local-1", url)).WithCredential(cred).SafeBuild()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return er.NewErClient(hc)
+	return Huawei(t, url, c.key, c.secret, project)
 }
 
 // aliyunCode asserts err is an Alibaba server error with status and code,
