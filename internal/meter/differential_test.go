@@ -179,6 +179,7 @@ func waitUDPDrained(t *testing.T, port int) {
 	t.Fatalf("udp port %d not drained", port)
 }
 
+// ourTotals sums our records' packets and bytes per 5-tuple.
 func ourTotals(recs []flow.Record) map[tuple]*totals {
 	sum := map[tuple]*totals{}
 	for _, r := range recs {
