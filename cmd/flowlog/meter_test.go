@@ -24,18 +24,8 @@ import (
 	"flowlog/internal/testutil"
 )
 
-// buildFlowlog builds this command into a temporary directory.
-func buildFlowlog(t testing.TB) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "flowlog")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
 func TestMeterFileFormats(t *testing.T) {
-	bin := buildFlowlog(t)
+	bin := testutil.Binary(t)
 	pcap := filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/icmp.pcap")
 	for _, c := range []struct{ format, want string }{
 		{"jsonl", `"srcaddr":"192.168.158.139","dstaddr":"174.137.42.77"`},
@@ -168,7 +158,7 @@ func TestMeterLive(t *testing.T) {
 	for _, tool := range []string{"ip", "ping", "nc", "dumpcap", "tshark"} {
 		testutil.Peer(t, tool)
 	}
-	bin := buildFlowlog(t)
+	bin := testutil.Binary(t)
 	nsA, nsB, vA, _ := vethPair(t)
 	bpfFile := filepath.Join(t.TempDir(), "udp.bpf")
 	os.WriteFile(bpfFile, []byte(udpOnlyFilter(t)), 0o644)
@@ -257,7 +247,7 @@ func TestMeterLive(t *testing.T) {
 func BenchmarkMeterLive(b *testing.B) {
 	testutil.Root(b)
 	testutil.Peer(b, "tcpreplay")
-	bin := buildFlowlog(b)
+	bin := testutil.Binary(b)
 	nsA, nsB, vA, vB := vethPair(b)
 	const n = 1_000_000
 	pcap := filepath.Join(b.TempDir(), "udp.pcap")

@@ -39,11 +39,9 @@ type Live struct {
 }
 
 type liveIface struct {
-	name  string
-	link  packet.LinkType
-	tp    *afpacket.TPacket
-	mu    sync.Mutex
-	stats IfaceStats
+	name string
+	link packet.LinkType
+	tp   *afpacket.TPacket
 }
 
 // OpenLive opens one ring per interface. It needs CAP_NET_RAW.
@@ -103,7 +101,7 @@ func openIface(name string, cfg LiveConfig) (*liveIface, error) {
 			return nil, fmt.Errorf("capture: filter on %s: %w", name, err)
 		}
 	}
-	return &liveIface{name: name, link: link, tp: tp, stats: IfaceStats{Interface: name}}, nil
+	return &liveIface{name: name, link: link, tp: tp}, nil
 }
 
 // ifaceLinkType maps the interface's ARPHRD type to the framing AF_PACKET
@@ -213,7 +211,8 @@ func (b *frameBatch) flush(h func([]packet.Frame)) {
 	b.arena = b.arena[:0]
 }
 
-// Stats returns the kernel's counters per interface since opening.
+// Stats returns the kernel's counters per interface since opening (the
+// kernel clears them at each reading; afpacket adds them up).
 func (l *Live) Stats() ([]IfaceStats, error) {
 	out := make([]IfaceStats, 0, len(l.ifaces))
 	for _, ifc := range l.ifaces {
@@ -221,12 +220,8 @@ func (l *Live) Stats() ([]IfaceStats, error) {
 		if err != nil {
 			return nil, fmt.Errorf("capture: stats of %s: %w", ifc.name, err)
 		}
-		ifc.mu.Lock()
-		ifc.stats.Packets = uint64(v3.Packets())
-		ifc.stats.Drops = uint64(v3.Drops())
-		ifc.stats.QueueFreezes = uint64(v3.QueueFreezes())
-		out = append(out, ifc.stats)
-		ifc.mu.Unlock()
+		out = append(out, IfaceStats{Interface: ifc.name, Packets: uint64(v3.Packets()),
+			Drops: uint64(v3.Drops()), QueueFreezes: uint64(v3.QueueFreezes())})
 	}
 	return out, nil
 }

@@ -11,10 +11,10 @@ import (
 type Field struct {
 	Name string
 	Kind Kind
-	get  func(*Record) any
 	set  func(*Record, any) error
-	// Typed getters, one set per Kind, for bulk writers that must not box
-	// every value into an interface.
+	// The getter of the field's Kind (the others are nil): bulk writers
+	// call it without boxing the value; Get, Text and MarshalJSON go
+	// through it too.
 	uint func(*Record) uint64
 	str  func(*Record) string
 	addr func(*Record) netip.Addr
@@ -51,7 +51,6 @@ var Fields = []Field{
 	strField("log_status", func(r *Record) *string { return &r.LogStatus }),
 	uintField("tcp_flags", func(r *Record) *uint16 { return &r.TCPFlags }),
 	{Name: "flow_direction", Kind: KindString,
-		get: func(r *Record) any { return r.FlowDirection.String() },
 		str: func(r *Record) string { return r.FlowDirection.String() },
 		set: func(r *Record, v any) error {
 			d, ok := ParseDirection(fmt.Sprint(v))
@@ -67,7 +66,6 @@ var Fields = []Field{
 	uintField("icmp_type", func(r *Record) *uint8 { return &r.ICMPType }),
 	uintField("icmp_code", func(r *Record) *uint8 { return &r.ICMPCode }),
 	{Name: "end_reason", Kind: KindString,
-		get: func(r *Record) any { return r.EndReason.String() },
 		str: func(r *Record) string { return r.EndReason.String() },
 		set: func(r *Record, v any) error {
 			e, ok := ParseEndReason(fmt.Sprint(v))
@@ -98,7 +96,17 @@ func FieldByName(name string) (Field, bool) {
 }
 
 // Get returns the field's value: string, netip.Addr, uint64 or int64.
-func (f Field) Get(r *Record) any { return f.get(r) }
+func (f Field) Get(r *Record) any {
+	switch f.Kind {
+	case KindUint:
+		return f.uint(r)
+	case KindTime:
+		return f.time(r)
+	case KindAddr:
+		return f.addr(r)
+	}
+	return f.str(r)
+}
 
 // Uint returns the value of a KindUint field.
 func (f Field) Uint(r *Record) uint64 { return f.uint(r) }
@@ -117,20 +125,18 @@ func (f Field) Set(r *Record, v any) error { return f.set(r, v) }
 
 // Text returns the field's value as text, as CSV and tables print it.
 func (f Field) Text(r *Record) string {
-	switch v := f.get(r).(type) {
-	case string:
-		return v
-	case netip.Addr:
-		if !v.IsValid() {
-			return ""
+	switch f.Kind {
+	case KindUint:
+		return strconv.FormatUint(f.uint(r), 10)
+	case KindTime:
+		return strconv.FormatInt(f.time(r), 10)
+	case KindAddr:
+		if a := f.addr(r); a.IsValid() {
+			return a.String()
 		}
-		return v.String()
-	case uint64:
-		return strconv.FormatUint(v, 10)
-	case int64:
-		return strconv.FormatInt(v, 10)
+		return ""
 	}
-	return ""
+	return f.str(r)
 }
 
 // MarshalJSON writes the record as one flat object keyed by field name.
@@ -143,19 +149,19 @@ func (r *Record) MarshalJSON() ([]byte, error) {
 		}
 		b = strconv.AppendQuote(b, f.Name)
 		b = append(b, ':')
-		switch v := f.get(r).(type) {
-		case string:
-			b = appendJSONString(b, v)
-		case netip.Addr:
-			if v.IsValid() {
-				b = strconv.AppendQuote(b, v.String())
+		switch f.Kind {
+		case KindUint:
+			b = strconv.AppendUint(b, f.uint(r), 10)
+		case KindTime:
+			b = strconv.AppendInt(b, f.time(r), 10)
+		case KindAddr:
+			if a := f.addr(r); a.IsValid() {
+				b = strconv.AppendQuote(b, a.String())
 			} else {
 				b = append(b, `""`...)
 			}
-		case uint64:
-			b = strconv.AppendUint(b, v, 10)
-		case int64:
-			b = strconv.AppendInt(b, v, 10)
+		default:
+			b = appendJSONString(b, f.str(r))
 		}
 	}
 	return append(b, '}'), nil
@@ -207,7 +213,6 @@ type unsigned interface {
 
 func uintField[T unsigned](name string, p func(*Record) *T) Field {
 	return Field{Name: name, Kind: KindUint,
-		get:  func(r *Record) any { return uint64(*p(r)) },
 		uint: func(r *Record) uint64 { return uint64(*p(r)) },
 		set: func(r *Record, v any) error {
 			u, err := toUint(v)
@@ -239,7 +244,6 @@ func toUint(v any) (uint64, error) {
 
 func timeField(name string, p func(*Record) *int64) Field {
 	return Field{Name: name, Kind: KindTime,
-		get:  func(r *Record) any { return *p(r) },
 		time: func(r *Record) int64 { return *p(r) },
 		set: func(r *Record, v any) error {
 			switch x := v.(type) {
@@ -262,14 +266,12 @@ func timeField(name string, p func(*Record) *int64) Field {
 
 func strField(name string, p func(*Record) *string) Field {
 	return Field{Name: name, Kind: KindString,
-		get: func(r *Record) any { return *p(r) },
 		str: func(r *Record) string { return *p(r) },
 		set: func(r *Record, v any) error { *p(r) = fmt.Sprint(v); return nil }}
 }
 
 func addrField(name string, p func(*Record) *netip.Addr) Field {
 	return Field{Name: name, Kind: KindAddr,
-		get:  func(r *Record) any { return *p(r) },
 		addr: func(r *Record) netip.Addr { return *p(r) },
 		set: func(r *Record, v any) error {
 			switch x := v.(type) {

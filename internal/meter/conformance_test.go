@@ -241,23 +241,8 @@ func checkFlow(t *testing.T, recs []flow.Record, m match) {
 // outer bytes.
 func checkOuter(t *testing.T, recs []flow.Record, m match) {
 	t.Helper()
-	type tuple struct {
-		src, dst     netip.Addr
-		sport, dport uint16
-		proto        uint8
-	}
-	type sums struct{ pkts, bytes uint64 }
-	per := map[tuple]*sums{}
-	for _, r := range recs {
-		k := tuple{r.SrcAddr, r.DstAddr, r.SrcPort, r.DstPort, r.Protocol}
-		if per[k] == nil {
-			per[k] = &sums{}
-		}
-		per[k].pkts += r.Packets
-		per[k].bytes += r.Bytes
-	}
-	for k, s := range per {
-		if s.pkts == m.wantPkts && s.bytes == m.wantBytes && (k.proto == 47 || k.proto == 17) {
+	for k, s := range ourTotals(recs) {
+		if s.packets == m.wantPkts && s.bytes == m.wantBytes && (k.proto == 47 || k.proto == 17) {
 			return
 		}
 	}

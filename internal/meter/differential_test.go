@@ -1,17 +1,12 @@
 package meter_test
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,12 +42,8 @@ var differentialSkip = map[string]string{
 // with nfcapd and reads it back with nfdump.
 func softflowdTotals(t *testing.T, path string, maxlife time.Duration) map[tuple]*totals {
 	softflowd := testutil.Peer(t, "softflowd")
-	nfcapd := testutil.Peer(t, "nfcapd")
-	nfdump := testutil.Peer(t, "nfdump")
+	port, stop := testutil.StartNfcapd(t)
 	dir := t.TempDir()
-	os.Mkdir(dir+"/flows", 0o755)
-	port, capd, capLog, exited := startNfcapd(t, nfcapd, dir+"/flows")
-	defer capd.Process.Kill()
 	// -c must come before -r: after it, softflowd waits for a control client.
 	out, err := exec.Command(softflowd, "-c", dir+"/sf.ctl", "-r", path, "-n", "127.0.0.1:"+strconv.Itoa(port), "-v", "10", "-6",
 		"-m", "262144", "-t", fmt.Sprintf("maxlife=%d", int(maxlife.Seconds())), "-d",
@@ -60,125 +51,35 @@ func softflowdTotals(t *testing.T, path string, maxlife time.Duration) map[tuple
 	if err != nil {
 		t.Fatalf("softflowd: %v\n%s", err, out)
 	}
-	waitUDPDrained(t, port)
-	time.Sleep(100 * time.Millisecond) // let nfcapd store what it read
-	capd.Process.Signal(syscall.SIGTERM)
-	if err := <-exited; err != nil {
-		t.Fatalf("nfcapd: %v\n%s", err, capLog.String())
-	}
-	js, err := exec.Command(nfdump, "-R", dir+"/flows", "-o", "json").Output()
-	if err != nil {
-		t.Fatalf("nfdump: %v", err)
-	}
-	var recs []map[string]any
-	if len(bytes.TrimSpace(js)) > 0 && !bytes.Contains(js, []byte("No matching flows")) {
-		if err := json.Unmarshal(js, &recs); err != nil {
-			t.Fatalf("nfdump json: %v\n%s", err, js)
-		}
-	}
+	flows, _ := stop()
 	sum := map[tuple]*totals{}
-	for _, r := range recs {
-		u := func(k string) uint64 { f, _ := r[k].(float64); return uint64(f) }
-		a := func(k string) netip.Addr {
-			for _, v := range []string{k + "4_addr", k + "6_addr"} {
-				if s, ok := r[v].(string); ok {
-					return netip.MustParseAddr(s)
-				}
-			}
-			return netip.Addr{}
-		}
-		k := tuple{src: a("src"), dst: a("dst"), proto: uint8(u("proto"))}
+	for _, f := range flows {
+		k := tuple{src: nfdumpAddr(f.Src4, f.Src6), dst: nfdumpAddr(f.Dst4, f.Dst6), proto: f.Proto}
 		if k.proto == 1 || k.proto == 58 {
-			k.dport = uint16(u("icmp_type")<<8 | u("icmp_code"))
+			k.dport = uint16(f.ICMPType)<<8 | uint16(f.ICMPCode)
 		} else {
-			k.sport, k.dport = uint16(u("src_port")), uint16(u("dst_port"))
+			k.sport, k.dport = f.SrcPort, f.DstPort
 		}
 		if sum[k] == nil {
 			sum[k] = &totals{}
 		}
-		sum[k].packets += u("in_packets")
-		sum[k].bytes += u("in_bytes")
+		sum[k].packets += f.Packets
+		sum[k].bytes += f.Bytes
 	}
 	return sum
 }
 
-// usedPorts keeps parallel subtests from picking the same port.
-var usedPorts sync.Map
-
-// startNfcapd starts nfcapd on a free port, trying another port when the
-// chosen one is taken before nfcapd binds it, and waits until it listens.
-func startNfcapd(t *testing.T, nfcapd, dir string) (int, *exec.Cmd, *syncBuffer, chan error) {
-	for attempt := 0; ; attempt++ {
-		port := testutil.FreeUDPPort(t)
-		if _, dup := usedPorts.LoadOrStore(port, true); dup {
-			continue
+// nfdumpAddr is the address of an nfdump record, IPv4 or IPv6.
+func nfdumpAddr(v4, v6 string) netip.Addr {
+	for _, s := range []string{v4, v6} {
+		if s != "" {
+			return netip.MustParseAddr(s)
 		}
-		log := &syncBuffer{}
-		capd := exec.Command(nfcapd, "-b", "127.0.0.1", "-p", strconv.Itoa(port), "-w", dir, "-B", "4000000", "-t", "3600")
-		capd.Stdout, capd.Stderr = log, log
-		if err := capd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		exited := make(chan error, 1)
-		go func() { exited <- capd.Wait() }()
-		hex := fmt.Sprintf(":%04X ", port)
-		for range 200 {
-			select {
-			case err := <-exited:
-				if strings.Contains(log.String(), "Address already in use") && attempt < 5 {
-					goto retry
-				}
-				t.Fatalf("nfcapd exited: %v\n%s", err, log.String())
-			default:
-			}
-			if b, _ := os.ReadFile("/proc/net/udp"); bytes.Contains(b, []byte(hex)) && strings.Contains(log.String(), "Startup") {
-				return port, capd, log, exited
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatalf("nfcapd does not listen on udp port %d:\n%s", port, log.String())
-	retry:
 	}
+	return netip.Addr{}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writing process and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// waitUDPDrained waits until the UDP port's receive queue is empty.
-func waitUDPDrained(t *testing.T, port int) {
-	local := fmt.Sprintf(":%04X", port)
-	for range 200 {
-		b, _ := os.ReadFile("/proc/net/udp")
-		drained := true
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && strings.HasSuffix(f[1], local) && !strings.HasSuffix(f[4], ":00000000") {
-				drained = false
-			}
-		}
-		if drained {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("udp port %d not drained", port)
-}
-
+// ourTotals sums our records' packets and bytes per 5-tuple.
 func ourTotals(recs []flow.Record) map[tuple]*totals {
 	sum := map[tuple]*totals{}
 	for _, r := range recs {

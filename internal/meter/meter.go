@@ -98,6 +98,7 @@ type Meter struct {
 	// batchState holds FeedBatch's decoded frames and their keys' hashes,
 	// computed once.
 	batchState struct {
+		keep    [batchLen]bool // picked by sampling
 		infos   [batchLen]packet.Info
 		hashes  [batchLen]uint64
 		errs    [batchLen]error
@@ -178,7 +179,8 @@ func (m *Meter) Feed(ts time.Time, lt packet.LinkType, frame []byte) {
 }
 
 func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
-	if !m.admit(now) {
+	m.tick(now)
+	if !m.sample() {
 		return
 	}
 	err := packet.Decode(lt, frame, &m.info)
@@ -189,8 +191,8 @@ func (m *Meter) feed(now int64, lt packet.LinkType, frame []byte) {
 	m.meter(now, m.tab.hash(&m.info.Key), &m.info)
 }
 
-// admit counts a packet, moves the clock, and applies sampling.
-func (m *Meter) admit(now int64) bool {
+// tick counts a packet and moves the clock.
+func (m *Meter) tick(now int64) {
 	m.stats.Packets++
 	if !m.epochSet {
 		m.epoch, m.epochSet = now/1e6-epochSlack, true
@@ -201,6 +203,10 @@ func (m *Meter) admit(now int64) bool {
 	if m.now >= m.nextSwp {
 		m.sweep(m.now)
 	}
+}
+
+// sample applies 1:N sampling: whether to meter the packet.
+func (m *Meter) sample() bool {
 	if m.sampling > 1 && !m.pick() {
 		m.stats.Sampled++
 		return false
@@ -242,12 +248,19 @@ func (m *Meter) FeedBatch(frames []packet.Frame) {
 }
 
 // feedBatch works in passes so that each pass's memory loads are
-// independent of one another and the CPU can have many in flight: decode
-// and hash, load the hash buckets, load the entries they point to, then
-// account.
+// independent of one another and the CPU can have many in flight: sample,
+// decode and hash, load the hash buckets, load the entries they point to,
+// then account. Sampling picks the same packets as Feed would (it depends
+// on nothing but the order of packets), and the packets it skips are not
+// decoded.
 func (m *Meter) feedBatch(frames []packet.Frame) {
 	b := &m.batchState
 	for i := range frames {
+		b.keep[i] = m.sample()
+		if !b.keep[i] {
+			b.hashes[i] = 0 // its warming loads only bucket 0
+			continue
+		}
 		b.errs[i] = packet.Decode(frames[i].Link, frames[i].Data, &b.infos[i])
 		b.hashes[i] = m.tab.hash(&b.infos[i].Key)
 	}
@@ -260,7 +273,8 @@ func (m *Meter) feedBatch(frames []packet.Frame) {
 	}
 	b.sink = sink
 	for i := range frames {
-		if !m.admit(frames[i].TS) {
+		m.tick(frames[i].TS)
+		if !b.keep[i] {
 			continue
 		}
 		if b.errs[i] != nil {

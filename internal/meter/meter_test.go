@@ -404,3 +404,35 @@ func TestFeedBatchEqualsFeed(t *testing.T) {
 		}
 	}
 }
+
+// TestFeedBatchSamplingEqualsFeed: FeedBatch samples before it decodes;
+// with 1:N sampling, deterministic or random, it must still pick the same
+// packets as Feed and make the same records and counters.
+func TestFeedBatchSamplingEqualsFeed(t *testing.T) {
+	frames := make([]packet.Frame, 1000)
+	for i := range frames {
+		data := frame(t, "10.0.0.1", "10.0.0.2", 17, uint16(i%13), 53, "", i%50)
+		if i%97 == 0 {
+			data = data[:20] // truncated: a drop when sampled in
+		}
+		frames[i] = packet.Frame{TS: at(float64(i) * 0.05).UnixNano(), Link: packet.LinkEthernet, Data: data}
+	}
+	for _, random := range []bool{false, true} {
+		cfg := meter.Config{Sampling: 7, RandomSampling: random, Seed: 3, InactiveTimeout: time.Second}
+		one, oneCol := newMeter(t, cfg)
+		for _, f := range frames {
+			one.Feed(time.Unix(0, f.TS), f.Link, f.Data)
+		}
+		one.Flush()
+		batched, batchedCol := newMeter(t, cfg)
+		batched.FeedBatch(frames)
+		batched.Flush()
+		if !slices.Equal(oneCol.recs, batchedCol.recs) || one.Stats() != batched.Stats() {
+			t.Fatalf("random=%v: Feed made %d records, %+v; FeedBatch %d, %+v",
+				random, len(oneCol.recs), one.Stats(), len(batchedCol.recs), batched.Stats())
+		}
+		if st := one.Stats(); st.Sampled == 0 || st.Truncated == 0 || len(oneCol.recs) == 0 {
+			t.Fatalf("random=%v: the test meters nothing or drops nothing: %+v", random, st)
+		}
+	}
+}

@@ -1,12 +1,15 @@
 package testutil
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -29,36 +32,32 @@ type NfdumpFlow struct {
 	Last     string `json:"last"`
 }
 
-// StartNfcapd runs nfcapd on a free port writing into a temp dir, and
-// returns the port and a function that stops it and returns the flows
-// nfdump reads back.
+// StartNfcapd runs nfcapd on a free port writing into a temp dir, waits
+// until it listens, and returns the port and a function that waits until
+// nfcapd has read everything sent to it, stops it and returns the flows
+// nfdump reads back, with `nfdump -E`'s statistics of its file.
 func StartNfcapd(t testing.TB) (int, func() ([]NfdumpFlow, string)) {
 	t.Helper()
 	nfcapd := Peer(t, "nfcapd")
 	nfdump := Peer(t, "nfdump")
 	dir := t.TempDir()
-	port := FreeUDPPort(t)
-	cmd := exec.Command(nfcapd, "-b", "127.0.0.1", "-p", fmt.Sprint(port), "-w", dir, "-B", "8000000", "-t", "3600")
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	port, cmd, log, exited := startNfcapd(t, nfcapd, dir)
 	t.Cleanup(func() { cmd.Process.Kill() })
-	time.Sleep(300 * time.Millisecond) // let it bind
 	return port, func() ([]NfdumpFlow, string) {
-		time.Sleep(300 * time.Millisecond) // let it drain its socket
+		waitUDPDrained(t, port)
+		time.Sleep(100 * time.Millisecond) // let nfcapd store what it read
 		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
 		select {
-		case <-done:
+		case err := <-exited:
+			if err != nil {
+				t.Fatalf("nfcapd: %v\n%s", err, log.String())
+			}
 		case <-time.After(10 * time.Second):
-			t.Fatalf("nfcapd did not stop: %s", out.String())
+			t.Fatalf("nfcapd did not stop: %s", log.String())
 		}
 		files, _ := filepath.Glob(filepath.Join(dir, "nfcapd.*"))
 		if len(files) == 0 {
-			t.Fatalf("nfcapd wrote no file: %s", out.String())
+			t.Fatalf("nfcapd wrote no file: %s", log.String())
 		}
 		dump := exec.Command(nfdump, "-R", dir, "-o", "json")
 		dump.Env = append(os.Environ(), "TZ=UTC")
@@ -67,7 +66,7 @@ func StartNfcapd(t testing.TB) (int, func() ([]NfdumpFlow, string)) {
 			t.Fatalf("nfdump: %v", err)
 		}
 		var flows []NfdumpFlow
-		if len(strings.TrimSpace(string(js))) > 0 {
+		if len(bytes.TrimSpace(js)) > 0 && !bytes.Contains(js, []byte("No matching flows")) {
 			if err := json.Unmarshal(js, &flows); err != nil {
 				t.Fatalf("nfdump json: %v: %.300s", err, js)
 			}
@@ -75,4 +74,65 @@ func StartNfcapd(t testing.TB) (int, func() ([]NfdumpFlow, string)) {
 		info, _ := exec.Command(nfdump, "-E", files[0]).CombinedOutput()
 		return flows, string(info)
 	}
+}
+
+// usedPorts keeps parallel tests from picking the same port.
+var usedPorts sync.Map
+
+// startNfcapd starts nfcapd on a free port, trying another port when the
+// chosen one is taken before nfcapd binds it, and waits until it listens.
+func startNfcapd(t testing.TB, nfcapd, dir string) (int, *exec.Cmd, *syncBuffer, chan error) {
+	t.Helper()
+attempts:
+	for attempt := 0; ; attempt++ {
+		port := FreeUDPPort(t)
+		if _, dup := usedPorts.LoadOrStore(port, true); dup {
+			continue
+		}
+		log := &syncBuffer{}
+		cmd := exec.Command(nfcapd, "-b", "127.0.0.1", "-p", strconv.Itoa(port), "-w", dir, "-B", "8000000", "-t", "3600")
+		cmd.Stdout, cmd.Stderr = log, log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		exited := make(chan error, 1)
+		go func() { exited <- cmd.Wait() }()
+		hex := fmt.Sprintf(":%04X ", port)
+		for range 1000 {
+			select {
+			case err := <-exited:
+				if attempt < 5 && strings.Contains(log.String(), "Address already in use") {
+					continue attempts
+				}
+				t.Fatalf("nfcapd exited: %v\n%s", err, log.String())
+			default:
+			}
+			if b, _ := os.ReadFile("/proc/net/udp"); bytes.Contains(b, []byte(hex)) && strings.Contains(log.String(), "Startup") {
+				return port, cmd, log, exited
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("nfcapd does not listen on udp port %d:\n%s", port, log.String())
+	}
+}
+
+// waitUDPDrained waits until the receive queue of the UDP port is empty.
+func waitUDPDrained(t testing.TB, port int) {
+	t.Helper()
+	local := fmt.Sprintf(":%04X", port)
+	for range 200 {
+		b, _ := os.ReadFile("/proc/net/udp")
+		drained := true
+		for _, line := range strings.Split(string(b), "\n") {
+			f := strings.Fields(line)
+			if len(f) > 4 && strings.HasSuffix(f[1], local) && !strings.HasSuffix(f[4], ":00000000") {
+				drained = false
+			}
+		}
+		if drained {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("udp port %d not drained", port)
 }
