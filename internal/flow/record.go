@@ -127,8 +127,8 @@ type Record struct {
 	OutputIfIndex uint32
 }
 
-// Key is the 5-tuple (plus ICMP type/code and VLAN) that identifies a
-// unidirectional flow.
+// Key is the 5-tuple that identifies a unidirectional flow (for ICMP, the
+// destination port holds type<<8|code).
 type Key struct {
 	SrcAddr  netip.Addr
 	DstAddr  netip.Addr
