@@ -51,17 +51,18 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// repoRoot returns the directory holding go.mod, above the working one.
 func repoRoot() (string, error) {
-	d, err := os.Getwd()
+	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	for ; d != "/"; d = filepath.Dir(d) {
+	for d := dir; d != "/"; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("go.mod not found")
+	return "", fmt.Errorf("go.mod not found above %s", dir)
 }
 
 // Server is a real `flowlog serve` process on a free loopback port.
