@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -130,22 +131,31 @@ func (s *Server) Start() {
 	}
 	s.done = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.done)
-	deadline := time.Now().Add(60 * time.Second)
+	if err := WaitHTTP(s.URL+"/healthz", 60*time.Second, s.done); err != nil {
+		s.t.Fatalf("flowlog serve %v:\n%s", err, s.stderr.String())
+	}
+}
+
+// WaitHTTP polls url until it answers 200 OK, for a server process a test
+// has started. It gives up when exited is closed (the process has ended)
+// or after timeout, saying which.
+func WaitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.URL + "/healthz")
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
+			if resp.StatusCode == http.StatusOK {
+				return nil
 			}
 		}
 		select {
-		case <-s.done:
-			s.t.Fatalf("flowlog serve exited early:\n%s", s.stderr.String())
+		case <-exited:
+			return errors.New("exited early")
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	s.t.Fatalf("flowlog serve not healthy within 60s:\n%s", s.stderr.String())
+	return fmt.Errorf("not answering on %s within %v", url, timeout)
 }
 
 // Stop sends SIGTERM and waits for a clean exit.
