@@ -23,15 +23,10 @@ func newExportCmd() *cobra.Command {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			now := time.Now()
-			o := export.Options{Where: where, Format: format, Until: now}
+			o := export.Options{Where: where, Format: format}
 			var err error
-			if o.Since, err = parseWhen(since, now); err != nil {
-				return fmt.Errorf("--since: %w", err)
-			}
-			if until != "" {
-				if o.Until, err = parseWhen(until, now); err != nil {
-					return fmt.Errorf("--until: %w", err)
-				}
+			if o.Since, o.Until, err = parseWindow(since, until, now); err != nil {
+				return err
 			}
 			if format == "parquet" {
 				if out == "" {

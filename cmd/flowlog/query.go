@@ -109,14 +109,8 @@ func newQueryCmd() *cobra.Command {
 func (f *queryFlags) request(now time.Time) (query.Request, error) {
 	var req query.Request
 	var err error
-	if req.Since, err = parseWhen(f.since, now); err != nil {
-		return req, fmt.Errorf("--since: %w", err)
-	}
-	req.Until = now
-	if f.until != "" {
-		if req.Until, err = parseWhen(f.until, now); err != nil {
-			return req, fmt.Errorf("--until: %w", err)
-		}
+	if req.Since, req.Until, err = parseWindow(f.since, f.until, now); err != nil {
+		return req, err
 	}
 	req.Where, req.Limit, req.Offset = f.where, f.limit, f.offset
 	switch f.output {
@@ -148,6 +142,20 @@ func (f *queryFlags) request(now time.Time) (query.Request, error) {
 		req.Limit = query.MaxLimit
 	}
 	return req, req.Validate()
+}
+
+// parseWindow reads the --since and --until flags; an empty until is now.
+func parseWindow(since, until string, now time.Time) (from, to time.Time, err error) {
+	if from, err = parseWhen(since, now); err != nil {
+		return from, to, fmt.Errorf("--since: %w", err)
+	}
+	to = now
+	if until != "" {
+		if to, err = parseWhen(until, now); err != nil {
+			return from, to, fmt.Errorf("--until: %w", err)
+		}
+	}
+	return from, to, nil
 }
 
 // parseWhen reads "1h" as now-1h, or an RFC 3339 time.

@@ -223,7 +223,7 @@ func flowLogArgs(f *FlowLog) []any {
 		f.StateReason, f.ClientToken, unixNano(f.CreatedAt), unixNano(f.UpdatedAt)}
 }
 
-func scanFlowLog(row interface{ Scan(...any) error }) (FlowLog, error) {
+func scanFlowLog(row scanner) (FlowLog, error) {
 	var f FlowLog
 	var c, u int64
 	err := row.Scan(&f.ID, &f.AccountID, &f.Name, &f.Description, &f.Region, &f.ResourceGroupID,
@@ -235,11 +235,8 @@ func scanFlowLog(row interface{ Scan(...any) error }) (FlowLog, error) {
 }
 
 func getFlowLog(ctx context.Context, q querier, account, id string) (FlowLog, error) {
-	f, err := scanFlowLog(q.QueryRowContext(ctx, `SELECT `+flowLogCols+` FROM flow_logs
-		WHERE id = ? AND account_id = ?`, id, account))
-	if errors.Is(err, sql.ErrNoRows) {
-		return f, notFound("flow_log", id)
-	}
+	f, err := queryOne(ctx, q, scanFlowLog, "flow_log", id, `SELECT `+flowLogCols+` FROM flow_logs
+		WHERE id = ? AND account_id = ?`, id, account)
 	if err != nil {
 		return f, err
 	}
@@ -248,7 +245,7 @@ func getFlowLog(ctx context.Context, q querier, account, id string) (FlowLog, er
 }
 
 func targetsOf(ctx context.Context, q querier, id string) ([]Target, error) {
-	return queryAll(ctx, q, func(r interface{ Scan(...any) error }) (Target, error) {
+	return queryAll(ctx, q, func(r scanner) (Target, error) {
 		var t Target
 		err := r.Scan(&t.GatewayID, &t.AttachmentID)
 		return t, err

@@ -112,7 +112,7 @@ func (s *Service) CreateGateway(ctx context.Context, account string, in GatewayI
 
 const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, created_at, updated_at`
 
-func scanGateway(row interface{ Scan(...any) error }) (Gateway, error) {
+func scanGateway(row scanner) (Gateway, error) {
 	var g Gateway
 	var c, u int64
 	err := row.Scan(&g.ID, &g.AccountID, &g.Name, &g.Description, &g.Kind, &g.PcapPath, &g.PcapPace,
@@ -122,12 +122,8 @@ func scanGateway(row interface{ Scan(...any) error }) (Gateway, error) {
 }
 
 func getGateway(ctx context.Context, q querier, account, id string) (Gateway, error) {
-	g, err := scanGateway(q.QueryRowContext(ctx, `SELECT `+gatewayCols+` FROM gateways
-		WHERE id = ? AND account_id = ?`, id, account))
-	if errors.Is(err, sql.ErrNoRows) {
-		return g, notFound("gateway", id)
-	}
-	return g, err
+	return queryOne(ctx, q, scanGateway, "gateway", id, `SELECT `+gatewayCols+` FROM gateways
+		WHERE id = ? AND account_id = ?`, id, account)
 }
 
 // querier is what *sql.DB and *sql.Tx share.
@@ -234,7 +230,7 @@ func (s *Service) CreateAttachment(ctx context.Context, account, gatewayID strin
 
 const attachmentCols = `id, gateway_id, account_id, name, interface, if_index, created_at`
 
-func scanAttachment(row interface{ Scan(...any) error }) (Attachment, error) {
+func scanAttachment(row scanner) (Attachment, error) {
 	var a Attachment
 	var c int64
 	err := row.Scan(&a.ID, &a.GatewayID, &a.AccountID, &a.Name, &a.Interface, &a.IfIndex, &c)
@@ -243,12 +239,8 @@ func scanAttachment(row interface{ Scan(...any) error }) (Attachment, error) {
 }
 
 func getAttachment(ctx context.Context, q querier, account, gatewayID, id string) (Attachment, error) {
-	a, err := scanAttachment(q.QueryRowContext(ctx, `SELECT `+attachmentCols+` FROM attachments
-		WHERE id = ? AND gateway_id = ? AND account_id = ?`, id, gatewayID, account))
-	if errors.Is(err, sql.ErrNoRows) {
-		return a, notFound("attachment", id)
-	}
-	return a, err
+	return queryOne(ctx, q, scanAttachment, "attachment", id, `SELECT `+attachmentCols+` FROM attachments
+		WHERE id = ? AND gateway_id = ? AND account_id = ?`, id, gatewayID, account)
 }
 
 // GetAttachment returns one attachment of a gateway of account.
@@ -289,8 +281,22 @@ func (s *Service) DeleteAttachment(ctx context.Context, account, gatewayID, id s
 	return err
 }
 
+// scanner is what *sql.Row and *sql.Rows share.
+type scanner interface{ Scan(...any) error }
+
+// queryOne runs a query for one row and scans it with scan; when there is
+// no row, the error is notFound(resource, id).
+func queryOne[T any](ctx context.Context, q querier, scan func(scanner) (T, error), resource, id string,
+	query string, args ...any) (T, error) {
+	v, err := scan(q.QueryRowContext(ctx, query, args...))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, notFound(resource, id)
+	}
+	return v, err
+}
+
 // queryAll runs a query and scans every row with scan.
-func queryAll[T any](ctx context.Context, q querier, scan func(interface{ Scan(...any) error }) (T, error),
+func queryAll[T any](ctx context.Context, q querier, scan func(scanner) (T, error),
 	query string, args ...any) ([]T, error) {
 	rows, err := q.QueryContext(ctx, query, args...)
 	if err != nil {

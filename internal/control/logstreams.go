@@ -28,7 +28,7 @@ func isUnique(err error) bool {
 
 const logGroupCols = `id, account_id, name, created_at`
 
-func scanLogGroup(row interface{ Scan(...any) error }) (LogGroup, error) {
+func scanLogGroup(row scanner) (LogGroup, error) {
 	var g LogGroup
 	var c int64
 	err := row.Scan(&g.ID, &g.AccountID, &g.Name, &c)
@@ -37,12 +37,8 @@ func scanLogGroup(row interface{ Scan(...any) error }) (LogGroup, error) {
 }
 
 func getLogGroup(ctx context.Context, q querier, account, id string) (LogGroup, error) {
-	g, err := scanLogGroup(q.QueryRowContext(ctx, `SELECT `+logGroupCols+` FROM log_groups
-		WHERE id = ? AND account_id = ?`, id, account))
-	if errors.Is(err, sql.ErrNoRows) {
-		return g, notFound("log_group", id)
-	}
-	return g, err
+	return queryOne(ctx, q, scanLogGroup, "log_group", id, `SELECT `+logGroupCols+` FROM log_groups
+		WHERE id = ? AND account_id = ?`, id, account)
 }
 
 // GetLogGroup returns one of account's log groups.
@@ -52,12 +48,8 @@ func (s *Service) GetLogGroup(ctx context.Context, account, id string) (LogGroup
 
 // LogGroupByName returns account's log group called name.
 func (s *Service) LogGroupByName(ctx context.Context, account, name string) (LogGroup, error) {
-	g, err := scanLogGroup(s.db.QueryRowContext(ctx, `SELECT `+logGroupCols+` FROM log_groups
-		WHERE name = ? AND account_id = ?`, name, account))
-	if errors.Is(err, sql.ErrNoRows) {
-		return g, notFound("log_group", name)
-	}
-	return g, err
+	return queryOne(ctx, s.db, scanLogGroup, "log_group", name, `SELECT `+logGroupCols+` FROM log_groups
+		WHERE name = ? AND account_id = ?`, name, account)
 }
 
 // ListLogGroups returns account's log groups, oldest first.
@@ -117,7 +109,7 @@ func (s *Service) CreateLogStream(ctx context.Context, account, groupID string, 
 
 const logStreamCols = `id, log_group_id, account_id, name, retention_days, created_at`
 
-func scanLogStream(row interface{ Scan(...any) error }) (LogStream, error) {
+func scanLogStream(row scanner) (LogStream, error) {
 	var ls LogStream
 	var c int64
 	err := row.Scan(&ls.ID, &ls.LogGroupID, &ls.AccountID, &ls.Name, &ls.RetentionDays, &c)
@@ -126,12 +118,8 @@ func scanLogStream(row interface{ Scan(...any) error }) (LogStream, error) {
 }
 
 func getLogStream(ctx context.Context, q querier, account, id string) (LogStream, error) {
-	ls, err := scanLogStream(q.QueryRowContext(ctx, `SELECT `+logStreamCols+` FROM log_streams
-		WHERE id = ? AND account_id = ?`, id, account))
-	if errors.Is(err, sql.ErrNoRows) {
-		return ls, notFound("log_stream", id)
-	}
-	return ls, err
+	return queryOne(ctx, q, scanLogStream, "log_stream", id, `SELECT `+logStreamCols+` FROM log_streams
+		WHERE id = ? AND account_id = ?`, id, account)
 }
 
 // GetLogStream returns one of account's log streams.
@@ -141,12 +129,8 @@ func (s *Service) GetLogStream(ctx context.Context, account, id string) (LogStre
 
 // LogStreamByName returns the stream called name in account's group groupID.
 func (s *Service) LogStreamByName(ctx context.Context, account, groupID, name string) (LogStream, error) {
-	ls, err := scanLogStream(s.db.QueryRowContext(ctx, `SELECT `+logStreamCols+` FROM log_streams
-		WHERE log_group_id = ? AND name = ? AND account_id = ?`, groupID, name, account))
-	if errors.Is(err, sql.ErrNoRows) {
-		return ls, notFound("log_stream", name)
-	}
-	return ls, err
+	return queryOne(ctx, s.db, scanLogStream, "log_stream", name, `SELECT `+logStreamCols+` FROM log_streams
+		WHERE log_group_id = ? AND name = ? AND account_id = ?`, groupID, name, account)
 }
 
 // ListLogStreams returns the streams of one of account's log groups.

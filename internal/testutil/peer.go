@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 )
 
@@ -62,28 +63,13 @@ func FreeTCPPort(t testing.TB) int {
 // where the test corpora live.
 func SharedDir(t testing.TB) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := repoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for d := dir; d != "/"; d = parent(d) {
-		if _, err := os.Stat(d + "/go.mod"); err == nil {
-			s := parent(d) + "/shared"
-			if _, err := os.Stat(s); err != nil {
-				t.Fatalf("shared test data not found at %s", s)
-			}
-			return s
-		}
+	s := filepath.Join(filepath.Dir(root), "shared")
+	if _, err := os.Stat(s); err != nil {
+		t.Fatalf("shared test data not found at %s", s)
 	}
-	t.Fatal("go.mod not found above " + dir)
-	return ""
-}
-
-func parent(d string) string {
-	for i := len(d) - 1; i > 0; i-- {
-		if d[i] == '/' {
-			return d[:i]
-		}
-	}
-	return "/"
+	return s
 }

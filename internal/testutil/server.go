@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -51,17 +52,18 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
+// repoRoot returns the directory holding go.mod, above the working one.
 func repoRoot() (string, error) {
-	d, err := os.Getwd()
+	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	for ; d != "/"; d = filepath.Dir(d) {
+	for d := dir; d != "/"; d = filepath.Dir(d) {
 		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
 			return d, nil
 		}
 	}
-	return "", fmt.Errorf("go.mod not found")
+	return "", fmt.Errorf("go.mod not found above %s", dir)
 }
 
 // Server is a real `flowlog serve` process on a free loopback port.
@@ -129,22 +131,31 @@ func (s *Server) Start() {
 	}
 	s.done = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.done)
-	deadline := time.Now().Add(60 * time.Second)
+	if err := WaitHTTP(s.URL+"/healthz", 60*time.Second, s.done); err != nil {
+		s.t.Fatalf("flowlog serve %v:\n%s", err, s.stderr.String())
+	}
+}
+
+// WaitHTTP polls url until it answers 200 OK, for a server process a test
+// has started. It gives up when exited is closed (the process has ended)
+// or after timeout, saying which.
+func WaitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(s.URL + "/healthz")
+		resp, err := http.Get(url)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
+			if resp.StatusCode == http.StatusOK {
+				return nil
 			}
 		}
 		select {
-		case <-s.done:
-			s.t.Fatalf("flowlog serve exited early:\n%s", s.stderr.String())
+		case <-exited:
+			return errors.New("exited early")
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	s.t.Fatalf("flowlog serve not healthy within 60s:\n%s", s.stderr.String())
+	return fmt.Errorf("not answering on %s within %v", url, timeout)
 }
 
 // Stop sends SIGTERM and waits for a clean exit.

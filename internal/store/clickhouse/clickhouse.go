@@ -286,9 +286,8 @@ func (s *Store) Expire(ctx context.Context, now time.Time) error {
 }
 
 func (s *Store) dropBefore(ctx context.Context, id store.StreamID, firstDay int64) error {
-	tbl := strings.TrimPrefix(s.dataTable(id), query.Quote(s.db)+".")
 	parts, err := s.c.selectTSV(ctx, "SELECT DISTINCT partition FROM system.parts WHERE active AND database = "+
-		literal(s.db)+" AND table = "+literal(strings.Trim(tbl, `"`)), []query.SQLType{query.SQLString})
+		literal(s.db)+" AND table = "+literal(tableID(id)), []query.SQLType{query.SQLString})
 	if err != nil {
 		return fmt.Errorf("clickhouse store: expire %s: %w", id, err)
 	}

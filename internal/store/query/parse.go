@@ -88,6 +88,19 @@ type Value struct {
 	Prefix netip.Prefix
 }
 
+// Typed returns the value as f's values are typed (see flow.Field.Get):
+// uint64 for KindUint, int64 for KindTime, string for KindString. For an
+// address field, use Prefix.
+func (v Value) Typed(f flow.Field) any {
+	switch f.Kind {
+	case flow.KindUint:
+		return v.Uint
+	case flow.KindTime:
+		return v.Int
+	}
+	return v.Str
+}
+
 // Limits that keep hostile input from exhausting the stack or the server:
 // nesting of parentheses and not, and the filter's length.
 const (

@@ -118,7 +118,7 @@ func Filter(e Expr, d Dialect, args *[]any) string {
 	case Not:
 		return "(NOT " + Filter(e.X, d, args) + ")"
 	case Cmp:
-		return "(" + Quote(e.Field.Name) + " " + e.Op + " " + d.Bind(args, e.Value.sqlValue(e.Field)) + ")"
+		return "(" + Quote(e.Field.Name) + " " + e.Op + " " + d.Bind(args, e.Value.Typed(e.Field)) + ")"
 	case In:
 		if e.Field.Kind == flow.KindAddr {
 			parts := make([]string, len(e.Values))
@@ -129,7 +129,7 @@ func Filter(e Expr, d Dialect, args *[]any) string {
 		}
 		parts := make([]string, len(e.Values))
 		for i, v := range e.Values {
-			parts[i] = d.Bind(args, v.sqlValue(e.Field))
+			parts[i] = d.Bind(args, v.Typed(e.Field))
 		}
 		return "(" + Quote(e.Field.Name) + " IN (" + strings.Join(parts, ", ") + "))"
 	}
@@ -165,16 +165,6 @@ func sameOp(a, b Expr) bool {
 		return ok
 	}
 	return false
-}
-
-func (v Value) sqlValue(f flow.Field) any {
-	switch f.Kind {
-	case flow.KindUint:
-		return v.Uint
-	case flow.KindTime:
-		return v.Int
-	}
-	return v.Str
 }
 
 // prefixCond matches an address column against a prefix as a range over

@@ -29,13 +29,13 @@ func Match(e query.Expr, r *flow.Record) bool {
 				if a.IsValid() && x.Prefix.Contains(a) {
 					return true
 				}
-			} else if compare(v, value(e.Field, x)) == 0 {
+			} else if compare(v, x.Typed(e.Field)) == 0 {
 				return true
 			}
 		}
 		return false
 	case query.Cmp:
-		c := compare(e.Field.Get(r), value(e.Field, e.Value))
+		c := compare(e.Field.Get(r), e.Value.Typed(e.Field))
 		switch e.Op {
 		case "=":
 			return c == 0
@@ -52,16 +52,6 @@ func Match(e query.Expr, r *flow.Record) bool {
 		}
 	}
 	panic(fmt.Sprintf("storetest: unknown node %T", e))
-}
-
-func value(f flow.Field, v query.Value) any {
-	switch f.Kind {
-	case flow.KindUint:
-		return v.Uint
-	case flow.KindTime:
-		return v.Int
-	}
-	return v.Str
 }
 
 func compare(a, b any) int {

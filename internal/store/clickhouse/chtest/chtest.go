@@ -4,7 +4,6 @@ package chtest
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -77,27 +76,18 @@ func Start(t testing.TB) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start clickhouse-server: %v", err)
 	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill() // the data is thrown away with the temp dir
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
 		<-done
 		out.Close()
 	})
 	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
 	pids.Store(url, cmd.Process.Pid)
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get(url + "/ping")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return url
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+	if err := testutil.WaitHTTP(url+"/ping", 30*time.Second, done); err != nil {
+		log, _ := os.ReadFile(filepath.Join(dir, "log", "error.log"))
+		t.Fatalf("clickhouse-server %v: %s", err, log)
 	}
-	log, _ := os.ReadFile(filepath.Join(dir, "log", "error.log"))
-	t.Fatalf("clickhouse-server did not answer on %s within 30s: %s", url, log)
-	return ""
+	return url
 }
