@@ -1,7 +1,6 @@
 package main
 
 import (
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,8 +65,12 @@ func TestQuickStart(t *testing.T) {
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { serve.Process.Kill(); serve.Wait() })
-	waitHealthy(t, "http://"+addr, &serveOut)
+	exited := make(chan struct{})
+	go func() { serve.Wait(); close(exited) }()
+	t.Cleanup(func() { serve.Process.Kill(); <-exited })
+	if err := testutil.WaitHTTP("http://"+addr+"/healthz", 30*time.Second, exited); err != nil {
+		t.Fatalf("%v:\n%s", err, serveOut.String())
+	}
 
 	bash := func(script string) (string, error) {
 		c := exec.Command("bash", "-euo", "pipefail", "-c", script)
@@ -88,18 +91,4 @@ func TestQuickStart(t *testing.T) {
 		}
 	}
 	t.Fatalf("the quick start's query never showed the demo's hosts:\n%s\nserver:\n%s", out, serveOut.String())
-}
-
-// waitHealthy waits for the server's /healthz, failing with its output.
-func waitHealthy(t *testing.T, url string, out *strings.Builder) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if resp, err := http.Get(url + "/healthz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-	}
-	t.Fatalf("server did not become healthy:\n%s", out.String())
 }
