@@ -107,32 +107,10 @@ func sniff(t *testing.T, iface string) (pcap string, stop func(keep func(string)
 		time.Sleep(300 * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGINT)
 		cmd.Wait()
-		out, err := exec.Command("tshark", "-r", pcap, "-Y", "ip", "-T", "fields", "-E", "occurrence=f",
-			"-e", "ip.src", "-e", "ip.dst", "-e", "ip.proto", "-e", "tcp.srcport", "-e", "tcp.dstport",
-			"-e", "udp.srcport", "-e", "udp.dstport", "-e", "icmp.type", "-e", "icmp.code").Output()
-		if err != nil {
-			t.Fatalf("tshark: %v", err)
-		}
 		m := map[string]uint64{}
-		// Not TrimSpace: a last line of empty fields ends in tabs.
-		for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
-			f := strings.Split(line, "\t")
-			if len(f) != 9 {
-				continue
-			}
-			n := func(i int) uint16 { v, _ := strconv.Atoi(f[i]); return uint16(v) }
-			proto := uint8(n(2))
-			var sp, dp uint16
-			switch proto {
-			case 6:
-				sp, dp = n(3), n(4)
-			case 17:
-				sp, dp = n(5), n(6)
-			case 1:
-				dp = n(7)<<8 | n(8)
-			}
-			if k := key(f[0], sp, f[1], dp, proto); keep(k) {
-				m[k]++
+		for k, n := range testutil.CapTruth(t, pcap) {
+			if keep(k) {
+				m[k] = n
 			}
 		}
 		return m

@@ -2,7 +2,6 @@ package testutil
 
 import (
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"strconv"
@@ -78,22 +77,36 @@ func Veth(t testing.TB, nsA, addrA, nsB, addrB string) (ifA, ifB string) {
 	return ifA, ifB
 }
 
-// CapTruth counts TCP or UDP packets per 5-tuple in a capture, as tshark
-// reads it, keyed "src:port>dst:port/proto".
-func CapTruth(t testing.TB, pcap, proto string) map[string]uint64 {
+// CapTruth counts the IPv4 packets of a capture per flow, as tshark reads
+// them, keyed "src:sport>dst:dport/proto"; ICMP has port 0 and
+// type<<8|code, as flow records do.
+func CapTruth(t testing.TB, pcap string) map[string]uint64 {
 	t.Helper()
-	out, err := exec.Command("tshark", "-r", pcap, "-Y", proto, "-T", "fields",
-		"-e", "ip.src", "-e", proto+".srcport", "-e", "ip.dst", "-e", proto+".dstport").Output()
+	out, err := exec.Command("tshark", "-r", pcap, "-Y", "ip", "-T", "fields", "-E", "occurrence=f",
+		"-e", "ip.src", "-e", "ip.dst", "-e", "ip.proto", "-e", "tcp.srcport", "-e", "tcp.dstport",
+		"-e", "udp.srcport", "-e", "udp.dstport", "-e", "icmp.type", "-e", "icmp.code").Output()
 	if err != nil {
 		t.Fatalf("tshark: %v", err)
 	}
 	m := map[string]uint64{}
-	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+	// Not TrimSpace: a last line of empty fields ends in tabs.
+	for _, line := range strings.Split(strings.TrimRight(string(out), "\n"), "\n") {
 		f := strings.Split(line, "\t")
-		if len(f) == 4 {
-			a, b := netip.MustParseAddr(f[0]), netip.MustParseAddr(f[2])
-			m[fmt.Sprintf("%v:%s>%v:%s/%d", a, f[1], b, f[3], map[string]int{"tcp": 6, "udp": 17}[proto])]++
+		if len(f) != 9 {
+			continue
 		}
+		n := func(i int) uint16 { v, _ := strconv.Atoi(f[i]); return uint16(v) }
+		proto := n(2)
+		var sp, dp uint16
+		switch proto {
+		case 6:
+			sp, dp = n(3), n(4)
+		case 17:
+			sp, dp = n(5), n(6)
+		case 1:
+			dp = n(7)<<8 | n(8)
+		}
+		m[fmt.Sprintf("%s:%d>%s:%d/%d", f[0], sp, f[1], dp, proto)]++
 	}
 	return m
 }
