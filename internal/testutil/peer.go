@@ -60,7 +60,9 @@ func FreeTCPPort(t testing.TB) int {
 }
 
 // SharedDir returns the path of ../shared relative to the repository root,
-// where the test corpora live.
+// where the test corpora live. A user's clone has no ../shared: there the
+// test is skipped, saying which corpus it needs; in CI (CI=true) a missing
+// corpus is a failure.
 func SharedDir(t testing.TB) string {
 	t.Helper()
 	root, err := repoRoot()
@@ -69,7 +71,10 @@ func SharedDir(t testing.TB) string {
 	}
 	s := filepath.Join(filepath.Dir(root), "shared")
 	if _, err := os.Stat(s); err != nil {
-		t.Fatalf("shared test data not found at %s", s)
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("the test corpora are required in CI but not found at %s", s)
+		}
+		t.Skipf("needs the test corpora at %s (../shared beside the checkout)", s)
 	}
 	return s
 }

@@ -23,6 +23,7 @@ func badRequest(code, message string) *Error {
 // Errors of the RPC gateway: authentication, common parameters, routing.
 var (
 	errAccessKeyNotFound = &Error{http.StatusNotFound, "InvalidAccessKeyId.NotFound", "Specified access key is not found."}
+	errAccessKeyInactive = &Error{http.StatusBadRequest, "InvalidAccessKeyId.Inactive", "Specified access key is disabled."}
 	errTimestampExpired  = badRequest("InvalidTimeStamp.Expired", "Specified time stamp or date value is expired.")
 	errTimestampFormat   = badRequest("InvalidTimeStamp.Format", "Specified time stamp or date value is not well formatted.")
 	errNonceUsed         = badRequest("SignatureNonceUsed", "Specified signature nonce was used already.")

@@ -3,6 +3,7 @@ package aliyun
 import (
 	"context"
 	"crypto/hmac"
+	"errors"
 	"fmt"
 	"time"
 
@@ -58,6 +59,9 @@ func (v *verifier) verify(ctx context.Context, method string, params map[string]
 	}
 	id := params["AccessKeyId"]
 	secret, account, ok, err := v.keys(ctx, id)
+	if errors.Is(err, auth.ErrKeyDisabled) {
+		return "", errAccessKeyInactive
+	}
 	if err != nil {
 		return "", fmt.Errorf("looking up access key: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -36,6 +37,7 @@ const (
 	InvalidDate            Reason = "InvalidDate"
 	RequestExpired         Reason = "RequestExpired"
 	UnknownAccessKey       Reason = "UnknownAccessKey"
+	AccessKeyDisabled      Reason = "AccessKeyDisabled"
 	SignatureMismatch      Reason = "SignatureMismatch"
 )
 
@@ -58,8 +60,12 @@ type Key struct {
 	AccountID string
 }
 
+// ErrKeyDisabled is what a Lookup returns for a key that exists but has been
+// disabled: the request is refused as such, not as an unknown key.
+var ErrKeyDisabled = errors.New("access key is disabled")
+
 // Lookup finds an access key's secret and account; ok is false for an
-// unknown key.
+// unknown key, and err is ErrKeyDisabled for a disabled one.
 type Lookup func(ctx context.Context, keyID string) (secret, account string, ok bool, err error)
 
 // Verify checks the SDK-HMAC-SHA256 signature of r, whose body has been read
@@ -91,6 +97,9 @@ func Verify(ctx context.Context, r *http.Request, body []byte, lookup Lookup, no
 			date.Format(DateFormat), MaxSkew, now.UTC().Format(DateFormat))
 	}
 	secret, account, ok, err := lookup(ctx, keyID)
+	if errors.Is(err, ErrKeyDisabled) {
+		return Key{}, fail(AccessKeyDisabled, "access key %q is disabled", keyID)
+	}
 	if err != nil {
 		return Key{}, err
 	}
