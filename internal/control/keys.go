@@ -107,7 +107,7 @@ func (s *Service) ownKey(ctx context.Context, tx *sql.Tx, account, keyID string,
 	if n <= 1 {
 		return k, &Error{Kind: ErrLastKey, Resource: "access_key", Message: fmt.Sprintf(
 			"access key %s is the last enabled key of this account: to %s it would lock the account out; "+
-				"create and use another key first, or force it", keyID, verb)}
+				"create and use another key first, or force it (force=true; --force in the CLI)", keyID, verb)}
 	}
 	return k, nil
 }
