@@ -63,7 +63,9 @@ func keysCreate(t *testing.T, c *client.Client, newAccount bool) keysCred {
 	return k
 }
 
-func keysClient(s *testutil.Server, k keysCred) *client.Client { return client.New(s.URL, k.ID, k.Secret) }
+func keysClient(s *testutil.Server, k keysCred) *client.Client {
+	return client.New(s.URL, k.ID, k.Secret)
+}
 
 // keysListed returns the access keys the caller's listing shows, by id.
 func keysListed(t *testing.T, c *client.Client) map[string]map[string]any {
