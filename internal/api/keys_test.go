@@ -3,6 +3,11 @@ package api_test
 import (
 	"testing"
 	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/smartag"
+	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/er/v3/model"
+
+	"flowlog/internal/api/sdktest"
 )
 
 // The access-key routes answer as the OpenAPI document says: list without
@@ -47,4 +52,34 @@ func TestAccessKeyRoutes(t *testing.T) {
 	e.wantErr(409, "Conflict.LastAccessKey", "POST", boot+"/disable", nil)
 	e.wantErr(409, "Conflict.LastAccessKey", "DELETE", boot, nil)
 	e.must(200, "GET", "/v1/gateways", nil)
+}
+
+// A key used only through a cloud dialect (official SDK) shows a last use
+// too; a key never used shows none.
+func TestAccessKeyLastUseThroughDialects(t *testing.T) {
+	e := newEnv(t)
+	gw := e.must(201, "POST", "/v1/gateways", map[string]any{"name": "er", "kind": "capture"})
+	ali := e.must(201, "POST", "/v1/access-keys", nil)
+	hw := e.must(201, "POST", "/v1/access-keys", nil)
+	idle := e.must(201, "POST", "/v1/access-keys", nil)
+
+	req := smartag.CreateDescribeFlowLogsRequest()
+	req.RegionId = "cn-shanghai"
+	if _, err := sdktest.Aliyun(t, e.srv.Addr, str(ali, "access_key_id"), str(ali, "access_key_secret")).
+		DescribeFlowLogs(req); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdktest.Huawei(t, e.srv.URL, str(hw, "access_key_id"), str(hw, "access_key_secret"), e.srv.Account).
+		ListFlowLogs(&model.ListFlowLogsRequest{ErId: str(gw, "id")}); err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]bool{}
+	for _, k := range e.must(200, "GET", "/v1/access-keys", nil)["access_keys"].([]any) {
+		m := k.(map[string]any)
+		used[str(m, "access_key_id")] = m["last_used_at"] != nil
+	}
+	if !used[str(ali, "access_key_id")] || !used[str(hw, "access_key_id")] || used[str(idle, "access_key_id")] {
+		t.Fatalf("last use shown (Alibaba, Huawei, idle key): %v %v %v", used[str(ali, "access_key_id")],
+			used[str(hw, "access_key_id")], used[str(idle, "access_key_id")])
+	}
 }
