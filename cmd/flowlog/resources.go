@@ -341,7 +341,7 @@ func newFlowLogsCmd() *cobra.Command {
 
 func newAccessKeysCmd() *cobra.Command {
 	var a apiFlags
-	cmd := &cobra.Command{Use: "access-keys", Short: "Create access keys (and accounts)"}
+	cmd := &cobra.Command{Use: "access-keys", Short: "Manage your account's access keys (and create accounts)"}
 	a.register(cmd)
 	create := leaf("create", "Create an access key for your account, or a new account", 0,
 		func(cmd *cobra.Command, _ []string) error {
@@ -349,19 +349,46 @@ func newAccessKeysCmd() *cobra.Command {
 			return a.call("POST", "/v1/access-keys", nil, map[string]bool{"new_account": newAcc}, "", nil)
 		})
 	create.Flags().Bool("new-account", false, "create a new account (bootstrap account only)")
-	cmd.AddCommand(create)
+	// forced runs a change that the server refuses for the account's last
+	// enabled key unless --force.
+	forced := func(use, short, method, suffix string) *cobra.Command {
+		c := leaf(use+" ID", short, 1, func(cmd *cobra.Command, args []string) error {
+			var q url.Values
+			if force, _ := cmd.Flags().GetBool("force"); force {
+				q = url.Values{"force": {"true"}}
+			}
+			return a.call(method, "/v1/access-keys/"+url.PathEscape(args[0])+suffix, q, nil, "", nil)
+		})
+		c.Flags().Bool("force", false, "also when it is the account's last enabled key (locks the account out)")
+		return c
+	}
+	cmd.AddCommand(create,
+		leaf("list", "List your account's access keys (never their secrets)", 0, func(*cobra.Command, []string) error {
+			return a.call("GET", "/v1/access-keys", nil, nil, "access_keys",
+				[]string{"access_key_id", "status", "created_at", "last_used_at"})
+		}),
+		leaf("enable ID", "Accept an access key again", 1, func(_ *cobra.Command, args []string) error {
+			return a.call("POST", "/v1/access-keys/"+url.PathEscape(args[0])+"/enable", nil, nil, "", nil)
+		}),
+		forced("disable", "Refuse an access key from the next request on (it can be enabled again)", "POST", "/disable"),
+		forced("delete", "Delete an access key for good", "DELETE", ""),
+	)
 	return cmd
 }
 
-// printIDs prints the object's id, or the id of each listed item.
+// printIDs prints the object's id, or the id of each listed item (an access
+// key's id is its access_key_id).
 func printIDs(obj map[string]any, listKey string) error {
 	items, ok := obj[listKey].([]any)
 	if !ok || listKey == "" {
 		items = []any{obj}
 	}
 	for _, it := range items {
-		if m, ok := it.(map[string]any); ok && m["id"] != nil {
+		m, _ := it.(map[string]any)
+		if m["id"] != nil {
 			fmt.Println(m["id"])
+		} else if m["access_key_id"] != nil {
+			fmt.Println(m["access_key_id"])
 		}
 	}
 	return nil

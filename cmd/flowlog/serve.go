@@ -80,6 +80,10 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	if err != nil {
 		return fmt.Errorf("bootstrap account: %w", err)
 	}
+	if boot.Reenabled {
+		log.Warn("the bootstrap access key was disabled; enabled again because FLOWLOG_ACCESS_KEY_ID names it",
+			"key", boot.Key.ID)
+	}
 	if boot.Created {
 		// Printed once, to stdout, never to the log; kept for the local CLI.
 		if err := config.WriteCredentials(cfg.DataDir, boot.Key.AccountID, boot.Key.ID, boot.Key.Secret); err != nil {

@@ -65,6 +65,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusConflict, "Conflict.Busy"
 	case errors.Is(e.Kind, control.ErrQuota):
 		status, code = http.StatusForbidden, "QuotaExceeded.FlowLog"
+	case errors.Is(e.Kind, control.ErrLastKey):
+		status, code = http.StatusConflict, "Conflict.LastAccessKey"
 	case errors.Is(e.Kind, control.ErrForbidden):
 		status, code = http.StatusForbidden, "Forbidden"
 	}

@@ -115,7 +115,10 @@ func ReadBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool, err
 	return body, true, err
 }
 
-// KeyLookup adapts the control plane's key store for signature checks.
+// KeyLookup adapts the control plane's key store for signature checks. It
+// reads the store on every request (no cache), so a key disabled or deleted
+// is refused from the next request on: disabled as auth.ErrKeyDisabled,
+// deleted as unknown.
 func KeyLookup(svc *control.Service) auth.Lookup {
 	return func(ctx context.Context, id string) (string, string, bool, error) {
 		k, err := svc.LookupKey(ctx, id)
@@ -124,6 +127,9 @@ func KeyLookup(svc *control.Service) auth.Lookup {
 		}
 		if err != nil {
 			return "", "", false, err
+		}
+		if k.Status != control.KeyEnabled {
+			return "", "", false, auth.ErrKeyDisabled
 		}
 		return k.Secret, k.AccountID, true, nil
 	}

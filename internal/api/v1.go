@@ -10,9 +10,13 @@ import (
 
 func (s *Server) routes() {
 	h := func(pattern string, fn func(http.ResponseWriter, *http.Request, caller)) {
-		s.mux.Handle(pattern, s.authed(fn))
+		s.mux.Handle(pattern, s.authed(s.keyUsed(fn)))
 	}
 	h("POST /v1/access-keys", s.createAccessKey)
+	h("GET /v1/access-keys", s.listAccessKeys)
+	h("POST /v1/access-keys/{id}/enable", s.enableAccessKey)
+	h("POST /v1/access-keys/{id}/disable", s.disableAccessKey)
+	h("DELETE /v1/access-keys/{id}", s.deleteAccessKey)
 
 	h("POST /v1/gateways", s.createGateway)
 	h("GET /v1/gateways", s.listGateways)
@@ -74,6 +78,77 @@ func (s *Server) createAccessKey(w http.ResponseWriter, r *http.Request, c calle
 	}
 	s.reply(w, r, http.StatusCreated, map[string]string{"access_key_id": k.ID,
 		"access_key_secret": k.Secret, "account_id": k.AccountID}, err)
+}
+
+func (s *Server) listAccessKeys(w http.ResponseWriter, r *http.Request, c caller) {
+	ks, err := s.svc.ListAccessKeys(r.Context(), c.account)
+	s.reply(w, r, http.StatusOK, map[string]any{"access_keys": ks}, err)
+}
+
+func (s *Server) enableAccessKey(w http.ResponseWriter, r *http.Request, c caller) {
+	s.setAccessKey(w, r, c, true)
+}
+
+func (s *Server) disableAccessKey(w http.ResponseWriter, r *http.Request, c caller) {
+	s.setAccessKey(w, r, c, false)
+}
+
+func (s *Server) setAccessKey(w http.ResponseWriter, r *http.Request, c caller, enabled bool) {
+	force, ok := forceParam(w, r)
+	if !ok {
+		return
+	}
+	k, err := s.svc.SetAccessKeyEnabled(r.Context(), c.account, r.PathValue("id"), enabled, force)
+	s.reply(w, r, http.StatusOK, k, err)
+}
+
+func (s *Server) deleteAccessKey(w http.ResponseWriter, r *http.Request, c caller) {
+	force, ok := forceParam(w, r)
+	if !ok {
+		return
+	}
+	s.reply(w, r, http.StatusNoContent, nil, s.svc.DeleteAccessKey(r.Context(), c.account, r.PathValue("id"), force))
+}
+
+// forceParam reads the force query parameter, which lets a caller disable or
+// delete the last enabled key of its account.
+func forceParam(w http.ResponseWriter, r *http.Request) (force, ok bool) {
+	v := r.URL.Query().Get("force")
+	if v == "" {
+		return false, true
+	}
+	force, err := strconv.ParseBool(v)
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, "InvalidParameter.force", "force: must be true or false")
+		return false, false
+	}
+	return force, true
+}
+
+// keyUsed records the use of the access key that signed a request, after
+// authed has verified it; the time is persisted at most once a minute.
+func (s *Server) keyUsed(h func(http.ResponseWriter, *http.Request, caller)) func(http.ResponseWriter, *http.Request, caller) {
+	return func(w http.ResponseWriter, r *http.Request, c caller) {
+		if id := signingKeyID(r.Header.Get("Authorization")); id != "" {
+			if err := s.svc.KeyUsed(r.Context(), id); err != nil {
+				s.cfg.Logger.Warn("recording an access key's use", "key", id, "err", err)
+			}
+		}
+		h(w, r, c)
+	}
+}
+
+// signingKeyID is the Access= value of an SDK-HMAC-SHA256 Authorization
+// header (the last one, as the verifier reads it).
+func signingKeyID(h string) string {
+	_, rest, _ := strings.Cut(h, " ")
+	id := ""
+	for _, part := range strings.Split(rest, ",") {
+		if k, v, _ := strings.Cut(strings.TrimSpace(part), "="); k == "Access" {
+			id = v
+		}
+	}
+	return id
 }
 
 // gatewayBody is the JSON of a gateway to create or change.

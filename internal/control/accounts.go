@@ -9,14 +9,17 @@ import (
 
 // Bootstrap is the first account, made at first start.
 type Bootstrap struct {
-	Key     AccessKey
-	Created bool // true when this call generated the key (print it once)
+	Key       AccessKey
+	Created   bool // true when this call generated the key (print it once)
+	Reenabled bool // the configured key had been disabled and is enabled again
 }
 
-// EnsureBootstrap makes sure the bootstrap account and its key exist. When
-// accountID, keyID and secret are given (from the environment) they are the
-// truth: created if missing, the secret updated if changed. When they are
-// empty, the stored bootstrap key is used, or a new one is generated.
+// EnsureBootstrap makes sure the bootstrap account and an enabled key of it
+// exist. When accountID, keyID and secret are given (from the environment)
+// they are the operator's truth: the key is created if missing (also after
+// it was deleted), enabled if disabled, and its secret updated if changed.
+// When they are empty, the oldest enabled bootstrap key is used, or, when
+// there is none (all deleted or disabled), a new one is generated.
 func (s *Service) EnsureBootstrap(ctx context.Context, accountID, keyID, secret string) (Bootstrap, error) {
 	if (keyID == "") != (secret == "") {
 		return Bootstrap{}, errors.New("FLOWLOG_ACCESS_KEY_ID and FLOWLOG_ACCESS_KEY_SECRET must be set together")
@@ -42,10 +45,10 @@ func (s *Service) EnsureBootstrap(ctx context.Context, accountID, keyID, secret 
 			return err
 		}
 		if keyID == "" {
-			err := tx.QueryRowContext(ctx, `SELECT id, secret FROM access_keys WHERE account_id = ?
+			err := tx.QueryRowContext(ctx, `SELECT id, secret FROM access_keys WHERE account_id = ? AND enabled = 1
 				ORDER BY created_at LIMIT 1`, accountID).Scan(&keyID, &secret)
 			if err == nil {
-				out.Key = AccessKey{ID: keyID, Secret: secret, AccountID: accountID}
+				out.Key = AccessKey{ID: keyID, Secret: secret, AccountID: accountID, Status: KeyEnabled}
 				return nil
 			}
 			if !errors.Is(err, sql.ErrNoRows) {
@@ -55,32 +58,22 @@ func (s *Service) EnsureBootstrap(ctx context.Context, accountID, keyID, secret 
 			out.Created = true
 		}
 		var owner string
-		err = tx.QueryRowContext(ctx, `SELECT account_id FROM access_keys WHERE id = ?`, keyID).Scan(&owner)
+		enabled := true
+		err = tx.QueryRowContext(ctx, `SELECT account_id, enabled FROM access_keys WHERE id = ?`, keyID).
+			Scan(&owner, &enabled)
 		if err == nil && owner != accountID {
 			return fmt.Errorf("access key %s belongs to another account", keyID)
 		}
+		out.Reenabled = !enabled
 		if _, err := tx.ExecContext(ctx, `INSERT INTO access_keys (id, secret, account_id, created_at)
-			VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET secret = excluded.secret`,
+			VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET secret = excluded.secret, enabled = 1`,
 			keyID, secret, accountID, now); err != nil {
 			return err
 		}
-		out.Key = AccessKey{ID: keyID, Secret: secret, AccountID: accountID}
+		out.Key = AccessKey{ID: keyID, Secret: secret, AccountID: accountID, Status: KeyEnabled}
 		return nil
 	})
 	return out, err
-}
-
-// LookupKey returns the access key with id keyID, for request signing checks.
-func (s *Service) LookupKey(ctx context.Context, keyID string) (AccessKey, error) {
-	var k AccessKey
-	var created int64
-	err := s.db.QueryRowContext(ctx, `SELECT id, secret, account_id, created_at FROM access_keys WHERE id = ?`,
-		keyID).Scan(&k.ID, &k.Secret, &k.AccountID, &created)
-	if errors.Is(err, sql.ErrNoRows) {
-		return k, notFound("access_key", keyID)
-	}
-	k.CreatedAt = fromNano(created)
-	return k, err
 }
 
 // IsBootstrap reports whether account is the bootstrap account.
@@ -96,7 +89,7 @@ func (s *Service) IsBootstrap(ctx context.Context, account string) (bool, error)
 // CreateAccessKey makes another key for account.
 func (s *Service) CreateAccessKey(ctx context.Context, account string) (AccessKey, error) {
 	id, secret := NewAccessKey()
-	k := AccessKey{ID: id, Secret: secret, AccountID: account, CreatedAt: s.now()}
+	k := AccessKey{ID: id, Secret: secret, AccountID: account, Status: KeyEnabled, CreatedAt: s.now()}
 	_, err := s.db.ExecContext(ctx, `INSERT INTO access_keys (id, secret, account_id, created_at) VALUES (?, ?, ?, ?)`,
 		k.ID, k.Secret, k.AccountID, unixNano(k.CreatedAt))
 	return k, err
@@ -113,7 +106,7 @@ func (s *Service) CreateAccount(ctx context.Context, caller string) (AccessKey, 
 		return AccessKey{}, &Error{Kind: ErrForbidden, Message: "only the bootstrap account may create accounts"}
 	}
 	id, secret := NewAccessKey()
-	k := AccessKey{ID: id, Secret: secret, AccountID: NewAccountID(), CreatedAt: s.now()}
+	k := AccessKey{ID: id, Secret: secret, AccountID: NewAccountID(), Status: KeyEnabled, CreatedAt: s.now()}
 	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO accounts (id, created_at) VALUES (?, ?)`,
 			k.AccountID, unixNano(k.CreatedAt)); err != nil {

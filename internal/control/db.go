@@ -18,7 +18,8 @@ CREATE TABLE IF NOT EXISTS accounts (
 	id TEXT PRIMARY KEY, bootstrap INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS access_keys (
 	id TEXT PRIMARY KEY, secret TEXT NOT NULL,
-	account_id TEXT NOT NULL REFERENCES accounts(id), created_at INTEGER NOT NULL);
+	account_id TEXT NOT NULL REFERENCES accounts(id), created_at INTEGER NOT NULL,
+	enabled INTEGER NOT NULL DEFAULT 1, last_used_at INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS gateways (
 	id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
 	name TEXT NOT NULL, description TEXT NOT NULL, kind TEXT NOT NULL,
@@ -91,7 +92,36 @@ func openDB(dir string) (*sql.DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("control db schema: %w", err)
 	}
+	if err := addColumns(ctx, db); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("control db schema: %w", err)
+	}
 	return db, nil
+}
+
+// addedColumns are columns added to a table after its first release: CREATE
+// TABLE IF NOT EXISTS leaves an older data dir's table as it was, so openDB
+// adds them where missing. Each needs a default for the rows already there.
+var addedColumns = []struct{ table, column, def string }{
+	{"access_keys", "enabled", "INTEGER NOT NULL DEFAULT 1"},
+	{"access_keys", "last_used_at", "INTEGER NOT NULL DEFAULT 0"},
+}
+
+func addColumns(ctx context.Context, db *sql.DB) error {
+	for _, c := range addedColumns {
+		var n int
+		if err := db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_info(?) WHERE name = ?`,
+			c.table, c.column).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, `ALTER TABLE `+c.table+` ADD COLUMN `+c.column+` `+c.def); err != nil {
+			return fmt.Errorf("adding %s.%s: %w", c.table, c.column, err)
+		}
+	}
+	return nil
 }
 
 // inTx runs fn in a transaction, committing when it returns nil.

@@ -15,6 +15,7 @@ var (
 	ErrBusy      = errors.New("being operated")      // refused in a transitional state
 	ErrQuota     = errors.New("quota exceeded")      // the account is at its limit
 	ErrForbidden = errors.New("operation forbidden") // the caller may not do this
+	ErrLastKey   = errors.New("last enabled key")    // would lock the account out
 )
 
 // Error is a domain error: a kind, the field (parameter) it concerns, whether

@@ -59,8 +59,17 @@ type AccessKey struct {
 	ID        string    `json:"access_key_id"`
 	Secret    string    `json:"-"`
 	AccountID string    `json:"account_id"`
+	Status    string    `json:"status"` // KeyEnabled or KeyDisabled
 	CreatedAt time.Time `json:"created_at"`
+	// LastUsedAt is the last request the key signed correctly; nil if none.
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
 }
+
+// Access-key statuses: a disabled key is refused until enabled again.
+const (
+	KeyEnabled  = "enabled"
+	KeyDisabled = "disabled"
+)
 
 // Gateway is an observation point.
 type Gateway struct {

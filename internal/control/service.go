@@ -1,6 +1,7 @@
 package control
 
 import (
+	"context"
 	"database/sql"
 	"time"
 )
@@ -19,6 +20,7 @@ type Service struct {
 	quota   int
 	now     func() time.Time
 	changed chan struct{} // wakes the settler after a change
+	usage   *keyUsage     // access keys' last use, persisted at most once a minute
 }
 
 // New opens the control plane's state in cfg.DataDir.
@@ -31,11 +33,20 @@ func New(cfg Config) (*Service, error) {
 		cfg.Quota = DefaultQuota
 	}
 	return &Service{db: db, quota: cfg.Quota, now: func() time.Time { return time.Now().UTC() },
-		changed: make(chan struct{}, 1)}, nil
+		changed: make(chan struct{}, 1), usage: newKeyUsage()}, nil
 }
 
-// Close closes the database.
-func (s *Service) Close() error { return s.db.Close() }
+// Close writes the access keys' last uses not yet persisted and closes the
+// database.
+func (s *Service) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ferr := s.flushUsage(ctx)
+	if err := s.db.Close(); err != nil {
+		return err
+	}
+	return ferr
+}
 
 // Changed returns a channel that receives after flow logs change, so the data
 // plane can reconcile promptly.

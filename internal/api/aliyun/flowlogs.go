@@ -3,6 +3,7 @@ package aliyun
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strings"
@@ -34,9 +35,20 @@ func Register(mux *http.ServeMux, cfg Config, deps Deps) {
 		"DescribeFlowLogSags":       d.describeSags,
 		"DescribeUnbindFlowLogSags": d.describeUnbindSags,
 	} {
-		s.Handle(name, regional(fn))
+		s.Handle(name, keyUsed(deps.Control, s.cfg.Logger, regional(fn)))
 	}
 	mux.Handle("/{$}", s)
+}
+
+// keyUsed records the use of the call's access key, which the server has
+// verified before any action runs.
+func keyUsed(ctl *control.Service, log *slog.Logger, fn Action) Action {
+	return func(ctx context.Context, c *Call) (any, error) {
+		if err := ctl.KeyUsed(ctx, c.Params["AccessKeyId"]); err != nil {
+			log.Warn("recording an access key's use", "key", c.Params["AccessKeyId"], "err", err)
+		}
+		return fn(ctx, c)
+	}
 }
 
 // regional requires the RegionId every action of this API takes.

@@ -114,6 +114,9 @@ func (d *dialect) serve(c *call, fn func(ctx context.Context, c *call) (result, 
 		return result{}, err
 	}
 	c.account = key.AccountID
+	if err := d.ctl.KeyUsed(ctx, key.ID); err != nil {
+		d.cfg.Logger.Warn("recording an access key's use", "key", key.ID, "err", err)
+	}
 	project := c.r.PathValue("project_id")
 	if project != key.AccountID {
 		return result{}, forbidden("project " + project + " is not the project of access key " + key.ID + ".")
