@@ -9,6 +9,9 @@ import (
 type Config struct {
 	DataDir string // where control.db lives
 	Quota   int    // flow logs per account; 0 means DefaultQuota
+	// PcapDir is where accounts other than the bootstrap one may replay
+	// capture files from; empty: nowhere.
+	PcapDir string
 }
 
 // Service is the control plane. Every method takes the calling account and
@@ -17,6 +20,7 @@ type Config struct {
 type Service struct {
 	db      *sql.DB
 	quota   int
+	pcapDir string
 	now     func() time.Time
 	changed chan struct{} // wakes the settler after a change
 }
@@ -30,7 +34,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Quota <= 0 {
 		cfg.Quota = DefaultQuota
 	}
-	return &Service{db: db, quota: cfg.Quota, now: func() time.Time { return time.Now().UTC() },
+	return &Service{db: db, quota: cfg.Quota, pcapDir: cfg.PcapDir, now: func() time.Time { return time.Now().UTC() },
 		changed: make(chan struct{}, 1)}, nil
 }
 

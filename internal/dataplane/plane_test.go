@@ -207,7 +207,7 @@ func TestCaptureLifecycle(t *testing.T) {
 	r.step()
 	ping(4)
 	// Delete before the flow ages out: what is in flight is still delivered.
-	_, err = r.svc.DeleteFlowLog(r.ctx, r.account, f.ID, false)
+	_, err = r.svc.DeleteFlowLog(r.ctx, r.account, f.ID, control.DeleteRules{})
 	r.must(err)
 	r.step()
 	if len(r.p.flows) != 0 || len(r.p.taps) != 0 {
