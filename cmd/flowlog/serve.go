@@ -70,7 +70,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	svc, err := control.New(control.Config{DataDir: cfg.DataDir, Quota: cfg.FlowLogQuota})
+	svc, err := control.New(control.Config{DataDir: cfg.DataDir, Quota: cfg.FlowLogQuota, PcapDir: cfg.PcapDir})
 	if err != nil {
 		return err
 	}

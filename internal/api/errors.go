@@ -38,6 +38,12 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 var resourceNames = map[string]string{
 	"flow_log": "FlowLog", "gateway": "Gateway", "attachment": "Attachment",
 	"log_group": "LogGroup", "log_stream": "LogStream", "access_key": "AccessKey",
+	"account": "Account", "grant": "Grant",
+}
+
+// fieldWords turns the fields of conflicts and refusals into code words.
+var fieldWords = map[string]string{
+	"exporter_addr": "ExporterAddr", "interface": "Interface", "pcap_path": "PcapPath",
 }
 
 // fail writes the error err as the native API reports it.
@@ -57,6 +63,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		code = "InvalidParameter." + e.Field
 	case errors.Is(e.Kind, control.ErrConflict) && e.Field == "target":
 		status, code = http.StatusConflict, "Conflict.Target"
+	case errors.Is(e.Kind, control.ErrConflict) && fieldWords[e.Field] != "":
+		status, code = http.StatusConflict, "Conflict."+fieldWords[e.Field]
 	case errors.Is(e.Kind, control.ErrConflict):
 		status, code = http.StatusConflict, "Conflict.AlreadyExists"
 	case errors.Is(e.Kind, control.ErrInUse):
@@ -68,7 +76,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(e.Kind, control.ErrLastKey):
 		status, code = http.StatusConflict, "Conflict.LastAccessKey"
 	case errors.Is(e.Kind, control.ErrForbidden):
-		status, code = http.StatusForbidden, "Forbidden"
+		status, code = http.StatusForbidden, "Forbidden."+fieldWords[e.Field]
 	}
 	writeError(w, r, status, strings.TrimSuffix(code, "."), e.Message)
 }

@@ -18,6 +18,10 @@ func (s *Server) routes() {
 	h("POST /v1/access-keys/{id}/disable", s.disableAccessKey)
 	h("DELETE /v1/access-keys/{id}", s.deleteAccessKey)
 
+	h("POST /v1/grants", s.createGrant)
+	h("GET /v1/grants", s.listGrants)
+	h("DELETE /v1/grants/{id}", s.deleteGrant)
+
 	h("POST /v1/gateways", s.createGateway)
 	h("GET /v1/gateways", s.listGateways)
 	h("GET /v1/gateways/{id}", s.getGateway)
@@ -357,7 +361,7 @@ func (s *Server) updateFlowLog(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func (s *Server) deleteFlowLog(w http.ResponseWriter, r *http.Request, c caller) {
-	f, err := s.svc.DeleteFlowLog(r.Context(), c.account, r.PathValue("id"), false)
+	f, err := s.svc.DeleteFlowLog(r.Context(), c.account, r.PathValue("id"), control.DeleteRules{})
 	s.reply(w, r, http.StatusAccepted, f, err)
 }
 

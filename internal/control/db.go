@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS flow_log_targets (
 	gateway_id TEXT NOT NULL, attachment_id TEXT NOT NULL,
 	PRIMARY KEY (flow_log_id, gateway_id, attachment_id));
 CREATE INDEX IF NOT EXISTS flow_log_targets_gw ON flow_log_targets (gateway_id);
+CREATE INDEX IF NOT EXISTS gateways_exporter ON gateways (exporter) WHERE kind = 'exporter';
+CREATE TABLE IF NOT EXISTS grants (
+	id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
+	kind TEXT NOT NULL, value TEXT NOT NULL, created_at INTEGER NOT NULL,
+	UNIQUE (account_id, kind, value));
 `
 
 // openDB opens (creating if needed) the control-plane database in dir. The

@@ -16,6 +16,9 @@ var (
 	ErrQuota     = errors.New("quota exceeded")      // the account is at its limit
 	ErrForbidden = errors.New("operation forbidden") // the caller may not do this
 	ErrLastKey   = errors.New("last enabled key")    // would lock the account out
+	// ErrDeleting is the ErrBusy of a flow log being deleted: dialects that
+	// show no deleting state (Alibaba) report it as not found.
+	ErrDeleting = fmt.Errorf("%w: being deleted", ErrBusy)
 )
 
 // Error is a domain error: a kind, the field (parameter) it concerns, whether
@@ -52,6 +55,10 @@ func conflict(format string, args ...any) error {
 
 func inUse(format string, args ...any) error {
 	return &Error{Kind: ErrInUse, Message: fmt.Sprintf(format, args...)}
+}
+
+func forbidden(field, format string, args ...any) error {
+	return &Error{Kind: ErrForbidden, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
 // AsError returns the domain error inside err, if any.

@@ -172,7 +172,8 @@ func (s *Service) CreateFlowLog(ctx context.Context, account string, in FlowLogI
 			}
 		}
 		var n int
-		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM flow_logs WHERE account_id = ?`, account).
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM flow_logs WHERE account_id = ? AND state <> ?`,
+			account, StateDeleting).
 			Scan(&n); err != nil {
 			return err
 		}
@@ -279,7 +280,7 @@ func (s *Service) changeFlowLog(ctx context.Context, account, id string,
 // notDeleting refuses changes to a flow log that is being deleted.
 func notDeleting(f *FlowLog) error {
 	if f.State == StateDeleting {
-		return &Error{Kind: ErrBusy, Message: fmt.Sprintf("flow log %s is being deleted", f.ID)}
+		return &Error{Kind: ErrDeleting, Resource: "flow_log", Message: fmt.Sprintf("flow log %s is being deleted", f.ID)}
 	}
 	return nil
 }
@@ -330,19 +331,31 @@ func (s *Service) SetEnabled(ctx context.Context, account, id string, enabled bo
 	return f, changed, err
 }
 
+// DeleteRules are how a dialect's delete differs from the native one.
+type DeleteRules struct {
+	// RefuseIfBound refuses a flow log still bound to a target; otherwise
+	// its bindings go with it.
+	RefuseIfBound bool
+	// Immediate is for callers to whom the flow log is gone once deleted
+	// (Alibaba, which has no transitional states): a pending or modifying
+	// flow log is deleted too, and one already being deleted is not found.
+	// Otherwise those are refused as busy, and a repeated delete is a no-op.
+	Immediate bool
+}
+
 // DeleteFlowLog starts deleting a flow log and returns it in state deleting;
-// it is removed once the data plane has delivered what is in flight. With
-// refuseIfBound (the Alibaba rule) a flow log still bound to a target is
-// refused; otherwise its bindings go with it.
-func (s *Service) DeleteFlowLog(ctx context.Context, account, id string, refuseIfBound bool) (FlowLog, error) {
+// it is removed once the data plane has delivered what is in flight.
+func (s *Service) DeleteFlowLog(ctx context.Context, account, id string, rules DeleteRules) (FlowLog, error) {
 	return s.changeFlowLog(ctx, account, id, func(tx *sql.Tx, f *FlowLog) error {
-		switch f.State {
-		case StatePending, StateModifying:
-			return &Error{Kind: ErrBusy, Message: fmt.Sprintf("flow log %s is %s; try again shortly", id, f.State)}
-		case StateDeleting:
+		switch {
+		case f.State == StateDeleting && rules.Immediate:
+			return notFound("flow_log", id)
+		case f.State == StateDeleting:
 			return nil
+		case (f.State == StatePending || f.State == StateModifying) && !rules.Immediate:
+			return &Error{Kind: ErrBusy, Message: fmt.Sprintf("flow log %s is %s; try again shortly", id, f.State)}
 		}
-		if refuseIfBound && len(f.Targets) > 0 {
+		if rules.RefuseIfBound && len(f.Targets) > 0 {
 			return inUse("flow log %s is bound to gateway %s; disassociate it first", id, f.Targets[0].GatewayID)
 		}
 		f.State, f.StateReason, f.UpdatedAt = StateDeleting, "", s.now()
@@ -351,11 +364,30 @@ func (s *Service) DeleteFlowLog(ctx context.Context, account, id string, refuseI
 }
 
 // Associate binds a flow log to a gateway or one of its attachments.
-// Binding again to the same target is a no-op.
+// Binding again to the same target is a no-op. A target carries at most one
+// flow log per output kind (sls, netflow).
 func (s *Service) Associate(ctx context.Context, account, id string, t Target) (FlowLog, error) {
+	return s.associate(ctx, account, id, t, false)
+}
+
+// AssociateExclusive is Associate for the Alibaba rule: a target carries at
+// most one flow log, whatever its output type.
+func (s *Service) AssociateExclusive(ctx context.Context, account, id string, t Target) (FlowLog, error) {
+	return s.associate(ctx, account, id, t, true)
+}
+
+func (s *Service) associate(ctx context.Context, account, id string, t Target, exclusive bool) (FlowLog, error) {
 	return s.changeFlowLog(ctx, account, id, func(tx *sql.Tx, f *FlowLog) error {
 		if err := notDeleting(f); err != nil {
 			return err
+		}
+		if err := checkTarget(ctx, tx, f.AccountID, t); err != nil {
+			return err
+		}
+		if exclusive {
+			if err := checkTargetAlone(ctx, tx, f, t); err != nil {
+				return err
+			}
 		}
 		if err := s.bind(ctx, tx, f, t); err != nil {
 			return err
@@ -419,6 +451,25 @@ func (s *Service) bind(ctx context.Context, tx *sql.Tx, f *FlowLog, t Target) er
 	_, err := tx.ExecContext(ctx, `INSERT INTO flow_log_targets (flow_log_id, gateway_id, attachment_id)
 		VALUES (?,?,?) ON CONFLICT DO NOTHING`, f.ID, t.GatewayID, t.AttachmentID)
 	return err
+}
+
+// checkTargetAlone refuses a target (or, for a whole gateway, any of its
+// attachments) that carries a flow log other than f and not being deleted.
+func checkTargetAlone(ctx context.Context, q querier, f *FlowLog, t Target) error {
+	var other string
+	err := q.QueryRowContext(ctx, `SELECT fl.id FROM flow_log_targets t
+		JOIN flow_logs fl ON fl.id = t.flow_log_id
+		WHERE t.gateway_id = ? AND fl.id <> ? AND fl.state <> ?
+		AND (t.attachment_id = '' OR ? = '' OR t.attachment_id = ?) LIMIT 1`,
+		t.GatewayID, f.ID, StateDeleting, t.AttachmentID, t.AttachmentID).Scan(&other)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return &Error{Kind: ErrConflict, Field: "target",
+		Message: fmt.Sprintf("%s already carries flow log %s", t, other)}
 }
 
 // checkTargetFree enforces "at most one flow log per output kind" on a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net/netip"
 	"unicode/utf8"
 )
@@ -84,9 +85,11 @@ func applyGateway(g *Gateway, in GatewayInput, create bool) error {
 		if g.Exporter == "" {
 			return missing("exporter_addr")
 		}
-		if _, err := netip.ParseAddr(g.Exporter); err != nil {
+		a, err := netip.ParseAddr(g.Exporter)
+		if err != nil || a.Zone() != "" {
 			return illegal("exporter_addr", "not an IPv4 or IPv6 address")
 		}
+		g.Exporter = a.Unmap().String() // the form the collector routes by
 	default:
 		return illegal("kind", "must be capture, pcap or exporter")
 	}
@@ -103,11 +106,61 @@ func (s *Service) CreateGateway(ctx context.Context, account string, in GatewayI
 	if err := applyGateway(&g, in, true); err != nil {
 		return g, err
 	}
-	_, err := s.db.ExecContext(ctx, `INSERT INTO gateways (id, account_id, name, description, kind,
-		pcap_path, pcap_pace, exporter, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-		g.ID, g.AccountID, g.Name, g.Description, g.Kind, g.PcapPath, g.PcapPace, g.Exporter,
-		unixNano(g.CreatedAt), unixNano(g.UpdatedAt))
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := s.admit(ctx, tx, &g, in); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `INSERT INTO gateways (id, account_id, name, description, kind,
+			pcap_path, pcap_pace, exporter, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
+			g.ID, g.AccountID, g.Name, g.Description, g.Kind, g.PcapPath, g.PcapPace, g.Exporter,
+			unixNano(g.CreatedAt), unixNano(g.UpdatedAt))
+		return err
+	})
 	return g, err
+}
+
+// admit checks, in the transaction that stores g, that its account may
+// observe what the given fields name, and that no other gateway holds its
+// exporter address. Fields not given are not checked again, so that a
+// gateway whose grant was withdrawn can still be renamed.
+func (s *Service) admit(ctx context.Context, tx *sql.Tx, g *Gateway, in GatewayInput) error {
+	fence, err := fenceOf(ctx, tx, g.AccountID, s.pcapDir)
+	if err != nil {
+		return err
+	}
+	switch {
+	case g.Kind == KindPcap && in.PcapPath != nil:
+		return fence.PcapPath(g.PcapPath)
+	case g.Kind == KindExporter && in.Exporter != nil:
+		if err := fence.Exporter(g.Exporter); err != nil {
+			return err
+		}
+		return claimExporter(ctx, tx, g)
+	}
+	return nil
+}
+
+// claimExporter refuses an exporter address another gateway holds. One
+// gateway per address, across accounts: records from an exporter go to
+// exactly one account, and within an account one gateway (with an
+// attachment per ifIndex) already describes one router.
+func claimExporter(ctx context.Context, q querier, g *Gateway) error {
+	var id, owner string
+	err := q.QueryRowContext(ctx, `SELECT id, account_id FROM gateways WHERE kind = ? AND exporter = ?
+		AND id <> ? LIMIT 1`, KindExporter, g.Exporter, g.ID).Scan(&id, &owner)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	e := &Error{Kind: ErrConflict, Field: "exporter_addr",
+		Message: fmt.Sprintf("exporter address %s is held by another account", g.Exporter)}
+	if owner == g.AccountID {
+		e.Message = fmt.Sprintf("exporter address %s is already the exporter of gateway %s; "+
+			"one gateway per exporter (attach its interfaces to that gateway)", g.Exporter, id)
+	}
+	return e
 }
 
 const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, created_at, updated_at`
@@ -153,6 +206,9 @@ func (s *Service) UpdateGateway(ctx context.Context, account, id string, in Gate
 			return err
 		}
 		if err := applyGateway(&g, in, false); err != nil {
+			return err
+		}
+		if err := s.admit(ctx, tx, &g, in); err != nil {
 			return err
 		}
 		g.UpdatedAt = s.now()
@@ -214,8 +270,18 @@ func (s *Service) CreateAttachment(ctx context.Context, account, gatewayID strin
 			return missing("if_index")
 		case g.Kind != KindExporter && a.Interface == "":
 			return missing("interface")
-		case len(a.Interface) > 15 && g.Kind == KindCapture:
-			return illegal("interface", "Linux interface names are at most 15 bytes")
+		}
+		if g.Kind == KindCapture {
+			if err := checkInterface(a.Interface); err != nil {
+				return illegal("interface", "%s", err.Error())
+			}
+			fence, err := fenceOf(ctx, tx, account, s.pcapDir)
+			if err != nil {
+				return err
+			}
+			if err := fence.Interface(a.Interface); err != nil {
+				return err
+			}
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO attachments (id, gateway_id, account_id, name, interface,
 			if_index, created_at) VALUES (?,?,?,?,?,?,?)`, a.ID, a.GatewayID, a.AccountID, a.Name, a.Interface,

@@ -37,6 +37,7 @@ const (
 	prefixAttachment = "att-"
 	prefixLogGroup   = "lg-"
 	prefixLogStream  = "ls-"
+	prefixGrant      = "gr-"
 )
 
 func newID(prefix string) string { return prefix + randomString(lowerAlnum, 20) }

@@ -19,6 +19,7 @@ type FlowLogFilter struct {
 	Enabled         *bool
 	GatewayID       string   // bound to this gateway (or one of its attachments)
 	AttachmentIDs   []string // bound to one of these attachments
+	HideDeleting    bool     // leave out flow logs being deleted (gone, to Alibaba callers)
 
 	SortKey  string // id (default), name, state, created_at
 	SortDesc bool
@@ -43,6 +44,9 @@ func (s *Service) ListFlowLogs(ctx context.Context, account string, fl FlowLogFi
 	}
 	if len(fl.IDs) > 0 {
 		add("id IN ("+placeholders(len(fl.IDs))+")", toAny(fl.IDs)...)
+	}
+	if fl.HideDeleting {
+		add("state <> ?", StateDeleting)
 	}
 	if fl.Enabled != nil {
 		add("enabled = ?", *fl.Enabled)

@@ -10,6 +10,9 @@ import (
 type Config struct {
 	DataDir string // where control.db lives
 	Quota   int    // flow logs per account; 0 means DefaultQuota
+	// PcapDir is where accounts other than the bootstrap one may replay
+	// capture files from; empty: nowhere.
+	PcapDir string
 }
 
 // Service is the control plane. Every method takes the calling account and
@@ -18,6 +21,7 @@ type Config struct {
 type Service struct {
 	db      *sql.DB
 	quota   int
+	pcapDir string
 	now     func() time.Time
 	changed chan struct{} // wakes the settler after a change
 	usage   *keyUsage     // access keys' last use, persisted at most once a minute
@@ -32,7 +36,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.Quota <= 0 {
 		cfg.Quota = DefaultQuota
 	}
-	return &Service{db: db, quota: cfg.Quota, now: func() time.Time { return time.Now().UTC() },
+	return &Service{db: db, quota: cfg.Quota, pcapDir: cfg.PcapDir, now: func() time.Time { return time.Now().UTC() },
 		changed: make(chan struct{}, 1), usage: newKeyUsage()}, nil
 }
 

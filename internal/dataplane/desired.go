@@ -43,6 +43,7 @@ func (p *Plane) wanted(ctx context.Context) (map[string]*desired, error) {
 		return nil, err
 	}
 	out := make(map[string]*desired, len(all))
+	fences := map[string]control.Fence{} // by account, read once per round
 	for _, f := range all {
 		if f.State == control.StateDeleting {
 			continue
@@ -52,8 +53,15 @@ func (p *Plane) wanted(ctx context.Context) (map[string]*desired, error) {
 		if !f.Enabled {
 			continue
 		}
+		fence, ok := fences[f.AccountID]
+		if !ok {
+			if fence, err = p.cfg.Control.FenceOf(ctx, f.AccountID); err != nil {
+				return nil, err
+			}
+			fences[f.AccountID] = fence
+		}
 		for _, t := range f.Targets {
-			if err := p.addPoints(ctx, d, t); err != nil {
+			if err := p.addPoints(ctx, d, t, fence); err != nil {
 				var r reason
 				if _, ok := control.AsError(err); !ok && !errors.As(err, &r) {
 					return nil, err
@@ -65,27 +73,38 @@ func (p *Plane) wanted(ctx context.Context) (map[string]*desired, error) {
 	return out, nil
 }
 
-// addPoints adds the observation points of target t.
-func (p *Plane) addPoints(ctx context.Context, d *desired, t control.Target) error {
+// addPoints adds the observation points of target t. A point the account's
+// fence no longer allows (its grant was withdrawn) is an error: the flow
+// log stops, failed with the fence's reason.
+func (p *Plane) addPoints(ctx context.Context, d *desired, t control.Target, fence control.Fence) error {
 	account := d.fl.AccountID
 	gw, err := p.cfg.Control.GetGateway(ctx, account, t.GatewayID)
 	if err != nil {
 		return err
 	}
-	add := func(att control.Attachment) {
+	if gw.Kind == control.KindExporter {
+		if err := fence.Exporter(gw.Exporter); err != nil {
+			return err
+		}
+	}
+	add := func(att control.Attachment) error {
+		if gw.Kind == control.KindCapture {
+			if err := fence.Interface(att.Interface); err != nil {
+				return err
+			}
+		}
 		d.points[unitKey{account, d.fl.ID, gw.ID, att.ID}] = point{gw: gw, att: att}
+		return nil
 	}
 	if t.AttachmentID != "" {
 		att, err := p.cfg.Control.GetAttachment(ctx, account, gw.ID, t.AttachmentID)
 		if err != nil {
 			return err
 		}
-		add(att)
-		return nil
+		return add(att)
 	}
 	if gw.Kind == control.KindPcap {
-		add(control.Attachment{}) // a replay is observed whole
-		return nil
+		return add(control.Attachment{}) // a replay is observed whole
 	}
 	atts, err := p.cfg.Control.ListAttachments(ctx, account, gw.ID)
 	if err != nil {
@@ -103,7 +122,9 @@ func (p *Plane) addPoints(ctx context.Context, d *desired, t control.Target) err
 		return reason(fmt.Sprintf("gateway %s has no attachments: attach the interfaces to capture on", gw.ID))
 	}
 	for _, a := range atts {
-		add(a)
+		if err := add(a); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -33,8 +34,15 @@ type rig struct {
 
 func newRig(t *testing.T, netflowListen string) *rig {
 	t.Helper()
+	return newRigPcap(t, netflowListen, "")
+}
+
+// newRigPcap is newRig with a pcap directory for the accounts other than
+// the bootstrap one.
+func newRigPcap(t *testing.T, netflowListen, pcapDir string) *rig {
+	t.Helper()
 	dir := t.TempDir()
-	svc, err := control.New(control.Config{DataDir: dir})
+	svc, err := control.New(control.Config{DataDir: dir, PcapDir: pcapDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +56,7 @@ func newRig(t *testing.T, netflowListen string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{Control: svc, Store: st, NetflowListen: netflowListen})
+	p, err := New(Config{Control: svc, Store: st, NetflowListen: netflowListen, PcapDir: pcapDir})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +215,7 @@ func TestCaptureLifecycle(t *testing.T) {
 	r.step()
 	ping(4)
 	// Delete before the flow ages out: what is in flight is still delivered.
-	_, err = r.svc.DeleteFlowLog(r.ctx, r.account, f.ID, false)
+	_, err = r.svc.DeleteFlowLog(r.ctx, r.account, f.ID, control.DeleteRules{})
 	r.must(err)
 	r.step()
 	if len(r.p.flows) != 0 || len(r.p.taps) != 0 {
@@ -411,29 +419,50 @@ func TestDeliveredWithinAggregation(t *testing.T) {
 }
 
 // TestPcapDir: an account other than the operator's replays files only from
-// the pcap directory.
+// the pcap directory. The control plane refuses other paths when the
+// gateway is made (see the control package's tests); the data plane checks
+// again when the replay starts, for a link pointed elsewhere meanwhile.
 func TestPcapDir(t *testing.T) {
-	shared := filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap")
-	r := newRig(t, "")
-	r.p.cfg.PcapDir = shared
+	src := filepath.Join(testutil.SharedDir(t), "testdata", "flowtest", "pcap", "ICMP_across_dot1q.pcap")
+	dir := t.TempDir()
+	pcap, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, link := filepath.Join(dir, "icmp.pcap"), filepath.Join(dir, "link.pcap")
+	if err := os.WriteFile(file, pcap, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(file, link); err != nil {
+		t.Fatal(err)
+	}
+	r := newRigPcap(t, "", dir)
 	key, err := r.svc.CreateAccount(r.ctx, r.account)
 	r.must(err)
 	r.account = key.AccountID
 	ls := r.stream()
-	for path, want := range map[string]string{
-		filepath.Join(shared, "ICMP_across_dot1q.pcap"):      "",
-		filepath.Join(shared, "..", "..", "..", "README.md"): "outside the server's pcap directory",
-		"/etc/passwd": "outside the server's pcap directory",
-		filepath.Join(shared, "..", "nonexistent", "x.pcap"): "outside the server's pcap directory",
-		filepath.Join(shared, "nonexistent.pcap"):            "does not exist",
-	} {
+	replayOf := func(path string) control.FlowLog {
 		gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindPcap), PcapPath: ptr(path)})
-		f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		return r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
 			Targets: []control.Target{{GatewayID: gw.ID}}})
-		r.step()
-		got := r.state(f.ID)
-		if want == "" && got.State != control.StateAvailable || want != "" && !strings.Contains(got.StateReason, want) {
-			t.Errorf("%s: state %s %q, want %q", path, got.State, got.StateReason, want)
+	}
+	inside, gone := replayOf(file), replayOf(filepath.Join(dir, "nonexistent.pcap"))
+	moved := replayOf(link)
+	// The link now leads out of the directory.
+	if err := os.Remove(link); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("/etc/passwd", link); err != nil {
+		t.Fatal(err)
+	}
+	r.step()
+	for _, c := range []struct {
+		f    control.FlowLog
+		want string
+	}{{inside, ""}, {gone, "does not exist"}, {moved, "outside the server's pcap directory"}} {
+		got := r.state(c.f.ID)
+		if c.want == "" && got.State != control.StateAvailable || c.want != "" && !strings.Contains(got.StateReason, c.want) {
+			t.Errorf("state %s %q, want %q", got.State, got.StateReason, c.want)
 		}
 	}
 }

@@ -7,12 +7,12 @@ import (
 	"io"
 	"io/fs"
 	"net"
-	"path/filepath"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"flowlog/internal/capture"
+	"flowlog/internal/control"
 	"flowlog/internal/meter"
 	"flowlog/internal/packet"
 )
@@ -108,31 +108,15 @@ func (p *Plane) attachTap(u *unit, iface string) error {
 
 // mayReplay keeps an account from reading files of the server's host that
 // are not meant for it: only the operator's account replays any file;
-// others, only files inside PcapDir (after resolving links).
+// others, only files inside PcapDir. The control plane checks the path when
+// the gateway is made; this checks again when the replay starts, since a
+// link inside the directory may have been pointed elsewhere meanwhile.
 func (p *Plane) mayReplay(account, path string) error {
 	boot, err := p.cfg.Control.IsBootstrap(context.Background(), account)
 	if err != nil || boot {
 		return err
 	}
-	refused := fmt.Errorf("pcap file %s is outside the server's pcap directory (pcap_dir)", path)
-	if p.cfg.PcapDir == "" {
-		return refused
-	}
-	dir, err := filepath.EvalSymlinks(p.cfg.PcapDir)
-	if err != nil {
-		return refused
-	}
-	file, err := filepath.EvalSymlinks(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		file, err = filepath.Abs(path) // judged by its name, so as not to tell what exists elsewhere
-	}
-	if err != nil {
-		return refused
-	}
-	if rel, err := filepath.Rel(dir, file); err != nil || !filepath.IsLocal(rel) {
-		return refused
-	}
-	return nil
+	return control.InPcapDir(p.cfg.PcapDir, path)
 }
 
 // replay feeds a pcap file to u's meter, once, with its timestamps moved to

@@ -67,6 +67,8 @@ func translate(err error) error {
 		return missingParam(name, "")
 	case errors.Is(e.Kind, control.ErrInvalid):
 		return illegalParam(name, name+" "+detail+".")
+	case errors.Is(e.Kind, control.ErrDeleting):
+		return errFlowLogNotFound // gone, to this API's callers
 	case errors.Is(e.Kind, control.ErrBusy):
 		return withDetail(errIncorrectStatus, e.Message+".")
 	case errors.Is(e.Kind, control.ErrInUse):

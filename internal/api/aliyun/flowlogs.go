@@ -105,7 +105,7 @@ func (d *dialect) modify(ctx context.Context, c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	cur, err := d.ctl.GetFlowLog(ctx, c.Account, id)
+	cur, err := d.flowLog(ctx, c.Account, id)
 	if err != nil {
 		return nil, err
 	}
@@ -290,7 +290,9 @@ func (d *dialect) delete(ctx context.Context, c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = d.ctl.DeleteFlowLog(ctx, c.Account, id, true)
+	// Gone at once for the caller, whatever the internal state: this API
+	// shows none but Active and Inactive.
+	_, err = d.ctl.DeleteFlowLog(ctx, c.Account, id, control.DeleteRules{RefuseIfBound: true, Immediate: true})
 	return &reply{}, err
 }
 
@@ -329,7 +331,8 @@ func (d *dialect) associate(ctx context.Context, c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, err = d.ctl.Associate(ctx, c.Account, id, control.Target{GatewayID: sag})
+	// One flow log per SAG, whatever its output type.
+	_, err = d.ctl.AssociateExclusive(ctx, c.Account, id, control.Target{GatewayID: sag})
 	return &reply{}, err
 }
 
@@ -340,7 +343,7 @@ func (d *dialect) disassociate(ctx context.Context, c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := d.ctl.GetFlowLog(ctx, c.Account, id)
+	f, err := d.flowLog(ctx, c.Account, id)
 	if err != nil {
 		return nil, err
 	}
@@ -360,6 +363,15 @@ func (d *dialect) disassociate(ctx context.Context, c *Call) (any, error) {
 		return nil, withDetail(errIncorrectStatus, "FlowLog "+id+" is not associated with SmartAG "+sag+".")
 	}
 	return &reply{}, nil
+}
+
+// flowLog returns one of account's flow logs; one being deleted is gone.
+func (d *dialect) flowLog(ctx context.Context, account, id string) (control.FlowLog, error) {
+	f, err := d.ctl.GetFlowLog(ctx, account, id)
+	if err == nil && f.State == control.StateDeleting {
+		return f, errFlowLogNotFound
+	}
+	return f, err
 }
 
 func flowLogAndSag(c *Call) (id, sag string, err error) {
@@ -407,7 +419,7 @@ func (d *dialect) describe(ctx context.Context, c *Call) (any, error) {
 		return nil, err
 	}
 	fl := control.FlowLogFilter{Name: p["FlowLogName"], Description: p["Description"],
-		ResourceGroupID: p["ResourceGroupId"], Limit: size, Offset: (number - 1) * size}
+		ResourceGroupID: p["ResourceGroupId"], Limit: size, Offset: (number - 1) * size, HideDeleting: true}
 	if id := p["FlowLogId"]; id != "" {
 		fl.IDs = []string{id}
 	}
@@ -497,7 +509,7 @@ func (d *dialect) describeSags(ctx context.Context, c *Call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := d.ctl.GetFlowLog(ctx, c.Account, id)
+	f, err := d.flowLog(ctx, c.Account, id)
 	if err != nil {
 		return nil, err
 	}
@@ -526,7 +538,7 @@ func (d *dialect) describeUnbindSags(ctx context.Context, c *Call) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	all, _, err := d.ctl.ListFlowLogs(ctx, c.Account, control.FlowLogFilter{})
+	all, _, err := d.ctl.ListFlowLogs(ctx, c.Account, control.FlowLogFilter{HideDeleting: true})
 	if err != nil {
 		return nil, err
 	}

@@ -197,7 +197,7 @@ func (d *dialect) delete(ctx context.Context, c *call) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	if _, err := d.ctl.DeleteFlowLog(ctx, c.account, f.ID, false); err != nil {
+	if _, err := d.ctl.DeleteFlowLog(ctx, c.account, f.ID, control.DeleteRules{}); err != nil {
 		return result{}, err
 	}
 	return result{status: http.StatusAccepted}, nil

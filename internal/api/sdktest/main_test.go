@@ -9,10 +9,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -165,12 +167,27 @@ func (s *server) must(t *testing.T, c creds, want int, method, path string, body
 	return out
 }
 
+// exporterRange is where the tests' exporter gateways take their addresses;
+// every account is granted it, and each gateway takes the next address, as
+// an exporter address is held by one gateway only.
+const exporterRange = "198.18.0.0/15"
+
+var nextExporter atomic.Uint32
+
+func exporterAddr() string {
+	n := 198<<24 | 18<<16 | nextExporter.Add(1)
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)}).String()
+}
+
 // newAccount makes a fresh account on s, so tests sharing a server do not
-// see each other.
+// see each other. The operator grants it the tests' exporter addresses.
 func (s *server) newAccount(t *testing.T) creds {
 	t.Helper()
 	out := s.must(t, boot, 201, "POST", "/v1/access-keys", map[string]any{"new_account": true})
-	return creds{out["account_id"].(string), out["access_key_id"].(string), out["access_key_secret"].(string)}
+	c := creds{out["account_id"].(string), out["access_key_id"].(string), out["access_key_secret"].(string)}
+	s.must(t, boot, 201, "POST", "/v1/grants", map[string]any{"account_id": c.account, "kind": "exporter_addr",
+		"value": exporterRange})
+	return c
 }
 
 // gateway creates a capture gateway with n attachments; it returns the
@@ -179,7 +196,7 @@ func (s *server) gateway(t *testing.T, c creds, name string, n int) (string, []s
 	t.Helper()
 	// Exporter gateways run anywhere: no interface, no privilege.
 	g := s.must(t, c, 201, "POST", "/v1/gateways", map[string]any{"name": name, "kind": "exporter",
-		"exporter_addr": "192.0.2.1"})
+		"exporter_addr": exporterAddr()})
 	id := g["id"].(string)
 	var atts []string
 	for i := 0; i < n; i++ {
