@@ -61,8 +61,12 @@ func newCollectCmd() *cobra.Command {
 			<-sig
 			err = c.Close()
 			for _, s := range c.Stats() {
-				fmt.Fprintf(os.Stderr, "exporter %v: packets %d records %d decode_errors %d unknown_templates %d dropped %d sequence_lost %d\n",
-					s.Exporter, s.Packets, s.Records, s.DecodeErrors, s.UnknownTemplates, s.Dropped, s.SequenceLost)
+				fmt.Fprintf(os.Stderr, "exporter %v: packets %d records %d decode_errors %d unknown_templates %d dropped %d sequence_lost %d templates_refused %d clamped %d\n",
+					s.Exporter, s.Packets, s.Records, s.DecodeErrors, s.UnknownTemplates, s.Dropped, s.SequenceLost,
+					s.TemplatesRefused, s.Clamped)
+			}
+			if n := c.Refused(); n > 0 {
+				fmt.Fprintf(os.Stderr, "refused %d datagrams: %d exporters, none idle\n", n, cfg.MaxExporters)
 			}
 			mu.Lock()
 			defer mu.Unlock()
@@ -79,6 +83,9 @@ func newCollectCmd() *cobra.Command {
 	f.StringVar(&cfg.DataDir, "data-dir", "", "directory where templates persist across restarts")
 	f.IntVar(&cfg.Workers, "workers", 0, "receive sockets per port (default: CPUs, at most 4)")
 	f.IntVar(&cfg.ReadBuffer, "read-buffer", 0, "socket receive buffer bytes (default 32 MiB)")
+	f.IntVar(&cfg.MaxExporters, "max-exporters", 1024, "exporters with decoding state at once; new ones replace those idle for a minute")
+	f.DurationVar(&cfg.Times.Past, "max-record-age", collect.DefaultTimeWindow.Past,
+		"records ending longer ago than this, or more than 5 minutes ahead, are moved to their receive time (and counted as clamped)")
 	f.BoolVar(&cfg.Session.V9FlowCount, "v9-flow-count", false,
 		"accept NetFlow v9 packets whose header count covers only flow records, as softflowd's do\n(by default a count below the packet's flowsets is a decode error)")
 	return cmd

@@ -1,21 +1,21 @@
 // Package collect receives NetFlow v5/v9, IPFIX and sFlow over UDP and turns
-// them into flow records. Template state is kept per exporter address and
-// observation domain (never per source port), bounded per exporter, and
-// persisted in a data directory across restarts.
+// them into flow records. Decoding state is kept only for claimed sources
+// (inside serve: those an exporter gateway names), per exporter address and
+// observation domain (never per source port), bounded per exporter and in
+// number, and persisted per exporter in a data directory across restarts.
 package collect
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -27,16 +27,42 @@ import (
 
 // Config configures a Collector. Zero fields take the defaults.
 type Config struct {
-	Listen       string // ADDR:PORT for NetFlow v5/v9 and IPFIX (auto-detected); empty for none
-	SFlowListen  string // ADDR:PORT for sFlow v5; empty for none
-	Workers      int    // sockets (SO_REUSEPORT) per listener; default min(NumCPU, 4)
-	ReadBuffer   int    // socket receive buffer bytes; default 32 MiB
-	Batch        int    // datagrams per read call; default 64
-	DataDir      string // where templates persist; empty keeps them in memory only
-	MaxExporters int    // exporters tracked at once; default 4096
-	Session      netflow.SessionConfig
-	Now          func() time.Time
+	Listen      string // ADDR:PORT for NetFlow v5/v9 and IPFIX (auto-detected); empty for none
+	SFlowListen string // ADDR:PORT for sFlow v5; empty for none
+	Workers     int    // sockets (SO_REUSEPORT) per listener; default min(NumCPU, 4)
+	ReadBuffer  int    // socket receive buffer bytes; default 32 MiB
+	Batch       int    // datagrams per read call; default 64
+	DataDir     string // where templates persist; empty keeps them in memory only
+	// MaxExporters bounds the sources with decoding state; default 1024.
+	// When it is reached, a new source takes the place of those idle for
+	// IdleEvict (default 1 minute), or is refused and counted.
+	MaxExporters int
+	IdleEvict    time.Duration
+	// Claimed says whether some gateway claims src, and on what terms.
+	// Sources it does not claim get no state: their datagrams are only
+	// counted. nil claims every source on the default terms (flowlog
+	// collect).
+	Claimed func(src netip.Addr) (Claim, bool)
+	Times   TimeWindow
+	Session netflow.SessionConfig
+	Now     func() time.Time
 }
+
+// Claim is what the collector is told of a claimed source.
+type Claim struct {
+	MaxAge time.Duration // records may end this long before they arrive; 0: Config.Times.Past
+}
+
+// TimeWindow is the range of record end times, around the time a datagram
+// arrives, that the collector takes from a router as they are. A record
+// ending outside it is clamped (see clamp) and counted.
+type TimeWindow struct {
+	Past  time.Duration // default 7 days, a log stream's default retention
+	Ahead time.Duration // default 5 minutes
+}
+
+// DefaultTimeWindow is the window used when Config.Times is zero.
+var DefaultTimeWindow = TimeWindow{Past: 7 * 24 * time.Hour, Ahead: 5 * time.Minute}
 
 // Handler receives decoded records. It is called from several goroutines
 // at once and must not keep recs after it returns.
@@ -44,6 +70,9 @@ type Handler func(recs []flow.Record)
 
 // ErrConfig reports an unusable Config.
 var ErrConfig = errors.New("collect: bad config")
+
+// ErrUnclaimed reports a datagram from a source no gateway claims.
+var ErrUnclaimed = errors.New("collect: source not claimed by any gateway")
 
 // Counters are one exporter's statistics.
 type Counters struct {
@@ -55,12 +84,20 @@ type Counters struct {
 	Dropped          uint64 // such sets given up on (held too long or too many)
 	SequenceLost     uint64 // flows (v5), packets (v9) or records (IPFIX) missing
 	CounterSamples   uint64 // sFlow counter samples
+	TemplatesRefused uint64 // templates over the session's limits
+	Clamped          uint64 // records whose times were outside the TimeWindow
 }
 
 type exporter struct {
 	mu   sync.Mutex
 	sess *netflow.Session
 	c    Counters
+	last atomic.Int64 // Unix ns of the last datagram
+
+	// Persistence, under mu.
+	gone    bool      // evicted: its file is removed and must not be written
+	saved   uint64    // sess.Changes() as last written
+	savedAt time.Time // when last written
 }
 
 // Collector owns the sockets and per-exporter state.
@@ -73,16 +110,17 @@ type Collector struct {
 
 	mu        sync.RWMutex
 	exporters map[netip.Addr]*exporter
-	refused   uint64 // datagrams from exporters over MaxExporters
+	sweepAt   time.Time // no eviction sweep before this, after one freed nothing
+
+	unclaimed atomic.Uint64 // datagrams from sources no gateway claims
+	refused   atomic.Uint64 // datagrams from sources over MaxExporters
 
 	stop      chan struct{}
 	closeOnce sync.Once
 	closeErr  error
 }
 
-const templatesFile = "templates.json"
-
-// New binds the listeners, restores persisted templates and starts the
+// New binds the listeners, tidies persisted templates and starts the
 // receive workers.
 func New(cfg Config, h Handler) (*Collector, error) {
 	if cfg.Workers <= 0 {
@@ -95,7 +133,19 @@ func New(cfg Config, h Handler) (*Collector, error) {
 		cfg.Batch = 64
 	}
 	if cfg.MaxExporters <= 0 {
-		cfg.MaxExporters = 4096
+		cfg.MaxExporters = 1024
+	}
+	if cfg.IdleEvict <= 0 {
+		cfg.IdleEvict = time.Minute
+	}
+	if cfg.Times.Past <= 0 {
+		cfg.Times.Past = DefaultTimeWindow.Past
+	}
+	if cfg.Times.Ahead <= 0 {
+		cfg.Times.Ahead = DefaultTimeWindow.Ahead
+	}
+	if cfg.Session.TemplateTTL <= 0 {
+		cfg.Session.TemplateTTL = netflow.DefaultSessionConfig().TemplateTTL
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -104,7 +154,7 @@ func New(cfg Config, h Handler) (*Collector, error) {
 		return nil, fmt.Errorf("%w: nothing to listen on", ErrConfig)
 	}
 	c := &Collector{cfg: cfg, handler: h, exporters: make(map[netip.Addr]*exporter), stop: make(chan struct{})}
-	if err := c.load(); err != nil {
+	if err := c.tidy(); err != nil {
 		return nil, err
 	}
 	for _, l := range []struct {
@@ -126,10 +176,8 @@ func New(cfg Config, h Handler) (*Collector, error) {
 			go c.worker(conn, l.sflow)
 		}
 	}
-	if cfg.DataDir != "" {
-		c.wg.Add(1)
-		go c.persistLoop()
-	}
+	c.wg.Add(1)
+	go c.maintainLoop()
 	return c, nil
 }
 
@@ -144,7 +192,7 @@ func (c *Collector) Close() error {
 		close(c.stop)
 		c.closeConns()
 		c.wg.Wait()
-		c.closeErr = c.save()
+		c.closeErr = c.save(c.cfg.Now())
 	})
 	return c.closeErr
 }
@@ -230,23 +278,36 @@ func (c *Collector) worker(conn *net.UDPConn, sflow bool) {
 // had been received, and returns the records it produced and the error, if
 // any. It is what the workers do; tests and replays use it directly.
 func (c *Collector) Decode(src netip.Addr, pkt []byte, sflow bool) ([]flow.Record, error) {
-	e := c.exporter(src)
-	if e == nil {
-		return nil, fmt.Errorf("%w: exporter %v", netflow.ErrLimit, src)
-	}
-	return c.decode(e, src, pkt, sflow, c.cfg.Now(), nil)
+	return c.receive(src, pkt, sflow, c.cfg.Now(), nil)
 }
 
 func (c *Collector) packet(src netip.Addr, pkt []byte, sflow bool, now time.Time, out []flow.Record) []flow.Record {
-	e := c.exporter(src)
-	if e == nil {
-		return out
-	}
-	out, _ = c.decode(e, src, pkt, sflow, now, out)
+	out, _ = c.receive(src, pkt, sflow, now, out)
 	return out
 }
 
-func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, now time.Time, out []flow.Record) ([]flow.Record, error) {
+// receive decodes a datagram from a claimed source with state.
+func (c *Collector) receive(src netip.Addr, pkt []byte, sflow bool, now time.Time, out []flow.Record) ([]flow.Record, error) {
+	win := c.cfg.Times
+	if c.cfg.Claimed != nil {
+		cl, ok := c.cfg.Claimed(src)
+		if !ok {
+			c.unclaimed.Add(1)
+			return out, fmt.Errorf("%w: %v", ErrUnclaimed, src)
+		}
+		if cl.MaxAge > 0 {
+			win.Past = cl.MaxAge
+		}
+	}
+	e := c.exporter(src, now)
+	if e == nil {
+		return out, fmt.Errorf("%w: %d exporters, none idle for %v; %v refused", netflow.ErrLimit,
+			c.cfg.MaxExporters, c.cfg.IdleEvict, src)
+	}
+	return c.decode(e, src, pkt, sflow, now, win, out)
+}
+
+func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, now time.Time, win TimeWindow, out []flow.Record) ([]flow.Record, error) {
 	before := len(out)
 	var err error
 	e.mu.Lock()
@@ -261,39 +322,110 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 		e.c.UnknownTemplates += uint64(res.Unknown)
 		e.c.Dropped += uint64(res.Dropped)
 		e.c.SequenceLost += res.Lost
+		e.c.TemplatesRefused += uint64(res.Refused)
 	}
 	if err != nil {
 		e.c.DecodeErrors++
 	}
 	e.c.Records += uint64(len(out) - before)
-	e.mu.Unlock()
+	nowMs := now.UnixMilli()
 	for i := before; i < len(out); i++ {
 		out[i].ExporterAddr = src
 		out[i].NormalizeICMP()
+		if win.clamp(&out[i], nowMs) {
+			e.c.Clamped++
+		}
 	}
+	e.mu.Unlock()
 	return out, err
 }
 
-// exporter returns src's state, creating it within MaxExporters.
-func (c *Collector) exporter(src netip.Addr) *exporter {
+// clamp is the collector's one rule for router times. A record whose end is
+// outside [now−Past, now+Ahead] ends at now (the time it arrived) instead,
+// keeping its duration when that is within [0, Past]; a start before
+// now−Past or after the end is moved to it. Routers with a wrong clock, bad
+// uptime arithmetic or hostile values thus cannot place records in days
+// the log stream does not keep, or years ahead. It reports whether r
+// changed.
+func (w TimeWindow) clamp(r *flow.Record, now int64) bool {
+	past := w.Past.Milliseconds()
+	lo, hi := now-past, now+w.Ahead.Milliseconds()
+	changed := false
+	if r.End < lo || r.End > hi {
+		d := r.End - r.Start // negative also when it overflows
+		sane := r.Start <= r.End && d >= 0 && d <= past
+		r.End, r.Start = now, now
+		if sane {
+			r.Start = now - d
+		}
+		changed = true
+	}
+	if r.Start < lo {
+		r.Start, changed = lo, true
+	}
+	if r.Start > r.End {
+		r.Start, changed = r.End, true
+	}
+	return changed
+}
+
+// exporter returns src's state, creating it within MaxExporters (after
+// evicting idle ones if need be); nil when the table is full.
+func (c *Collector) exporter(src netip.Addr, now time.Time) *exporter {
 	c.mu.RLock()
 	e := c.exporters[src]
 	c.mu.RUnlock()
-	if e != nil {
-		return e
+	if e == nil {
+		c.mu.Lock()
+		if e = c.exporters[src]; e == nil {
+			if len(c.exporters) >= c.cfg.MaxExporters && !c.evictIdle(now) {
+				c.mu.Unlock()
+				c.refused.Add(1)
+				return nil
+			}
+			e = c.newExporter(src, now)
+			c.exporters[src] = e
+		}
+		c.mu.Unlock()
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e = c.exporters[src]; e != nil {
-		return e
-	}
-	if len(c.exporters) >= c.cfg.MaxExporters {
-		c.refused++
-		return nil
-	}
-	e = &exporter{sess: netflow.NewSession(c.cfg.Session), c: Counters{Exporter: src}}
-	c.exporters[src] = e
+	e.last.Store(now.UnixNano())
 	return e
+}
+
+// evictIdle drops the sources idle for IdleEvict, and reports whether any
+// went. A sweep that frees nothing is not tried again for a second, so a
+// flood of new sources costs no more than a map lookup each. Called with
+// c.mu held.
+func (c *Collector) evictIdle(now time.Time) bool {
+	if now.Before(c.sweepAt) {
+		return false
+	}
+	limit := now.Add(-c.cfg.IdleEvict).UnixNano()
+	freed := c.drop(func(a netip.Addr, e *exporter) bool { return e.last.Load() <= limit })
+	if freed == 0 {
+		c.sweepAt = now.Add(time.Second)
+	}
+	return freed > 0
+}
+
+// drop forgets the exporters for which gone says so, with their persisted
+// templates, and returns how many went. Called with c.mu held.
+func (c *Collector) drop(gone func(netip.Addr, *exporter) bool) int {
+	n := 0
+	for a, e := range c.exporters {
+		if !gone(a, e) {
+			continue
+		}
+		delete(c.exporters, a)
+		e.mu.Lock()
+		e.gone = true
+		if c.cfg.DataDir != "" {
+			_ = os.Remove(c.templatePath(a))
+		}
+		e.mu.Unlock()
+		n++
+	}
+	return n
 }
 
 // Stats returns every exporter's counters, ordered by address.
@@ -310,84 +442,49 @@ func (c *Collector) Stats() []Counters {
 	return out
 }
 
-// Refused is the number of datagrams ignored because MaxExporters was reached.
-func (c *Collector) Refused() uint64 {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.refused
-}
+// Refused is the number of datagrams ignored because MaxExporters sources
+// had state and none was idle.
+func (c *Collector) Refused() uint64 { return c.refused.Load() }
 
-func (c *Collector) persistLoop() {
+// Unclaimed is the number of datagrams ignored because no gateway claims
+// their source.
+func (c *Collector) Unclaimed() uint64 { return c.unclaimed.Load() }
+
+// maintainLoop forgets sources that are no longer claimed or whose
+// templates have all expired, and writes changed templates, every minute.
+func (c *Collector) maintainLoop() {
 	defer c.wg.Done()
-	t := time.NewTicker(time.Minute)
+	t := time.NewTicker(maintainEvery)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.stop:
 			return
 		case <-t.C:
-			_ = c.save()
+			c.maintain(c.cfg.Now())
 		}
 	}
 }
 
-// save writes every exporter's templates to the data dir atomically.
-func (c *Collector) save() error {
-	if c.cfg.DataDir == "" {
-		return nil
-	}
-	all := map[string][]netflow.SavedTemplate{}
-	c.mu.RLock()
-	for a, e := range c.exporters {
-		e.mu.Lock()
-		if ts := e.sess.Templates(); len(ts) > 0 {
-			all[a.String()] = ts
+const maintainEvery = time.Minute
+
+func (c *Collector) maintain(now time.Time) {
+	stale := now.Add(-c.cfg.Session.TemplateTTL).UnixNano()
+	c.mu.Lock()
+	c.drop(func(a netip.Addr, e *exporter) bool {
+		if e.last.Load() <= stale {
+			return true
 		}
-		e.mu.Unlock()
-	}
-	c.mu.RUnlock()
-	b, err := json.Marshal(all)
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(c.cfg.DataDir, 0o755); err != nil {
-		return fmt.Errorf("collect: %w", err)
-	}
-	tmp := filepath.Join(c.cfg.DataDir, templatesFile+".tmp")
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return fmt.Errorf("collect: %w", err)
-	}
-	if err := os.Rename(tmp, filepath.Join(c.cfg.DataDir, templatesFile)); err != nil {
-		return fmt.Errorf("collect: %w", err)
-	}
-	return nil
+		_, ok := c.claimed(a)
+		return !ok
+	})
+	c.mu.Unlock()
+	_ = c.save(now)
 }
 
-// load restores templates saved by an earlier run; expired ones are skipped.
-func (c *Collector) load() error {
-	if c.cfg.DataDir == "" {
-		return nil
+func (c *Collector) claimed(a netip.Addr) (Claim, bool) {
+	if c.cfg.Claimed == nil {
+		return Claim{}, true
 	}
-	b, err := os.ReadFile(filepath.Join(c.cfg.DataDir, templatesFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("collect: %w", err)
-	}
-	var all map[string][]netflow.SavedTemplate
-	if err := json.Unmarshal(b, &all); err != nil {
-		return fmt.Errorf("collect: %s: %w", templatesFile, err)
-	}
-	now := c.cfg.Now()
-	for a, ts := range all {
-		addr, err := netip.ParseAddr(a)
-		if err != nil {
-			continue
-		}
-		if e := c.exporter(addr); e != nil {
-			_ = e.sess.Restore(ts, now)
-		}
-	}
-	return nil
+	return c.cfg.Claimed(a)
 }

@@ -180,7 +180,7 @@ func TestTemplatesPersistAndDataWaits(t *testing.T) {
 	if err := c1.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(dir, templatesFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(dir, templatesDir, src.String()+".json")); err != nil {
 		t.Fatal(err)
 	}
 	c2, err := New(Config{Listen: "127.0.0.1:0", DataDir: dir}, nil)

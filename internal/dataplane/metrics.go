@@ -89,15 +89,26 @@ var (
 		[]string{"exporter"}, nil)
 	descExpNoTemplate = prometheus.NewDesc("flowlog_exporter_dropped_sets_total",
 		"Data sets from an exporter given up on for want of their template.", []string{"exporter"}, nil)
+	descExpRefusedTpl = prometheus.NewDesc("flowlog_exporter_refused_templates_total",
+		"Templates from an exporter refused because they exceeded its template, field or byte limits.",
+		[]string{"exporter"}, nil)
+	descExpClamped = prometheus.NewDesc("flowlog_exporter_clamped_records_total",
+		"Records from an exporter that ended too long ago or too far ahead, moved to their receive time.",
+		[]string{"exporter"}, nil)
 	descUnrouted = prometheus.NewDesc("flowlog_collector_unattributed_records_total",
 		"Collected records from exporters that no gateway names.", nil, nil)
+	descUnclaimed = prometheus.NewDesc("flowlog_collector_unclaimed_datagrams_total",
+		"Datagrams from sources that no running exporter gateway claims, ignored.", nil, nil)
+	descRefusedDgrams = prometheus.NewDesc("flowlog_collector_refused_datagrams_total",
+		"Datagrams from claimed sources ignored because the collector's exporter table was full.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
 func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descDropped, descMeterPackets,
 		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descCommitted,
-		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descUnrouted} {
+		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descExpRefusedTpl,
+		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams} {
 		ch <- d
 	}
 }
@@ -121,16 +132,29 @@ func (p *Plane) Collect(ch chan<- prometheus.Metric) {
 		counter(ch, descFailures, ps.Failures, st.id.Stream)
 	}
 	if p.collector != nil {
-		for _, c := range p.collector.Stats() {
-			a := c.Exporter.String()
-			counter(ch, descExpPackets, c.Packets, a)
-			counter(ch, descExpRecords, c.Records, a)
-			counter(ch, descExpErrors, c.DecodeErrors, a)
-			counter(ch, descExpLost, c.SequenceLost, a)
-			counter(ch, descExpNoTemplate, c.Dropped, a)
-		}
-		counter(ch, descUnrouted, p.routes.unrouted.Load())
+		p.collectExporters(ch)
 	}
+}
+
+// collectExporters reports the collector. Exporters get series of their own
+// only while claimed, so that labels cannot grow with spoofed sources.
+func (p *Plane) collectExporters(ch chan<- prometheus.Metric) {
+	for _, c := range p.collector.Stats() {
+		if _, ok := p.routes.claim(c.Exporter); !ok {
+			continue
+		}
+		a := c.Exporter.String()
+		counter(ch, descExpPackets, c.Packets, a)
+		counter(ch, descExpRecords, c.Records, a)
+		counter(ch, descExpErrors, c.DecodeErrors, a)
+		counter(ch, descExpLost, c.SequenceLost, a)
+		counter(ch, descExpNoTemplate, c.Dropped, a)
+		counter(ch, descExpRefusedTpl, c.TemplatesRefused, a)
+		counter(ch, descExpClamped, c.Clamped, a)
+	}
+	counter(ch, descUnrouted, p.routes.unrouted.Load())
+	counter(ch, descUnclaimed, p.collector.Unclaimed())
+	counter(ch, descRefusedDgrams, p.collector.Refused())
 }
 
 func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {

@@ -72,8 +72,10 @@ func New(cfg Config) (*Plane, error) {
 	p.routes.set(nil)
 	p.snap.Store(&snapshot{})
 	if cfg.NetflowListen != "" || cfg.SFlowListen != "" {
+		// Only the exporters of running flow logs get decoding state, so
+		// that spoofed sources cannot take it from them.
 		c, err := collect.New(collect.Config{Listen: cfg.NetflowListen, SFlowListen: cfg.SFlowListen,
-			DataDir: cfg.DataDir, Session: cfg.Session}, p.routes.deliver)
+			DataDir: cfg.DataDir, Session: cfg.Session, Claimed: p.routes.claim}, p.routes.deliver)
 		if err != nil {
 			return nil, fmt.Errorf("dataplane: collector: %w", err)
 		}

@@ -302,8 +302,8 @@ func TestNoData(t *testing.T) {
 
 // TestExporterAttribution sends NetFlow v5 from two loopback addresses to
 // the plane's collector: the records of the exporter a gateway names are
-// attributed to it and to its attachments by ifIndex; the others are
-// counted as unattributed.
+// attributed to it and to its attachments by ifIndex; the other's datagram
+// is counted as unclaimed and gets no state.
 func TestExporterAttribution(t *testing.T) {
 	port := testutil.FreeUDPPort(t)
 	r := newRig(t, fmt.Sprintf("127.0.0.1:%d", port))
@@ -349,8 +349,11 @@ func TestExporterAttribution(t *testing.T) {
 			t.Errorf("record %d: gateway %s interface %q packets %d", x.SrcPort, x.GatewayID, x.InterfaceID, x.Packets)
 		}
 	}
-	if n := r.p.routes.unrouted.Load(); n != 3 {
-		t.Errorf("unattributed records: %d, want the 3 of 127.0.0.2", n)
+	if n := r.p.collector.Unclaimed(); n != 1 {
+		t.Errorf("unclaimed datagrams: %d, want the one of 127.0.0.2", n)
+	}
+	if st := r.p.collector.Stats(); len(st) != 1 || st[0].Exporter != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("exporters with state: %+v, want 127.0.0.1 only", st)
 	}
 }
 

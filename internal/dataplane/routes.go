@@ -3,28 +3,44 @@ package dataplane
 import (
 	"net/netip"
 	"sync/atomic"
+	"time"
 
+	"flowlog/internal/collect"
 	"flowlog/internal/flow"
 )
 
 // routeTable sends collected records to the exporter units of the gateways
 // whose exporter address they came from. The collector's workers read it
-// without a lock; the plane replaces it whole.
+// without a lock; the plane replaces it whole. Its addresses are the ones
+// the collector keeps state for (claims).
 type routeTable struct {
-	v        atomic.Pointer[map[netip.Addr][]*unit]
+	v        atomic.Pointer[routes]
 	unrouted atomic.Uint64 // records from exporters no gateway names
 }
 
-func (t *routeTable) set(m map[netip.Addr][]*unit) {
-	if m == nil {
-		m = map[netip.Addr][]*unit{}
+type routes struct {
+	units  map[netip.Addr][]*unit
+	claims map[netip.Addr]collect.Claim
+}
+
+func (t *routeTable) set(r *routes) {
+	if r == nil {
+		r = &routes{}
 	}
-	t.v.Store(&m)
+	t.v.Store(r)
+}
+
+// claim tells the collector whether a running exporter unit observes src,
+// and how old its records may be: the longest retention of the log streams
+// they go to.
+func (t *routeTable) claim(src netip.Addr) (collect.Claim, bool) {
+	c, ok := t.v.Load().claims[src.Unmap()]
+	return c, ok
 }
 
 // deliver is the collector's handler. It may run on several goroutines.
 func (t *routeTable) deliver(recs []flow.Record) {
-	table := *t.v.Load()
+	table := t.v.Load().units
 	for start := 0; start < len(recs); {
 		addr := recs[start].ExporterAddr
 		end := start + 1
@@ -77,18 +93,29 @@ func (pt *point) attachmentOf(ifIndex uint32) string {
 	return pt.byIfIndex[ifIndex]
 }
 
-// exporterRoutes builds the route table of the running exporter units.
-func (p *Plane) exporterRoutes() map[netip.Addr][]*unit {
-	m := map[netip.Addr][]*unit{}
+// exporterRoutes builds the route table of the running exporter units, and
+// their claims. Records may be as old as the longest retention of the log
+// streams an exporter's records go to (the collector's default when they go
+// to none).
+func (p *Plane) exporterRoutes() *routes {
+	r := &routes{units: map[netip.Addr][]*unit{}, claims: map[netip.Addr]collect.Claim{}}
 	for _, f := range p.flows {
+		var age time.Duration
+		if s := p.streams[f.out.Load().stream]; s != nil {
+			age = s.retention
+		}
 		for _, u := range f.units {
-			if u.meter == nil {
-				addr, err := netip.ParseAddr(u.pt.gw.Exporter)
-				if err == nil {
-					m[addr.Unmap()] = append(m[addr.Unmap()], u)
-				}
+			if u.meter != nil {
+				continue
 			}
+			addr, err := netip.ParseAddr(u.pt.gw.Exporter)
+			if err != nil {
+				continue
+			}
+			addr = addr.Unmap()
+			r.units[addr] = append(r.units[addr], u)
+			r.claims[addr] = collect.Claim{MaxAge: max(r.claims[addr].MaxAge, age)}
 		}
 	}
-	return m
+	return r
 }

@@ -18,8 +18,9 @@ import (
 // stream is the ingest pipeline of one log stream, shared by the flow logs
 // writing to it.
 type stream struct {
-	pipe  *ingest.Pipeline
-	users int
+	pipe      *ingest.Pipeline
+	users     int
+	retention time.Duration // as when opened; bounds the age of collected records
 }
 
 // openOutputs opens the sinks a flow log asks for.
@@ -95,7 +96,8 @@ func (p *Plane) openStream(ctx context.Context, fl control.FlowLog) (*ingest.Sou
 				return nil, id, fmt.Errorf("log store: %v", err)
 			}
 		}
-		s = &stream{pipe: ingest.New(ingest.Config{Logger: p.log}, p.cfg.Store, id)}
+		s = &stream{pipe: ingest.New(ingest.Config{Logger: p.log}, p.cfg.Store, id),
+			retention: time.Duration(ls.RetentionDays) * 24 * time.Hour}
 		p.streams[id] = s
 	}
 	s.users++

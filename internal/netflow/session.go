@@ -2,7 +2,9 @@ package netflow
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"flowlog/internal/flow"
@@ -12,6 +14,8 @@ import (
 type SessionConfig struct {
 	TemplateTTL     time.Duration // a template unused-unannounced this long is forgotten
 	MaxTemplates    int           // templates over all domains
+	MaxFields       int           // template fields over all templates
+	MaxTemplateSize int           // template bytes (as on the wire) over all templates
 	MaxDomains      int           // observation domains / source ids
 	MaxPendingBytes int           // data sets held while waiting for their template
 	PendingTTL      time.Duration // how long such a set is held
@@ -24,10 +28,14 @@ type SessionConfig struct {
 
 // DefaultSessionConfig returns the defaults: templates expire after 1800 s
 // (RFC 6728's template lifetime), data waits up to 10 s for its template.
+// The template limits hold one exporter's state to a few hundred KB: real
+// exporters announce tens of templates of tens of fields.
 func DefaultSessionConfig() SessionConfig {
 	return SessionConfig{
 		TemplateTTL:     1800 * time.Second,
 		MaxTemplates:    1024,
+		MaxFields:       4096,
+		MaxTemplateSize: 32 << 10,
 		MaxDomains:      256,
 		MaxPendingBytes: 256 << 10,
 		PendingTTL:      10 * time.Second,
@@ -40,6 +48,9 @@ type Session struct {
 	cfg          SessionConfig
 	domains      map[domainKey]*domain
 	templates    int
+	fields       int    // over all templates
+	tplBytes     int    // over all templates, as on the wire
+	changes      uint64 // template changes, for persistence
 	pending      []pendingSet
 	pendingBytes int
 
@@ -54,6 +65,7 @@ type Result struct {
 	Records int    // flow records appended
 	Unknown int    // data sets whose template is not (yet) known
 	Dropped int    // held data sets given up on (expired or over the limit)
+	Refused int    // templates refused by the session's limits
 	Lost    uint64 // flows, packets or records missing by sequence number
 }
 
@@ -99,6 +111,12 @@ func NewSession(cfg SessionConfig) *Session {
 	}
 	if cfg.MaxTemplates <= 0 {
 		cfg.MaxTemplates = d.MaxTemplates
+	}
+	if cfg.MaxFields <= 0 {
+		cfg.MaxFields = d.MaxFields
+	}
+	if cfg.MaxTemplateSize <= 0 {
+		cfg.MaxTemplateSize = d.MaxTemplateSize
 	}
 	if cfg.MaxDomains <= 0 {
 		cfg.MaxDomains = d.MaxDomains
@@ -313,7 +331,11 @@ func allZero(b []byte) bool {
 }
 
 // templates reads a template or options template set and learns each one.
+// A template over the session's limits is refused and counted, and the set
+// goes on: a replacement of a known template may still fit. The first
+// refusal is returned at the end.
 func (s *Session) templateSet(b []byte, key domainKey, d *domain, h header, options bool, now time.Time, out *[]flow.Record, res *Result) error {
+	var refused error
 	for len(b) >= 4 {
 		t, n, err := parseTemplate(b, h.version, options)
 		if err != nil {
@@ -327,12 +349,18 @@ func (s *Session) templateSet(b []byte, key domainKey, d *domain, h header, opti
 			s.forget(d, t.ID)
 			continue
 		}
-		if err := s.learn(key, d, t, now); err != nil {
+		if err := s.learn(key, d, t, now); errors.Is(err, ErrLimit) {
+			res.Refused++
+			if refused == nil {
+				refused = err
+			}
+			continue
+		} else if err != nil {
 			return err
 		}
 		*out = s.release(key, d, t.ID, *out, res)
 	}
-	return nil
+	return refused
 }
 
 // parseTemplate reads one template record and returns it and its length.
@@ -404,29 +432,66 @@ func parseTemplate(b []byte, version int, options bool) (Template, int, error) {
 }
 
 func (s *Session) learn(key domainKey, d *domain, t Template, now time.Time) error {
+	old := d.plans[t.ID]
+	if old != nil && old.tpl.ScopeCount == t.ScopeCount && slices.Equal(old.tpl.Fields, t.Fields) {
+		old.learned = now.Unix() // a re-announcement: nothing changes
+		return nil
+	}
 	p, err := compile(t, int(key.version))
 	if err != nil {
 		return err
 	}
 	p.learned = now.Unix()
-	if d.plans[t.ID] == nil {
-		if s.templates >= s.cfg.MaxTemplates {
-			return fmt.Errorf("%w: %d templates", ErrLimit, s.templates)
-		}
-		s.templates++
+	templates, fields, size := s.templates+1, s.fields+len(t.Fields), s.tplBytes+wireSize(t)
+	if old != nil {
+		templates, fields, size = templates-1, fields-len(old.tpl.Fields), size-wireSize(old.tpl)
 	}
+	switch {
+	case templates > s.cfg.MaxTemplates:
+		return fmt.Errorf("%w: template %d would be template %d of %d", ErrLimit, t.ID, templates, s.cfg.MaxTemplates)
+	case fields > s.cfg.MaxFields:
+		return fmt.Errorf("%w: template %d would make %d template fields of %d", ErrLimit, t.ID, fields, s.cfg.MaxFields)
+	case size > s.cfg.MaxTemplateSize:
+		return fmt.Errorf("%w: template %d would make %d template bytes of %d", ErrLimit, t.ID, size, s.cfg.MaxTemplateSize)
+	}
+	s.templates, s.fields, s.tplBytes = templates, fields, size
+	s.changes++
 	d.plans[t.ID] = p
 	d.lastPlan = nil
 	return nil
 }
 
 func (s *Session) forget(d *domain, id uint16) {
-	if d.plans[id] != nil {
+	if p := d.plans[id]; p != nil {
 		delete(d.plans, id)
 		s.templates--
+		s.fields -= len(p.tpl.Fields)
+		s.tplBytes -= wireSize(p.tpl)
+		s.changes++
 	}
 	d.lastPlan = nil
 }
+
+// wireSize is a template record's length on the wire: its header, four
+// bytes a field and four more for an enterprise number.
+func wireSize(t Template) int {
+	n := 4
+	if t.ScopeCount > 0 {
+		n = 6
+	}
+	for _, f := range t.Fields {
+		n += 4
+		if f.PEN != 0 {
+			n += 4
+		}
+	}
+	return n
+}
+
+// Changes counts the changes to the session's templates (learned, replaced,
+// withdrawn or expired); it moves only when what Templates returns does,
+// besides the learned times.
+func (s *Session) Changes() uint64 { return s.changes }
 
 // hold keeps a data set whose template is unknown, within the byte budget;
 // it returns 1 if the set had to be dropped.

@@ -2,6 +2,7 @@ package netflow
 
 import (
 	"encoding/binary"
+	"errors"
 	"net/netip"
 	"testing"
 	"time"
@@ -287,5 +288,43 @@ func TestExpiry(t *testing.T) {
 	_, res, _ = s.Decode(tplMsg(), t0.Add(67*time.Second), nil)
 	if res.Dropped != 1 || res.Records != 0 {
 		t.Fatalf("held past its TTL: %+v", res)
+	}
+}
+
+// TestTemplateLimits: templates over the field or byte budget of a session
+// are refused and counted while the rest of the set is learned; replacing
+// a template frees its share; a re-announcement is no change.
+func TestTemplateLimits(t *testing.T) {
+	now := time.Unix(1_772_366_400, 0)
+	s := NewSession(SessionConfig{MaxFields: 10, MaxTemplateSize: 60})
+	four := []Field{{ID: 8, Len: 4}, {ID: 12, Len: 4}, {ID: 7, Len: 2}, {ID: 11, Len: 2}}
+	m := newMsg(IPFIX, 1, 0, 1)
+	pkt := m.set(2, cat(m.tpl(300, 0, four...), m.tpl(301, 0, four...), m.tpl(302, 0, four...),
+		m.tpl(303, 0, four[:2]...))).done()
+	_, res, err := s.Decode(pkt, now, nil)
+	if !errors.Is(err, ErrLimit) || res.Refused != 1 || len(s.Templates()) != 3 {
+		t.Fatalf("fields over 10: %v, %+v, %d templates", err, res, len(s.Templates()))
+	}
+	changes := s.Changes()
+	if _, res, err = s.Decode(pkt, now.Add(time.Second), nil); res.Refused != 1 || s.Changes() != changes {
+		t.Fatalf("re-announced: %v %+v, changes %d → %d", err, res, changes, s.Changes())
+	}
+	// 300 and 301 shrink to two fields each: 302 fits now (10 fields, 56 bytes).
+	m = newMsg(IPFIX, 1, 0, 1)
+	pkt = m.set(2, cat(m.tpl(300, 0, four[:2]...), m.tpl(301, 0, four[:2]...), m.tpl(302, 0, four...))).done()
+	if _, res, err = s.Decode(pkt, now, nil); err != nil || res.Refused != 0 || len(s.Templates()) != 4 {
+		t.Fatalf("after shrinking: %v %+v", err, res)
+	}
+	// An enterprise field costs 8 bytes: 12 > 10.
+	b := NewSession(SessionConfig{MaxTemplateSize: 10})
+	m = newMsg(IPFIX, 1, 0, 1)
+	pkt = m.set(2, cat(m.tpl(304, 0, Field{ID: 1, Len: 4, PEN: 9}), m.tpl(305, 0, Field{ID: 1, Len: 4}))).done()
+	if _, res, err = b.Decode(pkt, now, nil); !errors.Is(err, ErrLimit) || res.Refused != 1 || len(b.Templates()) != 1 {
+		t.Fatalf("bytes over 10: %v %+v", err, res)
+	}
+	// Restoring obeys the same limits.
+	r := NewSession(SessionConfig{MaxFields: 4})
+	if err := r.Restore(s.Templates(), now); !errors.Is(err, ErrLimit) || r.fields > 4 || len(r.Templates()) == 0 {
+		t.Fatalf("restore over the limit: %v, %d templates", err, len(r.Templates()))
 	}
 }

@@ -184,6 +184,9 @@ func (s *Server) Kill() {
 	<-s.done
 }
 
+// PID is the process id of the running server.
+func (s *Server) PID() int { return s.cmd.Process.Pid }
+
 // ExitCode is the exit status of the stopped process.
 func (s *Server) ExitCode() int { return s.cmd.ProcessState.ExitCode() }
 
