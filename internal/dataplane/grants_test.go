@@ -33,7 +33,7 @@ func TestGrantWithdrawn(t *testing.T) {
 	if got := r.state(f.ID); got.State != control.StateAvailable {
 		t.Fatalf("granted: state %s %q, want available", got.State, got.StateReason)
 	}
-	if routes := *r.p.routes.v.Load(); len(routes) != 1 {
+	if routes := r.p.routes.v.Load().units; len(routes) != 1 {
 		t.Fatalf("granted: routes %v, want the exporter's", routes)
 	}
 
@@ -44,7 +44,7 @@ func TestGrantWithdrawn(t *testing.T) {
 		"exporter address 192.0.2.7 is not granted to this account; ask the operator for an exporter_addr grant") {
 		t.Fatalf("withdrawn: state %s %q, want failed for want of the grant", got.State, got.StateReason)
 	}
-	if routes := *r.p.routes.v.Load(); len(routes) != 0 {
+	if routes := r.p.routes.v.Load().units; len(routes) != 0 {
 		t.Fatalf("withdrawn: records of the exporter are still routed: %v", routes)
 	}
 
