@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,10 +174,12 @@ func TestRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := storetest.Records(30000, 3*time.Hour, 5) // crosses midnight
-	// Two counters whose sum passes 64 bits, in the same minute and key.
+	// Counters whose sums pass 64 bits, in the same minute and key.
 	big := recs[0]
 	big.Bytes, big.Packets = 1<<63+5, 3
-	recs = append(recs, big, big)
+	huge := big
+	huge.Bytes, huge.Packets = math.MaxUint64-1, math.MaxUint64/2
+	recs = append([]flow.Record{big, big, huge, huge}, recs...) // merged with every later batch
 	for b := range slices.Chunk(recs, 1000) {
 		if err := s.Append(ctx, id, b); err != nil {
 			t.Fatal(err)
@@ -187,7 +190,7 @@ func TestRollups(t *testing.T) {
 	sum := func(f string) query.Aggregate { return query.Aggregate{Func: "sum", Field: f} }
 	count := query.Aggregate{Func: "count"}
 	qs := []query.Request{
-		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets"), count}, Limit: 10},
+		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets"), count, sum("bytes")}, Limit: 10},
 		{Since: odd(0), Until: odd(2 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets")}, Limit: 10},
 		{Since: odd(time.Hour), Until: base.Add(2 * time.Hour), Where: "srcaddr in 10.1.0.0/16", Aggregates: []query.Aggregate{count}},
 		{Since: base, Until: odd(150 * time.Minute), Interval: "5m", Where: "srcaddr in 10.0.0.0/8", Aggregates: []query.Aggregate{sum("packets")}, Limit: 1000},
@@ -223,6 +226,11 @@ func TestRollups(t *testing.T) {
 		}
 		storetest.Equal(t, q, got, want)
 		storetest.Equal(t, q, fromRecords, want)
+	}
+	for name, st := range s.rollups {
+		if st.stuck {
+			t.Errorf("rollup %s could not be merged", name)
+		}
 	}
 	// Each batch adds rows for most minutes of the (protocol, dstport)
 	// rollup; merging keeps it near one row per minute and key.

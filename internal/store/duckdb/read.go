@@ -177,7 +177,8 @@ func deref(ptrs, vals []any) []any {
 // dialect binds every value as a prepared-statement parameter. Unless
 // exact, it sums counters as BIGINT, which DuckDB adds in 64 bits when its
 // statistics rule out overflow, instead of 128; a counter above 2^63 makes
-// that cast fail, and the query is run again exact.
+// that cast fail, and the query is run again exact. Either way the sum is
+// a HUGEINT, and Uint saturates it at 2^64−1, so no total fails a query.
 type dialect struct{ exact bool }
 
 func (d dialect) Sum(col string) string {
@@ -198,7 +199,47 @@ func (dialect) Bind(args *[]any, v any) string {
 	return "?"
 }
 
-func (dialect) Uint(x string) string { return "CAST(" + x + " AS UBIGINT)" }
+// Uint saturates at 2^64−1: the API's counters are unsigned 64-bit.
+func (dialect) Uint(x string) string {
+	return "CAST(least(" + x + ", " + maxUint + ") AS UBIGINT)"
+}
+
+const maxUint = "CAST(18446744073709551615 AS UBIGINT)"
+
+// InSet binds each column of values as one list parameter: DuckDB hashes
+// the list once, where thousands of parameters would take seconds to plan.
+func (dialect) InSet(exprs []string, cols [][]any, args *[]any) string {
+	lists := make([]string, len(cols))
+	for i, c := range cols {
+		*args = append(*args, typedList(c))
+		lists[i] = "unnest(?)"
+	}
+	lhs := strings.Join(exprs, ", ")
+	if len(exprs) > 1 {
+		lhs = "(" + lhs + ")"
+	}
+	return "(" + lhs + " IN (SELECT " + strings.Join(lists, ", ") + "))"
+}
+
+// typedList turns values of one type (uint64, int64 or string) into the
+// slice of that type, which the driver binds as a LIST.
+func typedList(vals []any) any {
+	switch vals[0].(type) {
+	case uint64:
+		return convert[uint64](vals)
+	case int64:
+		return convert[int64](vals)
+	}
+	return convert[string](vals)
+}
+
+func convert[T any](vals []any) []T {
+	out := make([]T, len(vals))
+	for i, v := range vals {
+		out[i] = v.(T)
+	}
+	return out
+}
 
 func (dialect) CountDistinct(exprs []string) string {
 	if len(exprs) == 1 {

@@ -21,6 +21,10 @@ type placeholders struct{ clickhouse.Dialect }
 
 func (placeholders) Bind(args *[]any, v any) string { *args = append(*args, v); return "?" }
 
+func (p placeholders) InSet(exprs []string, cols [][]any, args *[]any) string {
+	return query.InLiterals(p, exprs, cols, args)
+}
+
 var chLiteral = regexp.MustCompile(`^(unhex\('[0-9A-F]*'\)|-?[0-9]+)$`)
 
 // FuzzFilter feeds arbitrary text to the filter language. Whatever the
