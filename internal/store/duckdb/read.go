@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,14 +109,27 @@ func decoded(days []string) string {
 		strings.Join(lists, ", ") + " FROM strings) d)"
 }
 
-// union selects cols from each table, under an optional condition.
+// union selects cols from each table, under an optional condition. DuckDB
+// nests a chain of UNION ALL one level per table, and refuses a query
+// nested more than 1000 deep: a window over thousands of days (records
+// from a router whose clock is wrong) is read as a tree of unions of at
+// most unionFan parts, as deep as the log of the number of days.
 func union(tables []string, cols, where string) string {
-	parts := make([]string, len(tables))
-	for i, t := range tables {
-		parts[i] = "SELECT " + cols + " FROM " + query.Quote(t) + where
+	var parts []string
+	if len(tables) <= unionFan {
+		for _, t := range tables {
+			parts = append(parts, "SELECT "+cols+" FROM "+query.Quote(t)+where)
+		}
+	} else {
+		size := (len(tables) + unionFan - 1) / unionFan
+		for c := range slices.Chunk(tables, size) {
+			parts = append(parts, "SELECT * FROM "+union(c, cols, where))
+		}
 	}
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
 }
+
+const unionFan = 16
 
 // rollupSource reads the rollup's whole minutes [from, to) of the window,
 // and the records of the parts of a minute at either end of it, summed the
