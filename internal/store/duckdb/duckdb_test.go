@@ -325,7 +325,7 @@ func TestHostileDays(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := resp.Rows[0][0], uint64(799 - 471 + 1); got != want { // days 471 … 799 stay
+	if got, want := resp.Rows[0][0], uint64(799-471+1); got != want { // days 471 … 799 stay
 		t.Errorf("after expiry %v records, want %d (days before 1970 must expire too)", got, want)
 	}
 }
