@@ -180,7 +180,7 @@ func ends(n int) string {
 // IPv6 prefixes that hold the IPv4-mapped range, and duplicates.
 var bigAddrList = func() string {
 	l := []string{"10.0.0.0/30", "10.1.0.0/28", "10.2.0.9", "10.2.0.9", "192.168.1.0/25", "::/1", "::ffff:0:0/96",
-		"2001:db8::/127", "2001:db8::3", "2001:db8::100:0:0:1", "2001:db8:ffff::1/128", "2001:db8::/64", "2001:d00::/24"}
+		"2001:db8::/127", "2001:db8::3", "2001:db8::100:0:0:1", "2001:db8:ffff::1/128", "2001:db8::/64", "2001:d00::/24", "8000::/1", "2001:db8::/65", "10.2.0.0/31"}
 	for i := range 40 {
 		l = append(l, fmt.Sprintf("10.0.0.%d", 20+i), fmt.Sprintf("2001:db8:%x::5", i), fmt.Sprintf("172.%d.0.0/%d", 16+i%16, 12+i%21))
 	}
