@@ -59,6 +59,8 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.StringVar(&flags.NetflowListen, "netflow-listen", "", "where exporter gateways send NetFlow v5/v9/IPFIX, or off (env FLOWLOG_NETFLOW_LISTEN; default "+config.DefaultNetflowListen+")")
 	f.BoolVar(&flags.NetflowV9FlowCount, "netflow-v9-flow-count", false, "accept NetFlow v9 packets counting only flow records, as softflowd's do (env FLOWLOG_NETFLOW_V9_FLOW_COUNT=true)")
 	f.StringVar(&flags.PcapDir, "pcap-dir", "", "where accounts other than the bootstrap one may replay capture files from (env FLOWLOG_PCAP_DIR; default: nowhere)")
+	f.DurationVar(&flags.QueryTimeout, "query-timeout", 0, "stop a query running longer (env FLOWLOG_QUERY_TIMEOUT; default 30s)")
+	f.IntVar(&flags.QueryConcurrency, "query-concurrency", 0, "queries one account may run at once (env FLOWLOG_QUERY_CONCURRENCY; default 4)")
 	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
 	return cmd
 }
@@ -115,7 +117,9 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	defer func() { stopPlane(); <-planeDone }()
 
 	srv := api.New(api.Config{Logger: log, Store: logs, Metrics: plane.MetricsHandler(),
-		MetricsToken: cfg.MetricsToken}, svc)
+		MetricsToken: cfg.MetricsToken,
+		QueryTimeout: cfg.QueryTimeout, QueryConcurrency: cfg.QueryConcurrency,
+	}, svc)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

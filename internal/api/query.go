@@ -3,7 +3,10 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"sync"
+	"time"
 
 	"flowlog/internal/store"
 	"flowlog/internal/store/query"
@@ -46,13 +49,63 @@ func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
 			return
 		}
 	}
-	resp, err := s.cfg.Store.Query(r.Context(), id, req)
+	if !s.queries.acquire(c.account) {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, r, http.StatusTooManyRequests, "Throttling.Query", fmt.Sprintf(
+			"this account already runs %d queries, the most the server allows at once; retry when one has answered", s.queries.max))
+		return
+	}
+	defer s.queries.release(c.account)
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
+	defer cancel()
+	resp, err := s.cfg.Store.Query(ctx, id, req)
 	switch {
 	case errors.Is(err, query.ErrInvalid), errors.Is(err, store.ErrUnknownField):
 		writeError(w, r, http.StatusBadRequest, "InvalidQuery", err.Error())
+	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
+		writeError(w, r, http.StatusServiceUnavailable, "QueryTimeout", fmt.Sprintf(
+			"the query ran longer than the server's limit of %s and was stopped; narrow its window or filter", s.cfg.QueryTimeout))
+	case err != nil && r.Context().Err() != nil: // the client went away
 	case err != nil:
 		s.internal(w, r, err)
 	default:
 		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+// Defaults of the query limits.
+const (
+	DefaultQueryTimeout     = 30 * time.Second
+	DefaultQueryConcurrency = 4
+)
+
+// queryLimiter bounds the queries each account runs at once, so one
+// account cannot take every core from the others.
+type queryLimiter struct {
+	max     int
+	mu      sync.Mutex
+	running map[string]int // by account; absent when none
+}
+
+func newQueryLimiter(max int) *queryLimiter {
+	return &queryLimiter{max: max, running: map[string]int{}}
+}
+
+// acquire takes one of the account's query slots, or reports that none is free.
+func (l *queryLimiter) acquire(account string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running[account] >= l.max {
+		return false
+	}
+	l.running[account]++
+	return true
+}
+
+func (l *queryLimiter) release(account string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.running[account]--; l.running[account] <= 0 {
+		delete(l.running, account)
 	}
 }

@@ -32,6 +32,12 @@ type Config struct {
 	// set, it must be presented as "Authorization: Bearer TOKEN".
 	Metrics      http.Handler
 	MetricsToken string
+	// QueryTimeout stops a query that runs longer (503 QueryTimeout);
+	// default DefaultQueryTimeout.
+	QueryTimeout time.Duration
+	// QueryConcurrency is how many queries one account may run at once
+	// (429 Throttling.Query beyond); default DefaultQueryConcurrency.
+	QueryConcurrency int
 }
 
 // Server holds the API's dependencies.
@@ -39,6 +45,8 @@ type Server struct {
 	cfg Config
 	svc *control.Service
 	mux *http.ServeMux
+
+	queries *queryLimiter
 }
 
 // New builds the API handler over the control plane.
@@ -49,7 +57,13 @@ func New(cfg Config, svc *control.Service) *Server {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux()}
+	if cfg.QueryTimeout <= 0 {
+		cfg.QueryTimeout = DefaultQueryTimeout
+	}
+	if cfg.QueryConcurrency <= 0 {
+		cfg.QueryConcurrency = DefaultQueryConcurrency
+	}
+	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux(), queries: newQueryLimiter(cfg.QueryConcurrency)}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -59,6 +60,10 @@ type Serve struct {
 	// MetricsToken, when set, must be presented as a bearer token to read
 	// /metrics.
 	MetricsToken string `yaml:"metrics_token"`
+	// QueryTimeout stops a query that runs longer ("30s"); 0: the API's default.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
+	// QueryConcurrency is how many queries one account may run at once; 0: the API's default.
+	QueryConcurrency int `yaml:"query_concurrency"`
 }
 
 // LoadServe merges flags over the environment (getenv) over the file (if
@@ -86,6 +91,9 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 			return cfg, fmt.Errorf("FLOWLOG_FLOW_LOG_QUOTA: %q is not an integer", v)
 		}
 		env.FlowLogQuota = n
+	}
+	if err := env.queryLimitsFromEnv(getenv); err != nil {
+		return cfg, err
 	}
 	for _, over := range []Serve{env, flags} {
 		cfg.merge(over)
@@ -133,6 +141,12 @@ func (c *Serve) merge(o Serve) {
 	if o.MetricsToken != "" {
 		c.MetricsToken = o.MetricsToken
 	}
+	if o.QueryTimeout != 0 {
+		c.QueryTimeout = o.QueryTimeout
+	}
+	if o.QueryConcurrency != 0 {
+		c.QueryConcurrency = o.QueryConcurrency
+	}
 	c.NetflowV9FlowCount = c.NetflowV9FlowCount || o.NetflowV9FlowCount
 	if o.PcapDir != "" {
 		c.PcapDir = o.PcapDir
@@ -151,8 +165,31 @@ func (c *Serve) validate() error {
 	if c.FlowLogQuota < 1 {
 		return fmt.Errorf("flow_log_quota: must be at least 1, got %d", c.FlowLogQuota)
 	}
+	if c.QueryTimeout < 0 || c.QueryConcurrency < 0 {
+		return fmt.Errorf("query_timeout and query_concurrency: must not be negative")
+	}
 	if _, ok := levels[strings.ToLower(c.LogLevel)]; !ok {
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+// queryLimitsFromEnv reads FLOWLOG_QUERY_TIMEOUT (a Go duration) and
+// FLOWLOG_QUERY_CONCURRENCY.
+func (c *Serve) queryLimitsFromEnv(getenv func(string) string) error {
+	if v := getenv("FLOWLOG_QUERY_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("FLOWLOG_QUERY_TIMEOUT: %q is not a duration such as 30s", v)
+		}
+		c.QueryTimeout = d
+	}
+	if v := getenv("FLOWLOG_QUERY_CONCURRENCY"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("FLOWLOG_QUERY_CONCURRENCY: %q is not an integer", v)
+		}
+		c.QueryConcurrency = n
 	}
 	return nil
 }

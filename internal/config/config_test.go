@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -73,5 +74,30 @@ func TestBrokenConfigs(t *testing.T) {
 	}
 	if _, err := LoadServe("/nonexistent/flowlog.yaml", noEnv, Serve{}); err == nil {
 		t.Error("a missing config file must be an error")
+	}
+}
+
+func TestQueryLimits(t *testing.T) {
+	env := map[string]string{"FLOWLOG_QUERY_CONCURRENCY": "3"}
+	cfg, err := LoadServe(writeFile(t, "query_timeout: 5s\nquery_concurrency: 2\n"), func(k string) string { return env[k] }, Serve{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.QueryTimeout != 5*time.Second || cfg.QueryConcurrency != 3 {
+		t.Fatalf("query limits %v, %d; want 5s from the file, 3 from the environment", cfg.QueryTimeout, cfg.QueryConcurrency)
+	}
+	for file, want := range map[string]string{
+		"query_timeout: soon\n":     "cannot unmarshal",
+		"query_concurrency: -1\n":   "must not be negative",
+		"query_timeout: -1s\n":      "must not be negative",
+		"query_concurrency: many\n": "cannot unmarshal",
+	} {
+		if _, err := LoadServe(writeFile(t, file), func(string) string { return "" }, Serve{}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: got %v, want an error containing %q", file, err, want)
+		}
+	}
+	env = map[string]string{"FLOWLOG_QUERY_TIMEOUT": "30"}
+	if _, err := LoadServe("", func(k string) string { return env[k] }, Serve{}); err == nil || !strings.Contains(err.Error(), "FLOWLOG_QUERY_TIMEOUT") {
+		t.Errorf("FLOWLOG_QUERY_TIMEOUT=30: %v, want an error", err)
 	}
 }

@@ -66,8 +66,13 @@ func TestMain(m *testing.M) {
 	if shared != nil {
 		shared.duck.Close()
 	}
-	if benchDir != "" {
-		os.RemoveAll(benchDir)
+	if filterStore != nil {
+		filterStore.Close()
+	}
+	for _, d := range []string{benchDir, filterDir} {
+		if d != "" {
+			os.RemoveAll(d)
+		}
 	}
 	os.Exit(code)
 }

@@ -316,8 +316,22 @@ func (Dialect) Bind(_ *[]any, v any) string { return literal(v) }
 // Uint implements query.Dialect.
 func (Dialect) Uint(x string) string { return "toUInt64(" + x + ")" }
 
-// Sum implements query.Dialect.
-func (Dialect) Sum(col string) string { return "sum(" + col + ")" }
+// Sum implements query.Dialect. ClickHouse's sum of UInt64 wraps around
+// and 18.16 has no wider integer, so the column is summed in two halves of
+// 32 bits, which cannot overflow below 2^32 rows, and the total saturates
+// at 2^64−1.
+func (Dialect) Sum(col string) string {
+	hi := "sum(intDiv(" + col + ", 4294967296))"
+	lo := "sum(" + col + " % 4294967296)"
+	carried := "(" + hi + " + intDiv(" + lo + ", 4294967296))"
+	return "if(" + carried + " >= 4294967296, 18446744073709551615, " +
+		carried + " * 4294967296 + " + lo + " % 4294967296)"
+}
+
+// InSet implements query.Dialect: ClickHouse hashes a literal IN list.
+func (d Dialect) InSet(exprs []string, cols [][]any, args *[]any) string {
+	return query.InLiterals(d, exprs, cols, args)
+}
 
 // CountDistinct implements query.Dialect.
 func (Dialect) CountDistinct(exprs []string) string {

@@ -7,10 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"time"
 
 	"flowlog/internal/store/query"
 )
@@ -73,7 +75,7 @@ func (c *client) exec(ctx context.Context, sql string) error {
 
 // selectTSV runs a SELECT and returns its rows as typed values.
 func (c *client) selectTSV(ctx context.Context, sql string, types []query.SQLType) ([][]any, error) {
-	out, err := c.do(ctx, "", strings.NewReader(sql+" FORMAT TabSeparated"))
+	out, err := c.doWith(ctx, "", deadlineSetting(ctx), strings.NewReader(sql+" FORMAT TabSeparated"))
 	if err != nil {
 		return nil, err
 	}
@@ -168,4 +170,16 @@ func literal(v any) string {
 		return "unhex('" + strings.ToUpper(fmt.Sprintf("%x", v)) + "')"
 	}
 	panic(fmt.Sprintf("clickhouse: no literal for %T", v))
+}
+
+// deadlineSetting passes the context's deadline on as max_execution_time
+// (whole seconds, at least one), so the server stops a query its caller
+// gave up on rather than running it to the end.
+func deadlineSetting(ctx context.Context) url.Values {
+	d, ok := ctx.Deadline()
+	if !ok {
+		return nil
+	}
+	secs := max(1, int(math.Ceil(time.Until(d).Seconds())))
+	return url.Values{"max_execution_time": {strconv.Itoa(secs)}}
 }

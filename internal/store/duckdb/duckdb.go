@@ -220,7 +220,8 @@ func (s *Store) load() error {
 	return tables.Err()
 }
 
-var tableRE = regexp.MustCompile(`^f(\d+)_d(\d+)$`)
+// tableRE matches day table names; days before 1970 are negative.
+var tableRE = regexp.MustCompile(`^f(\d+)_d(-?\d+)$`)
 
 func tableName(num int, day int64) string { return fmt.Sprintf("f%d_d%d", num, day) }
 

@@ -3,6 +3,7 @@ package duckdb
 import (
 	"context"
 	"database/sql"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -173,10 +174,12 @@ func TestRollups(t *testing.T) {
 		t.Fatal(err)
 	}
 	recs := storetest.Records(30000, 3*time.Hour, 5) // crosses midnight
-	// Two counters whose sum passes 64 bits, in the same minute and key.
+	// Counters whose sums pass 64 bits, in the same minute and key.
 	big := recs[0]
 	big.Bytes, big.Packets = 1<<63+5, 3
-	recs = append(recs, big, big)
+	huge := big
+	huge.Bytes, huge.Packets = math.MaxUint64-1, math.MaxUint64/2
+	recs = append([]flow.Record{big, big, huge, huge}, recs...) // merged with every later batch
 	for b := range slices.Chunk(recs, 1000) {
 		if err := s.Append(ctx, id, b); err != nil {
 			t.Fatal(err)
@@ -187,7 +190,7 @@ func TestRollups(t *testing.T) {
 	sum := func(f string) query.Aggregate { return query.Aggregate{Func: "sum", Field: f} }
 	count := query.Aggregate{Func: "count"}
 	qs := []query.Request{
-		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets"), count}, Limit: 10},
+		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets"), count, sum("bytes")}, Limit: 10},
 		{Since: odd(0), Until: odd(2 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets")}, Limit: 10},
 		{Since: odd(time.Hour), Until: base.Add(2 * time.Hour), Where: "srcaddr in 10.1.0.0/16", Aggregates: []query.Aggregate{count}},
 		{Since: base, Until: odd(150 * time.Minute), Interval: "5m", Where: "srcaddr in 10.0.0.0/8", Aggregates: []query.Aggregate{sum("packets")}, Limit: 1000},
@@ -224,6 +227,11 @@ func TestRollups(t *testing.T) {
 		storetest.Equal(t, q, got, want)
 		storetest.Equal(t, q, fromRecords, want)
 	}
+	for name, st := range s.rollups {
+		if st.stuck {
+			t.Errorf("rollup %s could not be merged", name)
+		}
+	}
 	// Each batch adds rows for most minutes of the (protocol, dstport)
 	// rollup; merging keeps it near one row per minute and key.
 	var rows, keys int
@@ -258,5 +266,66 @@ func TestEarlierLayout(t *testing.T) {
 			s.Close()
 		}
 		t.Fatalf("opening an earlier layout: %v, want a refusal", err)
+	}
+}
+
+// TestHostileDays stores records on days before 1970 and on thousands of
+// scattered days (as a router with a broken or hostile clock sends them):
+// every one is queryable, before and after a restart, and retention drops
+// the old days.
+func TestHostileDays(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := store.StreamID{Account: "a", Stream: "s"}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id, RetentionDays: 30}); err != nil {
+		t.Fatal(err)
+	}
+	const days = 1200 // more than DuckDB's limit of 1000 nested expressions
+	recs := storetest.Records(days, time.Hour, 11)
+	for i := range recs { // days -400 … 799, before and after 1970
+		recs[i].End = int64(i-400)*86400000 + 12345
+	}
+	recs[0].End = math.MinInt64 / 2 // far before 1970
+	if err := s.Append(ctx, id, recs); err != nil {
+		t.Fatal(err)
+	}
+	all := query.Request{Since: time.UnixMilli(math.MinInt64 / 2).UTC(), Until: time.UnixMilli(days * 86400000).UTC(), Limit: query.MaxLimit}
+	top := query.Request{Since: all.Since, Until: all.Until, GroupBy: []string{"srcaddr"},
+		Aggregates: []query.Aggregate{{Func: "sum", Field: "bytes"}, {Func: "count"}}, Limit: 1000}
+	check := func(when string) {
+		t.Helper()
+		resp, err := s.Query(ctx, id, all)
+		if err != nil {
+			t.Fatalf("%s: all records: %v", when, err)
+		}
+		storetest.SameRecords(t, resp.Records, recs)
+		for _, q := range []query.Request{top, {Since: time.Unix(0, 0).UTC(), Until: time.Unix(30*86400, 0).UTC(), Interval: "24h"}} {
+			got, err := s.Query(ctx, id, q)
+			if err != nil {
+				t.Fatalf("%s: %+v: %v", when, q, err)
+			}
+			want, _ := storetest.Answer(q, recs)
+			storetest.Equal(t, q, got, want)
+		}
+	}
+	check("before restart")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, dir)
+	check("after restart")
+	if err := s.Expire(ctx, time.UnixMilli(500*86400000).UTC()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := s.Query(ctx, id, query.Request{Since: all.Since, Until: all.Until, Aggregates: []query.Aggregate{{Func: "count"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := resp.Rows[0][0], uint64(799-471+1); got != want { // days 471 … 799 stay
+		t.Errorf("after expiry %v records, want %d (days before 1970 must expire too)", got, want)
 	}
 }

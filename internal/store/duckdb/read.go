@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -108,14 +109,27 @@ func decoded(days []string) string {
 		strings.Join(lists, ", ") + " FROM strings) d)"
 }
 
-// union selects cols from each table, under an optional condition.
+// union selects cols from each table, under an optional condition. DuckDB
+// nests a chain of UNION ALL one level per table, and refuses a query
+// nested more than 1000 deep: a window over thousands of days (records
+// from a router whose clock is wrong) is read as a tree of unions of at
+// most unionFan parts, as deep as the log of the number of days.
 func union(tables []string, cols, where string) string {
-	parts := make([]string, len(tables))
-	for i, t := range tables {
-		parts[i] = "SELECT " + cols + " FROM " + query.Quote(t) + where
+	var parts []string
+	if len(tables) <= unionFan {
+		for _, t := range tables {
+			parts = append(parts, "SELECT "+cols+" FROM "+query.Quote(t)+where)
+		}
+	} else {
+		size := (len(tables) + unionFan - 1) / unionFan
+		for c := range slices.Chunk(tables, size) {
+			parts = append(parts, "SELECT * FROM "+union(c, cols, where))
+		}
 	}
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
 }
+
+const unionFan = 16
 
 // rollupSource reads the rollup's whole minutes [from, to) of the window,
 // and the records of the parts of a minute at either end of it, summed the
@@ -177,7 +191,8 @@ func deref(ptrs, vals []any) []any {
 // dialect binds every value as a prepared-statement parameter. Unless
 // exact, it sums counters as BIGINT, which DuckDB adds in 64 bits when its
 // statistics rule out overflow, instead of 128; a counter above 2^63 makes
-// that cast fail, and the query is run again exact.
+// that cast fail, and the query is run again exact. Either way the sum is
+// a HUGEINT, and Uint saturates it at 2^64−1, so no total fails a query.
 type dialect struct{ exact bool }
 
 func (d dialect) Sum(col string) string {
@@ -198,7 +213,47 @@ func (dialect) Bind(args *[]any, v any) string {
 	return "?"
 }
 
-func (dialect) Uint(x string) string { return "CAST(" + x + " AS UBIGINT)" }
+// Uint saturates at 2^64−1: the API's counters are unsigned 64-bit.
+func (dialect) Uint(x string) string {
+	return "CAST(least(" + x + ", " + maxUint + ") AS UBIGINT)"
+}
+
+const maxUint = "CAST(18446744073709551615 AS UBIGINT)"
+
+// InSet binds each column of values as one list parameter: DuckDB hashes
+// the list once, where thousands of parameters would take seconds to plan.
+func (dialect) InSet(exprs []string, cols [][]any, args *[]any) string {
+	lists := make([]string, len(cols))
+	for i, c := range cols {
+		*args = append(*args, typedList(c))
+		lists[i] = "unnest(?)"
+	}
+	lhs := strings.Join(exprs, ", ")
+	if len(exprs) > 1 {
+		lhs = "(" + lhs + ")"
+	}
+	return "(" + lhs + " IN (SELECT " + strings.Join(lists, ", ") + "))"
+}
+
+// typedList turns values of one type (uint64, int64 or string) into the
+// slice of that type, which the driver binds as a LIST.
+func typedList(vals []any) any {
+	switch vals[0].(type) {
+	case uint64:
+		return convert[uint64](vals)
+	case int64:
+		return convert[int64](vals)
+	}
+	return convert[string](vals)
+}
+
+func convert[T any](vals []any) []T {
+	out := make([]T, len(vals))
+	for i, v := range vals {
+		out[i] = v.(T)
+	}
+	return out
+}
 
 func (dialect) CountDistinct(exprs []string) string {
 	if len(exprs) == 1 {

@@ -2,6 +2,7 @@ package duckdb
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -238,7 +239,7 @@ func rollupFor(q query.Request) (r rollup, from, to int64, ok bool) {
 type rollupState struct {
 	rows      int  // rows in the table
 	compacted int  // rows after the last compaction
-	stuck     bool // compaction failed (a sum beyond 64 bits): left as is
+	stuck     bool // compaction failed: left as is
 }
 
 // compactMin is the fewest new rows worth a compaction.
@@ -286,13 +287,38 @@ func (s *Store) rollupState(ctx context.Context, table string, added int) (*roll
 
 // merge rewrites a rollup table with one row per minute and key, in time
 // order, in one transaction; concurrent queries see it before or after.
-func (s *Store) merge(ctx context.Context, r rollup, table string) (n int, err error) {
+// If a minute and key sums past 64 bits (a hostile or broken exporter),
+// the merge is done again leaving such rows apart: queries add them up as
+// they would a merged row.
+func (s *Store) merge(ctx context.Context, r rollup, table string) (int, error) {
+	n, err := s.mergeWith(ctx, table, mergeSQL(r, table, false))
+	var de *duckdb.Error
+	if errors.As(err, &de) && de.Type == duckdb.ErrorTypeConversion {
+		n, err = s.mergeWith(ctx, table, mergeSQL(r, table, true))
+	}
+	return n, err
+}
+
+// mergeSQL selects the merged rows; apart keeps the rows of a minute and
+// key whose sums pass 64 bits as they are.
+func mergeSQL(r rollup, table string, apart bool) string {
 	t, keys := query.Quote(table), r.keyColumns()
+	sums := `CAST(sum(packets) AS UBIGINT), CAST(sum(bytes) AS UBIGINT), CAST(sum(` + countColumn + `) AS UBIGINT)`
+	if !apart {
+		return `SELECT "end", ` + keys + `, ` + sums + ` FROM ` + t + ` GROUP BY "end", ` + keys + ` ORDER BY "end", ` + keys
+	}
+	big := "sum(packets) OVER k > " + maxUint + " OR sum(bytes) OVER k > " + maxUint
+	return `WITH w AS (SELECT *, ` + big + ` AS big FROM ` + t + ` WINDOW k AS (PARTITION BY "end", ` + keys + `))
+		SELECT "end", ` + keys + `, ` + sums + ` FROM w WHERE NOT big GROUP BY "end", ` + keys + `
+		UNION ALL SELECT "end", ` + keys + `, packets, bytes, ` + countColumn + ` FROM w WHERE big
+		ORDER BY "end", ` + keys
+}
+
+func (s *Store) mergeWith(ctx context.Context, table, merged string) (n int, err error) {
+	t := query.Quote(table)
 	steps := []string{
 		"BEGIN TRANSACTION",
-		`CREATE OR REPLACE TEMP TABLE rollup_merge AS SELECT "end", ` + keys +
-			`, CAST(sum(packets) AS UBIGINT), CAST(sum(bytes) AS UBIGINT), CAST(sum(` + countColumn + `) AS UBIGINT)
-			FROM ` + t + ` GROUP BY "end", ` + keys + ` ORDER BY "end", ` + keys,
+		"CREATE OR REPLACE TEMP TABLE rollup_merge AS " + merged,
 		"DELETE FROM " + t,
 		"INSERT INTO " + t + " SELECT * FROM rollup_merge",
 		"DROP TABLE rollup_merge",

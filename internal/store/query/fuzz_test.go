@@ -21,6 +21,10 @@ type placeholders struct{ clickhouse.Dialect }
 
 func (placeholders) Bind(args *[]any, v any) string { *args = append(*args, v); return "?" }
 
+func (p placeholders) InSet(exprs []string, cols [][]any, args *[]any) string {
+	return query.InLiterals(p, exprs, cols, args)
+}
+
 var chLiteral = regexp.MustCompile(`^(unhex\('[0-9A-F]*'\)|-?[0-9]+)$`)
 
 // FuzzFilter feeds arbitrary text to the filter language. Whatever the
@@ -42,6 +46,9 @@ func FuzzFilter(f *testing.F) {
 		"start >= 2026-03-15T02:00:00Z and end < 1773547200000",
 		"srcaddr in ::/0", "dstaddr != 192.168.0.1", "flow_direction = ingress",
 		"not not not tos = 0", "((((vlan_id = 100))))", "", "srcaddr in (", "bytes = 18446744073709551615",
+		"dstport in (0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 22, 80) or srcaddr in (10.0.0.1, 10.0.0.2, " +
+			"10.0.0.3, 10.0.0.4, 10.0.0.5, 10.0.0.6, 10.0.0.7, 10.0.0.8, 10.0.0.9, 10.1.0.0/16, 2001:db8::/32, ::/0, 8000::/1, " +
+			"2001:db8::1, 2001:db8::2, 2001:db8::3, 10.2.0.0/24)",
 	} {
 		f.Add(s)
 	}

@@ -144,6 +144,9 @@ func (placeholderDialect) Uint(x string) string             { return x }
 func (placeholderDialect) Sum(x string) string              { return x }
 func (placeholderDialect) CountDistinct(x []string) string  { return strings.Join(x, ",") }
 func (placeholderDialect) Bucket(x string, ms int64) string { return x }
+func (p placeholderDialect) InSet(e []string, c [][]any, args *[]any) string {
+	return InLiterals(p, e, c, args)
+}
 
 func TestFilterFields(t *testing.T) {
 	for in, want := range map[string]string{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -90,7 +91,38 @@ type Dialect interface {
 	CountDistinct(exprs []string) string
 	// Bucket rounds the time expression down to a multiple of ms.
 	Bucket(expr string, ms int64) string
+	// InSet tests whether the tuple of exprs is one of the tuples given
+	// column by column (cols[i] holds the values of exprs[i]; uint64,
+	// int64 or string). Lists are long (a filter may hold thousands of
+	// values): the engine should hash them once, not compare one by one.
+	// InLiterals is a portable form.
+	InSet(exprs []string, cols [][]any, args *[]any) string
 }
+
+// InLiterals writes an InSet condition as an IN list of bound values:
+// x IN (v, …) or (x, y) IN ((v, w), …).
+func InLiterals(d Dialect, exprs []string, cols [][]any, args *[]any) string {
+	tuples := make([]string, len(cols[0]))
+	for i := range tuples {
+		vals := make([]string, len(exprs))
+		for j := range exprs {
+			vals[j] = d.Bind(args, cols[j][i])
+		}
+		tuples[i] = strings.Join(vals, ", ")
+		if len(exprs) > 1 {
+			tuples[i] = "(" + tuples[i] + ")"
+		}
+	}
+	lhs := strings.Join(exprs, ", ")
+	if len(exprs) > 1 {
+		lhs = "(" + lhs + ")"
+	}
+	return "(" + lhs + " IN (" + strings.Join(tuples, ", ") + "))"
+}
+
+// setMin is the shortest in list compiled with Dialect.InSet; shorter
+// lists stay plain comparisons, which engines also use to skip data.
+const setMin = 16
 
 // Plan is a compiled request: the SQL, its arguments, the types of the
 // selected columns (for scanning), and how to turn scanned rows back into
@@ -112,20 +144,23 @@ func Filter(e Expr, d Dialect, args *[]any) string {
 	case nil:
 		return "(1 = 1)"
 	case And:
-		return "(" + strings.Join(chain(e, d, args), " AND ") + ")"
+		return "(" + strings.Join(compileAll(foldAnd(chain(e)), d, args), " AND ") + ")"
 	case Or:
-		return "(" + strings.Join(chain(e, d, args), " OR ") + ")"
+		return "(" + strings.Join(compileAll(foldOr(chain(e)), d, args), " OR ") + ")"
 	case Not:
 		return "(NOT " + Filter(e.X, d, args) + ")"
 	case Cmp:
 		return "(" + Quote(e.Field.Name) + " " + e.Op + " " + d.Bind(args, e.Value.Typed(e.Field)) + ")"
 	case In:
 		if e.Field.Kind == flow.KindAddr {
-			parts := make([]string, len(e.Values))
+			return prefixesCond(e.Field.Name, e.Values, d, args)
+		}
+		if len(e.Values) >= setMin {
+			vals := make([]any, len(e.Values))
 			for i, v := range e.Values {
-				parts[i] = prefixCond(e.Field.Name, v.Prefix, d, args)
+				vals[i] = v.Typed(e.Field)
 			}
-			return "(" + strings.Join(parts, " OR ") + ")"
+			return d.InSet([]string{Quote(e.Field.Name)}, [][]any{vals}, args)
 		}
 		parts := make([]string, len(e.Values))
 		for i, v := range e.Values {
@@ -136,9 +171,17 @@ func Filter(e Expr, d Dialect, args *[]any) string {
 	panic(fmt.Sprintf("query: unknown node %T", e))
 }
 
+func compileAll(es []Expr, d Dialect, args *[]any) []string {
+	out := make([]string, len(es))
+	for i, x := range es {
+		out[i] = Filter(x, d, args)
+	}
+	return out
+}
+
 // chain flattens a run of the same operator (a and b and c …) into one
 // list, so long filters do not nest deeply in SQL.
-func chain(e Expr, d Dialect, args *[]any) []string {
+func chain(e Expr) []Expr {
 	var l, r Expr
 	switch x := e.(type) {
 	case And:
@@ -146,13 +189,71 @@ func chain(e Expr, d Dialect, args *[]any) []string {
 	case Or:
 		l, r = x.L, x.R
 	}
-	var out []string
+	var out []Expr
 	if sameOp(l, e) {
-		out = chain(l, d, args)
+		out = chain(l)
 	} else {
-		out = []string{Filter(l, d, args)}
+		out = []Expr{l}
 	}
-	return append(out, Filter(r, d, args))
+	return append(out, r)
+}
+
+// foldOr merges the equality tests of one field in an or-chain (a = 1 or
+// a = 2 or a in (3, 4)) into one in list, which compiles to a set rather
+// than a comparison per value.
+func foldOr(es []Expr) []Expr {
+	return fold(es, func(e Expr) (In, bool) {
+		switch e := e.(type) {
+		case In:
+			return e, true
+		case Cmp:
+			return In{e.Field, []Value{e.Value}}, e.Op == "="
+		}
+		return In{}, false
+	}, func(in In) Expr { return in })
+}
+
+// foldAnd is foldOr for an and-chain of inequalities (a != 1 and not a in
+// (2, 3)), merged into not in.
+func foldAnd(es []Expr) []Expr {
+	return fold(es, func(e Expr) (In, bool) {
+		switch e := e.(type) {
+		case Not:
+			in, ok := e.X.(In)
+			return in, ok
+		case Cmp:
+			return In{e.Field, []Value{e.Value}}, e.Op == "!="
+		}
+		return In{}, false
+	}, func(in In) Expr { return Not{in} })
+}
+
+// fold merges the operands asIn accepts by field, in order of first
+// appearance; wrap turns a merged list back into an operand.
+func fold(es []Expr, asIn func(Expr) (In, bool), wrap func(In) Expr) []Expr {
+	merged := map[string]int{} // field name → index in out
+	var out []Expr
+	var lists []*In
+	for _, e := range es {
+		in, ok := asIn(e)
+		if !ok {
+			out, lists = append(out, e), append(lists, nil)
+			continue
+		}
+		if i, seen := merged[in.Field.Name]; seen {
+			lists[i].Values = append(lists[i].Values, in.Values...)
+			continue
+		}
+		merged[in.Field.Name] = len(out)
+		cp := In{in.Field, slices.Clone(in.Values)}
+		out, lists = append(out, nil), append(lists, &cp)
+	}
+	for i, l := range lists {
+		if l != nil {
+			out[i] = wrap(*l)
+		}
+	}
+	return out
 }
 
 func sameOp(a, b Expr) bool {
@@ -196,6 +297,65 @@ func prefixCond(name string, p netip.Prefix, d Dialect, args *[]any) string {
 }
 
 var v4Mapped = netip.MustParsePrefix("::ffff:0:0/96")
+
+// prefixesCond matches an address column against a list of prefixes. A
+// long list compiles to one set test per prefix length, whatever its
+// number of prefixes: the address halves, host bits cleared, are looked
+// up in the set of the list's prefixes of that length.
+func prefixesCond(name string, vals []Value, d Dialect, args *[]any) string {
+	var parts []string
+	if len(vals) < setMin {
+		for _, v := range vals {
+			parts = append(parts, prefixCond(name, v.Prefix, d, args))
+		}
+		return "(" + strings.Join(parts, " OR ") + ")"
+	}
+	type set struct{ his, los []any }
+	sets := map[int]*set{}
+	seen := map[netip.Prefix]bool{}
+	for _, v := range vals {
+		p := v.Prefix
+		bits := p.Bits()
+		if p.Addr().Is4() {
+			bits += 96
+		}
+		switch {
+		case seen[p]:
+			continue
+		case p.Addr().Is6() && p.Overlaps(v4Mapped): // at most 97 of these; includes ::/0
+			parts = append(parts, prefixCond(name, p, d, args))
+		default:
+			hi, lo := AddrParts(p.Addr())
+			if sets[bits] == nil {
+				sets[bits] = &set{}
+			}
+			sets[bits].his = append(sets[bits].his, hi)
+			sets[bits].los = append(sets[bits].los, lo)
+		}
+		seen[p] = true
+	}
+	hiCol, loCol := Quote(name+"_hi"), Quote(name+"_lo")
+	for bits := 1; bits <= 128; bits++ {
+		s := sets[bits]
+		switch {
+		case s == nil:
+		case bits <= 64:
+			parts = append(parts, d.InSet([]string{network(hiCol, 64-bits)}, [][]any{s.his}, args))
+		default:
+			parts = append(parts, d.InSet([]string{hiCol, network(loCol, 128-bits)}, [][]any{s.his, s.los}, args))
+		}
+	}
+	return "(" + strings.Join(parts, " OR ") + ")"
+}
+
+// network clears the low host bits (< 64) of an unsigned column. The
+// modulus is the compiler's own number, written as a literal.
+func network(col string, host int) string {
+	if host == 0 {
+		return col
+	}
+	return "(" + col + " - " + col + " % " + strconv.FormatUint(uint64(1)<<host, 10) + ")"
+}
 
 // hostMask has the low 64-bits bits set.
 func hostMask(bits int) uint64 {

@@ -3,6 +3,7 @@ package storetest
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -175,7 +176,7 @@ func aggregate(q query.Request, sel []*flow.Record, limit int) (*query.Response,
 				g.sums[i]++
 			case "sum":
 				f, _ := flow.FieldByName(a.Field)
-				g.sums[i] += f.Get(r).(uint64)
+				g.sums[i] = SaturatingAdd(g.sums[i], f.Get(r).(uint64))
 			case "count_distinct":
 				f, _ := flow.FieldByName(a.Field)
 				if g.distinct[i] == nil {
@@ -272,4 +273,13 @@ func toAny(u []uint64) []any {
 		out[i] = v
 	}
 	return out
+}
+
+// SaturatingAdd is a + b, or 2^64−1 when that does not fit: how the
+// backends report a sum beyond 64 bits.
+func SaturatingAdd(a, b uint64) uint64 {
+	if a > math.MaxUint64-b {
+		return math.MaxUint64
+	}
+	return a + b
 }

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"net/netip"
 	"reflect"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +27,7 @@ func Run(t *testing.T, s store.Store) {
 	t.Run("Namespaces", func(t *testing.T) { testNamespaces(ctx, t, s) })
 	t.Run("Queries", func(t *testing.T) { testQueries(ctx, t, s) })
 	t.Run("HandChecked", func(t *testing.T) { testHandChecked(ctx, t, s) })
+	t.Run("HugeCounters", func(t *testing.T) { testHugeCounters(ctx, t, s) })
 	t.Run("Retention", func(t *testing.T) { testRetention(ctx, t, s) })
 }
 
@@ -127,12 +132,60 @@ func Cases() []query.Request {
 		{GroupBy: []string{"icmp_type", "icmp_code"}, Where: "protocol = 1", Aggregates: []query.Aggregate{{Func: "count"}}, OrderBy: "count", Ascending: true},
 		{Since: Base.Add(-48 * time.Hour), Until: Base.Add(-24 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: sum("bytes")},
 		{Since: Base.Add(-48 * time.Hour), Until: Base.Add(-24 * time.Hour), Aggregates: sum("bytes")},
+		// Long in lists, compiled to sets: numbers, strings, times, and
+		// addresses and prefixes of every kind.
+		{Where: "dstport in (" + numbers(0, 100) + ")", GroupBy: []string{"dstport"}},
+		{Where: "not dstport in (" + numbers(3000, 3400) + ") and action in ('ACCEPT', 'it''s', " + quoted(30) + ")", GroupBy: []string{"action"}},
+		{Where: "end in (" + ends(25) + ")", Limit: 100},
+		{Where: "srcaddr in (" + bigAddrList + ")", GroupBy: []string{"srcaddr"}, Aggregates: sum("bytes"), Limit: 1000},
+		{Where: "not srcaddr in (" + bigAddrList + ") and dstaddr in (" + bigAddrList + ")", Aggregates: []query.Aggregate{{Func: "count"}}},
+		{Where: "dstport = 22 or protocol = 1 or dstport = 80 or dstport in (53, 443) or srcaddr = 10.0.0.3 or srcaddr = 10.0.0.4",
+			GroupBy: []string{"dstport", "protocol"}},
+		{Where: "dstport != 22 and dstport != 80 and not dstport in (53) and protocol != 1", GroupBy: []string{"dstport"}},
 	}
 	for i := range qs {
 		qs[i] = all(qs[i])
 	}
 	return qs
 }
+
+// numbers lists the integers [from, to) for an in list.
+func numbers(from, to int) string {
+	var l []string
+	for i := from; i < to; i++ {
+		l = append(l, strconv.Itoa(i))
+	}
+	return strings.Join(l, ", ")
+}
+
+// quoted lists n strings that match nothing.
+func quoted(n int) string {
+	var l []string
+	for i := range n {
+		l = append(l, fmt.Sprintf("'none-%d'", i))
+	}
+	return strings.Join(l, ", ")
+}
+
+// ends lists the end times of the first n records of the query data set.
+func ends(n int) string {
+	var l []string
+	for _, r := range Records(n, 30*time.Hour, 1) {
+		l = append(l, strconv.FormatInt(r.End, 10))
+	}
+	return strings.Join(l, ", ")
+}
+
+// bigAddrList mixes IPv4 and IPv6 addresses and prefixes of many lengths,
+// IPv6 prefixes that hold the IPv4-mapped range, and duplicates.
+var bigAddrList = func() string {
+	l := []string{"10.0.0.0/30", "10.1.0.0/28", "10.2.0.9", "10.2.0.9", "192.168.1.0/25", "::/1", "::ffff:0:0/96",
+		"2001:db8::/127", "2001:db8::3", "2001:db8::100:0:0:1", "2001:db8:ffff::1/128", "2001:db8::/64", "2001:d00::/24", "8000::/1", "2001:db8::/65", "10.2.0.0/31"}
+	for i := range 40 {
+		l = append(l, fmt.Sprintf("10.0.0.%d", 20+i), fmt.Sprintf("2001:db8:%x::5", i), fmt.Sprintf("172.%d.0.0/%d", 16+i%16, 12+i%21))
+	}
+	return strings.Join(l, ", ")
+}()
 
 func testQueries(ctx context.Context, t *testing.T, s store.Store) {
 	id := store.StreamID{Account: "acct-q", Stream: "ls-q"}
@@ -256,6 +309,55 @@ func testHandChecked(ctx context.Context, t *testing.T, s store.Store) {
 	want = [][]any{{Base.UnixMilli(), uint64(100 + 300 + 1 + 7)}, {Base.Add(time.Hour).UnixMilli(), uint64(250)}}
 	if !reflect.DeepEqual(resp.Rows, want) {
 		t.Errorf("hourly bytes = %v, want %v", resp.Rows, want)
+	}
+}
+
+// testHugeCounters stores records whose counters sum beyond 64 bits:
+// every aggregate over them answers, saturated at 2^64−1, and agrees with
+// the oracle.
+func testHugeCounters(ctx context.Context, t *testing.T, s store.Store) {
+	id := store.StreamID{Account: "acct-huge", Stream: "ls-huge"}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+		t.Fatal(err)
+	}
+	recs := Records(200, time.Hour, 9)
+	for i := range 3 { // one source, two minutes, counters near 2^64
+		r := recs[i]
+		r.SrcAddr = netip.MustParseAddr("10.77.0.1")
+		r.Bytes, r.Packets = math.MaxUint64-uint64(i), math.MaxUint64/2+uint64(i)
+		r.End = Base.Add(time.Duration(10+i/2) * time.Minute).UnixMilli()
+		recs = append(recs, r)
+	}
+	for _, b := range [][]flow.Record{recs[:100], recs[100:]} { // the huge ones in one batch
+		if err := s.Append(ctx, id, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sums := []query.Aggregate{{Func: "sum", Field: "bytes"}, {Func: "sum", Field: "packets"}, {Func: "count"}}
+	for i, q := range []query.Request{
+		{GroupBy: []string{"srcaddr"}, Aggregates: sums, Limit: 5},
+		{GroupBy: []string{"srcaddr"}, Aggregates: sums[:1], Where: "srcaddr in 10.0.0.0/8", Limit: 5},
+		{Interval: "1m", Aggregates: sums, Limit: 100},
+		{Interval: "10m", GroupBy: []string{"protocol"}, Aggregates: sums[:2], Limit: 100},
+		{Aggregates: sums},
+		{Since: Base.Add(10 * time.Minute), Until: Base.Add(11 * time.Minute), Aggregates: sums},
+	} {
+		if q.Since.IsZero() {
+			q.Since, q.Until = Base, Base.Add(time.Hour)
+		}
+		got, err := s.Query(ctx, id, q)
+		if err != nil {
+			t.Fatalf("case %d %+v: %v", i, q, err)
+		}
+		want, err := Answer(q, recs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		Equal(t, q, got, want)
+	}
+	q := query.Request{Since: Base, Until: Base.Add(time.Hour), Aggregates: sums[:1], Where: "srcaddr = 10.77.0.1"}
+	if resp, err := s.Query(ctx, id, q); err != nil || resp.Rows[0][0] != uint64(math.MaxUint64) {
+		t.Errorf("sum of bytes beyond 2^64 = %v, %v; want 2^64−1", resp, err)
 	}
 }
 
