@@ -76,6 +76,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("User-Agent", c.UserAgent)
+	// Signed like every header: it makes each call a new request to the
+	// server's replay check, even identical ones within one second.
+	req.Header.Set(auth.NonceHeader, auth.NewNonce())
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now
