@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"flowlog/internal/api"
+	"flowlog/internal/api/auth"
 	"flowlog/internal/config"
 	"flowlog/internal/control"
 	"flowlog/internal/dataplane"
@@ -119,7 +120,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	defer func() { stopPlane(); <-planeDone }()
 
 	srv := api.New(api.Config{Logger: log, Store: logs, Metrics: plane.MetricsHandler(),
-		MetricsToken: cfg.MetricsToken}, svc)
+		MetricsToken: cfg.MetricsToken, Replay: auth.ReplayConfig{MaxPerAccount: cfg.ReplayPerAccount}}, svc)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err

@@ -64,6 +64,9 @@ type Serve struct {
 	// serve HTTPS only.
 	TLSCert string `yaml:"tls_cert"`
 	TLSKey  string `yaml:"tls_key"`
+	// ReplayPerAccount bounds, per account, the changing requests (and
+	// Alibaba nonces) remembered to refuse replays; 0: 65536.
+	ReplayPerAccount int `yaml:"replay_per_account"`
 }
 
 // LoadServe merges flags over the environment (getenv) over the file (if
@@ -92,6 +95,13 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 			return cfg, fmt.Errorf("FLOWLOG_FLOW_LOG_QUOTA: %q is not an integer", v)
 		}
 		env.FlowLogQuota = n
+	}
+	if v := getenv("FLOWLOG_REPLAY_PER_ACCOUNT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("FLOWLOG_REPLAY_PER_ACCOUNT: %q is not an integer", v)
+		}
+		env.ReplayPerAccount = n
 	}
 	for _, over := range []Serve{env, flags} {
 		cfg.merge(over)
@@ -149,6 +159,9 @@ func (c *Serve) merge(o Serve) {
 	if o.TLSKey != "" {
 		c.TLSKey = o.TLSKey
 	}
+	if o.ReplayPerAccount != 0 {
+		c.ReplayPerAccount = o.ReplayPerAccount
+	}
 }
 
 func (c *Serve) validate() error {
@@ -165,6 +178,9 @@ func (c *Serve) validate() error {
 	}
 	if _, ok := levels[strings.ToLower(c.LogLevel)]; !ok {
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.ReplayPerAccount < 0 {
+		return fmt.Errorf("replay_per_account: must not be negative, got %d", c.ReplayPerAccount)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls_cert and tls_key (--tls-cert, --tls-key) go together: give both files or neither")
