@@ -96,11 +96,13 @@ func (b *Bodies) Read(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 }
 
 func (b *Bodies) readAll(w http.ResponseWriter, r *http.Request) ([]byte, error) {
-	size := r.ContentLength // -1 when chunked
+	// Memory follows what has arrived, not what was announced: a stalled
+	// upload claiming 1 MiB holds only what it sent.
+	size := min(r.ContentLength, 64<<10) // -1 when chunked
 	if size < 0 {
 		size = 512
 	}
-	buf := make([]byte, 0, size+1) // +1: io.ReadAll's EOF probe needs no regrowth
+	buf := make([]byte, 0, size+1) // +1: the EOF probe needs no regrowth
 	body := http.MaxBytesReader(w, r.Body, b.cfg.MaxBody)
 	for {
 		n, err := body.Read(buf[len(buf):cap(buf)])
