@@ -142,7 +142,7 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller)) http
 	return func(w http.ResponseWriter, r *http.Request) {
 		p, err := auth.Begin(r.Context(), r, KeyLookup(s.svc), s.cfg.Now())
 		if err != nil {
-			front.Unread(w)
+			front.Unread(w, r)
 			s.authFailed(w, r, err)
 			return
 		}

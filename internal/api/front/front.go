@@ -73,7 +73,7 @@ func (b *Bodies) Read(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 		return nil, nil
 	}
 	if r.ContentLength > b.cfg.MaxBody {
-		Unread(w)
+		Unread(w, r)
 		return nil, ErrTooLarge
 	}
 	t := time.NewTimer(b.cfg.Wait)
@@ -81,7 +81,7 @@ func (b *Bodies) Read(w http.ResponseWriter, r *http.Request) ([]byte, error) {
 	select {
 	case b.slots <- struct{}{}:
 	case <-t.C:
-		Unread(w)
+		Unread(w, r)
 		return nil, ErrBusy
 	case <-r.Context().Done():
 		return nil, r.Context().Err()
@@ -114,7 +114,7 @@ func (b *Bodies) readAll(w http.ResponseWriter, r *http.Request) ([]byte, error)
 		case errors.As(err, &mbe):
 			return nil, ErrTooLarge
 		case errors.Is(err, os.ErrDeadlineExceeded):
-			Unread(w)
+			Unread(w, r)
 			return nil, ErrTimeout
 		case err != nil:
 			return nil, err
@@ -135,9 +135,11 @@ func (b *Bodies) Guard(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// Unread prepares w for an answer given without reading the request body:
-// the connection closes after the answer, instead of waiting to drain a body
-// that may never come.
-func Unread(w http.ResponseWriter) {
-	w.Header().Set("Connection", "close")
+// Unread prepares w for an answer given without reading the body of r: an
+// HTTP/1 connection closes after the answer, instead of waiting to drain a
+// body that may never come (HTTP/2 streams need no such thing).
+func Unread(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && r.ContentLength != 0 {
+		w.Header().Set("Connection", "close")
+	}
 }

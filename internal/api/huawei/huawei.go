@@ -130,7 +130,7 @@ func (d *dialect) serve(c *call, fn func(ctx context.Context, c *call) (result, 
 func (d *dialect) authenticate(c *call) (auth.Key, error) {
 	p, err := auth.Begin(c.r.Context(), c.r, d.keys, d.cfg.Now())
 	if err != nil {
-		front.Unread(c.w)
+		front.Unread(c.w, c.r)
 		return auth.Key{}, authError(err)
 	}
 	if c.body, err = d.bodies.Read(c.w, c.r); err != nil {
