@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/url"
+	"os"
 	"strings"
 
 	"flowlog/internal/client"
@@ -21,7 +22,11 @@ func newRemoteQuerier(_ context.Context, serverURL string) (querier, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &serverQuerier{client.New(serverURL, id, secret)}, nil
+	c, err := newClient(serverURL, id, secret, os.Getenv("FLOWLOG_CA_FILE"))
+	if err != nil {
+		return nil, err
+	}
+	return &serverQuerier{c}, nil
 }
 
 func (s *serverQuerier) Close() error { return nil }

@@ -23,6 +23,7 @@ func init() {
 // apiFlags are the flags every API client command shares.
 type apiFlags struct {
 	server string
+	caFile string
 	output string
 }
 
@@ -32,6 +33,8 @@ func (a *apiFlags) register(cmd *cobra.Command) {
 		def = "http://127.0.0.1:8080"
 	}
 	cmd.PersistentFlags().StringVar(&a.server, "server", defaultServer(), "flowlog server URL (env FLOWLOG_SERVER)")
+	cmd.PersistentFlags().StringVar(&a.caFile, "ca-file", os.Getenv("FLOWLOG_CA_FILE"),
+		"PEM CA certificate(s) to trust for an https server, besides the system's (env FLOWLOG_CA_FILE)")
 	cmd.PersistentFlags().StringVarP(&a.output, "output", "o", "table", "table, json, or id (just the id, for scripts)")
 }
 
@@ -50,7 +53,18 @@ func (a *apiFlags) client() (*client.Client, error) {
 	if a.output != "table" && a.output != "json" && a.output != "id" {
 		return nil, fmt.Errorf("--output must be table, json or id, not %q", a.output)
 	}
-	return client.New(a.server, id, secret), nil
+	return newClient(a.server, id, secret, a.caFile)
+}
+
+// newClient returns an API client that trusts caFile (if set) for https.
+func newClient(server, id, secret, caFile string) (*client.Client, error) {
+	c := client.New(server, id, secret)
+	if caFile != "" {
+		if err := c.TrustCA(caFile); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
 }
 
 // accessKey is the key in FLOWLOG_ACCESS_KEY_ID/_SECRET or, when they are

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"flowlog/internal/api"
+	"flowlog/internal/api/auth"
 	"flowlog/internal/config"
 	"flowlog/internal/control"
 	"flowlog/internal/dataplane"
@@ -61,11 +63,18 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.StringVar(&flags.PcapDir, "pcap-dir", "", "where accounts other than the bootstrap one may replay capture files from (env FLOWLOG_PCAP_DIR; default: nowhere)")
 	f.DurationVar(&flags.QueryTimeout, "query-timeout", 0, "stop a query running longer (env FLOWLOG_QUERY_TIMEOUT; default 30s)")
 	f.IntVar(&flags.QueryConcurrency, "query-concurrency", 0, "queries one account may run at once (env FLOWLOG_QUERY_CONCURRENCY; default 4)")
+	f.StringVar(&flags.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env FLOWLOG_TLS_CERT)")
+	f.StringVar(&flags.TLSKey, "tls-key", "", "PEM private key of --tls-cert (env FLOWLOG_TLS_KEY)")
 	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
 	return cmd
 }
 
 func serve(ctx context.Context, cfg config.Serve) error {
+	// Checked first: a TLS mistake should not start anything.
+	tlsCfg, err := cfg.TLS()
+	if err != nil {
+		return err
+	}
 	// Everything written to the data dir is private: it holds secrets.
 	syscall.Umask(0o077)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Level()}))
@@ -117,19 +126,24 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	defer func() { stopPlane(); <-planeDone }()
 
 	srv := api.New(api.Config{Logger: log, Store: logs, Metrics: plane.MetricsHandler(),
-		MetricsToken: cfg.MetricsToken,
+		MetricsToken: cfg.MetricsToken, Replay: auth.ReplayConfig{MaxPerAccount: cfg.ReplayPerAccount},
 		QueryTimeout: cfg.QueryTimeout, QueryConcurrency: cfg.QueryConcurrency,
 	}, svc)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	log.Info("flowlog serving", "listen", ln.Addr().String(), "data_dir", cfg.DataDir,
+	hs := newHTTPServer(srv, tlsCfg, log)
+	log.Info("flowlog serving", "listen", ln.Addr().String(), "tls", tlsCfg != nil, "data_dir", cfg.DataDir,
 		"account", boot.Key.AccountID, "collector", plane.CollectorAddrs())
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() {
+		if tlsCfg != nil {
+			errc <- hs.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- hs.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err
@@ -142,4 +156,20 @@ func serve(ctx context.Context, cfg config.Serve) error {
 		return err
 	}
 	return nil
+}
+
+// newHTTPServer bounds what a connection may hold before and between
+// requests: headers must arrive within 5 s (the TLS handshake too) and fit
+// in 64 KiB, an idle keep-alive connection closes after 60 s. Bodies are
+// bounded by the API handler itself (front.Config), once it knows whether
+// the request deserves reading.
+func newHTTPServer(h http.Handler, tlsCfg *tls.Config, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		TLSConfig:         tlsCfg,
+		ReadHeaderTimeout: 5 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
 }

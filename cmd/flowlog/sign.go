@@ -23,6 +23,9 @@ func newSignCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "sign METHOD URL",
 		Short: "Print SDK-HMAC-SHA256 headers for a request, as a curl config (curl -K)",
+		Long: `Print SDK-HMAC-SHA256 headers for one request, as a curl config (curl -K).
+A signature is good for one changing request (POST, PUT, PATCH, DELETE) within
+5 minutes of its date; sign each request anew.`,
 		Example: `  URL=http://127.0.0.1:8080/v1/gateways
   curl -K <(flowlog sign GET "$URL") "$URL"
   curl -K <(flowlog sign POST "$URL" --data '{"name":"lab","kind":"capture"}') \
@@ -45,9 +48,12 @@ func newSignCmd() *cobra.Command {
 				return err
 			}
 			// Sign only what curl sends unchanged: the host and the date.
+			// plus a nonce, so that two identical changes in one second
+			// are not taken for a replay.
 			req.Header.Set("Host", req.URL.Host)
+			req.Header.Set(auth.NonceHeader, auth.NewNonce())
 			auth.Sign(req, body, id, secret, time.Now())
-			for _, h := range []string{"X-Sdk-Date", "Authorization"} {
+			for _, h := range []string{"X-Sdk-Date", auth.NonceHeader, "Authorization"} {
 				fmt.Printf("header = %q\n", h+": "+req.Header.Get(h))
 			}
 			return nil

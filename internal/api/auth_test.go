@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"sort"
@@ -87,9 +88,9 @@ func TestSignatures(t *testing.T) {
 			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now, []string{"x-project-id", "x-sdk-date"})
 			return r
 		}, 200, ""},
-		{"14 minutes slow is accepted", func() *http.Request {
+		{"4 minutes slow is accepted", func() *http.Request {
 			r := newReq("GET", "/v1/gateways", "")
-			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now.Add(-14*time.Minute), []string{"x-sdk-date"})
+			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now.Add(-4*time.Minute), []string{"x-sdk-date"})
 			return r
 		}, 200, ""},
 		{"no Authorization", func() *http.Request { return newReq("GET", "/v1/gateways", "") }, 401, "Auth.MissingAuthorization"},
@@ -108,14 +109,14 @@ func TestSignatures(t *testing.T) {
 			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now, []string{"x-sdk-date", "x-client-token"})
 			return r
 		}, 401, "Auth.MalformedAuthorization"},
-		{"16 minutes slow", func() *http.Request {
+		{"6 minutes slow", func() *http.Request {
 			r := newReq("GET", "/v1/gateways", "")
-			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now.Add(-16*time.Minute), []string{"x-sdk-date"})
+			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now.Add(-6*time.Minute), []string{"x-sdk-date"})
 			return r
 		}, 401, "Auth.RequestExpired"},
-		{"16 minutes fast", func() *http.Request {
+		{"6 minutes fast", func() *http.Request {
 			r := newReq("GET", "/v1/gateways", "")
-			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now.Add(16*time.Minute), []string{"x-sdk-date"})
+			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now.Add(6*time.Minute), []string{"x-sdk-date"})
 			return r
 		}, 401, "Auth.RequestExpired"},
 		{"bad date", func() *http.Request {
@@ -139,6 +140,19 @@ func TestSignatures(t *testing.T) {
 			independentSign(r, []byte(body), e.srv.KeyID, e.srv.Secret, now, []string{"x-sdk-date"})
 			return r
 		}, 401, "Auth.SignatureMismatch"},
+		{"body substituted, the original hash in X-Sdk-Content-Sha256", func() *http.Request {
+			r := newReq("POST", "/v1/gateways", `{"name":"evil","kind":"capture"}`)
+			sum := sha256.Sum256([]byte(body))
+			r.Header.Set("X-Sdk-Content-Sha256", hex.EncodeToString(sum[:]))
+			independentSign(r, []byte(body), e.srv.KeyID, e.srv.Secret, now, []string{"x-sdk-content-sha256", "x-sdk-date"})
+			return r
+		}, 401, "Auth.ContentHashMismatch"},
+		{"UNSIGNED-PAYLOAD on a body", func() *http.Request {
+			r := newReq("POST", "/v1/gateways", body)
+			r.Header.Set("X-Sdk-Content-Sha256", "UNSIGNED-PAYLOAD")
+			independentSign(r, []byte(body), e.srv.KeyID, e.srv.Secret, now, []string{"x-sdk-date"})
+			return r
+		}, 401, "Auth.ContentHashMismatch"},
 		{"query changed after signing", func() *http.Request {
 			r := newReq("GET", "/v1/flow-logs?name=a", "")
 			independentSign(r, nil, e.srv.KeyID, e.srv.Secret, now, []string{"x-sdk-date"})
@@ -162,6 +176,24 @@ func TestSignatures(t *testing.T) {
 		st, code := send(c.build())
 		if st != c.status || (c.code != "" && code != c.code) {
 			t.Errorf("%s: got %d %s, want %d %s", c.name, st, code, c.status, c.code)
+		}
+	}
+	// A changing request is accepted once; a read may repeat.
+	post := newReq("POST", "/v1/gateways", `{"name":"once","kind":"capture"}`)
+	independentSign(post, []byte(`{"name":"once","kind":"capture"}`), e.srv.KeyID, e.srv.Secret, now, []string{"x-sdk-date"})
+	get := newReq("GET", "/v1/gateways", "")
+	independentSign(get, nil, e.srv.KeyID, e.srv.Secret, now, []string{"x-sdk-date"})
+	for i, want := range []struct {
+		status int
+		code   string
+	}{{201, ""}, {401, "Auth.Replay"}} {
+		again := post.Clone(post.Context())
+		again.Body = io.NopCloser(strings.NewReader(`{"name":"once","kind":"capture"}`))
+		if st, code := send(again); st != want.status || code != want.code {
+			t.Errorf("POST number %d: %d %s, want %d %s", i+1, st, code, want.status, want.code)
+		}
+		if st, _ := send(get.Clone(get.Context())); st != 200 {
+			t.Errorf("identical GET number %d: %d", i+1, st)
 		}
 	}
 	// Every /v1 path but the OpenAPI document needs a signature.

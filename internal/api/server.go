@@ -9,19 +9,17 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"flowlog/internal/api/aliyun"
 	"flowlog/internal/api/auth"
+	"flowlog/internal/api/front"
 	"flowlog/internal/api/huawei"
 	"flowlog/internal/control"
 )
-
-// MaxBody is the largest request body accepted; larger ones get 413.
-const MaxBody = 1 << 20
 
 // Config configures the API server.
 type Config struct {
@@ -38,14 +36,22 @@ type Config struct {
 	// QueryConcurrency is how many queries one account may run at once
 	// (429 Throttling.Query beyond); default DefaultQueryConcurrency.
 	QueryConcurrency int
+	// Bodies bounds request bodies (size, read time, concurrent reads) on
+	// /v1 and the Huawei dialect; the Alibaba dialect, which reads bodies
+	// before it can authenticate, gets its own reader with the same bounds.
+	Bodies front.Config
+	// Replay bounds, per account, the memory of accepted signatures (/v1
+	// and Huawei) and of Alibaba SignatureNonces.
+	Replay auth.ReplayConfig
 }
 
 // Server holds the API's dependencies.
 type Server struct {
-	cfg Config
-	svc *control.Service
-	mux *http.ServeMux
-
+	cfg     Config
+	svc     *control.Service
+	mux     *http.ServeMux
+	bodies  *front.Bodies
+	replays *auth.ReplayCache
 	queries *queryLimiter
 }
 
@@ -63,7 +69,8 @@ func New(cfg Config, svc *control.Service) *Server {
 	if cfg.QueryConcurrency <= 0 {
 		cfg.QueryConcurrency = DefaultQueryConcurrency
 	}
-	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux(), queries: newQueryLimiter(cfg.QueryConcurrency)}
+	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux(), bodies: front.New(cfg.Bodies),
+		replays: auth.NewReplayCache(cfg.Replay), queries: newQueryLimiter(cfg.QueryConcurrency)}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -72,8 +79,10 @@ func New(cfg Config, svc *control.Service) *Server {
 		s.mux.Handle("GET /metrics", bearer(cfg.MetricsToken, cfg.Metrics))
 	}
 	s.routes()
-	aliyun.Register(s.mux, aliyun.Config{Logger: cfg.Logger, Now: cfg.Now}, aliyun.Deps{Control: svc, Keys: KeyLookup(svc)})
-	huawei.Register(s.mux, huawei.Config{Logger: cfg.Logger, Now: cfg.Now}, huawei.Deps{Control: svc, Keys: KeyLookup(svc)})
+	aliyun.Register(s.mux, aliyun.Config{Logger: cfg.Logger, Now: cfg.Now, MaxNonces: cfg.Replay.MaxPerAccount,
+		Bodies: front.New(cfg.Bodies)}, aliyun.Deps{Control: svc, Keys: KeyLookup(svc)})
+	huawei.Register(s.mux, huawei.Config{Logger: cfg.Logger, Now: cfg.Now},
+		huawei.Deps{Control: svc, Keys: KeyLookup(svc), Bodies: s.bodies, Replays: s.replays})
 	return s
 }
 
@@ -83,6 +92,7 @@ func (s *Server) Mux() *http.ServeMux { return s.mux }
 // ServeHTTP gives every response a request id and logs the request at debug
 // level (never its headers: they carry signatures).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.bodies.Guard(w, r)
 	id := NewRequestID()
 	w.Header().Set("X-Request-Id", id)
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
@@ -118,17 +128,6 @@ func NewRequestID() string {
 	return hex.EncodeToString(b)
 }
 
-// ReadBody reads at most MaxBody bytes of r's body; ok is false (and 413
-// written by tooLarge) when it is larger.
-func ReadBody(w http.ResponseWriter, r *http.Request) (body []byte, ok bool, err error) {
-	body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBody))
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		return nil, false, nil
-	}
-	return body, true, err
-}
-
 // KeyLookup adapts the control plane's key store for signature checks. It
 // reads the store on every request (no cache), so a key disabled or deleted
 // is refused from the next request on: disabled as auth.ErrKeyDisabled,
@@ -155,32 +154,61 @@ type caller struct {
 	body    []byte
 }
 
-// authed wraps a /v1 handler with body reading and signature checking.
+// authed wraps a /v1 handler with authentication: the access key and date
+// are checked before the body is read, the body and signature after, and a
+// changing request is accepted once.
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		body, ok, err := ReadBody(w, r)
-		if !ok {
-			writeError(w, r, http.StatusRequestEntityTooLarge, "RequestTooLarge",
-				"the request body is larger than 1 MiB")
+		p, err := auth.Begin(r.Context(), r, KeyLookup(s.svc), s.cfg.Now())
+		if err != nil {
+			front.Unread(w, r)
+			s.authFailed(w, r, err)
 			return
+		}
+		body, err := s.bodies.Read(w, r)
+		if err != nil {
+			s.bodyFailed(w, r, err)
+			return
+		}
+		if err = p.Finish(r, body); err == nil {
+			err = p.Claim(s.replays, r.Method, s.cfg.Now())
 		}
 		if err != nil {
-			writeError(w, r, http.StatusBadRequest, "InvalidRequest", "reading the body: "+err.Error())
+			s.authFailed(w, r, err)
 			return
 		}
-		key, err := auth.Verify(r.Context(), r, body, KeyLookup(s.svc), s.cfg.Now())
-		var f *auth.Failure
-		if errors.As(err, &f) {
-			s.cfg.Logger.Info("authentication failed", "reason", f.Reason, "path", r.URL.Path,
-				"request_id", RequestID(r.Context()))
-			writeError(w, r, http.StatusUnauthorized, "Auth."+string(f.Reason), f.Message)
-			return
-		}
-		if err != nil {
-			s.internal(w, r, err)
-			return
-		}
-		h(w, r, caller{account: key.AccountID, body: body})
+		h(w, r, caller{account: p.Key.AccountID, body: body})
+	}
+}
+
+func (s *Server) authFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var f *auth.Failure
+	if !errors.As(err, &f) {
+		s.internal(w, r, err)
+		return
+	}
+	s.cfg.Logger.Info("authentication failed", "reason", f.Reason, "path", r.URL.Path,
+		"request_id", RequestID(r.Context()))
+	if f.Reason == auth.TooManyRequests {
+		w.Header().Set("Retry-After", "10")
+		writeError(w, r, f.Status(), string(f.Reason), f.Message)
+		return
+	}
+	writeError(w, r, f.Status(), "Auth."+string(f.Reason), f.Message)
+}
+
+func (s *Server) bodyFailed(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, front.ErrTooLarge):
+		writeError(w, r, http.StatusRequestEntityTooLarge, "RequestTooLarge",
+			fmt.Sprintf("the request body is larger than %d bytes", s.bodies.MaxBody()))
+	case errors.Is(err, front.ErrBusy):
+		w.Header().Set("Retry-After", "1")
+		writeError(w, r, http.StatusServiceUnavailable, "ServerBusy", err.Error())
+	case errors.Is(err, front.ErrTimeout):
+		writeError(w, r, http.StatusRequestTimeout, "RequestTimeout", err.Error())
+	default:
+		writeError(w, r, http.StatusBadRequest, "InvalidRequest", "reading the body: "+err.Error())
 	}
 }
 

@@ -5,11 +5,14 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -30,6 +33,27 @@ type Client struct {
 func New(baseURL, keyID, secret string) *Client {
 	return &Client{BaseURL: strings.TrimRight(baseURL, "/"), KeyID: keyID, Secret: secret,
 		HTTP: &http.Client{Timeout: 60 * time.Second}, UserAgent: "flowlog-cli/1"}
+}
+
+// TrustCA makes the client trust, for an https server, the CA
+// certificates in the PEM file caFile besides the system's roots (for a
+// server whose certificate is self-signed or from a private CA).
+func (c *Client) TrustCA(caFile string) error {
+	pemData, err := os.ReadFile(caFile)
+	if err != nil {
+		return fmt.Errorf("CA file: %w", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemData) {
+		return fmt.Errorf("CA file %s: no PEM certificate in it", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	c.HTTP.Transport = tr
+	return nil
 }
 
 // APIError is an error answer of the server.
@@ -76,6 +100,9 @@ func (c *Client) Do(ctx context.Context, method, path string, query url.Values, 
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("User-Agent", c.UserAgent)
+	// Signed like every header: it makes each call a new request to the
+	// server's replay check, even identical ones within one second.
+	req.Header.Set(auth.NonceHeader, auth.NewNonce())
 	now := time.Now
 	if c.Now != nil {
 		now = c.Now

@@ -4,6 +4,7 @@ package config
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,13 @@ type Serve struct {
 	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// QueryConcurrency is how many queries one account may run at once; 0: the API's default.
 	QueryConcurrency int `yaml:"query_concurrency"`
+	// TLSCert and TLSKey (PEM files, both or neither) make the API listener
+	// serve HTTPS only.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// ReplayPerAccount bounds, per account, the changing requests (and
+	// Alibaba nonces) remembered to refuse replays; 0: 65536.
+	ReplayPerAccount int `yaml:"replay_per_account"`
 }
 
 // LoadServe merges flags over the environment (getenv) over the file (if
@@ -84,7 +92,8 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 	env := Serve{Listen: getenv("FLOWLOG_LISTEN"), DataDir: getenv("FLOWLOG_DATA_DIR"),
 		LogLevel: getenv("FLOWLOG_LOG_LEVEL"), NetflowListen: getenv("FLOWLOG_NETFLOW_LISTEN"),
 		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN"),
-		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true", PcapDir: getenv("FLOWLOG_PCAP_DIR")}
+		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true", PcapDir: getenv("FLOWLOG_PCAP_DIR"),
+		TLSCert: getenv("FLOWLOG_TLS_CERT"), TLSKey: getenv("FLOWLOG_TLS_KEY")}
 	if v := getenv("FLOWLOG_FLOW_LOG_QUOTA"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -94,6 +103,13 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 	}
 	if err := env.queryLimitsFromEnv(getenv); err != nil {
 		return cfg, err
+	}
+	if v := getenv("FLOWLOG_REPLAY_PER_ACCOUNT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return cfg, fmt.Errorf("FLOWLOG_REPLAY_PER_ACCOUNT: %q is not an integer", v)
+		}
+		env.ReplayPerAccount = n
 	}
 	for _, over := range []Serve{env, flags} {
 		cfg.merge(over)
@@ -151,6 +167,15 @@ func (c *Serve) merge(o Serve) {
 	if o.PcapDir != "" {
 		c.PcapDir = o.PcapDir
 	}
+	if o.TLSCert != "" {
+		c.TLSCert = o.TLSCert
+	}
+	if o.TLSKey != "" {
+		c.TLSKey = o.TLSKey
+	}
+	if o.ReplayPerAccount != 0 {
+		c.ReplayPerAccount = o.ReplayPerAccount
+	}
 }
 
 func (c *Serve) validate() error {
@@ -170,6 +195,12 @@ func (c *Serve) validate() error {
 	}
 	if _, ok := levels[strings.ToLower(c.LogLevel)]; !ok {
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
+	}
+	if c.ReplayPerAccount < 0 {
+		return fmt.Errorf("replay_per_account: must not be negative, got %d", c.ReplayPerAccount)
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("tls_cert and tls_key (--tls-cert, --tls-key) go together: give both files or neither")
 	}
 	return nil
 }
@@ -192,6 +223,23 @@ func (c *Serve) queryLimitsFromEnv(getenv func(string) string) error {
 		c.QueryConcurrency = n
 	}
 	return nil
+}
+
+// TLS loads the certificate and key for HTTPS; nil when TLS is off.
+func (c *Serve) TLS() (*tls.Config, error) {
+	if c.TLSCert == "" {
+		return nil, nil
+	}
+	for name, f := range map[string]string{"tls_cert": c.TLSCert, "tls_key": c.TLSKey} {
+		if _, err := os.ReadFile(f); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("tls_cert %s, tls_key %s: %w", c.TLSCert, c.TLSKey, err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, nil
 }
 
 var levels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo,

@@ -76,6 +76,9 @@ type Server struct {
 	KeyID   string   // bootstrap access key
 	Secret  string
 	Account string
+	// HTTP polls /healthz at start (e.g. one trusting a test CA when the
+	// server serves HTTPS); http.DefaultClient if nil.
+	HTTP *http.Client
 
 	t      testing.TB
 	cmd    *exec.Cmd
@@ -131,7 +134,7 @@ func (s *Server) Start() {
 	}
 	s.done = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.done)
-	if err := WaitHTTP(s.URL+"/healthz", 60*time.Second, s.done); err != nil {
+	if err := waitHTTP(s.HTTP, s.URL+"/healthz", 60*time.Second, s.done); err != nil {
 		s.t.Fatalf("flowlog serve %v:\n%s", err, s.stderr.String())
 	}
 }
@@ -140,9 +143,16 @@ func (s *Server) Start() {
 // has started. It gives up when exited is closed (the process has ended)
 // or after timeout, saying which.
 func WaitHTTP(url string, timeout time.Duration, exited <-chan struct{}) error {
+	return waitHTTP(nil, url, timeout, exited)
+}
+
+func waitHTTP(c *http.Client, url string, timeout time.Duration, exited <-chan struct{}) error {
+	if c == nil {
+		c = http.DefaultClient
+	}
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
+		resp, err := c.Get(url)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -184,7 +194,7 @@ func (s *Server) Kill() {
 	<-s.done
 }
 
-// PID is the process id of the running server.
+// PID is the process id of the running server (for /proc/PID/status).
 func (s *Server) PID() int { return s.cmd.Process.Pid }
 
 // ExitCode is the exit status of the stopped process.

@@ -9,6 +9,8 @@ import (
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth"
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/auth/credentials"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/smartag"
+
+	flauth "flowlog/internal/api/auth"
 )
 
 // BenchmarkVerify measures checking one signed DescribeFlowLogs request:
@@ -26,8 +28,8 @@ func BenchmarkVerify(b *testing.B) {
 		p["Signature"] = Sign("secret-one", StringToSign("POST", p))
 		reqs[i] = p
 	}
-	v := verifier{window: 15 * time.Minute, now: func() time.Time { return now }, keys: testKeys,
-		nonces: newNonceCache(b.N + 1)}
+	v := verifier{window: 5 * time.Minute, now: func() time.Time { return now }, keys: testKeys,
+		nonces: flauth.NewReplayCache(flauth.ReplayConfig{MaxPerAccount: b.N + 1})}
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

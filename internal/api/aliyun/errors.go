@@ -1,8 +1,11 @@
 package aliyun
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+
+	"flowlog/internal/api/front"
 )
 
 // Error is an answer in Alibaba's RPC error shape: an HTTP status, a code
@@ -32,12 +35,26 @@ var (
 	errVersion           = badRequest("InvalidVersion", "Specified parameter Version is not valid.")
 	errActionNotFound    = &Error{http.StatusNotFound, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."}
 	errMethod            = &Error{http.StatusMethodNotAllowed, "UnsupportedHTTPMethod", "Specified HTTP method is not supported; use GET or POST."}
-	errBodyTooLarge      = &Error{http.StatusRequestEntityTooLarge, "InvalidParameter.BodyTooLarge", "The request body is larger than 1 MiB."}
+	errBodyTooLarge      = &Error{http.StatusRequestEntityTooLarge, "InvalidParameter.BodyTooLarge", "The request body is too large."}
+	errBodyTimeout       = &Error{http.StatusRequestTimeout, "RequestTimeout", "The request body did not arrive in time."}
 	errBadForm           = badRequest("InvalidParameter", "The request parameters could not be parsed.")
 	errBusy              = &Error{http.StatusServiceUnavailable, "ServiceUnavailable", "The request has failed due to a temporary failure of the server."}
 	errFeatureSTS        = &Error{http.StatusForbidden, "FeatureNotSupport", "Security tokens (STS) and bearer tokens are not supported; sign requests with an access key."}
 	errInternal          = &Error{http.StatusInternalServerError, "InternalError", "The request processing has failed due to some unknown error, exception or failure."}
 )
+
+// bodyError answers a body that could not be read.
+func bodyError(err error) *Error {
+	switch {
+	case errors.Is(err, front.ErrTooLarge):
+		return errBodyTooLarge
+	case errors.Is(err, front.ErrBusy):
+		return errBusy
+	case errors.Is(err, front.ErrTimeout):
+		return errBodyTimeout
+	}
+	return errBadForm
+}
 
 // missingCommon answers a missing common parameter (AccessKeyId, Timestamp …).
 func missingCommon(name string) *Error {

@@ -242,12 +242,12 @@ func TestSDKUnknownKey(t *testing.T) {
 func TestSDKStaleTimestamp(t *testing.T) {
 	r := newRig(t, Config{})
 	c := r.client("AK-one", "secret-one")
-	for _, skew := range []time.Duration{16 * time.Minute, -16 * time.Minute} {
+	for _, skew := range []time.Duration{6 * time.Minute, -6 * time.Minute} {
 		r.setClock(skew)
 		_, err := c.DescribeUnbindFlowLogSags(smartag.CreateDescribeUnbindFlowLogSagsRequest())
 		expectCode(t, err, 400, "InvalidTimeStamp.Expired")
 	}
-	for _, skew := range []time.Duration{14 * time.Minute, -14 * time.Minute} {
+	for _, skew := range []time.Duration{4 * time.Minute, -4 * time.Minute} {
 		r.setClock(skew)
 		if _, err := c.DescribeUnbindFlowLogSags(smartag.CreateDescribeUnbindFlowLogSagsRequest()); err != nil {
 			t.Fatalf("skew %v inside the window: %v", skew, err)
@@ -280,7 +280,7 @@ func TestReplayedNonce(t *testing.T) {
 		t.Fatalf("replay answered %d %v", status, body)
 	}
 	// Once the nonce is forgotten the timestamp is out of the window.
-	r.setClock(16 * time.Minute)
+	r.setClock(6 * time.Minute)
 	status, body = replay(t, r.url, captured)
 	if status != 400 || body["Code"] != "InvalidTimeStamp.Expired" {
 		t.Fatalf("late replay answered %d %v", status, body)
@@ -297,6 +297,10 @@ func TestNonceMemoryBound(t *testing.T) {
 	}
 	_, err := c.DescribeUnbindFlowLogSags(smartag.CreateDescribeUnbindFlowLogSagsRequest())
 	expectCode(t, err, 503, "ServiceUnavailable")
+	// The bound is the account's: another account is served.
+	if _, err := r.client("AK-two", "secret-two").DescribeUnbindFlowLogSags(smartag.CreateDescribeUnbindFlowLogSagsRequest()); err != nil {
+		t.Fatalf("another account refused once the first filled its nonces: %v", err)
+	}
 }
 
 func TestSDKRouting(t *testing.T) {
@@ -471,7 +475,7 @@ func TestSDKConcurrent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := r.srv.verify.nonces.len(); n != 40 {
+	if n := r.srv.verify.nonces.Len("acct-1"); n != 40 {
 		t.Fatalf("%d nonces remembered, want 40", n)
 	}
 }

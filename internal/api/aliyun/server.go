@@ -5,18 +5,21 @@
 package aliyun
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"flowlog/internal/api/auth"
+	"flowlog/internal/api/front"
 )
 
 // Version is the API version of the Smart Access Gateway flow-log actions.
@@ -24,24 +27,27 @@ const Version = "2018-03-13"
 
 // Config tunes the RPC endpoint.
 type Config struct {
-	// Window is how far Timestamp may be from the server's clock, and so how
-	// long a SignatureNonce is remembered. Default 15 minutes.
+	// Window is how far Timestamp may be from the server's clock, either
+	// way, and so how long a SignatureNonce is remembered. Default
+	// auth.MaxSkew (5 minutes), as for the other APIs.
 	Window time.Duration
-	// MaxNonces bounds the remembered nonces; beyond it requests are refused
-	// with 503 until old ones expire. Default 262144.
+	// MaxNonces bounds the nonces remembered per account; beyond it that
+	// account's requests are refused with 503 until old ones expire, and
+	// other accounts are not affected. Default auth.DefaultMaxPerAccount.
 	MaxNonces int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger receives internal errors; default slog.Default().
 	Logger *slog.Logger
+	// Bodies reads form bodies, which may carry the signature, and so are
+	// read before the caller is known: bounded in size, time and number.
+	// Default: a reader with front's default bounds.
+	Bodies *front.Bodies
 }
 
 func (c Config) withDefaults() Config {
 	if c.Window <= 0 {
-		c.Window = 15 * time.Minute
-	}
-	if c.MaxNonces <= 0 {
-		c.MaxNonces = 1 << 18
+		c.Window = auth.MaxSkew
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -49,11 +55,11 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+	if c.Bodies == nil {
+		c.Bodies = front.New(front.Config{})
+	}
 	return c
 }
-
-// maxBody bounds a form body; errBodyTooLarge answers a larger one.
-const maxBody = 1 << 20
 
 // Call is one authenticated RPC call.
 type Call struct {
@@ -85,7 +91,7 @@ func NewServer(cfg Config, keys auth.Lookup) *Server {
 			window: cfg.Window,
 			now:    cfg.Now,
 			keys:   keys,
-			nonces: newNonceCache(cfg.MaxNonces),
+			nonces: auth.NewReplayCache(auth.ReplayConfig{MaxPerAccount: cfg.MaxNonces}),
 		},
 		actions: make(map[string]Action),
 	}
@@ -128,16 +134,19 @@ func (s *Server) params(w http.ResponseWriter, r *http.Request) (map[string]stri
 		}
 		return params, errMethod
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
-	err := r.ParseForm()
+	body, err := s.cfg.Bodies.Read(w, r)
+	if err != nil {
+		for k, v := range r.URL.Query() {
+			params[k] = v[0]
+		}
+		return params, bodyError(err)
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	err = r.ParseForm()
 	for k, v := range r.Form {
 		params[k] = v[0]
 	}
-	var tooLarge *http.MaxBytesError
-	switch {
-	case errors.As(err, &tooLarge):
-		return params, errBodyTooLarge
-	case err != nil:
+	if err != nil {
 		return params, errBadForm
 	}
 	return params, nil

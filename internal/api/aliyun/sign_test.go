@@ -2,7 +2,6 @@ package aliyun
 
 import (
 	"testing"
-	"time"
 )
 
 func TestPercentEncode(t *testing.T) {
@@ -50,32 +49,5 @@ func TestStringToSignKeepsEmptyParams(t *testing.T) {
 	b := StringToSign("POST", map[string]string{"A": "1"})
 	if a == b {
 		t.Fatal("an empty parameter must be part of the string to sign")
-	}
-}
-
-func TestNonceCache(t *testing.T) {
-	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	c := newNonceCache(2)
-	if r := c.add("a", t0.Add(time.Minute), t0); r != nonceFresh {
-		t.Fatalf("first a: %v", r)
-	}
-	if r := c.add("a", t0.Add(time.Minute), t0.Add(30*time.Second)); r != nonceUsed {
-		t.Fatalf("replayed a inside its life: %v", r)
-	}
-	if r := c.add("b", t0.Add(2*time.Minute), t0); r != nonceFresh {
-		t.Fatalf("b: %v", r)
-	}
-	if r := c.add("c", t0.Add(2*time.Minute), t0); r != nonceFull {
-		t.Fatalf("c beyond the bound: %v", r)
-	}
-	// After a expires it is forgotten, which frees room for c.
-	if r := c.add("c", t0.Add(3*time.Minute), t0.Add(time.Minute)); r != nonceFresh {
-		t.Fatalf("c after a expired: %v", r)
-	}
-	if n := c.len(); n != 2 {
-		t.Fatalf("live nonces %d, want 2", n)
-	}
-	if r := c.add("a", t0.Add(4*time.Minute), t0.Add(time.Minute)); r != nonceFull {
-		t.Fatalf("a again while b and c live: %v", r)
 	}
 }

@@ -3,6 +3,7 @@ package aliyun
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"time"
@@ -16,7 +17,7 @@ type verifier struct {
 	window time.Duration
 	now    func() time.Time
 	keys   auth.Lookup
-	nonces *nonceCache
+	nonces *auth.ReplayCache // per account, so one cannot fill it for others
 }
 
 // timestampLayouts are the forms of Timestamp accepted: the documented
@@ -74,10 +75,12 @@ func (v *verifier) verify(ctx context.Context, method string, params map[string]
 	}
 	// Only a correctly signed request may claim a nonce; it is kept until
 	// its timestamp leaves the window, after which a replay fails on time.
-	switch v.nonces.add(id+"\x00"+params["SignatureNonce"], ts.Add(v.window), now) {
-	case nonceUsed:
+	// The nonce is hashed so a long one costs no more memory than a short one.
+	key := sha256.Sum256([]byte(id + "\x00" + params["SignatureNonce"]))
+	switch v.nonces.Claim(account, key, ts.Add(v.window), now) {
+	case auth.ReplayUsed:
 		return "", errNonceUsed
-	case nonceFull:
+	case auth.ReplayFull:
 		return "", errBusy
 	}
 	return account, nil

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"net/http"
 
+	"flowlog/internal/api/auth"
+	"flowlog/internal/api/front"
 	"flowlog/internal/control"
 )
 
@@ -65,8 +67,38 @@ func forbidden(detail string) *Error {
 	return errorf(http.StatusForbidden, "APIGW.0302", "The IAM user is not authorized to access the API:", detail)
 }
 
+// authError answers a failed signature check. Body substitution and replays
+// have no API gateway code of their own, so they carry flowlog's (the same
+// as on /v1); a full replay memory is the gateway's throttling answer.
+func authError(err error) error {
+	var f *auth.Failure
+	if !errors.As(err, &f) {
+		return err
+	}
+	switch f.Reason {
+	case auth.ContentHashMismatch, auth.Replay:
+		return errorf(http.StatusUnauthorized, "Auth."+string(f.Reason), "Incorrect IAM authentication information:", f.Message)
+	case auth.TooManyRequests:
+		return errorf(http.StatusTooManyRequests, "APIGW.0308", "The throttling threshold has been reached:", f.Message)
+	}
+	return unauthenticated(f.Message)
+}
+
+// bodyError answers a body that could not be read.
+func bodyError(err error) error {
+	switch {
+	case errors.Is(err, front.ErrTooLarge):
+		return errTooLarge
+	case errors.Is(err, front.ErrBusy):
+		return errorf(http.StatusServiceUnavailable, "ServerBusy", "The server is busy:", err.Error()+".")
+	case errors.Is(err, front.ErrTimeout):
+		return errorf(http.StatusRequestTimeout, "RequestTimeout", "Request timeout:", err.Error()+".")
+	}
+	return invalid("Reading the request body: " + err.Error())
+}
+
 var (
-	errTooLarge = errorf(http.StatusRequestEntityTooLarge, "ER.04009005", "Invalid parameters.", "The request body is larger than 1 MiB.")
+	errTooLarge = errorf(http.StatusRequestEntityTooLarge, "ER.04009005", "Invalid parameters.", "The request body is too large.")
 	errInternal = errorf(http.StatusInternalServerError, "ER.05009000", "Internal error; see the server log.", "")
 )
 

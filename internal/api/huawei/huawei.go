@@ -11,12 +11,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"time"
 
 	"flowlog/internal/api/auth"
+	"flowlog/internal/api/front"
 	"flowlog/internal/control"
 )
 
@@ -26,13 +26,15 @@ type Config struct {
 	Logger *slog.Logger     // internal errors; slog.Default() if nil
 }
 
-// maxBody is the largest request body accepted; errTooLarge answers a larger one.
-const maxBody = 1 << 20
-
 // Deps is what the dialect needs from the server.
 type Deps struct {
 	Control *control.Service
 	Keys    auth.Lookup
+	// Bodies reads request bodies; nil: a reader with default bounds.
+	Bodies *front.Bodies
+	// Replays remembers accepted signatures, per account; nil: a cache of
+	// its own with default bounds.
+	Replays *auth.ReplayCache
 }
 
 // Register mounts the seven flow-log operations on mux.
@@ -43,7 +45,13 @@ func Register(mux *http.ServeMux, cfg Config, deps Deps) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	d := &dialect{cfg: cfg, ctl: deps.Control, keys: deps.Keys}
+	if deps.Bodies == nil {
+		deps.Bodies = front.New(front.Config{})
+	}
+	if deps.Replays == nil {
+		deps.Replays = auth.NewReplayCache(auth.ReplayConfig{})
+	}
+	d := &dialect{cfg: cfg, ctl: deps.Control, keys: deps.Keys, bodies: deps.Bodies, replays: deps.Replays}
 	const base = "/v3/{project_id}/enterprise-router/{er_id}/flow-logs"
 	mux.Handle("POST "+base, d.op(d.create))
 	mux.Handle("GET "+base, d.op(d.list))
@@ -55,9 +63,11 @@ func Register(mux *http.ServeMux, cfg Config, deps Deps) {
 }
 
 type dialect struct {
-	cfg  Config
-	ctl  *control.Service
-	keys auth.Lookup
+	cfg     Config
+	ctl     *control.Service
+	keys    auth.Lookup
+	bodies  *front.Bodies
+	replays *auth.ReplayCache
 }
 
 // call is one authenticated request on an enterprise router of the caller.
@@ -96,20 +106,7 @@ func (d *dialect) op(fn func(ctx context.Context, c *call) (result, error)) http
 
 func (d *dialect) serve(c *call, fn func(ctx context.Context, c *call) (result, error)) (result, error) {
 	ctx := c.r.Context()
-	body, err := io.ReadAll(http.MaxBytesReader(c.w, c.r.Body, maxBody))
-	var tooLarge *http.MaxBytesError
-	if errors.As(err, &tooLarge) {
-		return result{}, errTooLarge
-	}
-	if err != nil {
-		return result{}, invalid("Reading the request body: " + err.Error())
-	}
-	c.body = body
-	key, err := auth.Verify(ctx, c.r, body, d.keys, d.cfg.Now())
-	var f *auth.Failure
-	if errors.As(err, &f) {
-		return result{}, unauthenticated(f.Message)
-	}
+	key, err := d.authenticate(c)
 	if err != nil {
 		return result{}, err
 	}
@@ -129,6 +126,26 @@ func (d *dialect) serve(c *call, fn func(ctx context.Context, c *call) (result, 
 	}
 	res, err := fn(ctx, c)
 	return res, translate(err)
+}
+
+// authenticate checks the access key and date, then reads the body, then
+// checks the signature over it and that a changing request is new.
+func (d *dialect) authenticate(c *call) (auth.Key, error) {
+	p, err := auth.Begin(c.r.Context(), c.r, d.keys, d.cfg.Now())
+	if err != nil {
+		front.Unread(c.w, c.r)
+		return auth.Key{}, authError(err)
+	}
+	if c.body, err = d.bodies.Read(c.w, c.r); err != nil {
+		return auth.Key{}, bodyError(err)
+	}
+	if err = p.Finish(c.r, c.body); err == nil {
+		err = p.Claim(d.replays, c.r.Method, d.cfg.Now())
+	}
+	if err != nil {
+		return auth.Key{}, authError(err)
+	}
+	return p.Key, nil
 }
 
 // errorBody is Huawei Cloud's error document; the SDKs take the request id

@@ -316,6 +316,8 @@ func TestHuaweiPaging(t *testing.T) {
 }
 
 // The same X-Client-Token makes one flow log, also under parallel retries.
+// (A retry is a new signed request: in a later second, or with a header of
+// its own; the very same signed request again is refused as a replay.)
 func TestHuaweiIdempotentCreate(t *testing.T) {
 	s := shared
 	c := s.newAccount(t)
@@ -327,12 +329,12 @@ func TestHuaweiIdempotentCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := f.hw.CreateFlowLog(req)
+	b, err := f.hw.CreateFlowLogInvoker(req).AddHeaders(map[string]string{"X-Flowlog-Nonce": "retry"}).Invoke()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if a.FlowLog.Id != b.FlowLog.Id || b.HttpStatusCode != 202 || *b.XClientToken != token {
-		t.Fatalf("retry made %s after %s (status %d)", b.FlowLog.Id, a.FlowLog.Id, b.HttpStatusCode)
+	if rb := b.(*model.CreateFlowLogResponse); a.FlowLog.Id != rb.FlowLog.Id || rb.HttpStatusCode != 202 || *rb.XClientToken != token {
+		t.Fatalf("retry made %s after %s (status %d)", rb.FlowLog.Id, a.FlowLog.Id, rb.HttpStatusCode)
 	}
 	token2 := "parallel-1"
 	ids := make([]string, 8)
@@ -343,12 +345,13 @@ func TestHuaweiIdempotentCreate(t *testing.T) {
 			defer wg.Done()
 			r := f.request("parallel", f.attachments[1])
 			r.XClientToken = &token2
-			res, err := huawei(t, s.url, c, c.account).CreateFlowLog(r)
+			res, err := huawei(t, s.url, c, c.account).CreateFlowLogInvoker(r).
+				AddHeaders(map[string]string{"X-Flowlog-Nonce": fmt.Sprint(i)}).Invoke()
 			if err != nil {
 				t.Error(err)
 				return
 			}
-			ids[i] = res.FlowLog.Id
+			ids[i] = res.(*model.CreateFlowLogResponse).FlowLog.Id
 		}()
 	}
 	wg.Wait()
