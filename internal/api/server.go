@@ -177,6 +177,11 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller)) http
 			s.authFailed(w, r, err)
 			return
 		}
+		// Only a verified request counts as the key's use; the time is
+		// persisted at most once a minute.
+		if err := s.svc.KeyUsed(r.Context(), p.Key.ID); err != nil {
+			s.cfg.Logger.Warn("recording an access key's use", "key", p.Key.ID, "err", err)
+		}
 		h(w, r, caller{account: p.Key.AccountID, body: body})
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 func (s *Server) routes() {
 	h := func(pattern string, fn func(http.ResponseWriter, *http.Request, caller)) {
-		s.mux.Handle(pattern, s.authed(s.keyUsed(fn)))
+		s.mux.Handle(pattern, s.authed(fn))
 	}
 	h("POST /v1/access-keys", s.createAccessKey)
 	h("GET /v1/access-keys", s.listAccessKeys)
@@ -127,32 +127,6 @@ func forceParam(w http.ResponseWriter, r *http.Request) (force, ok bool) {
 		return false, false
 	}
 	return force, true
-}
-
-// keyUsed records the use of the access key that signed a request, after
-// authed has verified it; the time is persisted at most once a minute.
-func (s *Server) keyUsed(h func(http.ResponseWriter, *http.Request, caller)) func(http.ResponseWriter, *http.Request, caller) {
-	return func(w http.ResponseWriter, r *http.Request, c caller) {
-		if id := signingKeyID(r.Header.Get("Authorization")); id != "" {
-			if err := s.svc.KeyUsed(r.Context(), id); err != nil {
-				s.cfg.Logger.Warn("recording an access key's use", "key", id, "err", err)
-			}
-		}
-		h(w, r, c)
-	}
-}
-
-// signingKeyID is the Access= value of an SDK-HMAC-SHA256 Authorization
-// header (the last one, as the verifier reads it).
-func signingKeyID(h string) string {
-	_, rest, _ := strings.Cut(h, " ")
-	id := ""
-	for _, part := range strings.Split(rest, ",") {
-		if k, v, _ := strings.Cut(strings.TrimSpace(part), "="); k == "Access" {
-			id = v
-		}
-	}
-	return id
 }
 
 // gatewayBody is the JSON of a gateway to create or change.
