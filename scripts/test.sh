@@ -16,6 +16,10 @@ if [ -n "$unformatted" ]; then
   exit 1
 fi
 go vet ./...
+if ! go mod tidy -diff >/dev/null 2>&1; then
+  echo "go.mod/go.sum are not tidy: run go mod tidy" >&2
+  exit 1
+fi
 
 export FLOWLOG_REQUIRE_PEERS=1
 go test -count=1 -timeout 20m ./...
