@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -40,8 +41,18 @@ type Live struct {
 
 type liveIface struct {
 	name string
+	cfg  LiveConfig
 	link packet.LinkType
-	tp   *afpacket.TPacket
+
+	mu sync.Mutex // guards tp, which run replaces when the interface comes back up
+	tp *afpacket.TPacket
+}
+
+// ring returns the interface's current ring.
+func (ifc *liveIface) ring() *afpacket.TPacket {
+	ifc.mu.Lock()
+	defer ifc.mu.Unlock()
+	return ifc.tp
 }
 
 // OpenLive opens one ring per interface. It needs CAP_NET_RAW.
@@ -101,7 +112,7 @@ func openIface(name string, cfg LiveConfig) (*liveIface, error) {
 			return nil, fmt.Errorf("capture: filter on %s: %w", name, err)
 		}
 	}
-	return &liveIface{name: name, link: link, tp: tp}, nil
+	return &liveIface{name: name, cfg: cfg, link: link, tp: tp}, nil
 }
 
 // ifaceLinkType maps the interface's ARPHRD type to the framing AF_PACKET
@@ -154,10 +165,20 @@ func (l *Live) RunBatch(ctx context.Context, h func([]packet.Frame)) error {
 func (ifc *liveIface) run(ctx context.Context, h func([]packet.Frame)) error {
 	b := frameBatch{arena: make([]byte, 0, batchArena)}
 	defer b.flush(h)
+	tp := ifc.ring()
 	for ctx.Err() == nil {
-		data, ci, err := ifc.tp.ZeroCopyReadPacketData()
+		data, ci, err := tp.ZeroCopyReadPacketData()
 		if errors.Is(err, afpacket.ErrTimeout) {
 			b.flush(h) // a quiet interface: hand out what waits
+			continue
+		}
+		if errors.Is(err, afpacket.ErrPoll) && !isUp(ifc.name) {
+			// A socket bound to a down interface reports ENETDOWN until
+			// it is closed: wait for the interface, then bind afresh.
+			b.flush(h)
+			if tp, err = ifc.reopen(ctx); err != nil {
+				return err
+			}
 			continue
 		}
 		if err != nil {
@@ -166,6 +187,38 @@ func (ifc *liveIface) run(ctx context.Context, h func([]packet.Frame)) error {
 		b.add(ci.Timestamp.UnixNano(), ifc.link, data, h)
 	}
 	return nil
+}
+
+// isUp says whether the interface exists and is administratively up.
+func isUp(name string) bool {
+	i, err := net.InterfaceByName(name)
+	return err == nil && i.Flags&net.FlagUp != 0
+}
+
+// reopen waits until the interface is up again, then replaces its ring. It
+// fails when the interface disappears.
+func (ifc *liveIface) reopen(ctx context.Context) (*afpacket.TPacket, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !isUp(ifc.name) {
+		if _, err := net.InterfaceByName(ifc.name); err != nil {
+			return nil, fmt.Errorf("capture: interface %s is gone", ifc.name)
+		}
+		select {
+		case <-ctx.Done():
+			return ifc.ring(), nil
+		case <-tick.C:
+		}
+	}
+	fresh, err := openIface(ifc.name, ifc.cfg)
+	if err != nil {
+		return nil, err
+	}
+	ifc.mu.Lock()
+	defer ifc.mu.Unlock()
+	ifc.tp.Close()
+	ifc.tp = fresh.tp
+	return ifc.tp, nil
 }
 
 // A batch holds up to batchFrames frames in an arena of batchArena bytes,
@@ -216,7 +269,7 @@ func (b *frameBatch) flush(h func([]packet.Frame)) {
 func (l *Live) Stats() ([]IfaceStats, error) {
 	out := make([]IfaceStats, 0, len(l.ifaces))
 	for _, ifc := range l.ifaces {
-		_, v3, err := ifc.tp.SocketStats()
+		_, v3, err := ifc.ring().SocketStats()
 		if err != nil {
 			return nil, fmt.Errorf("capture: stats of %s: %w", ifc.name, err)
 		}
@@ -229,7 +282,7 @@ func (l *Live) Stats() ([]IfaceStats, error) {
 // Close releases the rings.
 func (l *Live) Close() {
 	for _, ifc := range l.ifaces {
-		ifc.tp.Close()
+		ifc.ring().Close()
 	}
 }
 
