@@ -44,9 +44,14 @@ func FindLogStreams(ctx context.Context, dataDir string, f StreamFilter) ([]Stre
 		return nil, err
 	}
 	// mode=ro opens without write access; query_only refuses any write
-	// the driver might attempt (no schema creation, no migrations).
-	dsn := (&url.URL{Scheme: "file", Path: abs}).String() +
-		"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(5000)"
+	// the driver might attempt (no schema creation, no migrations). A
+	// cleanly stopped server leaves no write-ahead log: then the file is
+	// the whole state, and immutable keeps SQLite from creating -wal and
+	// -shm files beside it. A left log (a killed server) must be read.
+	dsn := (&url.URL{Scheme: "file", Path: abs}).String() + "?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(5000)"
+	if _, err := os.Stat(path + "-wal"); errors.Is(err, os.ErrNotExist) {
+		dsn += "&immutable=1"
+	}
 	db, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("control db: %w", err)
