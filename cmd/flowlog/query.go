@@ -85,7 +85,8 @@ func newQueryCmd() *cobra.Command {
 		Short: "Query a log stream: raw records, top-N, or a time series",
 		Example: `  flowlog query --data-dir /var/lib/flowlog --log-stream lan --since 1h --where 'srcaddr in 10.0.0.0/8 and dstport = 443'
   flowlog query --data-dir DIR --log-stream lan --since 1h --top srcaddr --by bytes --limit 10
-  flowlog query --data-dir DIR --log-stream lan --since 6h --series 5m --by packets --output csv`,
+  flowlog query --data-dir DIR --log-stream lan --since 6h --series 5m --by packets --output csv
+  flowlog query --log-stream flows --top srcaddr --by bytes --output json | jq -r '.[].srcaddr'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req, err := f.request(time.Now())
