@@ -5,7 +5,7 @@ set -euo pipefail
 export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")/.."
 
-peers=(tshark nfdump softflowd pmacct tcpreplay clickhouse-server iproute2 iputils-ping
+peers=(tshark nfdump softflowd pmacct tcpreplay clickhouse-server iproute2 iputils-ping jq
        netcat-openbsd tcpdump curl gcc)
 missing=()
 for p in "${peers[@]}"; do

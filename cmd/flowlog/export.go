@@ -14,11 +14,13 @@ import (
 func init() { commands = append(commands, newExportCmd) }
 
 func newExportCmd() *cobra.Command {
-	var dataDir, server, stream, since, until, where, format, out string
+	var target streamTarget
+	var since, until, where, format, out string
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write the records of a log stream over a time range as Parquet, CSV or JSON lines",
 		Example: `  flowlog export --data-dir DIR --log-stream lan --since 24h --format parquet --out lan.parquet
+  flowlog export --data-dir /var/lib/flowlog --log-stream flows --since 1h   # a stopped server's data
   flowlog export --data-dir DIR --log-stream lan --since 2026-03-14T00:00:00Z --until 2026-03-15T00:00:00Z --format csv > day.csv`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -44,7 +46,7 @@ func newExportCmd() *cobra.Command {
 				o.Out = cmd.OutOrStdout()
 			}
 			ctx := cmd.Context()
-			q, id, err := openQuerier(ctx, dataDir, server, stream)
+			q, id, err := openQuerier(ctx, target)
 			if err != nil {
 				return err
 			}
@@ -57,10 +59,9 @@ func newExportCmd() *cobra.Command {
 			return nil
 		},
 	}
+	target.addFlags(cmd)
 	fl := cmd.Flags()
-	fl.StringVar(&dataDir, "data-dir", "", "data directory of the embedded store")
-	fl.StringVar(&server, "server", "", "URL of a flowlog server to export from instead")
-	fl.StringVar(&stream, "log-stream", "", "log stream to export (required)")
+	fl.StringVar(&target.server, "server", "", "URL of a flowlog server to export from instead")
 	fl.StringVar(&since, "since", "24h", "start of the range: a duration before now or RFC 3339 time")
 	fl.StringVar(&until, "until", "", "end of the range (exclusive); default now")
 	fl.StringVar(&where, "where", "", "filter, as for flowlog query")

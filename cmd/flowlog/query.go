@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/csv"
 	"encoding/json"
@@ -16,7 +17,6 @@ import (
 
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
-	"flowlog/internal/store/duckdb"
 	"flowlog/internal/store/query"
 )
 
@@ -31,31 +31,48 @@ type querier interface {
 
 // remoteQuerier connects to a flowlog server's query API; the API client
 // sets it. Until then --server reports that it is unavailable.
-var remoteQuerier func(ctx context.Context, serverURL string) (querier, error)
+var remoteQuerier func(ctx context.Context, t streamTarget) (querier, error)
+
+// streamTarget is where query and export read: a data dir or a server,
+// and the log stream there (a name or ls-… id, narrowed by log group or
+// account when the name is not unique).
+type streamTarget struct {
+	dataDir, server, stream, group, account string
+}
+
+func (t *streamTarget) addFlags(cmd *cobra.Command) {
+	fl := cmd.Flags()
+	fl.StringVar(&t.dataDir, "data-dir", "", "data directory of the embedded store or of a stopped server")
+	fl.StringVar(&t.stream, "log-stream", "", "log stream: its name or ls-… id (required)")
+	fl.StringVar(&t.group, "log-group", "", "log group (name or lg-… id) of the log stream, when its name is not unique")
+	fl.StringVar(&t.account, "account", "", "account of the log stream in a server's --data-dir, when its name is not unique")
+}
 
 // openQuerier opens what --data-dir or --server name, and the stream.
-func openQuerier(ctx context.Context, dataDir, server, stream string) (querier, store.StreamID, error) {
+func openQuerier(ctx context.Context, t streamTarget) (querier, store.StreamID, error) {
 	switch {
-	case dataDir != "" && server != "":
+	case t.dataDir != "" && t.server != "":
 		return nil, store.StreamID{}, errors.New("give --data-dir or --server, not both")
-	case server != "":
-		if remoteQuerier == nil {
-			return nil, store.StreamID{}, errors.New("--server is not available in this build")
-		}
-		q, err := remoteQuerier(ctx, server)
-		return q, store.StreamID{Stream: stream}, err // the server scopes it to the caller's account
-	case dataDir != "":
-		s, id, err := duckdb.OpenLocal(ctx, dataDir, stream, false)
+	case t.dataDir != "":
+		s, id, err := openDataDir(ctx, t)
 		if err != nil {
 			return nil, id, err
 		}
 		return s, id, nil
+	case t.account != "":
+		return nil, store.StreamID{}, errors.New("--account applies to --data-dir; a server answers for your key's account")
+	case t.server == "":
+		t.server = defaultServer() // the local server
 	}
-	return openQuerier(ctx, "", defaultServer(), stream) // the local server
+	if remoteQuerier == nil {
+		return nil, store.StreamID{}, errors.New("--server is not available in this build")
+	}
+	q, err := remoteQuerier(ctx, t)
+	return q, store.StreamID{Stream: t.stream}, err // the server scopes it to the caller's account
 }
 
 type queryFlags struct {
-	dataDir, server, stream string
+	target                  streamTarget
 	since, until, where     string
 	top, by, series, output string
 	limit, offset           int
@@ -68,7 +85,8 @@ func newQueryCmd() *cobra.Command {
 		Short: "Query a log stream: raw records, top-N, or a time series",
 		Example: `  flowlog query --data-dir /var/lib/flowlog --log-stream lan --since 1h --where 'srcaddr in 10.0.0.0/8 and dstport = 443'
   flowlog query --data-dir DIR --log-stream lan --since 1h --top srcaddr --by bytes --limit 10
-  flowlog query --data-dir DIR --log-stream lan --since 6h --series 5m --by packets --output csv`,
+  flowlog query --data-dir DIR --log-stream lan --since 6h --series 5m --by packets --output csv
+  flowlog query --log-stream flows --top srcaddr --by bytes --output json | jq -r '.[].srcaddr'`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req, err := f.request(time.Now())
@@ -76,7 +94,7 @@ func newQueryCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
-			q, id, err := openQuerier(ctx, f.dataDir, f.server, f.stream)
+			q, id, err := openQuerier(ctx, f.target)
 			if err != nil {
 				return err
 			}
@@ -85,13 +103,12 @@ func newQueryCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printResponse(cmd.OutOrStdout(), resp, f.output)
+			return printResponse(cmd.OutOrStdout(), cmd.ErrOrStderr(), resp, f.output)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.dataDir, "data-dir", "", "data directory of the embedded store")
-	fl.StringVar(&f.server, "server", "", "URL of a flowlog server to query (default, without --data-dir: FLOWLOG_SERVER or the local server)")
-	fl.StringVar(&f.stream, "log-stream", "", "log stream to query (required)")
+	f.target.addFlags(cmd)
+	fl.StringVar(&f.target.server, "server", "", "URL of a flowlog server to query (default, without --data-dir: FLOWLOG_SERVER or the local server)")
 	fl.StringVar(&f.since, "since", "1h", "start of the window: a duration before now (1h) or RFC 3339 time")
 	fl.StringVar(&f.until, "until", "", "end of the window (exclusive): duration before now or RFC 3339; default now")
 	fl.StringVar(&f.where, "where", "", "filter, e.g. 'srcaddr in 10.0.0.0/8 and not dstport in (22, 3389)'")
@@ -100,7 +117,7 @@ func newQueryCmd() *cobra.Command {
 	fl.StringVar(&f.series, "series", "", "time series with this interval, e.g. 1m")
 	fl.IntVar(&f.limit, "limit", 0, "rows to return (default 10 for --top, 100 otherwise)")
 	fl.IntVar(&f.offset, "offset", 0, "rows to skip (paging)")
-	fl.StringVar(&f.output, "output", "table", "output format: table, json or csv")
+	fl.StringVar(&f.output, "output", "table", "output format: table, csv, json (an array of objects) or jsonl (one object a line)")
 	cmd.MarkFlagRequired("log-stream")
 	return cmd
 }
@@ -114,9 +131,9 @@ func (f *queryFlags) request(now time.Time) (query.Request, error) {
 	}
 	req.Where, req.Limit, req.Offset = f.where, f.limit, f.offset
 	switch f.output {
-	case "table", "json", "csv":
+	case "table", "csv", "json", "jsonl":
 	default:
-		return req, fmt.Errorf("--output %q: want table, json or csv", f.output)
+		return req, fmt.Errorf("--output %q: want table, csv, json or jsonl", f.output)
 	}
 	if f.top == "" && f.series == "" {
 		return req, req.Validate()
@@ -173,11 +190,15 @@ func parseWhen(s string, now time.Time) (time.Time, error) {
 // queryTableFields are the record fields a table shows; csv and json show all.
 var queryTableFields = []string{"start", "end", "srcaddr", "srcport", "dstaddr", "dstport", "protocol", "packets", "bytes", "action", "flow_log_id", "interface_id"}
 
-func printResponse(w io.Writer, resp *query.Response, format string) error {
-	if format == "json" {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(resp)
+func printResponse(w, errW io.Writer, resp *query.Response, format string) error {
+	if format == "json" || format == "jsonl" {
+		if err := printObjects(w, resp, format == "jsonl"); err != nil {
+			return err
+		}
+		if resp.NextOffset > 0 { // on stderr, to keep stdout one JSON document
+			fmt.Fprintf(errW, "(more: --offset %d)\n", resp.NextOffset)
+		}
+		return nil
 	}
 	header, rows := tabulate(resp, format == "table")
 	if format == "csv" {
@@ -247,4 +268,87 @@ func tabulate(resp *query.Response, pretty bool) ([]string, [][]string) {
 		rows = append(rows, row)
 	}
 	return header, rows
+}
+
+// printObjects writes a response as JSON objects keyed by field name, in
+// column order: an array, or one object a line (jsonl). Aggregates are
+// named after their measure (bytes, packets, flows), as --by names them.
+func printObjects(w io.Writer, resp *query.Response, lines bool) error {
+	objs, err := responseObjects(resp)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriter(w)
+	if lines {
+		for _, o := range objs {
+			bw.Write(o)
+			bw.WriteByte('\n')
+		}
+		return bw.Flush()
+	}
+	bw.WriteByte('[')
+	for i, o := range objs {
+		if i > 0 {
+			bw.WriteByte(',')
+		}
+		bw.WriteString("\n  ")
+		bw.Write(o)
+	}
+	if len(objs) > 0 {
+		bw.WriteByte('\n')
+	}
+	bw.WriteString("]\n")
+	return bw.Flush()
+}
+
+// responseObjects encodes each record or row as one JSON object.
+func responseObjects(resp *query.Response) ([][]byte, error) {
+	var objs [][]byte
+	if resp.Columns == nil {
+		for i := range resp.Records {
+			b, err := resp.Records[i].MarshalJSON()
+			if err != nil {
+				return nil, err
+			}
+			objs = append(objs, b)
+		}
+		return objs, nil
+	}
+	keys := make([][]byte, len(resp.Columns))
+	for i, c := range resp.Columns {
+		keys[i], _ = json.Marshal(measureName(c.Name, resp.Columns))
+	}
+	for _, r := range resp.Rows {
+		b := []byte{'{'}
+		for j, v := range r {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			val, err := json.Marshal(v)
+			if err != nil {
+				return nil, err
+			}
+			b = append(append(append(b, keys[j]...), ':'), val...)
+		}
+		objs = append(objs, append(b, '}'))
+	}
+	return objs, nil
+}
+
+// measureName names an aggregate column after what it measures: sum_bytes
+// is bytes, count is flows; group keys and the series' time keep theirs,
+// as does an aggregate whose measure is also a group key (--top bytes).
+func measureName(col string, cols []query.Column) string {
+	name := col
+	if col == "count" {
+		name = "flows"
+	} else if f, ok := strings.CutPrefix(col, "sum_"); ok {
+		name = f
+	}
+	for _, c := range cols {
+		if c.Name == name && name != col {
+			return col
+		}
+	}
+	return name
 }

@@ -15,18 +15,22 @@ import (
 func init() { remoteQuerier = newRemoteQuerier }
 
 // serverQuerier asks a flowlog server's query API, with the caller's key.
-type serverQuerier struct{ c *client.Client }
+// group, if set, narrows name resolution to one log group (name or id).
+type serverQuerier struct {
+	c     *client.Client
+	group string
+}
 
-func newRemoteQuerier(_ context.Context, serverURL string) (querier, error) {
+func newRemoteQuerier(_ context.Context, t streamTarget) (querier, error) {
 	id, secret, err := accessKey()
 	if err != nil {
 		return nil, err
 	}
-	c, err := newClient(serverURL, id, secret, os.Getenv("FLOWLOG_CA_FILE"))
+	c, err := newClient(t.server, id, secret, os.Getenv("FLOWLOG_CA_FILE"))
 	if err != nil {
 		return nil, err
 	}
-	return &serverQuerier{c}, nil
+	return &serverQuerier{c, t.group}, nil
 }
 
 func (s *serverQuerier) Close() error { return nil }
@@ -57,6 +61,9 @@ func (s *serverQuerier) resolve(ctx context.Context, nameOrID string) (string, e
 	}
 	var found []string
 	for _, g := range groups.LogGroups {
+		if s.group != "" && s.group != g.ID && s.group != g.Name {
+			continue
+		}
 		var streams struct {
 			LogStreams []struct{ ID, Name string } `json:"log_streams"`
 		}
@@ -75,5 +82,5 @@ func (s *serverQuerier) resolve(ctx context.Context, nameOrID string) (string, e
 	case 1:
 		return found[0], nil
 	}
-	return "", fmt.Errorf("%d log streams are named %q; give its id (%s)", len(found), nameOrID, strings.Join(found, ", "))
+	return "", fmt.Errorf("%d log streams are named %q; give --log-group or its id (%s)", len(found), nameOrID, strings.Join(found, ", "))
 }

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"flowlog/internal/control"
+	"flowlog/internal/store"
+	"flowlog/internal/store/duckdb"
+)
+
+// openDataDir opens the embedded store in dir without a server and finds
+// the log stream t names. A server's data dir is resolved through its
+// control state (log stream name or id, narrowed by --log-group and
+// --account); streams written by flowlog meter belong to store.LocalAccount.
+func openDataDir(ctx context.Context, t streamTarget) (*duckdb.Store, store.StreamID, error) {
+	dir := t.dataDir
+	if _, err := os.Stat(filepath.Join(dir, duckdb.FileName)); err != nil {
+		return nil, store.StreamID{}, fmt.Errorf("no flowlog store in %s: %w", dir, err)
+	}
+	s, err := duckdb.New(duckdb.Config{Dir: dir})
+	if err != nil {
+		if duckdbLocked(err) {
+			return nil, store.StreamID{}, fmt.Errorf("the data dir %s is in use by a running flowlog server; "+
+				"query it with --server URL (or stop the server)", dir)
+		}
+		return nil, store.StreamID{}, err
+	}
+	id, err := resolveStream(ctx, s, t)
+	if err != nil {
+		s.Close()
+		return nil, id, err
+	}
+	return s, id, nil
+}
+
+// duckdbLocked tells whether opening failed because another process (a
+// running server) holds the database's lock. DuckDB reports it only in
+// its message.
+func duckdbLocked(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, "Could not set lock") || strings.Contains(msg, "Conflicting lock")
+}
+
+// resolveStream finds the store's stream id for t in the control state,
+// falling back to the local account's stream of that name.
+func resolveStream(ctx context.Context, s *duckdb.Store, t streamTarget) (store.StreamID, error) {
+	local := store.StreamID{Account: store.LocalAccount, Stream: t.stream}
+	if t.account == store.LocalAccount {
+		return local, checkStream(ctx, s, local, t.stream)
+	}
+	refs, err := control.FindLogStreams(ctx, t.dataDir, control.StreamFilter{Stream: t.stream, Group: t.group, Account: t.account})
+	if err != nil && !errors.Is(err, control.ErrNoControlState) {
+		return local, err
+	}
+	narrowed := t.group != "" || t.account != ""
+	switch {
+	case len(refs) == 1:
+		id := store.StreamID{Account: refs[0].AccountID, Stream: refs[0].ID}
+		return id, checkStream(ctx, s, id, t.stream)
+	case len(refs) > 1:
+		return local, fmt.Errorf("%d log streams are named %q; give --log-group or --account, or the stream's id: %s",
+			len(refs), t.stream, control.DescribeStreams(refs))
+	case narrowed:
+		return local, fmt.Errorf("no log stream %q%s in %s", t.stream, t.narrowing(), t.dataDir)
+	}
+	return local, checkStream(ctx, s, local, t.stream)
+}
+
+// checkStream reports a stream the store does not hold in the user's terms.
+func checkStream(ctx context.Context, s *duckdb.Store, id store.StreamID, name string) error {
+	if _, err := s.Stream(ctx, id); err != nil {
+		if errors.Is(err, store.ErrNoStream) {
+			return fmt.Errorf("no records of log stream %q in this data dir: %w", name, err)
+		}
+		return err
+	}
+	return nil
+}
+
+func (t streamTarget) narrowing() string {
+	var s string
+	if t.group != "" {
+		s += " in log group " + t.group
+	}
+	if t.account != "" {
+		s += " of account " + t.account
+	}
+	return s
+}
