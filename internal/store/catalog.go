@@ -10,7 +10,7 @@ import (
 
 // Catalog owns the log streams: which exist, their log groups and how long
 // each keeps its records. In flowlog serve it is the control plane; the
-// store follows it (Follow) and holds nothing of its own beyond records.
+// store's own stream table is a copy that Follow keeps in line with it.
 type Catalog interface {
 	// LogStreams lists every log stream of every account.
 	LogStreams(ctx context.Context) ([]Stream, error)
@@ -24,49 +24,46 @@ type Catalog interface {
 // records. A stream c lists that s does not hold is left alone: it has no
 // records, and its first append creates it.
 func Follow(ctx context.Context, s Store, c Catalog, now time.Time) error {
-	want, err := c.LogStreams(ctx)
-	if err != nil {
-		return fmt.Errorf("log store: catalog: %w", err)
-	}
+	// The store is read before the catalog: a stream created (and first
+	// written) in between is then not taken for one the catalog dropped.
 	accounts, err := c.Accounts(ctx)
 	if err != nil {
 		return fmt.Errorf("log store: catalog: %w", err)
 	}
-	byAccount := map[string]map[string]Stream{}
+	have := map[string][]Stream{}
 	for _, a := range accounts {
-		byAccount[a] = map[string]Stream{}
-	}
-	for _, w := range want {
-		if byAccount[w.Account] == nil {
-			byAccount[w.Account] = map[string]Stream{}
+		if have[a], err = s.Streams(ctx, a); err != nil {
+			return err
 		}
-		byAccount[w.Account][w.Stream] = w
+	}
+	want, err := c.LogStreams(ctx)
+	if err != nil {
+		return fmt.Errorf("log store: catalog: %w", err)
+	}
+	byID := map[StreamID]Stream{}
+	for _, w := range want {
+		byID[w.StreamID] = w
 	}
 	var errs []error
-	for account, streams := range byAccount {
-		errs = append(errs, followAccount(ctx, s, account, streams))
+	for _, streams := range have {
+		for _, h := range streams {
+			errs = append(errs, follow(ctx, s, h, byID))
+		}
 	}
 	errs = append(errs, s.Expire(ctx, now))
 	return errors.Join(errs...)
 }
 
-// followAccount applies the catalog's streams of one account to s.
-func followAccount(ctx context.Context, s Store, account string, want map[string]Stream) error {
-	have, err := s.Streams(ctx, account)
-	if err != nil {
-		return err
+// follow applies the catalog's version of one stream the store holds.
+func follow(ctx context.Context, s Store, h Stream, want map[StreamID]Stream) error {
+	w, ok := want[h.StreamID]
+	switch {
+	case !ok:
+		return DropStream(ctx, s, h.StreamID)
+	case w.Group != h.Group || w.RetentionDays != h.RetentionDays:
+		return s.CreateStream(ctx, w)
 	}
-	var errs []error
-	for _, h := range have {
-		w, ok := want[h.Stream]
-		switch {
-		case !ok:
-			errs = append(errs, DropStream(ctx, s, h.StreamID))
-		case w.Group != h.Group || w.RetentionDays != h.RetentionDays:
-			errs = append(errs, s.CreateStream(ctx, w))
-		}
-	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // DropStream deletes a stream and its records from s; a stream s never
