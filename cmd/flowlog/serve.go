@@ -111,7 +111,16 @@ func serve(ctx context.Context, cfg config.Serve) error {
 		return fmt.Errorf("log store: %w", err)
 	}
 	defer logs.Close()
-	go store.EnforceRetention(ctx, logs, time.Hour, log)
+	// The control plane is the store's catalog: a deleted log stream's
+	// records go at once, and the hourly follow applies retention changes
+	// and deletes what an earlier run could not.
+	svc.OnLogStreamDeleted(func(ctx context.Context, account, id string) {
+		if err := store.DropStream(ctx, logs, store.StreamID{Account: account, Stream: id}); err != nil {
+			log.Warn("records of a deleted log stream not deleted yet; retried within the hour",
+				"log_stream", id, "err", err)
+		}
+	})
+	go store.FollowCatalog(ctx, logs, svc, time.Hour, log)
 
 	plane, err := dataplane.New(dataplane.Config{Control: svc, Store: logs, DataDir: cfg.DataDir, Logger: log,
 		NetflowListen: config.Listener(cfg.NetflowListen), SFlowListen: config.Listener(cfg.SFlowListen),

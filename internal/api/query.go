@@ -12,10 +12,9 @@ import (
 	"flowlog/internal/store/query"
 )
 
-// Querier is the part of the log store the query endpoint needs.
+// Querier is the part of the log store the query endpoint needs. A log
+// stream nothing has written to yet answers as one without records.
 type Querier interface {
-	CreateStream(ctx context.Context, s store.Stream) error
-	Stream(ctx context.Context, id store.StreamID) (store.Stream, error)
 	Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error)
 }
 
@@ -39,16 +38,7 @@ func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, r, http.StatusBadRequest, "InvalidQuery", err.Error())
 		return
 	}
-	id := store.StreamID{Account: c.account, Stream: ls.ID}
-	// A stream nothing has written to yet exists in the store only once used.
-	if _, err := s.cfg.Store.Stream(r.Context(), id); errors.Is(err, store.ErrNoStream) {
-		err = s.cfg.Store.CreateStream(r.Context(), store.Stream{StreamID: id, Group: ls.LogGroupID,
-			RetentionDays: ls.RetentionDays})
-		if err != nil {
-			s.internal(w, r, err)
-			return
-		}
-	}
+	id := ls.StoreStream().StreamID
 	if !s.queries.acquire(c.account) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, r, http.StatusTooManyRequests, "Throttling.Query", fmt.Sprintf(

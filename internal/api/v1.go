@@ -39,6 +39,7 @@ func (s *Server) routes() {
 	h("POST /v1/log-groups/{id}/log-streams", s.createLogStream)
 	h("GET /v1/log-groups/{id}/log-streams", s.listLogStreams)
 	h("GET /v1/log-groups/{id}/log-streams/{sid}", s.getLogStream)
+	h("PATCH /v1/log-groups/{id}/log-streams/{sid}", s.updateLogStream)
 	h("DELETE /v1/log-groups/{id}/log-streams/{sid}", s.deleteLogStream)
 	h("POST /v1/log-streams/{id}/query", s.queryStream)
 
@@ -258,6 +259,19 @@ func (s *Server) getLogStream(w http.ResponseWriter, r *http.Request, c caller) 
 func (s *Server) notFoundStream(r *http.Request) error {
 	return &control.Error{Kind: control.ErrNotFound, Resource: "log_stream",
 		Message: "log stream " + strconv.Quote(r.PathValue("sid")) + " does not exist in this log group"}
+}
+
+// updateLogStream changes a log stream's retention; the log store expires
+// by the new one from its next retention pass.
+func (s *Server) updateLogStream(w http.ResponseWriter, r *http.Request, c caller) {
+	var b struct {
+		RetentionDays *int `json:"retention_days"`
+	}
+	if !decode(w, r, c.body, &b) {
+		return
+	}
+	ls, err := s.svc.UpdateLogStream(r.Context(), c.account, r.PathValue("id"), r.PathValue("sid"), b.RetentionDays)
+	s.reply(w, r, http.StatusOK, ls, err)
 }
 
 func (s *Server) deleteLogStream(w http.ResponseWriter, r *http.Request, c caller) {

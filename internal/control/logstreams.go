@@ -87,8 +87,8 @@ func (s *Service) CreateLogStream(ctx context.Context, account, groupID string, 
 	}
 	ls.Name = *name
 	if retentionDays != nil {
-		if *retentionDays < 1 || *retentionDays > 3650 {
-			return ls, illegal("retention_days", "must be 1 to 3650, got %d", *retentionDays)
+		if err := checkRetention(*retentionDays); err != nil {
+			return ls, err
 		}
 		ls.RetentionDays = *retentionDays
 	}
@@ -142,12 +142,8 @@ func (s *Service) ListLogStreams(ctx context.Context, account, groupID string) (
 		WHERE log_group_id = ? AND account_id = ? ORDER BY created_at, id`, groupID, account)
 }
 
-// AllLogStreams returns every log stream of every account (for retention).
-func (s *Service) AllLogStreams(ctx context.Context) ([]LogStream, error) {
-	return queryAll(ctx, s.db, scanLogStream, `SELECT `+logStreamCols+` FROM log_streams ORDER BY id`)
-}
-
-// DeleteLogStream removes a log stream; refused while a flow log writes to it.
+// DeleteLogStream removes a log stream, and then its records through the
+// OnLogStreamDeleted hook; refused while a flow log writes to it.
 func (s *Service) DeleteLogStream(ctx context.Context, account, groupID, id string) error {
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
 		ls, err := getLogStream(ctx, tx, account, id)
@@ -170,6 +166,9 @@ func (s *Service) DeleteLogStream(ctx context.Context, account, groupID, id stri
 	})
 	if err == nil {
 		s.notify()
+		if s.streamDeleted != nil {
+			s.streamDeleted(context.WithoutCancel(ctx), account, id)
+		}
 	}
 	return err
 }

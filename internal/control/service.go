@@ -25,6 +25,8 @@ type Service struct {
 	now     func() time.Time
 	changed chan struct{} // wakes the settler after a change
 	usage   *keyUsage     // access keys' last use, persisted at most once a minute
+	// streamDeleted runs after a log stream is deleted; nil: nothing.
+	streamDeleted func(ctx context.Context, account, id string)
 }
 
 // New opens the control plane's state in cfg.DataDir.

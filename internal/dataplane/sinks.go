@@ -77,7 +77,7 @@ func openExporter(fl control.FlowLog) (*export.Exporter, error) {
 }
 
 // openStream returns the flow log's source in its log stream's pipeline,
-// creating the stream in the store on first use.
+// creating the stream in the store on first write.
 func (p *Plane) openStream(ctx context.Context, fl control.FlowLog) (*ingest.Source, store.StreamID, error) {
 	id := store.StreamID{Account: fl.AccountID, Stream: fl.LogStreamID}
 	s := p.streams[id]
@@ -89,10 +89,10 @@ func (p *Plane) openStream(ctx context.Context, fl control.FlowLog) (*ingest.Sou
 		if err != nil {
 			return nil, id, fmt.Errorf("log stream %s no longer exists", fl.LogStreamID)
 		}
+		// The store holds a stream from its first write; its group and
+		// retention follow the control plane from then on (store.Follow).
 		if _, err := p.cfg.Store.Stream(ctx, id); errors.Is(err, store.ErrNoStream) {
-			err = p.cfg.Store.CreateStream(ctx, store.Stream{StreamID: id, Group: ls.LogGroupID,
-				RetentionDays: ls.RetentionDays})
-			if err != nil {
+			if err = p.cfg.Store.CreateStream(ctx, ls.StoreStream()); err != nil {
 				return nil, id, fmt.Errorf("log store: %v", err)
 			}
 		}

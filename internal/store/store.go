@@ -78,10 +78,13 @@ type Store interface {
 	// Append stores a batch atomically; when it returns nil the records are
 	// durable. ErrNoStream if the stream does not exist.
 	Append(ctx context.Context, id StreamID, recs []flow.Record) error
-	// Query answers a request over one stream.
+	// Query answers a request over one stream. A stream the store does
+	// not hold (never written to, or deleted) answers as one without
+	// records; the query writes nothing.
 	Query(ctx context.Context, id StreamID, q query.Request) (*query.Response, error)
 	// Expire drops the days of every stream that are older than its
-	// retention at time now.
+	// retention at time now. In serve the retention is the control
+	// plane's, brought in by Follow.
 	Expire(ctx context.Context, now time.Time) error
 
 	Close() error

@@ -158,6 +158,17 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 	return nil
 }
 
+// emptySource is a table of the records' columns without rows.
+var emptySource = func() string {
+	cols := make([]string, len(query.Columns))
+	for i, c := range query.Columns {
+		cols[i] = "CAST(" + literal(zero[c.Type]) + " AS " + chType[c.Type] + ") AS " + query.Quote(c.Name)
+	}
+	return "(SELECT " + strings.Join(cols, ", ") + " FROM system.one WHERE 0)"
+}()
+
+var zero = map[query.SQLType]any{query.SQLUint: uint64(0), query.SQLInt: int64(0), query.SQLString: ""}
+
 var chType = map[query.SQLType]string{query.SQLUint: "UInt64", query.SQLInt: "Int64", query.SQLString: "String"}
 
 // Stream implements store.Store.
@@ -245,11 +256,15 @@ func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Recor
 }
 
 // Query implements store.Store.
+// A stream never written to (or deleted) answers as one without records.
 func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error) {
-	if err := s.exists(ctx, id); err != nil {
+	from := s.dataTable(id)
+	if err := s.exists(ctx, id); errors.Is(err, store.ErrNoStream) {
+		from = emptySource
+	} else if err != nil {
 		return nil, err
 	}
-	p, err := query.Compile(q, s.dataTable(id), Dialect{})
+	p, err := query.Compile(q, from, Dialect{})
 	if err != nil {
 		return nil, err
 	}

@@ -71,8 +71,8 @@ func (s *Store) source(id store.StreamID, q query.Request) (string, query.Option
 	s.view.RLock()
 	defer s.view.RUnlock()
 	st, ok := s.streams[id]
-	if !ok {
-		return "", query.Options{}, fmt.Errorf("%w: %s", store.ErrNoStream, id)
+	if !ok { // never written to (or deleted): it has no records
+		st = &streamState{}
 	}
 	first, last := store.Day(q.Since.UnixMilli()), store.Day(q.Until.UnixMilli()-1)
 	var days []string

@@ -87,8 +87,14 @@ func testNamespaces(ctx context.Context, t *testing.T, s store.Store) {
 	if err := s.DeleteStream(ctx, a); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Query(ctx, a, q); !errors.Is(err, store.ErrNoStream) {
-		t.Errorf("query of deleted stream: %v, want ErrNoStream", err)
+	if _, err := s.Stream(ctx, a); !errors.Is(err, store.ErrNoStream) {
+		t.Errorf("Stream of deleted stream: %v, want ErrNoStream", err)
+	}
+	if resp, err := s.Query(ctx, a, q); err != nil || resp.Rows[0][0] != uint64(0) {
+		t.Errorf("query of deleted stream: %v %v, want an empty answer", resp, err)
+	}
+	if _, err := s.Stream(ctx, a); !errors.Is(err, store.ErrNoStream) {
+		t.Errorf("a query re-created the deleted stream: %v", err)
 	}
 	if err := s.CreateStream(ctx, store.Stream{StreamID: a}); err != nil {
 		t.Fatal(err)
