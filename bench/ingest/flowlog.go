@@ -53,7 +53,12 @@ func startServer(ctx context.Context, bin, dataDir string) (*server, error) {
 	s := &server{url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), collector: fmt.Sprintf("127.0.0.1:%d", udpPort),
 		done: make(chan struct{})}
 	s.cmd = exec.Command(bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--data-dir", dataDir)
-	s.cmd.Env = append(os.Environ(), "FLOWLOG_NETFLOW_LISTEN="+s.collector, "FLOWLOG_SFLOW_LISTEN=off",
+	for _, kv := range os.Environ() { // the defaults, not the caller's FLOWLOG_ settings
+		if !strings.HasPrefix(kv, "FLOWLOG_") {
+			s.cmd.Env = append(s.cmd.Env, kv)
+		}
+	}
+	s.cmd.Env = append(s.cmd.Env, "FLOWLOG_NETFLOW_LISTEN="+s.collector, "FLOWLOG_SFLOW_LISTEN=off",
 		"FLOWLOG_ACCESS_KEY_ID="+keyID, "FLOWLOG_ACCESS_KEY_SECRET="+secret, "FLOWLOG_ACCOUNT_ID="+account)
 	s.cmd.Stdout, s.cmd.Stderr = io.Discard, &s.stderr
 	if err := s.cmd.Start(); err != nil {
