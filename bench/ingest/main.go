@@ -86,7 +86,6 @@ type result struct {
 	decoded     int64 // records the collector decoded from the exporter
 	stored      int64 // records the query API counts
 	rollup      int64 // the same count, answered from the store's rollup
-	committed   int64 // flowlog_store_committed_records_total
 	dropped     int64 // flowlog_flow_log_dropped_records_total
 	seqLost     int64 // flowlog_exporter_sequence_lost_total
 	sockDrops   int64 // kernel UDP receive-buffer drops (machine-wide) during the run
@@ -184,7 +183,6 @@ func runFlowlog(ctx context.Context, cfg config, bin, work string, rp *replay, r
 		return fmt.Errorf("count query: %w", err)
 	}
 	r.decoded = int64(m["flowlog_exporter_records_total"])
-	r.committed = int64(m["flowlog_store_committed_records_total"])
 	r.dropped = int64(m["flowlog_flow_log_dropped_records_total"])
 	r.seqLost = int64(m["flowlog_exporter_sequence_lost_total"])
 	logf("flowlog: offered %d at %.0f/s, decoded %d, stored %d (rollup count %d), dropped %d, sequence lost %d; metrics %s",
