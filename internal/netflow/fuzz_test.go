@@ -13,7 +13,13 @@ import (
 // seedPackets returns the vendor corpus and our own exports.
 func seedPackets(f *testing.F) [][]byte {
 	var seeds [][]byte
-	files, _ := filepath.Glob(filepath.Join(testutil.SharedDir(f), "testdata", "netflow-vendors", "*.dat"))
+	// Without the corpora (a user's clone) the fuzzer starts from our own
+	// exports only; CI has them.
+	shared, ok := testutil.FoundSharedDir()
+	if !ok && os.Getenv("CI") == "true" {
+		f.Fatalf("the test corpora are required in CI but not found at %s", shared)
+	}
+	files, _ := filepath.Glob(filepath.Join(shared, "testdata", "netflow-vendors", "*.dat"))
 	for _, file := range files {
 		if b, err := os.ReadFile(file); err == nil {
 			seeds = append(seeds, b)

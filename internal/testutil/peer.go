@@ -59,6 +59,18 @@ func FreeTCPPort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// FoundSharedDir returns the path of ../shared and whether it exists, for
+// tests (fuzz seeds) that can run without the corpora, only with less.
+func FoundSharedDir() (string, bool) {
+	root, err := repoRoot()
+	if err != nil {
+		return "", false
+	}
+	s := filepath.Join(filepath.Dir(root), "shared")
+	_, err = os.Stat(s)
+	return s, err == nil
+}
+
 // SharedDir returns the path of ../shared relative to the repository root,
 // where the test corpora live. A user's clone has no ../shared: there the
 // test is skipped, saying which corpus it needs; in CI (CI=true) a missing
