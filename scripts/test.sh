@@ -23,7 +23,7 @@ fi
 
 export FLOWLOG_REQUIRE_PEERS=1
 go test -count=1 -timeout 20m ./...
-go test -count=1 -race -timeout 20m ./internal/control/... ./internal/api/ ./internal/ingest/ \
+go test -count=1 -race -timeout 20m ./internal/control/... ./internal/api/ ./internal/api/auth/ ./internal/api/front/ ./internal/ingest/ ./internal/capture/ \
   ./internal/meter/ ./internal/collect/ ./internal/export/ ./internal/store/duckdb/ ./internal/dataplane/
 
 # Every decoder and parser of untrusted input gets a short fuzz run.
