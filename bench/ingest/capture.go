@@ -12,6 +12,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"flowlog/internal/testutil"
 )
 
 // captureExport runs softflowd over pcap, exporting IPFIX with absolute
@@ -127,7 +129,7 @@ func loadOrCapture(pcap, capFile string, logf func(string, ...any)) ([][]byte, e
 	}
 	if _, err := os.Stat(pcap); errors.Is(err, os.ErrNotExist) {
 		logf("writing the synthetic 5M-packet capture %s", pcap)
-		if err := writeSyntheticPcap(pcap, 5_000_000); err != nil {
+		if _, err := testutil.WriteSyntheticPcap(pcap, 5_000_000); err != nil {
 			return nil, err
 		}
 	}

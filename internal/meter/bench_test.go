@@ -1,9 +1,7 @@
 package meter_test
 
 import (
-	"bufio"
 	"encoding/binary"
-	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -14,10 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
-
 	"flowlog/internal/capture"
 	"flowlog/internal/flow"
 	"flowlog/internal/meter"
@@ -25,89 +19,7 @@ import (
 	"flowlog/internal/testutil"
 )
 
-const (
-	benchPackets = 5_000_000
-	benchWindow  = 20_000 // flows sending at any moment
-)
-
-// writeSyntheticPcap writes a deterministic capture: benchPackets packets
-// at 1 µs intervals over more than 500k IPv4 flows (half TCP ending with
-// FIN, half UDP), each of 1–18 packets, interleaved across a window of
-// concurrent flows. Frames are cut after the transport header (snaplen),
-// as a header-only capture would be; the IP length says the real size.
-// It returns the number of flows that sent packets.
-func writeSyntheticPcap(tb testing.TB, path string) int {
-	f, err := os.Create(path)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	bw := bufio.NewWriterSize(f, 1<<20)
-	w := pcapgo.NewWriter(bw)
-	if err := w.WriteFileHeader(128, layers.LinkTypeEthernet); err != nil {
-		tb.Fatal(err)
-	}
-	rng := rand.New(rand.NewPCG(42, 4242))
-	type fl struct {
-		id, left, sport, dport int
-		tcp, sent              bool
-	}
-	nextID, flows := 0, 0
-	newFlow := func() fl {
-		nextID++
-		return fl{id: nextID, left: 1 + rng.IntN(18), sport: 1024 + rng.IntN(60000),
-			dport: []int{53, 80, 443, 123, 8080}[rng.IntN(5)], tcp: rng.IntN(2) == 0}
-	}
-	window := make([]fl, benchWindow)
-	for i := range window {
-		window[i] = newFlow()
-	}
-	frame := make([]byte, 14+20+20)
-	copy(frame, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00})
-	t0 := time.Unix(1_700_000_000, 0)
-	for n := range benchPackets {
-		s := rng.IntN(benchWindow)
-		x := &window[s]
-		x.left--
-		if !x.sent {
-			x.sent = true
-			flows++
-		}
-		ipLen := 40 + rng.IntN(1460)
-		ip := frame[14:]
-		ip[0], ip[1] = 0x45, 0
-		binary.BigEndian.PutUint16(ip[2:], uint16(ipLen))
-		binary.BigEndian.PutUint32(ip[4:], 0)
-		ip[8] = 64
-		ip[9] = 17
-		copy(ip[12:], []byte{10, byte(x.id >> 16), byte(x.id >> 8), byte(x.id)})
-		copy(ip[16:], []byte{172, 16, byte(x.id >> 8), byte(x.id)})
-		l4 := ip[20:]
-		binary.BigEndian.PutUint16(l4, uint16(x.sport))
-		binary.BigEndian.PutUint16(l4[2:], uint16(x.dport))
-		caplen := 14 + 20 + 8
-		if x.tcp {
-			ip[9] = 6
-			l4[12], l4[13] = 0x50, 0x10 // ACK
-			if x.left == 0 {
-				l4[13] |= 0x01 // FIN
-			}
-			caplen = 14 + 20 + 20
-		}
-		ci := gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(n) * time.Microsecond),
-			CaptureLength: caplen, Length: 14 + ipLen}
-		if err := w.WritePacket(ci, frame[:caplen]); err != nil {
-			tb.Fatal(err)
-		}
-		if x.left == 0 {
-			*x = newFlow()
-		}
-	}
-	if err := bw.Flush(); err != nil {
-		tb.Fatal(err)
-	}
-	f.Close()
-	return flows
-}
+const benchPackets = 5_000_000
 
 // meterFile meters the file once and returns records emitted.
 func meterFileOnce(tb testing.TB, m *meter.Meter, path string) {
@@ -129,7 +41,10 @@ func meterFileOnce(tb testing.TB, m *meter.Meter, path string) {
 //	go test -run '^$' -bench BenchmarkMeterFile -benchtime 3x ./internal/meter/
 func BenchmarkMeterFile(b *testing.B) {
 	path := filepath.Join(b.TempDir(), "synthetic.pcap")
-	flows := writeSyntheticPcap(b, path)
+	flows, err := testutil.WriteSyntheticPcap(path, benchPackets)
+	if err != nil {
+		b.Fatal(err)
+	}
 	if flows < 500_000 {
 		b.Fatalf("only %d flows", flows)
 	}

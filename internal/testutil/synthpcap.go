@@ -1,4 +1,4 @@
-package main
+package testutil
 
 import (
 	"bufio"
@@ -12,43 +12,51 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 )
 
-// writeSyntheticPcap writes the 5M-packet capture BENCHMARKS.md's meter
-// section uses: packets 1 µs apart over 20,000 concurrent IPv4 flows (half
-// TCP ending with FIN, half UDP) of 1–18 packets each, about 537k flows in
-// all, cut after the transport header. The same seed gives the same file.
-func writeSyntheticPcap(path string, packets int) error {
-	const window = 20_000
+// SynthWindow is how many flows of WriteSyntheticPcap send at any moment.
+const SynthWindow = 20_000
+
+// WriteSyntheticPcap writes the deterministic capture the meter and ingest
+// benchmarks use: packets at 1 µs intervals over IPv4 flows (half TCP ending
+// with FIN, half UDP) of 1–18 packets each, interleaved across SynthWindow
+// concurrent flows (5M packets make about 537k flows). Frames are cut after
+// the transport header, as a header-only capture would be; the IP length
+// says the real size. It returns the number of flows that sent packets.
+func WriteSyntheticPcap(path string, packets int) (flows int, err error) {
 	f, err := os.Create(path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer f.Close()
 	bw := bufio.NewWriterSize(f, 1<<20)
 	w := pcapgo.NewWriter(bw)
 	if err := w.WriteFileHeader(128, layers.LinkTypeEthernet); err != nil {
-		return err
+		return 0, err
 	}
 	rng := rand.New(rand.NewPCG(42, 4242))
-	type flowState struct {
+	type fl struct {
 		id, left, sport, dport int
-		tcp                    bool
+		tcp, sent              bool
 	}
 	nextID := 0
-	newFlow := func() flowState {
+	newFlow := func() fl {
 		nextID++
-		return flowState{id: nextID, left: 1 + rng.IntN(18), sport: 1024 + rng.IntN(60000),
+		return fl{id: nextID, left: 1 + rng.IntN(18), sport: 1024 + rng.IntN(60000),
 			dport: []int{53, 80, 443, 123, 8080}[rng.IntN(5)], tcp: rng.IntN(2) == 0}
 	}
-	flows := make([]flowState, window)
-	for i := range flows {
-		flows[i] = newFlow()
+	window := make([]fl, SynthWindow)
+	for i := range window {
+		window[i] = newFlow()
 	}
 	frame := make([]byte, 14+20+20)
 	copy(frame, []byte{2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00})
 	t0 := time.Unix(1_700_000_000, 0)
 	for n := range packets {
-		x := &flows[rng.IntN(window)]
+		x := &window[rng.IntN(SynthWindow)]
 		x.left--
+		if !x.sent {
+			x.sent = true
+			flows++
+		}
 		ipLen := 40 + rng.IntN(1460)
 		ip := frame[14:]
 		ip[0], ip[8], ip[9] = 0x45, 64, 17
@@ -70,14 +78,14 @@ func writeSyntheticPcap(path string, packets int) error {
 		ci := gopacket.CaptureInfo{Timestamp: t0.Add(time.Duration(n) * time.Microsecond),
 			CaptureLength: caplen, Length: 14 + ipLen}
 		if err := w.WritePacket(ci, frame[:caplen]); err != nil {
-			return err
+			return 0, err
 		}
 		if x.left == 0 {
 			*x = newFlow()
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return err
+		return 0, err
 	}
-	return f.Close()
+	return flows, f.Close()
 }
