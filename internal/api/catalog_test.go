@@ -103,6 +103,17 @@ func TestLogStreamCatalog(t *testing.T) {
 	// records go with the stream.
 	fl := e.must(201, "POST", "/v1/flow-logs", map[string]any{"name": "cat", "output_type": "sls", "log_stream_id": lsID})
 	e.wantErr(409, "Conflict.InUse", "DELETE", "/v1/log-groups/"+fx.lg+"/log-streams/"+lsID, nil)
+	// The native API refuses to delete a flow log still pending: let the
+	// data plane settle it first.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		f := e.must(200, "GET", "/v1/flow-logs/"+str(fl, "id"), nil)
+		if f["state"] != "pending" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("flow log stuck pending: %v", f)
+		}
+	}
 	e.must(202, "DELETE", "/v1/flow-logs/"+str(fl, "id"), nil)
 	catalogWaitGone(t, e, "/v1/flow-logs/"+str(fl, "id"))
 	e.must(204, "DELETE", "/v1/log-groups/"+fx.lg+"/log-streams/"+lsID, nil)
