@@ -58,7 +58,7 @@ func collectorStart(t *testing.T, exporters ...string) *collectorRig {
 	}
 	fl := r.id("/v1/flow-logs", map[string]any{"name": "routers", "output_type": "sls", "log_stream_id": r.stream,
 		"targets": targets})
-	collectorWait(t, "the flow log to become available", 10*time.Second, func() bool {
+	waitFor(t, "the flow log to become available", 10*time.Second, func() bool {
 		var out map[string]any
 		return r.api.JSON(context.Background(), "GET", "/v1/flow-logs/"+fl, nil, nil, &out) == nil && out["state"] == "available"
 	})
@@ -188,15 +188,6 @@ func collectorPorts(recs []flow.Record) map[uint16]flow.Record {
 	return m
 }
 
-func collectorWait(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(100 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 // TestCollectorLockout floods both collector ports with spoofed sources
 // (5,000 on NetFlow, more than the collector ever kept state for, and 500
 // on sFlow), each announcing templates, and then the claimed router sends
@@ -230,7 +221,7 @@ func TestCollectorLockout(t *testing.T) {
 		collectorExport(t, netflow.IPFIX, 7, true, nil), collectorExport(t, netflow.IPFIX, 7, false, ipfix),
 		collectorExport(t, netflow.V9, 8, true, nil), collectorExport(t, netflow.V9, 8, false, v9))
 	want := collectorPorts(append(ipfix, v9...))
-	collectorWait(t, "the claimed router's 10 records in the log stream", 20*time.Second, func() bool {
+	waitFor(t, "the claimed router's 10 records in the log stream", 20*time.Second, func() bool {
 		got := collectorPorts(r.records())
 		for p := range want {
 			if _, ok := got[p]; !ok {
@@ -285,29 +276,6 @@ func collectorTemplateFlood(n, fields int) [][]byte {
 	return out
 }
 
-// collectorMemory returns the process's resident and peak resident memory.
-func collectorMemory(t *testing.T, pid int) (rss, peak int64) {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		kb, _ := strconv.ParseInt(f[1], 10, 64)
-		switch f[0] {
-		case "VmRSS:":
-			rss = kb << 10
-		case "VmHWM:":
-			peak = kb << 10
-		}
-	}
-	return rss, peak
-}
-
 // TestTemplateAmplification: 41 sources, the claimed router among them,
 // each announce 1,024 templates of 512 fields (about 2 MB each). The
 // claimed router's templates over its limits are refused and counted, the
@@ -316,7 +284,7 @@ func collectorMemory(t *testing.T, pid int) (rss, peak int64) {
 // writes to its data dir stay small.
 func TestTemplateAmplification(t *testing.T) {
 	r := collectorStart(t, "127.0.0.1", "127.0.0.3")
-	rss0, _ := collectorMemory(t, r.srv.PID())
+	rss0, _ := memory(t, r.srv.PID())
 	flood := collectorTemplateFlood(1024, 512)
 	sources := []string{"127.0.0.1"}
 	for i := 1; i <= 40; i++ {
@@ -332,10 +300,10 @@ func TestTemplateAmplification(t *testing.T) {
 
 	recs := collectorFlows(5, 3000)
 	collectorSend(t, "127.0.0.3", r.netflow, collectorExport(t, netflow.IPFIX, 1, true, recs))
-	collectorWait(t, "the other router's records", 20*time.Second, func() bool {
+	waitFor(t, "the other router's records", 20*time.Second, func() bool {
 		return len(collectorPorts(r.records())) == len(recs)
 	})
-	rss, peak := collectorMemory(t, r.srv.PID())
+	rss, peak := memory(t, r.srv.PID())
 	t.Logf("RSS %d MB before, %d MB after, peak %d MB", rss0>>20, rss>>20, peak>>20)
 	if peak > 300<<20 {
 		t.Errorf("peak RSS %d MB, want under 300 MB", peak>>20)
@@ -427,7 +395,7 @@ func TestScatteredExporterTimestamps(t *testing.T) {
 	collectorSend(t, "127.0.0.1", r.netflow, pkts...)
 
 	var got map[uint16]flow.Record
-	collectorWait(t, "every record in the log stream", 20*time.Second, func() bool {
+	waitFor(t, "every record in the log stream", 20*time.Second, func() bool {
 		got = collectorPorts(r.records())
 		return len(got) == len(all)
 	})

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,24 +16,11 @@ import (
 // httpConns is how many hostile connections the tests hold open.
 const httpConns = 2000
 
-// httpRSS is the resident memory of process pid, in bytes.
-func httpRSS(t *testing.T, pid int) int64 {
+// rss is the resident memory of process pid, in bytes.
+func rss(t *testing.T, pid int) int64 {
 	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmRSS in /proc status")
-	return 0
+	r, _ := memory(t, pid)
+	return r
 }
 
 // httpRaiseFiles lets this process hold the hostile connections (the
@@ -101,7 +86,7 @@ func httpWarm(t *testing.T, s *testutil.Server) int64 {
 	t.Helper()
 	httpServedPromptly(t, s, "warm")
 	time.Sleep(200 * time.Millisecond)
-	return httpRSS(t, s.PID())
+	return rss(t, s.PID())
 }
 
 // httpClosedByServer counts the connections the server has closed (a read
@@ -144,7 +129,7 @@ func TestSlowBodies(t *testing.T) {
 	})
 	time.Sleep(time.Second)
 	httpServedPromptly(t, s, "during-slow-bodies")
-	grew := httpRSS(t, s.PID()) - before
+	grew := rss(t, s.PID()) - before
 	t.Logf("%d stalled uploads: server RSS +%d MB", httpConns, grew>>20)
 	if grew > 50<<20 {
 		t.Fatalf("%d stalled uploads grew the server by %d MB", httpConns, grew>>20)
@@ -170,7 +155,7 @@ func TestIdleConnections(t *testing.T) {
 	})
 	time.Sleep(time.Second)
 	httpServedPromptly(t, s, "during-idle")
-	grew := httpRSS(t, s.PID()) - before
+	grew := rss(t, s.PID()) - before
 	t.Logf("%d idle connections: server RSS +%d MB", httpConns, grew>>20)
 	if grew > 50<<20 {
 		t.Fatalf("%d idle connections grew the server by %d MB", httpConns, grew>>20)

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 
-	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/smartag"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/core/sdkerr"
 	"github.com/huaweicloud/huaweicloud-sdk-go-v3/services/er/v3/model"
@@ -94,15 +93,6 @@ func keysDialects(t *testing.T, s *testutil.Server, k keysCred, router string) (
 	return ali, hw
 }
 
-// keysAliyunCode asserts err is an Alibaba error with status and code.
-func keysAliyunCode(t *testing.T, err error, status int, code string) {
-	t.Helper()
-	var se *sdkerrors.ServerError
-	if !errors.As(err, &se) || se.HttpStatus() != status || se.ErrorCode() != code {
-		t.Fatalf("Alibaba SDK: got %v, want %d %s", err, status, code)
-	}
-}
-
 // keysHuaweiCode asserts err is a Huawei error with status and code, whose
 // message contains detail.
 func keysHuaweiCode(t *testing.T, err error, status int, code, detail string) {
@@ -140,7 +130,7 @@ func TestDisabledKeyRefusedAtOnce(t *testing.T) {
 	keysWant(t, boot, 200, "", "POST", "/v1/access-keys/"+k.ID+"/disable", nil)
 	keysWant(t, keysClient(s, k), 401, "Auth.AccessKeyDisabled", "GET", "/v1/gateways", nil)
 	ali, hw := keysDialects(t, s, k, gw.ID)
-	keysAliyunCode(t, ali, 400, "InvalidAccessKeyId.Inactive")
+	aliyunCode(t, ali, 400, "InvalidAccessKeyId.Inactive")
 	keysHuaweiCode(t, hw, 401, "APIGW.0301", "disabled")
 
 	keysWant(t, boot, 200, "", "POST", "/v1/access-keys/"+k.ID+"/enable", nil)
@@ -149,7 +139,7 @@ func TestDisabledKeyRefusedAtOnce(t *testing.T) {
 	keysWant(t, boot, 204, "", "DELETE", "/v1/access-keys/"+k.ID, nil)
 	keysWant(t, keysClient(s, k), 401, "Auth.UnknownAccessKey", "GET", "/v1/gateways", nil)
 	ali, hw = keysDialects(t, s, k, gw.ID)
-	keysAliyunCode(t, ali, 404, "InvalidAccessKeyId.NotFound")
+	aliyunCode(t, ali, 404, "InvalidAccessKeyId.NotFound")
 	keysHuaweiCode(t, hw, 401, "APIGW.0301", "does not exist")
 	keysAllServe(t, s, keysCred{ID: s.KeyID, Secret: s.Secret, Account: s.Account}, gw.ID)
 }

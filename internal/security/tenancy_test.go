@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	sdkerrors "github.com/aliyun/alibaba-cloud-sdk-go/sdk/errors"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/smartag"
 
 	"flowlog/internal/api/sdktest"
@@ -28,8 +27,8 @@ func TestOtherTenantClaimsExporterAddr(t *testing.T) {
 	port := testutil.FreeUDPPort(t)
 	s := startServer(t, fmt.Sprintf("FLOWLOG_NETFLOW_LISTEN=127.0.0.1:%d", port))
 	boot := bootstrapClient(s)
-	a, idA := tenancyAccount(t, s, boot)
-	b, idB := tenancyAccount(t, s, boot)
+	a, idA := newAccount(t, s)
+	b, idB := newAccount(t, s)
 	for _, id := range []string{idA, idB} {
 		tenancyGrant(t, boot, id, "exporter_addr", "192.0.2.0/24")
 		tenancyGrant(t, boot, id, "exporter_addr", "127.0.0.0/24")
@@ -69,7 +68,7 @@ func TestOtherTenantClaimsExporterAddr(t *testing.T) {
 func TestCaptureUngrantedInterface(t *testing.T) {
 	s := startServer(t)
 	boot := bootstrapClient(s)
-	acc, id := tenancyAccount(t, s, boot)
+	acc, id := newAccount(t, s)
 	gw := tenancyMust(t, acc, 201, "POST", "/v1/gateways", map[string]any{"name": "host", "kind": "capture"})
 	attach := "/v1/gateways/" + gw["id"].(string) + "/attachments"
 	tenancyRefused(t, acc, 403, "Forbidden.Interface",
@@ -90,8 +89,8 @@ func TestCaptureUngrantedInterface(t *testing.T) {
 func TestExporterOutsideGrant(t *testing.T) {
 	s := startServer(t)
 	boot := bootstrapClient(s)
-	acc, id := tenancyAccount(t, s, boot)
-	none, _ := tenancyAccount(t, s, boot)
+	acc, id := newAccount(t, s)
+	none, _ := newAccount(t, s)
 	tenancyGrant(t, boot, id, "exporter_addr", "192.0.2.0/28")
 	const msg = "is not granted to this account; ask the operator for an exporter_addr grant"
 	tenancyRefused(t, acc, 403, "Forbidden.ExporterAddr", "exporter address 192.0.2.16 "+msg,
@@ -121,7 +120,7 @@ func TestAlibabaAssociateSecondFlowLog(t *testing.T) {
 	if err := assoc(first); err != nil {
 		t.Fatal(err)
 	}
-	tenancyAliyunCode(t, assoc(second), "OperationFailed.AssociateFlowLog")
+	aliyunCode(t, assoc(second), 400, "OperationFailed.AssociateFlowLog")
 
 	dis := smartag.CreateDisassociateFlowLogRequest()
 	dis.FlowLogId, dis.SmartAGId = first, sag
@@ -163,7 +162,7 @@ func TestAlibabaDeleteGoneAtOnce(t *testing.T) {
 			t.Fatalf("deleted flow log still described: %+v", res.FlowLogs.FlowLogSetType)
 		}
 		_, err = ali.DeleteFlowLog(del)
-		tenancyAliyunCode(t, err, "InvalidFlowLogId.NotFound")
+		aliyunCode(t, err, 400, "InvalidFlowLogId.NotFound")
 	}
 	all, err := ali.DescribeFlowLogs(smartag.CreateDescribeFlowLogsRequest())
 	if err != nil || all.TotalCount != 0 {
@@ -205,14 +204,6 @@ func tenancyRefused(t *testing.T, c *client.Client, status int, code, msg, metho
 	if got != status || m["code"] != code || !strings.Contains(fmt.Sprint(m["message"]), msg) {
 		t.Fatalf("%s %s %v: got %d %v, want %d %s saying %q", method, path, body, got, m, status, code, msg)
 	}
-}
-
-// tenancyAccount makes a new account (as the operator) and returns a
-// client signing with its key, and its id.
-func tenancyAccount(t *testing.T, s *testutil.Server, boot *client.Client) (*client.Client, string) {
-	t.Helper()
-	k := tenancyMust(t, boot, 201, "POST", "/v1/access-keys", map[string]any{"new_account": true})
-	return client.New(s.URL, k["access_key_id"].(string), k["access_key_secret"].(string)), k["account_id"].(string)
 }
 
 func tenancyGrant(t *testing.T, boot *client.Client, account, kind, value string) {
@@ -304,12 +295,4 @@ func tenancyAliyunCreate(t *testing.T, ali *smartag.Client, output string) strin
 		t.Fatal(err)
 	}
 	return res.FlowLogId
-}
-
-func tenancyAliyunCode(t *testing.T, err error, code string) {
-	t.Helper()
-	var se *sdkerrors.ServerError
-	if !errors.As(err, &se) || se.HttpStatus() != 400 || se.ErrorCode() != code {
-		t.Fatalf("got %v, want 400 %s", err, code)
-	}
 }
