@@ -94,22 +94,8 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN"),
 		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true", PcapDir: getenv("FLOWLOG_PCAP_DIR"),
 		TLSCert: getenv("FLOWLOG_TLS_CERT"), TLSKey: getenv("FLOWLOG_TLS_KEY")}
-	if v := getenv("FLOWLOG_FLOW_LOG_QUOTA"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return cfg, fmt.Errorf("FLOWLOG_FLOW_LOG_QUOTA: %q is not an integer", v)
-		}
-		env.FlowLogQuota = n
-	}
-	if err := env.queryLimitsFromEnv(getenv); err != nil {
+	if err := env.numbersFromEnv(getenv); err != nil {
 		return cfg, err
-	}
-	if v := getenv("FLOWLOG_REPLAY_PER_ACCOUNT"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return cfg, fmt.Errorf("FLOWLOG_REPLAY_PER_ACCOUNT: %q is not an integer", v)
-		}
-		env.ReplayPerAccount = n
 	}
 	for _, over := range []Serve{env, flags} {
 		cfg.merge(over)
@@ -205,22 +191,27 @@ func (c *Serve) validate() error {
 	return nil
 }
 
-// queryLimitsFromEnv reads FLOWLOG_QUERY_TIMEOUT (a Go duration) and
-// FLOWLOG_QUERY_CONCURRENCY.
-func (c *Serve) queryLimitsFromEnv(getenv func(string) string) error {
+// numbersFromEnv reads the numeric FLOWLOG_* settings.
+func (c *Serve) numbersFromEnv(getenv func(string) string) error {
+	for _, n := range []struct {
+		name string
+		dst  *int
+	}{{"FLOWLOG_FLOW_LOG_QUOTA", &c.FlowLogQuota}, {"FLOWLOG_QUERY_CONCURRENCY", &c.QueryConcurrency},
+		{"FLOWLOG_REPLAY_PER_ACCOUNT", &c.ReplayPerAccount}} {
+		if v := getenv(n.name); v != "" {
+			i, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not an integer", n.name, v)
+			}
+			*n.dst = i
+		}
+	}
 	if v := getenv("FLOWLOG_QUERY_TIMEOUT"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			return fmt.Errorf("FLOWLOG_QUERY_TIMEOUT: %q is not a duration such as 30s", v)
 		}
 		c.QueryTimeout = d
-	}
-	if v := getenv("FLOWLOG_QUERY_CONCURRENCY"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return fmt.Errorf("FLOWLOG_QUERY_CONCURRENCY: %q is not an integer", v)
-		}
-		c.QueryConcurrency = n
 	}
 	return nil
 }
