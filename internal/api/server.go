@@ -50,6 +50,7 @@ type Server struct {
 	cfg     Config
 	svc     *control.Service
 	mux     *http.ServeMux
+	keys    auth.Lookup
 	bodies  *front.Bodies
 	replays *auth.ReplayCache
 	queries *queryLimiter
@@ -69,7 +70,7 @@ func New(cfg Config, svc *control.Service) *Server {
 	if cfg.QueryConcurrency <= 0 {
 		cfg.QueryConcurrency = DefaultQueryConcurrency
 	}
-	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux(), bodies: front.New(cfg.Bodies),
+	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux(), keys: KeyLookup(svc), bodies: front.New(cfg.Bodies),
 		replays: auth.NewReplayCache(cfg.Replay), queries: newQueryLimiter(cfg.QueryConcurrency)}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
@@ -80,9 +81,9 @@ func New(cfg Config, svc *control.Service) *Server {
 	}
 	s.routes()
 	aliyun.Register(s.mux, aliyun.Config{Logger: cfg.Logger, Now: cfg.Now, MaxNonces: cfg.Replay.MaxPerAccount,
-		Bodies: front.New(cfg.Bodies)}, aliyun.Deps{Control: svc, Keys: KeyLookup(svc)})
+		Bodies: front.New(cfg.Bodies)}, aliyun.Deps{Control: svc, Keys: s.keys})
 	huawei.Register(s.mux, huawei.Config{Logger: cfg.Logger, Now: cfg.Now},
-		huawei.Deps{Control: svc, Keys: KeyLookup(svc), Bodies: s.bodies, Replays: s.replays})
+		huawei.Deps{Control: svc, Keys: s.keys, Bodies: s.bodies, Replays: s.replays})
 	return s
 }
 
@@ -159,7 +160,7 @@ type caller struct {
 // changing request is accepted once.
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := auth.Begin(r.Context(), r, KeyLookup(s.svc), s.cfg.Now())
+		p, err := auth.Begin(r.Context(), r, s.keys, s.cfg.Now())
 		if err != nil {
 			front.Unread(w, r)
 			s.authFailed(w, r, err)
