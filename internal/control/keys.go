@@ -21,16 +21,20 @@ func scanKey(row scanner) (AccessKey, error) {
 	var enabled bool
 	var created, used int64
 	err := row.Scan(&k.ID, &k.Secret, &k.AccountID, &enabled, &created, &used)
-	k.Status = KeyDisabled
-	if enabled {
-		k.Status = KeyEnabled
-	}
+	k.Status = keyStatus(enabled)
 	k.CreatedAt = fromNano(created)
 	if used != 0 {
 		t := fromNano(used)
 		k.LastUsedAt = &t
 	}
 	return k, err
+}
+
+func keyStatus(enabled bool) string {
+	if enabled {
+		return KeyEnabled
+	}
+	return KeyDisabled
 }
 
 // LookupKey returns the access key with id keyID, whatever its account, for
@@ -64,10 +68,7 @@ func (s *Service) SetAccessKeyEnabled(ctx context.Context, account, keyID string
 		if _, err := tx.ExecContext(ctx, `UPDATE access_keys SET enabled = ? WHERE id = ?`, enabled, keyID); err != nil {
 			return err
 		}
-		k.Status = KeyDisabled
-		if enabled {
-			k.Status = KeyEnabled
-		}
+		k.Status = keyStatus(enabled)
 		return nil
 	})
 	s.usage.merge(&k)
@@ -119,19 +120,24 @@ func (s *Service) KeyUsed(ctx context.Context, keyID string) error {
 	if !s.usage.note(keyID, now) {
 		return nil
 	}
-	_, err := s.db.ExecContext(context.WithoutCancel(ctx),
-		`UPDATE access_keys SET last_used_at = max(last_used_at, ?) WHERE id = ?`, unixNano(now), keyID)
+	err := s.writeUse(context.WithoutCancel(ctx), keyID, now)
 	if err != nil {
 		s.usage.unsave(keyID)
 	}
 	return err
 }
 
+// writeUse persists a key's last use, never moving it back.
+func (s *Service) writeUse(ctx context.Context, keyID string, t time.Time) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE access_keys SET last_used_at = max(last_used_at, ?) WHERE id = ?`,
+		unixNano(t), keyID)
+	return err
+}
+
 // flushUsage writes the uses not yet persisted, at shutdown.
 func (s *Service) flushUsage(ctx context.Context) error {
 	for id, t := range s.usage.pending() {
-		if _, err := s.db.ExecContext(ctx, `UPDATE access_keys SET last_used_at = max(last_used_at, ?) WHERE id = ?`,
-			unixNano(t), id); err != nil {
+		if err := s.writeUse(ctx, id, t); err != nil {
 			return err
 		}
 	}
