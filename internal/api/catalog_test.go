@@ -10,6 +10,7 @@ import (
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
+	"flowlog/internal/testutil"
 )
 
 // catalogStoreTables opens the stopped server's store and returns its
@@ -156,7 +157,7 @@ func catalogWaitGone(t *testing.T, e *env, path string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		if st, _ := call(t, e.c, "GET", path, nil); st == 404 {
+		if st, _ := testutil.Call(t, e.c, "GET", path, nil); st == 404 {
 			return
 		}
 		if time.Now().After(deadline) {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -143,23 +142,6 @@ func (e *env) roundTrip(req *http.Request) (int, map[string]any) {
 	return resp.StatusCode, m
 }
 
-// call sends a request and returns status and decoded JSON object (nil if none).
-func call(t testing.TB, c *client.Client, method, path string, body any) (int, map[string]any) {
-	t.Helper()
-	resp, err := c.Do(context.Background(), method, path, nil, body, nil)
-	var ae *client.APIError
-	if err != nil && !errors.As(err, &ae) {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	var m map[string]any
-	if len(resp.Body) > 0 {
-		if err := json.Unmarshal(resp.Body, &m); err != nil {
-			t.Fatalf("%s %s: answer is not a JSON object: %s", method, path, resp.Body)
-		}
-	}
-	return resp.Status, m
-}
-
 // must sends a request that must answer want, and returns the JSON object.
 func (e *env) must(want int, method, path string, body any) map[string]any {
 	e.t.Helper()
@@ -168,7 +150,7 @@ func (e *env) must(want int, method, path string, body any) map[string]any {
 
 func mustC(t testing.TB, c *client.Client, want int, method, path string, body any) map[string]any {
 	t.Helper()
-	got, m := call(t, c, method, path, body)
+	got, m := testutil.Call(t, c, method, path, body)
 	if got != want {
 		t.Fatalf("%s %s: status %d, want %d: %v", method, path, got, want, m)
 	}
@@ -183,7 +165,7 @@ func (e *env) wantErr(status int, code, method, path string, body any) {
 
 func wantErrC(t testing.TB, c *client.Client, status int, code, method, path string, body any) {
 	t.Helper()
-	got, m := call(t, c, method, path, body)
+	got, m := testutil.Call(t, c, method, path, body)
 	if got != status || m["code"] != code {
 		t.Fatalf("%s %s %v: got %d %v, want %d %s", method, path, body, got, m, status, code)
 	}

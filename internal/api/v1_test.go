@@ -184,7 +184,7 @@ func TestFlowLogLifecycle(t *testing.T) {
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		st, _ := call(t, e.c, "GET", "/v1/flow-logs/"+id, nil)
+		st, _ := testutil.Call(t, e.c, "GET", "/v1/flow-logs/"+id, nil)
 		if st == 404 {
 			break
 		}
@@ -466,10 +466,10 @@ func TestTenantIsolation(t *testing.T) {
 	for _, p := range []string{"/v1/gateways/" + fx.gw, "/v1/gateways/" + fx.gw + "/attachments",
 		"/v1/gateways/" + fx.gw + "/attachments/" + fx.att, "/v1/log-groups/" + fx.lg,
 		"/v1/log-groups/" + fx.lg + "/log-streams/" + fx.ls, "/v1/flow-logs/" + str(fl, "id")} {
-		if st, _ := call(t, b, "GET", p, nil); st != 404 {
+		if st, _ := testutil.Call(t, b, "GET", p, nil); st != 404 {
 			t.Errorf("other account GET %s: %d, want 404", p, st)
 		}
-		if st, _ := call(t, b, "DELETE", p, nil); st != 404 && st != 405 {
+		if st, _ := testutil.Call(t, b, "DELETE", p, nil); st != 404 && st != 405 {
 			t.Errorf("other account DELETE %s: %d, want 404", p, st)
 		}
 	}
@@ -604,7 +604,7 @@ func TestDataDirIsPrivateAndSecretsStayOutOfLogs(t *testing.T) {
 	e := newEnv(t)
 	k := e.must(201, "POST", "/v1/access-keys", nil)
 	bad := e.clientFor(e.srv.KeyID, "wrong-secret")
-	call(t, bad, "GET", "/v1/gateways", nil)
+	testutil.Call(t, bad, "GET", "/v1/gateways", nil)
 	e.srv.Stop()
 	err := filepath.Walk(e.srv.DataDir, func(p string, fi os.FileInfo, err error) error {
 		if err != nil {

@@ -1,9 +1,6 @@
 package security
 
 import (
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -170,26 +167,9 @@ func TestAlibabaDeleteGoneAtOnce(t *testing.T) {
 	}
 }
 
-// tenancyDo sends a signed /v1 request and decodes the JSON answer.
-func tenancyDo(t *testing.T, c *client.Client, method, path string, body any) (int, map[string]any) {
-	t.Helper()
-	resp, err := c.Do(context.Background(), method, path, nil, body, nil)
-	var ae *client.APIError
-	if err != nil && !errors.As(err, &ae) {
-		t.Fatalf("%s %s: %v", method, path, err)
-	}
-	var m map[string]any
-	if len(resp.Body) > 0 {
-		if err := json.Unmarshal(resp.Body, &m); err != nil {
-			t.Fatalf("%s %s: %s", method, path, resp.Body)
-		}
-	}
-	return resp.Status, m
-}
-
 func tenancyMust(t *testing.T, c *client.Client, want int, method, path string, body any) map[string]any {
 	t.Helper()
-	status, m := tenancyDo(t, c, method, path, body)
+	status, m := testutil.Call(t, c, method, path, body)
 	if status != want {
 		t.Fatalf("%s %s: %d %v, want %d", method, path, status, m, want)
 	}
@@ -200,7 +180,7 @@ func tenancyMust(t *testing.T, c *client.Client, want int, method, path string, 
 // message saying msg.
 func tenancyRefused(t *testing.T, c *client.Client, status int, code, msg, method, path string, body any) {
 	t.Helper()
-	got, m := tenancyDo(t, c, method, path, body)
+	got, m := testutil.Call(t, c, method, path, body)
 	if got != status || m["code"] != code || !strings.Contains(fmt.Sprint(m["message"]), msg) {
 		t.Fatalf("%s %s %v: got %d %v, want %d %s saying %q", method, path, body, got, m, status, code, msg)
 	}
