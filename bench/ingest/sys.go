@@ -9,6 +9,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"flowlog/internal/testutil"
 )
 
 // freePort returns a port free on 127.0.0.1 for network "tcp" or "udp".
@@ -81,18 +83,7 @@ func udpRcvbufErrors() int64 {
 func waitDrained(addr string, timeout time.Duration) {
 	_, port, _ := net.SplitHostPort(addr)
 	p, _ := strconv.Atoi(port)
-	local := fmt.Sprintf(":%04X", p)
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		b, _ := os.ReadFile("/proc/net/udp")
-		drained := true
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && strings.HasSuffix(f[1], local) && !strings.HasSuffix(f[4], ":00000000") {
-				drained = false
-			}
-		}
-		if drained {
-			return
-		}
+	for deadline := time.Now().Add(timeout); time.Now().Before(deadline) && !testutil.UDPDrained(p); {
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -119,20 +119,26 @@ attempts:
 // waitUDPDrained waits until the receive queue of the UDP port is empty.
 func waitUDPDrained(t testing.TB, port int) {
 	t.Helper()
-	local := fmt.Sprintf(":%04X", port)
 	for range 200 {
-		b, _ := os.ReadFile("/proc/net/udp")
-		drained := true
-		for _, line := range strings.Split(string(b), "\n") {
-			f := strings.Fields(line)
-			if len(f) > 4 && strings.HasSuffix(f[1], local) && !strings.HasSuffix(f[4], ":00000000") {
-				drained = false
-			}
-		}
-		if drained {
+		if UDPDrained(port) {
 			return
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	t.Fatalf("udp port %d not drained", port)
+}
+
+// UDPDrained says whether the receive queues of the IPv4 UDP sockets on
+// port are empty (as /proc/net/udp shows them), i.e. whether their reader
+// has taken everything sent so far.
+func UDPDrained(port int) bool {
+	local := fmt.Sprintf(":%04X", port)
+	b, _ := os.ReadFile("/proc/net/udp")
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasSuffix(f[1], local) && !strings.HasSuffix(f[4], ":00000000") {
+			return false
+		}
+	}
+	return true
 }
