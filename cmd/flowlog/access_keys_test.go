@@ -2,29 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"os/exec"
 	"strings"
 	"testing"
 
 	"flowlog/internal/testutil"
 )
-
-// runCLIAs runs the real binary against srv signed with the key id/secret.
-func runCLIAs(t *testing.T, srv *testutil.Server, id, secret string, args ...string) (stdout, stderr string, code int) {
-	t.Helper()
-	cmd := exec.Command(testutil.Binary(t), args...)
-	cmd.Env = []string{"FLOWLOG_SERVER=" + srv.URL, "FLOWLOG_ACCESS_KEY_ID=" + id,
-		"FLOWLOG_ACCESS_KEY_SECRET=" + secret, "HOME=" + t.TempDir()}
-	var o, e strings.Builder
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err := cmd.Run()
-	if ee, ok := err.(*exec.ExitError); ok {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatal(err)
-	}
-	return o.String(), e.String(), code
-}
 
 // keyStatuses lists the account's keys as id → status.
 func keyStatuses(t *testing.T, srv *testutil.Server) map[string]string {

@@ -18,9 +18,15 @@ import (
 // runCLI runs the real binary against srv with its bootstrap key.
 func runCLI(t *testing.T, srv *testutil.Server, args ...string) (stdout, stderr string, code int) {
 	t.Helper()
+	return runCLIAs(t, srv, srv.KeyID, srv.Secret, args...)
+}
+
+// runCLIAs runs the real binary against srv signed with the key id/secret.
+func runCLIAs(t *testing.T, srv *testutil.Server, id, secret string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
 	cmd := exec.Command(testutil.Binary(t), args...)
-	cmd.Env = []string{"FLOWLOG_SERVER=" + srv.URL, "FLOWLOG_ACCESS_KEY_ID=" + srv.KeyID,
-		"FLOWLOG_ACCESS_KEY_SECRET=" + srv.Secret, "HOME=" + t.TempDir()}
+	cmd.Env = []string{"FLOWLOG_SERVER=" + srv.URL, "FLOWLOG_ACCESS_KEY_ID=" + id,
+		"FLOWLOG_ACCESS_KEY_SECRET=" + secret, "HOME=" + t.TempDir()}
 	var o, e strings.Builder
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
