@@ -81,3 +81,25 @@ func DropStream(ctx context.Context, s Store, id StreamID) error {
 func FollowCatalog(ctx context.Context, s Store, c Catalog, every time.Duration, log *slog.Logger) {
 	run(ctx, func(now time.Time) error { return Follow(ctx, s, c, now) }, every, log)
 }
+
+// run calls job now and then every interval until ctx ends.
+func run(ctx context.Context, job func(now time.Time) error, every time.Duration, log *slog.Logger) {
+	if every <= 0 {
+		every = time.Hour
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if err := job(time.Now()); err != nil && ctx.Err() == nil {
+			log.Warn("log store retention failed", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -29,6 +29,12 @@ func TestDay(t *testing.T) {
 	}
 }
 
+// fixedCatalog lists the same streams, of one account, every time.
+type fixedCatalog []store.Stream
+
+func (c fixedCatalog) LogStreams(context.Context) ([]store.Stream, error) { return c, nil }
+func (c fixedCatalog) Accounts(context.Context) ([]string, error)         { return []string{"a"}, nil }
+
 // TestEnforceRetention runs the background job on a real store: records
 // older than the retention disappear without anyone calling Expire.
 func TestEnforceRetention(t *testing.T) {
@@ -40,7 +46,8 @@ func TestEnforceRetention(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	id := store.StreamID{Account: "a", Stream: "s"}
-	if err := s.CreateStream(ctx, store.Stream{StreamID: id, RetentionDays: 3}); err != nil {
+	stream := store.Stream{StreamID: id, RetentionDays: 3}
+	if err := s.CreateStream(ctx, stream); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
@@ -48,7 +55,7 @@ func TestEnforceRetention(t *testing.T) {
 	if err := s.Append(ctx, id, recs); err != nil {
 		t.Fatal(err)
 	}
-	go store.EnforceRetention(ctx, s, 10*time.Millisecond, nil)
+	go store.FollowCatalog(ctx, s, fixedCatalog{stream}, 10*time.Millisecond, nil)
 	q := query.Request{Since: now.AddDate(0, 0, -30), Until: now.Add(time.Hour), Aggregates: []query.Aggregate{{Func: "sum", Field: "bytes"}}}
 	deadline := time.Now().Add(5 * time.Second)
 	for {
