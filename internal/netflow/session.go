@@ -437,11 +437,6 @@ func (s *Session) learn(key domainKey, d *domain, t Template, now time.Time) err
 		old.learned = now.Unix() // a re-announcement: nothing changes
 		return nil
 	}
-	p, err := compile(t, int(key.version))
-	if err != nil {
-		return err
-	}
-	p.learned = now.Unix()
 	templates, fields, size := s.templates+1, s.fields+len(t.Fields), s.tplBytes+wireSize(t)
 	if old != nil {
 		templates, fields, size = templates-1, fields-len(old.tpl.Fields), size-wireSize(old.tpl)
@@ -454,6 +449,13 @@ func (s *Session) learn(key domainKey, d *domain, t Template, now time.Time) err
 	case size > s.cfg.MaxTemplateSize:
 		return fmt.Errorf("%w: template %d would make %d template bytes of %d", ErrLimit, t.ID, size, s.cfg.MaxTemplateSize)
 	}
+	// Compiled only once within the limits: a flood of refused templates
+	// costs no compilation.
+	p, err := compile(t, int(key.version))
+	if err != nil {
+		return err
+	}
+	p.learned = now.Unix()
 	s.templates, s.fields, s.tplBytes = templates, fields, size
 	s.changes++
 	d.plans[t.ID] = p
