@@ -51,7 +51,7 @@ func openSinks(ctx context.Context, o sinkOpts, sampling uint32, source string, 
 	if o.dataDir != "" {
 		var id store.StreamID
 		var err error
-		s.store, id, err = duckdb.OpenLocal(ctx, o.dataDir, o.logStream, true)
+		s.store, id, err = duckdb.OpenLocal(ctx, o.dataDir, o.logStream)
 		if err != nil {
 			s.close(ctx)
 			return nil, err

@@ -25,7 +25,7 @@ import (
 func TestQueryAndExportCommands(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, id, err := duckdb.OpenLocal(ctx, dir, "lan", true)
+	s, id, err := duckdb.OpenLocal(ctx, dir, "lan")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func strictJSON(t *testing.T, s string, v any) {
 func TestQueryJSONOutput(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
-	s, id, err := duckdb.OpenLocal(ctx, dir, "lan", true)
+	s, id, err := duckdb.OpenLocal(ctx, dir, "lan")
 	if err != nil {
 		t.Fatal(err)
 	}

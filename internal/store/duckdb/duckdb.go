@@ -379,23 +379,19 @@ func (s *Store) Expire(ctx context.Context, now time.Time) error {
 	return nil
 }
 
-// OpenLocal opens the store in dir and finds the named log stream of
-// store.LocalAccount, creating it if create is set (an import) or failing
-// with store.ErrNoStream otherwise (a query): what the command-line tools
-// work on.
-func OpenLocal(ctx context.Context, dir, stream string, create bool) (*Store, store.StreamID, error) {
+// OpenLocal opens (or makes) the store in dir and the named log stream of
+// store.LocalAccount, creating it if need be: where flowlog meter imports
+// records. Reading a data dir is the CLI's openDataDir.
+func OpenLocal(ctx context.Context, dir, stream string) (*Store, store.StreamID, error) {
 	id := store.StreamID{Account: store.LocalAccount, Stream: stream}
 	if err := id.Validate(); err != nil {
 		return nil, id, err
-	}
-	if _, err := os.Stat(filepath.Join(dir, FileName)); err != nil && !create {
-		return nil, id, fmt.Errorf("no flowlog store in %s: %w", dir, err)
 	}
 	s, err := New(Config{Dir: dir})
 	if err != nil {
 		return nil, id, err
 	}
-	if _, err = s.Stream(ctx, id); errors.Is(err, store.ErrNoStream) && create {
+	if _, err = s.Stream(ctx, id); errors.Is(err, store.ErrNoStream) {
 		err = s.CreateStream(ctx, store.Stream{StreamID: id, Group: store.LocalAccount})
 	}
 	if err != nil {

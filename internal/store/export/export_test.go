@@ -21,7 +21,7 @@ import (
 
 func TestExport(t *testing.T) {
 	ctx := context.Background()
-	s, id, err := storeduck.OpenLocal(ctx, t.TempDir(), "ls", true)
+	s, id, err := storeduck.OpenLocal(ctx, t.TempDir(), "ls")
 	if err != nil {
 		t.Fatal(err)
 	}
