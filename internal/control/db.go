@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS grants (
 	UNIQUE (account_id, kind, value));
 `
 
+// dbFile is the control-plane database's name in the data dir.
+const dbFile = "control.db"
+
 // openDB opens (creating if needed) the control-plane database in dir. The
 // directory is private to the user (0700) and the files 0600: they hold
 // access-key secrets.
@@ -71,7 +74,7 @@ func openDB(dir string) (*sql.DB, error) {
 	if err := os.Chmod(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	path := filepath.Join(dir, "control.db")
+	path := filepath.Join(dir, dbFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("control db: %w", err)

@@ -35,7 +35,7 @@ type StreamFilter struct {
 // match f. It opens the database read-only and changes nothing in it, so a
 // stopped server's state can be read by another user's tools.
 func FindLogStreams(ctx context.Context, dataDir string, f StreamFilter) ([]StreamRef, error) {
-	path := filepath.Join(dataDir, "control.db")
+	path := filepath.Join(dataDir, dbFile)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		return nil, ErrNoControlState
 	}
