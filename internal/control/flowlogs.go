@@ -193,7 +193,7 @@ func (s *Service) CreateFlowLog(ctx context.Context, account string, in FlowLogI
 			return err
 		}
 		for _, t := range in.Targets {
-			if err := s.bind(ctx, tx, &f, t); err != nil {
+			if err := s.bind(ctx, tx, &f, t, false); err != nil {
 				return err
 			}
 		}
@@ -381,15 +381,7 @@ func (s *Service) associate(ctx context.Context, account, id string, t Target, e
 		if err := notDeleting(f); err != nil {
 			return err
 		}
-		if err := checkTarget(ctx, tx, f.AccountID, t); err != nil {
-			return err
-		}
-		if exclusive {
-			if err := checkTargetAlone(ctx, tx, f, t); err != nil {
-				return err
-			}
-		}
-		if err := s.bind(ctx, tx, f, t); err != nil {
+		if err := s.bind(ctx, tx, f, t, exclusive); err != nil {
 			return err
 		}
 		var err error
@@ -441,9 +433,17 @@ func checkTarget(ctx context.Context, q querier, account string, t Target) error
 	return nil
 }
 
-func (s *Service) bind(ctx context.Context, tx *sql.Tx, f *FlowLog, t Target) error {
+// bind binds f to t, an existing target of its account with room for it:
+// no other flow log of its output kind, or with exclusive (the Alibaba
+// rule) no other flow log at all.
+func (s *Service) bind(ctx context.Context, tx *sql.Tx, f *FlowLog, t Target, exclusive bool) error {
 	if err := checkTarget(ctx, tx, f.AccountID, t); err != nil {
 		return err
+	}
+	if exclusive {
+		if err := checkTargetAlone(ctx, tx, f, t); err != nil {
+			return err
+		}
 	}
 	if err := checkTargetFree(ctx, tx, f, t); err != nil {
 		return err
