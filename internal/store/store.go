@@ -76,8 +76,19 @@ type Store interface {
 	DeleteStream(ctx context.Context, id StreamID) error
 
 	// Append stores a batch atomically; when it returns nil the records are
-	// durable. ErrNoStream if the stream does not exist.
+	// durable. ErrNoStream if the stream does not exist. It keeps no spool
+	// position: for imports and tools that do not retry.
 	Append(ctx context.Context, id StreamID, recs []flow.Record) error
+	// Commit stores a batch from the stream's spool and, with it, the
+	// position after it (b.Next()), so that a batch retried after an
+	// ambiguous failure or a restart is stored once: records before the
+	// stored position are skipped. A position after it (records the spool
+	// lost) is accepted.
+	Commit(ctx context.Context, id StreamID, b Batch) error
+	// Committed returns the spool position after the last record Commit
+	// stored: where the stream's spool resumes. 0 for a stream never
+	// committed to, or one the store does not hold.
+	Committed(ctx context.Context, id StreamID) (uint64, error)
 	// Query answers a request over one stream. A stream the store does
 	// not hold (never written to, or deleted) answers as one without
 	// records; the query writes nothing.
@@ -88,6 +99,27 @@ type Store interface {
 	Expire(ctx context.Context, now time.Time) error
 
 	Close() error
+}
+
+// Batch is a run of a log stream's records as its spool numbers them:
+// Records[i] is record number First+i of the stream.
+type Batch struct {
+	First   uint64
+	Records []flow.Record
+}
+
+// Next is the position after the batch.
+func (b Batch) Next() uint64 { return b.First + uint64(len(b.Records)) }
+
+// After returns the part of the batch from position next on.
+func (b Batch) After(next uint64) Batch {
+	switch {
+	case next <= b.First:
+		return b
+	case next >= b.Next():
+		return Batch{First: b.Next()}
+	}
+	return Batch{First: next, Records: b.Records[next-b.First:]}
 }
 
 // Day is the day (UTC, days since 1970-01-01) a record belongs to, by end.
