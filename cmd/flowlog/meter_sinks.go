@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"flowlog/internal/export"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
+	"flowlog/internal/spool"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
 )
@@ -56,7 +58,16 @@ func openSinks(ctx context.Context, o sinkOpts, sampling uint32, source string, 
 			s.close(ctx)
 			return nil, err
 		}
-		s.pipe = ingest.New(ingest.Config{}, s.store, id)
+		// The records go through the data dir's spool, as in serve: an
+		// interrupted import leaves them there, stored by the next run.
+		sp, err := spool.Open(spool.Config{Dir: filepath.Join(o.dataDir, "spool")})
+		if err == nil {
+			s.pipe, err = ingest.New(ctx, ingest.Config{}, sp, s.store, id)
+		}
+		if err != nil {
+			s.close(ctx)
+			return nil, err
+		}
 		s.src = s.pipe.Source(source, live)
 	}
 	return s, nil
@@ -89,6 +100,8 @@ func (s *sinks) close(ctx context.Context) error {
 		err = errors.Join(err, s.pipe.Close(ctx))
 		st := s.pipe.Stats()
 		fmt.Fprintf(os.Stderr, "log store: %d records stored, %d dropped\n", st.Committed, s.src.Dropped())
+	}
+	if s.store != nil {
 		err = errors.Join(err, s.store.Close())
 	}
 	return err

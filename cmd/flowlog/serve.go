@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -21,7 +22,9 @@ import (
 	"flowlog/internal/config"
 	"flowlog/internal/control"
 	"flowlog/internal/dataplane"
+	"flowlog/internal/ingest"
 	"flowlog/internal/netflow"
+	"flowlog/internal/spool"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
 )
@@ -122,7 +125,14 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	})
 	go store.FollowCatalog(ctx, logs, svc, time.Hour, log)
 
-	plane, err := dataplane.New(dataplane.Config{Control: svc, Store: logs, DataDir: cfg.DataDir, Logger: log,
+	sp, err := spool.Open(spool.Config{Dir: filepath.Join(cfg.DataDir, "spool"), MaxBytes: int64(cfg.SpoolMaxMB) << 20,
+		Reserve: int64(cfg.DiskReserveMB) << 20})
+	if err != nil {
+		return err
+	}
+	mem := ingest.NewMemory(int64(cmp.Or(cfg.IngestMemoryMB, 512)) << 20)
+	plane, err := dataplane.New(dataplane.Config{Control: svc, Store: logs, Spool: sp, Memory: mem,
+		DataDir: cfg.DataDir, Logger: log,
 		NetflowListen: config.Listener(cfg.NetflowListen), SFlowListen: config.Listener(cfg.SFlowListen),
 		Session: netflow.SessionConfig{V9FlowCount: cfg.NetflowV9FlowCount}, PcapDir: cfg.PcapDir})
 	if err != nil {

@@ -72,6 +72,15 @@ type Serve struct {
 	// ReplayPerAccount bounds, per account, the changing requests (and
 	// Alibaba nonces) remembered to refuse replays; 0: 65536.
 	ReplayPerAccount int `yaml:"replay_per_account"`
+	// SpoolMaxMB bounds the disk spool where accepted records wait for the
+	// log store (MiB; 0: 4096). A full spool drops, counted per flow log.
+	SpoolMaxMB int `yaml:"spool_max_mb"`
+	// DiskReserveMB is the free space the spool leaves on the data dir's
+	// file system for the store (MiB; 0: 256).
+	DiskReserveMB int `yaml:"disk_reserve_mb"`
+	// IngestMemoryMB bounds the records all log streams' pipelines hold in
+	// memory at once (MiB; 0: 512).
+	IngestMemoryMB int `yaml:"ingest_memory_mb"`
 }
 
 // LoadServe merges flags over the environment (getenv) over the file (if
@@ -159,8 +168,11 @@ func (c *Serve) merge(o Serve) {
 	if o.TLSKey != "" {
 		c.TLSKey = o.TLSKey
 	}
-	if o.ReplayPerAccount != 0 {
-		c.ReplayPerAccount = o.ReplayPerAccount
+	for dst, v := range map[*int]int{&c.ReplayPerAccount: o.ReplayPerAccount, &c.SpoolMaxMB: o.SpoolMaxMB,
+		&c.DiskReserveMB: o.DiskReserveMB, &c.IngestMemoryMB: o.IngestMemoryMB} {
+		if v != 0 {
+			*dst = v
+		}
 	}
 }
 
@@ -182,8 +194,11 @@ func (c *Serve) validate() error {
 	if _, ok := levels[strings.ToLower(c.LogLevel)]; !ok {
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
 	}
-	if c.ReplayPerAccount < 0 {
-		return fmt.Errorf("replay_per_account: must not be negative, got %d", c.ReplayPerAccount)
+	for name, v := range map[string]int{"replay_per_account": c.ReplayPerAccount, "spool_max_mb": c.SpoolMaxMB,
+		"disk_reserve_mb": c.DiskReserveMB, "ingest_memory_mb": c.IngestMemoryMB} {
+		if v < 0 {
+			return fmt.Errorf("%s: must not be negative, got %d", name, v)
+		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls_cert and tls_key (--tls-cert, --tls-key) go together: give both files or neither")
@@ -197,7 +212,8 @@ func (c *Serve) numbersFromEnv(getenv func(string) string) error {
 		name string
 		dst  *int
 	}{{"FLOWLOG_FLOW_LOG_QUOTA", &c.FlowLogQuota}, {"FLOWLOG_QUERY_CONCURRENCY", &c.QueryConcurrency},
-		{"FLOWLOG_REPLAY_PER_ACCOUNT", &c.ReplayPerAccount}} {
+		{"FLOWLOG_REPLAY_PER_ACCOUNT", &c.ReplayPerAccount}, {"FLOWLOG_SPOOL_MAX_MB", &c.SpoolMaxMB},
+		{"FLOWLOG_DISK_RESERVE_MB", &c.DiskReserveMB}, {"FLOWLOG_INGEST_MEMORY_MB", &c.IngestMemoryMB}} {
 		if v := getenv(n.name); v != "" {
 			i, err := strconv.Atoi(v)
 			if err != nil {

@@ -17,7 +17,9 @@ import (
 	"flowlog/internal/collect"
 	"flowlog/internal/control"
 	"flowlog/internal/flow"
+	"flowlog/internal/ingest"
 	"flowlog/internal/netflow"
+	"flowlog/internal/spool"
 	"flowlog/internal/store"
 )
 
@@ -25,6 +27,11 @@ import (
 type Config struct {
 	Control *control.Service
 	Store   store.Store // where sls output goes
+	// Spool is where log streams' records wait for the store; Memory
+	// bounds the records their pipelines hold in memory (nil: each its
+	// own). Needed with Store.
+	Spool  *spool.Spool
+	Memory *ingest.Memory
 	// Collector listeners for exporter gateways; empty for none.
 	NetflowListen string
 	SFlowListen   string
@@ -103,11 +110,13 @@ func (p *Plane) CollectorAddrs() []string {
 func (p *Plane) Run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Tick)
 	defer t.Stop()
+	p.resumeSpools(ctx)
 	for {
 		p.age(time.Now())
 		if err := p.reconcile(ctx); err != nil && ctx.Err() == nil {
 			p.log.Error("applying flow logs", "err", err)
 		}
+		p.closeIdleStreams(ctx)
 		p.snap.Store(p.snapshot())
 		if err := p.cfg.Control.Settle(ctx, p.check); err != nil && ctx.Err() == nil {
 			p.log.Error("settling flow-log states", "err", err)

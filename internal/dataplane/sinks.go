@@ -76,49 +76,111 @@ func openExporter(fl control.FlowLog) (*export.Exporter, error) {
 	return e, nil
 }
 
-// openStream returns the flow log's source in its log stream's pipeline,
-// creating the stream in the store on first write.
+// openStream returns the flow log's source in its log stream's pipeline.
 func (p *Plane) openStream(ctx context.Context, fl control.FlowLog) (*ingest.Source, store.StreamID, error) {
 	id := store.StreamID{Account: fl.AccountID, Stream: fl.LogStreamID}
-	s := p.streams[id]
-	if s == nil {
-		if p.cfg.Store == nil {
-			return nil, id, errors.New("this server has no log store")
-		}
-		ls, err := p.cfg.Control.GetLogStream(ctx, fl.AccountID, fl.LogStreamID)
-		if err != nil {
-			return nil, id, fmt.Errorf("log stream %s no longer exists", fl.LogStreamID)
-		}
-		// The store holds a stream from its first write; its group and
-		// retention follow the control plane from then on (store.Follow).
-		if _, err := p.cfg.Store.Stream(ctx, id); errors.Is(err, store.ErrNoStream) {
-			if err = p.cfg.Store.CreateStream(ctx, ls.StoreStream()); err != nil {
-				return nil, id, fmt.Errorf("log store: %v", err)
-			}
-		}
-		s = &stream{pipe: ingest.New(ingest.Config{Logger: p.log}, p.cfg.Store, id),
-			retention: time.Duration(ls.RetentionDays) * 24 * time.Hour}
-		p.streams[id] = s
+	s, err := p.stream(ctx, id)
+	if err != nil {
+		return nil, id, err
 	}
 	s.users++
 	return s.pipe.Source(fl.ID, true), id, nil
 }
 
-func (p *Plane) releaseStream(id store.StreamID) {
+// stream returns the log stream's pipeline, opening it (and creating the
+// stream in the store on first write) if need be.
+func (p *Plane) stream(ctx context.Context, id store.StreamID) (*stream, error) {
 	if s := p.streams[id]; s != nil {
-		if s.users--; s.users == 0 {
+		return s, nil
+	}
+	if p.cfg.Store == nil || p.cfg.Spool == nil {
+		return nil, errors.New("this server has no log store")
+	}
+	ls, err := p.cfg.Control.GetLogStream(ctx, id.Account, id.Stream)
+	if err != nil {
+		return nil, fmt.Errorf("log stream %s no longer exists", id.Stream)
+	}
+	// The store holds a stream from its first write; its group and
+	// retention follow the control plane from then on (store.Follow).
+	if _, err := p.cfg.Store.Stream(ctx, id); errors.Is(err, store.ErrNoStream) {
+		if err = p.cfg.Store.CreateStream(ctx, ls.StoreStream()); err != nil {
+			return nil, fmt.Errorf("log store: %v", err)
+		}
+	}
+	pipe, err := ingest.New(ctx, ingest.Config{Logger: p.log, Memory: p.cfg.Memory}, p.cfg.Spool, p.cfg.Store, id)
+	if err != nil {
+		return nil, fmt.Errorf("log store: %v", err)
+	}
+	s := &stream{pipe: pipe, retention: time.Duration(ls.RetentionDays) * 24 * time.Hour}
+	p.streams[id] = s
+	return s, nil
+}
+
+// resumeSpools opens the pipelines of the log streams whose spool holds
+// records from before a restart, so that they are stored, and drops the
+// spools of log streams deleted since.
+func (p *Plane) resumeSpools(ctx context.Context) {
+	if p.cfg.Spool == nil {
+		return
+	}
+	ids, err := p.cfg.Spool.Pending()
+	if err != nil {
+		p.log.Error("spool", "err", err)
+		return
+	}
+	for _, id := range ids {
+		if _, err := p.cfg.Control.GetLogStream(ctx, id.Account, id.Stream); err != nil {
+			p.dropSpool(id)
+			continue
+		}
+		if _, err := p.stream(ctx, id); err != nil {
+			p.log.Error("spooled records cannot be stored yet", "log_stream", id.Stream, "err", err)
+		}
+	}
+}
+
+// closeIdleStreams closes the pipelines no flow log writes to once their
+// spool is empty, and those of deleted log streams at once, with their
+// spool.
+func (p *Plane) closeIdleStreams(ctx context.Context) {
+	for id, s := range p.streams {
+		if s.users > 0 {
+			continue
+		}
+		_, err := p.cfg.Control.GetLogStream(ctx, id.Account, id.Stream)
+		switch {
+		case err != nil:
+			cancelled, cancel := context.WithCancel(ctx)
+			cancel()
+			s.pipe.Close(cancelled)
+			delete(p.streams, id)
+			p.dropSpool(id)
+		case s.pipe.Stats().Queued == 0:
 			p.closeStream(id, s)
 		}
 	}
 }
 
-// closeStream writes out the stream's queue and closes its pipeline.
+func (p *Plane) dropSpool(id store.StreamID) {
+	if err := p.cfg.Spool.Remove(id); err != nil {
+		p.log.Error("spool of a deleted log stream", "log_stream", id.Stream, "err", err)
+	}
+}
+
+func (p *Plane) releaseStream(id store.StreamID) {
+	if s := p.streams[id]; s != nil {
+		s.users--
+	}
+}
+
+// closeStream commits what the stream's spool holds, for a while, and
+// closes its pipeline; what is left is stored after the next start.
 func (p *Plane) closeStream(id store.StreamID, s *stream) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := s.pipe.Close(ctx); err != nil {
 		st := s.pipe.Stats()
-		p.log.Error("log stream not written out", "log_stream", id.Stream, "records", st.Queued, "err", err)
+		p.log.Warn("log stream not written out; its spool keeps the rest", "log_stream", id.Stream, "records", st.Queued, "err", err)
 	}
 	delete(p.streams, id)
 }

@@ -1,12 +1,13 @@
-// Package ingest feeds flow records into a log stream: it batches them by
-// size and time, holds them in a bounded queue, and retries a failed batch
-// until the store takes it. When the queue is full a live source (capture,
-// collector) drops and counts, per source; a file import waits.
+// Package ingest feeds flow records into a log stream through the stream's
+// write-ahead spool (package spool). A source's records are accepted once
+// they are in the spool; a committer takes them out in order, in batches
+// as large as the backlog and the shared memory budget allow, and commits
+// each batch with its spool position, so that every accepted record is
+// stored once whatever fails: the store, the disk, or the process.
 //
-// A record is acknowledged when the store's Append of its batch returned:
-// from then on it is durable. Batches are committed in the order records
-// were written, one at a time, so the acknowledged records are always a
-// prefix of what was written, and each is stored once.
+// When the spool is full (its size bound, or the disk's reserve) a live
+// source (capture, collector) drops and counts, per source; a file import
+// waits.
 package ingest
 
 import (
@@ -18,40 +19,53 @@ import (
 	"time"
 
 	"flowlog/internal/flow"
+	"flowlog/internal/spool"
 	"flowlog/internal/store"
 )
 
 // ErrClosed is returned by writes after Close.
 var ErrClosed = errors.New("ingest pipeline closed")
 
-// Appender is the part of a store the pipeline writes to.
-type Appender interface {
-	Append(ctx context.Context, id store.StreamID, recs []flow.Record) error
+// Committer is the part of a store the pipeline writes to.
+type Committer interface {
+	Commit(ctx context.Context, id store.StreamID, b store.Batch) error
+	Committed(ctx context.Context, id store.StreamID) (uint64, error)
 }
 
-// Config sets batching and queueing.
+// Config sets batching.
 type Config struct {
-	BatchSize     int           // records per Append; default 50000
-	FlushInterval time.Duration // longest a record waits for a full batch; default 1s
-	QueueSize     int           // records held, including the batch being written; default 4×BatchSize
-	RetryInterval time.Duration // wait after a failed Append; default 1s
+	// MinBatch is the smallest batch committed before FlushInterval has
+	// passed; default 50,000 records.
+	MinBatch int
+	// MaxBatch is the largest batch committed; default 500,000 records.
+	// A store falling behind gets ever larger batches up to this, which
+	// it writes at a lower cost per record.
+	MaxBatch      int
+	FlushInterval time.Duration // longest a record waits for MinBatch; default 1s
+	RetryInterval time.Duration // wait after a failed commit; default 1s
+	// Memory bounds the records held in memory by all the pipelines
+	// sharing it; nil: this pipeline's own, of MaxBatch records.
+	Memory *Memory
 	// OnCommit, if set, is called after each batch is durable, in order.
 	OnCommit func(recs []flow.Record)
 	Logger   *slog.Logger
 }
 
 func (c *Config) defaults() {
-	if c.BatchSize <= 0 {
-		c.BatchSize = 50000
+	if c.MinBatch <= 0 {
+		c.MinBatch = 50000
+	}
+	if c.MaxBatch < c.MinBatch {
+		c.MaxBatch = max(500000, c.MinBatch)
 	}
 	if c.FlushInterval <= 0 {
 		c.FlushInterval = time.Second
 	}
-	if c.QueueSize < c.BatchSize {
-		c.QueueSize = 4 * c.BatchSize
-	}
 	if c.RetryInterval <= 0 {
 		c.RetryInterval = time.Second
+	}
+	if c.Memory == nil {
+		c.Memory = NewMemory(int64(c.MaxBatch) * RecordBytes)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -61,32 +75,43 @@ func (c *Config) defaults() {
 // Pipeline ingests into one log stream.
 type Pipeline struct {
 	cfg Config
-	dst Appender
+	dst Committer
 	id  store.StreamID
+	log *spool.Log
 
-	mu       sync.Mutex
-	queue    []flow.Record
-	inflight int           // records of the batch being written, still counted as queued
-	written  uint64        // records accepted so far
-	done     uint64        // records acknowledged so far
-	failures uint64        // failed Append calls
-	changed  chan struct{} // closed and replaced whenever done grows or the pipeline stops
-	closed   bool
-	sources  map[string]*Source
+	mu        sync.Mutex
+	committed uint64        // spool position after the last committed record
+	written   uint64        // records spooled by this process
+	flushers  int           // Flush calls waiting
+	done      uint64        // records committed by this process
+	failures  uint64        // failed commits
+	changed   chan struct{} // closed and replaced whenever committed grows or the pipeline stops
+	closed    bool
+	sources   map[string]*Source
 
 	kick    chan struct{}
 	stopped chan struct{}
 	cancel  context.CancelFunc
 }
 
-// New starts a pipeline writing to id through dst.
-func New(cfg Config, dst Appender, id store.StreamID) *Pipeline {
+// New opens the stream's spool log in sp and starts committing what it
+// holds and what is written to it, resuming where the store's records
+// end.
+func New(ctx context.Context, cfg Config, sp *spool.Spool, dst Committer, id store.StreamID) (*Pipeline, error) {
 	cfg.defaults()
-	ctx, cancel := context.WithCancel(context.Background())
-	p := &Pipeline{cfg: cfg, dst: dst, id: id, changed: make(chan struct{}), sources: map[string]*Source{},
-		kick: make(chan struct{}, 1), stopped: make(chan struct{}), cancel: cancel}
-	go p.run(ctx)
-	return p
+	next, err := dst.Committed(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: %s: %w", id, err)
+	}
+	log, err := sp.Log(id, next)
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(context.Background())
+	p := &Pipeline{cfg: cfg, dst: dst, id: id, log: log, committed: next, changed: make(chan struct{}),
+		sources: map[string]*Source{}, kick: make(chan struct{}, 1), stopped: make(chan struct{}), cancel: cancel}
+	go p.run(runCtx, log.NewReader(next))
+	return p, nil
 }
 
 // Source is one producer of records, with its own drop counter.
@@ -95,10 +120,11 @@ type Source struct {
 	name    string
 	live    bool
 	dropped uint64 // guarded by p.mu
+	lastLog time.Time
 }
 
 // Source returns the named source, creating it. A live source never
-// blocks and drops what does not fit; a file source waits for room.
+// blocks and drops what the spool refuses; a file source waits for room.
 func (p *Pipeline) Source(name string, live bool) *Source {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -110,49 +136,79 @@ func (p *Pipeline) Source(name string, live bool) *Source {
 	return s
 }
 
-// Dropped returns how many records this source lost to a full queue.
+// Dropped returns how many records this source lost to a full spool.
 func (s *Source) Dropped() uint64 {
 	s.p.mu.Lock()
 	defer s.p.mu.Unlock()
 	return s.dropped
 }
 
-// Write queues recs (copying them). A file source blocks until they all
-// fit or ctx ends; a live source queues what fits and counts the rest as
-// dropped, returning nil either way.
+// Write spools recs. A live source counts what the spool refuses as
+// dropped and returns nil; a file source waits until the spool takes them
+// or ctx ends.
 func (s *Source) Write(ctx context.Context, recs []flow.Record) error {
 	p := s.p
-	for len(recs) > 0 {
+	for {
 		p.mu.Lock()
-		if p.closed {
-			p.mu.Unlock()
+		closed, wait := p.closed, p.changed
+		p.mu.Unlock()
+		if closed {
 			return ErrClosed
 		}
-		room := p.cfg.QueueSize - len(p.queue) - p.inflight
-		n := min(room, len(recs))
-		p.queue = append(p.queue, recs[:n]...)
-		p.written += uint64(n)
-		recs = recs[n:]
-		full := len(p.queue) >= p.cfg.BatchSize
-		if s.live && len(recs) > 0 {
-			s.dropped += uint64(len(recs))
-			recs = nil
-		}
-		wait := p.changed
-		p.mu.Unlock()
-		if full {
-			p.wake()
-		}
-		if len(recs) == 0 {
+		err := p.log.Append(recs)
+		if err == nil {
+			p.accepted(len(recs))
 			return nil
+		}
+		if errors.Is(err, spool.ErrClosed) {
+			return ErrClosed
+		}
+		if s.live {
+			s.drop(len(recs), err)
+			return nil
+		}
+		if !errors.Is(err, spool.ErrFull) && !errors.Is(err, spool.ErrDiskFull) {
+			return fmt.Errorf("ingest: %w", err)
 		}
 		select { // a file source waits for the next commit to make room
 		case <-wait:
+		case <-time.After(p.cfg.RetryInterval): // the disk may free up without a commit
 		case <-ctx.Done():
-			return fmt.Errorf("ingest: %d records not queued: %w", len(recs), ctx.Err())
+			return fmt.Errorf("ingest: %d records not spooled: %w", len(recs), ctx.Err())
 		}
 	}
-	return nil
+}
+
+// accepted counts spooled records and wakes the committer once a batch's
+// worth waits.
+func (p *Pipeline) accepted(n int) {
+	p.mu.Lock()
+	p.written += uint64(n)
+	p.mu.Unlock()
+	if p.log.End()-p.committedPos() >= uint64(p.cfg.MinBatch) {
+		p.wake()
+	}
+}
+
+// drop counts refused records, logging the reason at most once a minute
+// per source.
+func (s *Source) drop(n int, err error) {
+	s.p.mu.Lock()
+	s.dropped += uint64(n)
+	logIt := time.Since(s.lastLog) > time.Minute
+	if logIt {
+		s.lastLog = time.Now()
+	}
+	s.p.mu.Unlock()
+	if logIt {
+		s.p.cfg.Logger.Warn("ingest: records dropped", "log_stream", s.p.id.Stream, "source", s.name, "err", err)
+	}
+}
+
+func (p *Pipeline) committedPos() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.committed
 }
 
 func (p *Pipeline) wake() {
@@ -164,18 +220,20 @@ func (p *Pipeline) wake() {
 
 // Stats are the pipeline's counters.
 type Stats struct {
-	Queued    int               // records waiting or being written
-	Written   uint64            // accepted into the queue
-	Committed uint64            // acknowledged by the store
-	Failures  uint64            // failed Append calls (each retried)
+	Queued    uint64            // records spooled and not yet committed
+	Written   uint64            // records spooled by this process
+	Committed uint64            // records committed by this process
+	Failures  uint64            // failed commits (each retried)
 	Dropped   map[string]uint64 // per live source
 }
 
 // Stats returns the counters.
 func (p *Pipeline) Stats() Stats {
+	end := p.log.End()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := Stats{Queued: len(p.queue) + p.inflight, Written: p.written, Committed: p.done, Failures: p.failures, Dropped: map[string]uint64{}}
+	st := Stats{Queued: end - min(end, p.committed), Written: p.written, Committed: p.done, Failures: p.failures,
+		Dropped: map[string]uint64{}}
 	for n, s := range p.sources {
 		if s.live {
 			st.Dropped[n] = s.dropped
@@ -184,31 +242,37 @@ func (p *Pipeline) Stats() Stats {
 	return st
 }
 
-// Flush waits until every record written before the call is durable.
+// Flush waits until every record spooled before the call is committed.
 func (p *Pipeline) Flush(ctx context.Context) error {
+	target := p.log.End()
 	p.mu.Lock()
-	target := p.written
+	p.flushers++
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.flushers--
+		p.mu.Unlock()
+	}()
 	for {
 		p.wake()
 		p.mu.Lock()
-		done, wait := p.done, p.changed
+		committed, wait := p.committed, p.changed
 		p.mu.Unlock()
-		if done >= target {
+		if committed >= target {
 			return nil
 		}
 		select {
 		case <-wait:
 		case <-p.stopped:
-			return fmt.Errorf("ingest: pipeline stopped with %d records unwritten", target-done)
+			return fmt.Errorf("ingest: pipeline stopped with %d records in the spool", target-committed)
 		case <-ctx.Done():
-			return fmt.Errorf("ingest: flush: %w", ctx.Err())
+			return fmt.Errorf("ingest: %d records stay in the spool, to be stored later: %w", target-committed, ctx.Err())
 		}
 	}
 }
 
-// Close stops accepting records, writes what is queued, and stops. If ctx
-// ends first, the records still queued are lost and reported.
+// Close stops accepting records and commits what the spool holds until
+// ctx ends; what is left stays in the spool for the next New.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
@@ -216,65 +280,5 @@ func (p *Pipeline) Close(ctx context.Context) error {
 	err := p.Flush(ctx)
 	p.cancel()
 	<-p.stopped
-	return err
-}
-
-func (p *Pipeline) run(ctx context.Context) {
-	defer close(p.stopped)
-	tick := time.NewTicker(p.cfg.FlushInterval)
-	defer tick.Stop()
-	var batch []flow.Record
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-p.kick:
-		case <-tick.C:
-		}
-		for {
-			p.mu.Lock()
-			n := min(len(p.queue), p.cfg.BatchSize)
-			batch = append(batch[:0], p.queue[:n]...)
-			p.queue = p.queue[:copy(p.queue, p.queue[n:])]
-			p.inflight = n
-			more := len(p.queue) >= p.cfg.BatchSize
-			p.mu.Unlock()
-			if n == 0 || !p.commit(ctx, batch) {
-				break
-			}
-			if !more {
-				break
-			}
-		}
-	}
-}
-
-// commit appends one batch, retrying until the store takes it or the
-// pipeline is cancelled.
-func (p *Pipeline) commit(ctx context.Context, batch []flow.Record) bool {
-	for {
-		err := p.dst.Append(ctx, p.id, batch)
-		if err == nil {
-			break
-		}
-		p.mu.Lock()
-		p.failures++
-		p.mu.Unlock()
-		p.cfg.Logger.Warn("ingest: append failed; retrying", "stream", p.id.String(), "records", len(batch), "err", err)
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(p.cfg.RetryInterval):
-		}
-	}
-	if p.cfg.OnCommit != nil {
-		p.cfg.OnCommit(batch)
-	}
-	p.mu.Lock()
-	p.done += uint64(len(batch))
-	p.inflight = 0
-	close(p.changed)
-	p.changed = make(chan struct{})
-	p.mu.Unlock()
-	return true
+	return errors.Join(err, p.log.Close())
 }

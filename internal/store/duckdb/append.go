@@ -27,9 +27,21 @@ func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Recor
 	if !ok {
 		return fmt.Errorf("%w: %s", store.ErrNoStream, id)
 	}
+	return s.appendLocked(ctx, id, st, recs, nil)
+}
+
+// appendLocked writes recs and, if next is set, the stream's spool
+// position, in one transaction. Caller holds mu.
+func (s *Store) appendLocked(ctx context.Context, id store.StreamID, st *streamState, recs []flow.Record, next *uint64) error {
+	if err := s.resync(ctx); err != nil {
+		return err
+	}
 	days := s.layOut(st.num, recs)
-	newDays, err := s.appendTx(ctx, st, days)
+	newDays, err := s.appendTx(ctx, st, days, next)
 	if err != nil {
+		// The transaction may have committed all the same (a failed
+		// checkpoint after the commit): what is in memory is read again.
+		s.stale = true
 		return fmt.Errorf("duckdb store: append to %s: %w", id, err)
 	}
 	for _, d := range s.dicts {
@@ -102,7 +114,7 @@ func (b *dayBatch) aggregate() {
 
 // appendTx writes the day batches in one transaction and returns the days
 // whose tables it created.
-func (s *Store) appendTx(ctx context.Context, st *streamState, days []dayBatch) (newDays []int64, err error) {
+func (s *Store) appendTx(ctx context.Context, st *streamState, days []dayBatch, next *uint64) (newDays []int64, err error) {
 	if _, err := s.w.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return nil, err
 	}
@@ -135,6 +147,11 @@ func (s *Store) appendTx(ctx context.Context, st *streamState, days []dayBatch) 
 			if err := s.feeds.insert(ctx, s.w, r.table(b.table), b.rollups[i]); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if next != nil {
+		if _, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO commits VALUES (?, ?)`, st.num, *next); err != nil {
+			return nil, err
 		}
 	}
 	_, err = s.w.ExecContext(ctx, "COMMIT")

@@ -63,6 +63,11 @@ type Store struct {
 	// before mu).
 	drop sync.RWMutex
 
+	// stale is set when a write failed: it may have committed all the
+	// same, so the dictionary's and the days' state is read again from
+	// the database before the next write.
+	stale bool
+
 	compactMin int         // fewest new rollup rows worth a compaction
 	noRollups  atomic.Bool // answer everything from the records
 }
@@ -156,6 +161,8 @@ func (s *Store) checkLayout() error {
 		UNIQUE (account, stream))`,
 		`CREATE TABLE IF NOT EXISTS strings (field VARCHAR NOT NULL, code UINTEGER NOT NULL, value VARCHAR NOT NULL,
 		PRIMARY KEY (field, code))`,
+		// Each stream's spool position after its last committed record.
+		`CREATE TABLE IF NOT EXISTS commits (num INTEGER PRIMARY KEY, next UBIGINT NOT NULL)`,
 		createTable(emptyTable),
 	} {
 		if _, err := s.db.Exec(q); err != nil {
@@ -200,24 +207,14 @@ func (s *Store) load() error {
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("duckdb store: catalog: %w", err)
 	}
-	tables, err := s.db.Query(`SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'`)
+	days, err := s.dayTables(context.Background(), s.db)
 	if err != nil {
-		return fmt.Errorf("duckdb store: tables: %w", err)
+		return err
 	}
-	defer tables.Close()
-	for tables.Next() {
-		var name string
-		if err := tables.Scan(&name); err != nil {
-			return fmt.Errorf("duckdb store: tables: %w", err)
-		}
-		if num, day, ok := parseTableName(name); ok && byNum[num] != nil {
-			byNum[num].days = append(byNum[num].days, day)
-		}
+	for num, st := range byNum {
+		st.days = days[num]
 	}
-	for _, st := range byNum {
-		slices.Sort(st.days)
-	}
-	return tables.Err()
+	return nil
 }
 
 // tableRE matches day table names; days before 1970 are negative.
@@ -314,8 +311,10 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 	if err := s.dropDays(ctx, st, len(st.days)); err != nil {
 		return err
 	}
-	if _, err := s.w.ExecContext(ctx, `DELETE FROM streams WHERE num = ?`, st.num); err != nil {
-		return fmt.Errorf("duckdb store: delete stream %s: %w", id, err)
+	for _, q := range []string{`DELETE FROM streams WHERE num = ?`, `DELETE FROM commits WHERE num = ?`} {
+		if _, err := s.w.ExecContext(ctx, q, st.num); err != nil {
+			return fmt.Errorf("duckdb store: delete stream %s: %w", id, err)
+		}
 	}
 	delete(s.streams, id)
 	return nil
