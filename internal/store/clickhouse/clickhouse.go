@@ -42,8 +42,8 @@ type Store struct {
 	db        string
 	hasTTL    bool // server ≥ 19.6
 	mu        sync.Mutex
-	streams   map[store.StreamID]bool // known to exist
-	positions map[store.StreamID]*position
+	streams   map[store.StreamID]bool      // known to exist
+	positions map[store.StreamID]*position // what Commit knows of each stream's marks
 }
 
 var _ store.Store = (*Store)(nil)
