@@ -3,11 +3,14 @@
 // on servers with TTL, the server expires them itself). It talks to the
 // server over HTTP with explicit column lists and escaped literals, which
 // works from Debian's 18.16 (no query parameters, no IPv6/DateTime64 types)
-// to current releases. Rows carry their batch's token, so retrying a batch
-// whose INSERT failed half-way stores each record once (batch.go).
+// to current releases. Commit stores each record of a stream's spool once,
+// across failed INSERTs, restarts and changed batch boundaries: rows carry
+// their spool position and a small table per stream holds the committed
+// one (commit.go). Append keeps no position and does not deduplicate.
 package clickhouse
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,8 +42,8 @@ type Store struct {
 	db        string
 	hasTTL    bool // server ≥ 19.6
 	mu        sync.Mutex
-	streams   map[store.StreamID]bool // known to exist
-	uncertain map[string]bool         // batches (by query id) whose INSERT failed
+	streams   map[store.StreamID]bool      // known to exist
+	positions map[store.StreamID]*position // what Commit knows of each stream's marks
 }
 
 var _ store.Store = (*Store)(nil)
@@ -61,7 +64,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		c:         &client{base: strings.TrimRight(cfg.URL, "/"), user: cfg.User, password: cfg.Password, http: &http.Client{Timeout: cfg.Timeout}},
 		db:        cfg.Database,
 		streams:   map[store.StreamID]bool{},
-		uncertain: map[string]bool{},
+		positions: map[store.StreamID]*position{},
 	}
 	rows, err := s.c.selectTSV(ctx, "SELECT version()", []query.SQLType{query.SQLString})
 	if err != nil {
@@ -134,11 +137,15 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 	for i, c := range query.Columns {
 		cols[i] = query.Quote(c.Name) + " " + chType[c.Type]
 	}
-	ddl := "CREATE TABLE IF NOT EXISTS " + s.dataTable(st.StreamID) + " (" + strings.Join(cols, ", ") +
-		", day Date, " + batchColumn + " UInt64, " + batchRowColumn + " UInt32) ENGINE = MergeTree PARTITION BY day ORDER BY (" +
-		query.Quote(query.TimeColumn) + ")"
-	if err := s.c.exec(ctx, ddl); err != nil {
-		return fmt.Errorf("clickhouse store: create stream %s: %w", st.StreamID, err)
+	for _, ddl := range []string{
+		"CREATE TABLE IF NOT EXISTS " + s.dataTable(st.StreamID) + " (" + strings.Join(cols, ", ") +
+			", day Date, " + seqColumn + " UInt64) ENGINE = MergeTree PARTITION BY day ORDER BY (" + query.Quote(query.TimeColumn) + ")",
+		// The marks of commit.go: the highest of each kind wins.
+		"CREATE TABLE IF NOT EXISTS " + s.marksTable(st.StreamID) + " (kind UInt64, next UInt64) ENGINE = ReplacingMergeTree(next) ORDER BY kind",
+	} {
+		if err := s.c.exec(ctx, ddl); err != nil {
+			return fmt.Errorf("clickhouse store: create stream %s: %w", st.StreamID, err)
+		}
 	}
 	if s.hasTTL {
 		ttl := "REMOVE TTL"
@@ -227,20 +234,23 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 	}
 	s.mu.Lock()
 	delete(s.streams, id)
+	delete(s.positions, id)
 	s.mu.Unlock()
 	if err := s.putCatalog(ctx, st, true); err != nil {
 		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 	}
-	if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+s.dataTable(id)); err != nil {
-		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
+	for _, t := range []string{s.marksTable(id), s.dataTable(id)} {
+		if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
+			return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
+		}
 	}
 	return nil
 }
 
 // Append implements store.Store: one INSERT … FORMAT RowBinary with an
 // explicit column list. The records are on the server when it returns.
-// Retrying a batch after an error stores each of its records once (see
-// batch.go).
+// Their rows carry no spool position, so retrying an Append that failed
+// may store some records twice; spooled ingest goes through Commit.
 func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Record) error {
 	if len(recs) == 0 {
 		return nil
@@ -248,8 +258,7 @@ func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Recor
 	if err := s.exists(ctx, id); err != nil {
 		return err
 	}
-	table := s.dataTable(id)
-	if err := s.insert(ctx, table, encode(table, tableID(id), recs)); err != nil {
+	if _, err := s.c.do(ctx, insertHead(s.dataTable(id)), bytes.NewReader(encode(recs, 0).buf)); err != nil {
 		return fmt.Errorf("clickhouse store: append to %s: %w", id, err)
 	}
 	return nil

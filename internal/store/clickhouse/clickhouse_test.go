@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"flowlog/internal/store"
 	"flowlog/internal/store/clickhouse/chtest"
 	"flowlog/internal/store/storetest"
 )
@@ -16,4 +17,17 @@ func TestSuite(t *testing.T) {
 	}
 	defer s.Close()
 	storetest.Run(t, s)
+}
+
+// TestReopen opens a new Store on the same server each time: a new
+// process, with nothing but what the server holds.
+func TestReopen(t *testing.T) {
+	url := chtest.Start(t)
+	storetest.RunReopen(t, func(t *testing.T) store.Store {
+		s, err := New(context.Background(), Config{URL: url, Database: "flowlog_reopen"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	})
 }

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"flowlog/internal/ingest"
+	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/clickhouse/chtest"
 	"flowlog/internal/store/query"
@@ -30,17 +30,22 @@ const (
 	cutShort                 // the server gets half the batch, in small blocks, and fails on the rest
 )
 
-// faultyProxy stands between the store and ClickHouse and spoils the
-// first INSERT of each batch (by query id; without one, every other
-// INSERT). For each spoilt INSERT it records how many rows reached the
-// table.
+// faultyProxy stands between the store and ClickHouse. Once armed, it
+// spoils the next INSERT of records and records how many rows of it
+// reached the table. It also counts the reads of which rows landed.
 type faultyProxy struct {
 	target string
 	fault  fault
 	mu     sync.Mutex
-	seen   map[string]bool // query ids of INSERTs
-	n      int             // INSERTs without a query id
-	landed []int           // rows each spoilt INSERT stored
+	armed  bool
+	landed []int // rows each spoilt INSERT stored
+	checks int   // waits for an earlier INSERT, each before a read of what landed
+}
+
+func (p *faultyProxy) arm() {
+	p.mu.Lock()
+	p.armed = true
+	p.mu.Unlock()
 }
 
 func (p *faultyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -48,14 +53,10 @@ func (p *faultyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	insert := strings.HasPrefix(q.Get("query"), "INSERT INTO") && strings.Contains(q.Get("query"), "RowBinary")
 	p.mu.Lock()
-	var spoil bool
-	switch id := q.Get("query_id"); {
-	case insert && id != "":
-		spoil = !p.seen[id]
-		p.seen[id] = true
-	case insert:
-		spoil = p.n%2 == 0
-		p.n++
+	spoil := insert && p.armed
+	p.armed = p.armed && !spoil
+	if bytes.Contains(body, []byte("FROM system.processes")) {
+		p.checks++
 	}
 	p.mu.Unlock()
 	if !spoil {
@@ -66,17 +67,16 @@ func (p *faultyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	table = table[:strings.Index(table, " (")]
 	before := p.count(table)
 	switch p.fault {
-	case loseRequest:
-		hangUp(w)
-		return
 	case cutShort:
 		// Blocks of 100 rows, each written as it is read.
 		q.Set("max_insert_block_size", "100")
 		q.Set("min_insert_block_size_rows", "100")
 		q.Set("min_insert_block_size_bytes", "1")
 		body = body[:len(body)/2+7]
+		fallthrough
+	case loseAnswer:
+		p.forward(httptest.NewRecorder(), q, body) // the answer goes nowhere
 	}
-	p.forward(httptest.NewRecorder(), q, body) // the answer goes nowhere
 	p.mu.Lock()
 	p.landed = append(p.landed, p.count(table)-before)
 	p.mu.Unlock()
@@ -113,88 +113,185 @@ func hangUp(w http.ResponseWriter) {
 	}
 }
 
-// TestRetryStoresOnce ingests through the pipeline while the first
-// attempt of every batch fails after storing all, none or part of it; the
-// pipeline retries each, and every record must be stored exactly once.
+// faults are the ways a spoilt INSERT ends, and the rows of a batch of
+// size rows each leaves stored.
+var faults = []struct {
+	name   string
+	fault  fault
+	landed func(n, size int) bool
+}{
+	{"LostAnswer", loseAnswer, func(n, size int) bool { return n == size }},
+	{"LostRequest", loseRequest, func(n, _ int) bool { return n == 0 }},
+	{"CutShort", cutShort, func(n, size int) bool { return n > 0 && n < size }},
+}
+
+// retryRecords cross midnight: two partitions per batch.
+func retryRecords() []flow.Record { return storetest.Records(20000, 3*time.Hour, 11) }
+
+// newStore opens a Store (a process's worth of state) on a stream behind
+// a faulty proxy, making the stream if needed.
+func newStore(t *testing.T, proxyURL string, id store.StreamID) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := New(ctx, Config{URL: proxyURL, Database: "flowlog_retry", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// commitAll commits recs (recs[i] at position i) in batches of size from
+// Committed on, as the spool's committer does: after an error it reads
+// Committed again and goes on from there. spoil says whether to spoil the
+// first attempt of the batch at a position. It returns the failed Commits.
+func commitAll(t *testing.T, s *Store, p *faultyProxy, id store.StreamID, recs []flow.Record, size int, spoil func(first uint64) bool) int {
+	t.Helper()
+	ctx := context.Background()
+	tried := map[uint64]bool{}
+	failures := 0
+	pos, err := s.Committed(ctx, id)
+	for err == nil && pos < uint64(len(recs)) {
+		b := store.Batch{First: pos, Records: recs[pos:min(pos+uint64(size), uint64(len(recs)))]}
+		if !tried[pos] && spoil(pos) {
+			p.arm()
+		}
+		tried[pos] = true
+		if err = s.Commit(ctx, id, b); err == nil {
+			pos = b.Next()
+			continue
+		}
+		if failures++; failures > 50 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+		pos, err = s.Committed(ctx, id)
+	}
+	if err != nil {
+		t.Fatalf("commit: %v", err)
+	}
+	return failures
+}
+
+// wantOnce fails unless the stream holds recs, each exactly once, and its
+// position is after the last.
+func wantOnce(t *testing.T, s *Store, id store.StreamID, recs []flow.Record) {
+	t.Helper()
+	ctx := context.Background()
+	resp, err := s.Query(ctx, id, query.Request{Since: storetest.Base, Until: storetest.Base.Add(3 * time.Hour), Limit: query.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.SameRecords(t, resp.Records, recs)
+	if got, err := s.Committed(ctx, id); err != nil || got != uint64(len(recs)) {
+		t.Errorf("Committed = %d, %v; want %d", got, err, len(recs))
+	}
+}
+
+func (p *faultyProxy) checkLanded(t *testing.T, want func(n, size int) bool, size int) {
+	t.Helper()
+	for _, n := range p.landed {
+		if !want(n, size) {
+			t.Errorf("a spoilt INSERT stored %d of %d rows: the fault is not the one tested", n, size)
+		}
+	}
+}
+
+// TestRetryStoresOnce commits through Commit while the first attempt of
+// every batch fails after storing all, none or part of it; the batch is
+// retried from Committed, and every record must be stored exactly once.
+// Only the retries read what landed.
 func TestRetryStoresOnce(t *testing.T) {
 	target := chtest.Start(t)
-	ctx := context.Background()
 	const batchSize = 5000
-	recs := storetest.Records(20000, 3*time.Hour, 11) // crosses midnight: two partitions per batch
-	for _, f := range []struct {
-		name   string
-		fault  fault
-		landed func(n int) bool
-	}{
-		{"LostAnswer", loseAnswer, func(n int) bool { return n == batchSize }},
-		{"LostRequest", loseRequest, func(n int) bool { return n == 0 }},
-		{"CutShort", cutShort, func(n int) bool { return n > 0 && n < batchSize }},
-	} {
+	recs := retryRecords()
+	for _, f := range faults {
 		t.Run(f.name, func(t *testing.T) {
-			proxy := &faultyProxy{target: target, fault: f.fault, seen: map[string]bool{}}
+			proxy := &faultyProxy{target: target, fault: f.fault}
 			srv := httptest.NewServer(proxy)
 			defer srv.Close()
-			s, err := New(ctx, Config{URL: srv.URL, Database: "flowlog_retry", Timeout: 10 * time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
 			id := store.StreamID{Account: "acct", Stream: f.name}
-			if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
-				t.Fatal(err)
+			s := newStore(t, srv.URL, id)
+			failures := commitAll(t, s, proxy, id, recs, batchSize, func(uint64) bool { return true })
+			if want := len(recs) / batchSize; failures != want || len(proxy.landed) != want {
+				t.Errorf("%d failed commits, %d spoilt INSERTs; want one per batch (%d)", failures, len(proxy.landed), want)
 			}
-			p := ingest.New(ingest.Config{BatchSize: batchSize, RetryInterval: 10 * time.Millisecond}, s, id)
-			if err := p.Source("test", false).Write(ctx, recs); err != nil {
-				t.Fatal(err)
+			if proxy.checks != failures {
+				t.Errorf("%d reads of what landed, want one per retried batch (%d)", proxy.checks, failures)
 			}
-			if err := p.Close(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if st := p.Stats(); st.Failures != uint64(len(recs)/batchSize) {
-				t.Errorf("%d failed appends, want one per batch (%d)", st.Failures, len(recs)/batchSize)
-			}
-			for _, n := range proxy.landed {
-				if !f.landed(n) {
-					t.Errorf("a spoilt INSERT stored %d of %d rows: the fault is not the one tested", n, batchSize)
-				}
-			}
-			resp, err := s.Query(ctx, id, query.Request{Since: storetest.Base, Until: storetest.Base.Add(3 * time.Hour), Limit: query.MaxLimit})
-			if err != nil {
-				t.Fatal(err)
-			}
-			storetest.SameRecords(t, resp.Records, recs)
+			proxy.checkLanded(t, f.landed, batchSize)
+			wantOnce(t, s, id, recs)
 		})
 	}
 }
 
-// TestRetryWaitsForEarlierAttempt checks that a retry does not read what
-// landed while the earlier attempt may still be writing: it fails, to be
-// retried, as long as a query with the batch's id runs on the server.
+// TestRestartStoresOnce spoils the INSERT of a batch and abandons the
+// Store, as a process killed then would. A new Store commits from
+// Committed with smaller batches, so what the spoilt INSERT stored spans
+// several of them: every record must be stored exactly once.
+func TestRestartStoresOnce(t *testing.T) {
+	target := chtest.Start(t)
+	const batchSize, afterRestart = 5000, 1300
+	recs := retryRecords()
+	for _, f := range faults {
+		t.Run(f.name, func(t *testing.T) {
+			proxy := &faultyProxy{target: target, fault: f.fault}
+			srv := httptest.NewServer(proxy)
+			defer srv.Close()
+			id := store.StreamID{Account: "acct", Stream: "restart-" + f.name}
+			s := newStore(t, srv.URL, id)
+			ctx := context.Background()
+			for _, b := range []store.Batch{{First: 0, Records: recs[:batchSize]}, {First: batchSize, Records: recs[batchSize : 2*batchSize]}} {
+				if b.First > 0 {
+					proxy.arm()
+				}
+				if err := s.Commit(ctx, id, b); (err != nil) != (b.First > 0) {
+					t.Fatalf("commit %d…%d: %v", b.First, b.Next(), err)
+				}
+			}
+			s = newStore(t, srv.URL, id) // the next process
+			if failures := commitAll(t, s, proxy, id, recs, afterRestart, func(uint64) bool { return false }); failures > 0 {
+				t.Errorf("%d failed commits after the restart", failures)
+			}
+			if len(proxy.landed) != 1 {
+				t.Fatalf("%d spoilt INSERTs, want 1", len(proxy.landed))
+			}
+			proxy.checkLanded(t, f.landed, batchSize)
+			wantOnce(t, s, id, recs)
+		})
+	}
+}
+
+// TestRetryWaitsForEarlierAttempt checks that a new process does not read
+// what landed while an earlier INSERT of the stream may still be writing:
+// Commit fails, to be retried, as long as a query with the stream's
+// commit query id runs on the server.
 func TestRetryWaitsForEarlierAttempt(t *testing.T) {
 	ctx := context.Background()
-	s, err := New(ctx, Config{URL: chtest.Start(t), Database: "flowlog_retry"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	target := chtest.Start(t)
 	id := store.StreamID{Account: "acct", Stream: "slow"}
-	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+	recs := storetest.Records(200, time.Hour, 12)
+	s := newStore(t, target, id)
+	if err := s.Commit(ctx, id, store.Batch{Records: recs[:100]}); err != nil {
 		t.Fatal(err)
 	}
-	recs := storetest.Records(100, time.Hour, 12)
-	b := encode(s.dataTable(id), tableID(id), recs)
-	s.setUncertain(b.queryID, true)
 	done := make(chan error, 1)
-	go func() { // stands in for the earlier attempt, still running
-		_, err := s.c.doWith(ctx, "SELECT sleep(2)", url.Values{"query_id": {b.queryID}}, nil)
+	go func() { // stands in for an INSERT of the killed process, still running
+		_, err := s.c.doWith(ctx, "SELECT sleep(2)", url.Values{"query_id": {commitQueryID(id)}}, nil)
 		done <- err
 	}()
 	time.Sleep(500 * time.Millisecond)
-	if err := s.Append(ctx, id, recs); !errors.Is(err, errStillRunning) {
-		t.Fatalf("append while the earlier attempt runs: %v, want errStillRunning", err)
+	s = newStore(t, target, id)
+	b := store.Batch{First: 100, Records: recs[100:]}
+	if err := s.Commit(ctx, id, b); !errors.Is(err, errStillRunning) {
+		t.Fatalf("commit while the earlier attempt runs: %v, want errStillRunning", err)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Append(ctx, id, recs); err != nil {
+	if err := s.Commit(ctx, id, b); err != nil {
 		t.Fatal(err)
 	}
 	resp, err := s.Query(ctx, id, query.Request{Since: storetest.Base, Until: storetest.Base.Add(time.Hour), Limit: 1000})

@@ -21,10 +21,11 @@ import (
 
 // Run is the suite every backend passes: namespaces, lossless round trip,
 // the query cases (each compared with the Go oracle, so the backends give
-// the same answers), paging, and retention.
+// the same answers), paging, retention, and Commit's positions.
 func Run(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	t.Run("Namespaces", func(t *testing.T) { testNamespaces(ctx, t, s) })
+	t.Run("Commit", func(t *testing.T) { testCommit(ctx, t, s) })
 	t.Run("Queries", func(t *testing.T) { testQueries(ctx, t, s) })
 	t.Run("HandChecked", func(t *testing.T) { testHandChecked(ctx, t, s) })
 	t.Run("HugeCounters", func(t *testing.T) { testHugeCounters(ctx, t, s) })
@@ -401,6 +402,111 @@ func testRetention(ctx context.Context, t *testing.T, s store.Store) {
 			t.Errorf("%v after expiry: days %v, want the last %d", sid, resp.Rows, want)
 		}
 	}
+}
+
+// commitRecords are the records of the Commit tests: commitRecords[i] is
+// spool position i.
+func commitRecords() []flow.Record { return Records(10000, 30*time.Hour, 13) }
+
+// testCommit commits batches, re-commits overlapping ones with other
+// boundaries, and skips positions: each record is stored once and
+// Committed follows the highest position.
+func testCommit(ctx context.Context, t *testing.T, s store.Store) {
+	id := store.StreamID{Account: "acct-c", Stream: "ls-c"}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+		t.Fatal(err)
+	}
+	wantCommitted(ctx, t, s, id, 0)
+	recs := commitRecords()
+	commit(ctx, t, s, id, 0, recs[:3000], recs[3000:6000])
+	wantCommitted(ctx, t, s, id, 6000)
+	// Again, cut elsewhere: only 6000…6999 are new.
+	commit(ctx, t, s, id, 0, recs[:2500])
+	commit(ctx, t, s, id, 2500, recs[2500:4000], recs[4000:7000])
+	wantCommitted(ctx, t, s, id, 7000)
+	// Append keeps no position.
+	extra := Records(50, time.Hour, 14)
+	if err := s.Append(ctx, id, extra); err != nil {
+		t.Fatal(err)
+	}
+	wantCommitted(ctx, t, s, id, 7000)
+	// A gap: the spool lost 7000…7999.
+	commit(ctx, t, s, id, 8000, recs[8000:9000])
+	wantCommitted(ctx, t, s, id, 9000)
+	commit(ctx, t, s, id, 7000, recs[7000:8500]) // all before the position: skipped
+	// An empty batch past the position moves it.
+	commit(ctx, t, s, id, 9500, nil)
+	wantCommitted(ctx, t, s, id, 9500)
+	commit(ctx, t, s, id, 9000, recs[9000:])
+	wantCommitted(ctx, t, s, id, 10000)
+	wantStored(ctx, t, s, id, slices.Concat(recs[:7000], recs[8000:9000], recs[9500:], extra))
+
+	unknown := store.StreamID{Account: "acct-c", Stream: "nosuch"}
+	if err := s.Commit(ctx, unknown, store.Batch{Records: recs[:10]}); !errors.Is(err, store.ErrNoStream) {
+		t.Errorf("commit to unknown stream: %v, want ErrNoStream", err)
+	}
+	wantCommitted(ctx, t, s, unknown, 0)
+	// A deleted stream, made again, starts from 0.
+	if err := s.DeleteStream(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	wantCommitted(ctx, t, s, id, 0)
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+		t.Fatal(err)
+	}
+	wantCommitted(ctx, t, s, id, 0)
+	commit(ctx, t, s, id, 0, recs[:100])
+	wantStored(ctx, t, s, id, recs[:100])
+}
+
+// RunReopen checks what Commit stored survives the store being closed
+// and opened again: open opens the same store each time (a new process).
+func RunReopen(t *testing.T, open func(t *testing.T) store.Store) {
+	ctx := context.Background()
+	id := store.StreamID{Account: "acct-c", Stream: "ls-reopen"}
+	recs := commitRecords()
+	s := open(t)
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+		t.Fatal(err)
+	}
+	commit(ctx, t, s, id, 0, recs[:4000], recs[4000:6000])
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t)
+	wantCommitted(ctx, t, s, id, 6000)
+	commit(ctx, t, s, id, 1000, recs[1000:3000], recs[3000:8000], recs[8000:])
+	wantCommitted(ctx, t, s, id, 10000)
+	wantStored(ctx, t, s, id, recs)
+}
+
+// commit commits batches one after another, the first at position first.
+func commit(ctx context.Context, t *testing.T, s store.Store, id store.StreamID, first uint64, batches ...[]flow.Record) {
+	t.Helper()
+	for _, recs := range batches {
+		b := store.Batch{First: first, Records: recs}
+		if err := s.Commit(ctx, id, b); err != nil {
+			t.Fatalf("commit %d…%d: %v", b.First, b.Next(), err)
+		}
+		first = b.Next()
+	}
+}
+
+func wantCommitted(ctx context.Context, t *testing.T, s store.Store, id store.StreamID, want uint64) {
+	t.Helper()
+	if got, err := s.Committed(ctx, id); err != nil || got != want {
+		t.Errorf("Committed(%v) = %d, %v; want %d", id, got, err, want)
+	}
+}
+
+// wantStored fails unless the stream holds want, each record once.
+func wantStored(ctx context.Context, t *testing.T, s store.Store, id store.StreamID, want []flow.Record) {
+	t.Helper()
+	resp, err := s.Query(ctx, id, query.Request{Since: Base, Until: Base.Add(30 * time.Hour), Limit: query.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	SameRecords(t, resp.Records, want)
 }
 
 // Equal fails the test unless a backend's response equals the oracle's,

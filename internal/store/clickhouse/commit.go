@@ -1,0 +1,212 @@
+package clickhouse
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+
+	"flowlog/internal/store"
+	"flowlog/internal/store/query"
+)
+
+// Commit keeps each record of a stream's spool stored once, across
+// retries, restarts and batch boundaries that differ between attempts.
+//
+// An INSERT whose answer is lost (a timeout, a dropped connection, a
+// server error part-way, the process killed) may have stored all of its
+// rows, some of them (one part per day partition and block), or none.
+// So every row carries its spool position (seqColumn), and a small table
+// per stream holds two marks, each the highest value written:
+//
+//   - committed: the position after the last batch whose INSERT
+//     succeeded, written after it; Committed reads it.
+//   - pending: a bound no INSERT has reached past, written before an
+//     INSERT would pass it, reserveAhead positions ahead so that few
+//     INSERTs need it.
+//
+// Positions between the two may be on the server from attempts whose
+// outcome is unknown. A Store that has not seen every attempt there (one
+// just started, or one whose INSERT failed) treats them as uncertain: for
+// a batch that overlaps them it waits until no earlier INSERT of the
+// stream runs on the server (all run under one query id, which the server
+// also allows only once at a time), reads which of the batch's positions
+// landed, and inserts only the others. Past them, and in steady state, a
+// Commit is the INSERT and the committed mark, with no read.
+//
+// One committer per stream is assumed (the spool is the agent's). Not
+// covered: an INSERT that reaches the server only after the retry has
+// read what landed (held back longer than the retry interval).
+
+// reserveAhead is how far the pending mark runs ahead of the batch that
+// moves it: how many positions after a restart may need a check.
+const reserveAhead = 1 << 16
+
+// Kinds of mark.
+const (
+	committedMark uint64 = 0
+	pendingMark   uint64 = 1
+)
+
+// errStillRunning makes the caller retry later: an earlier INSERT of the
+// stream has not finished on the server yet.
+var errStillRunning = errors.New("an earlier INSERT of this stream is still running on the server")
+
+// position is what a Store knows of a stream's marks. Its mutex
+// serializes the stream's Commits.
+type position struct {
+	mu       sync.Mutex
+	loaded   bool
+	next     uint64 // committed: positions before it are stored
+	reserved uint64 // pending, as last written
+	unsure   uint64 // positions in [next, unsure) may have landed unseen
+}
+
+func (s *Store) position(id store.StreamID) *position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.positions[id]
+	if p == nil {
+		p = &position{}
+		s.positions[id] = p
+	}
+	return p
+}
+
+func (s *Store) marksTable(id store.StreamID) string { return s.table(tableID(id) + "_marks") }
+
+// commitQueryID is the query id of every INSERT Commit sends to the
+// stream, from any process.
+func commitQueryID(id store.StreamID) string { return "flowlog-commit-" + tableID(id) }
+
+// Commit implements store.Store.
+func (s *Store) Commit(ctx context.Context, id store.StreamID, b store.Batch) error {
+	if err := s.exists(ctx, id); err != nil {
+		return err
+	}
+	p := s.position(id)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := s.commit(ctx, id, p, b); err != nil {
+		return fmt.Errorf("clickhouse store: commit to %s: %w", id, err)
+	}
+	return nil
+}
+
+func (s *Store) commit(ctx context.Context, id store.StreamID, p *position, b store.Batch) error {
+	if !p.loaded {
+		committed, pending, err := s.marks(ctx, id)
+		if err != nil {
+			return err
+		}
+		p.loaded, p.next, p.reserved, p.unsure = true, committed, pending, pending
+	}
+	if b = b.After(p.next); b.Next() <= p.next {
+		return nil
+	}
+	if len(b.Records) > 0 {
+		if err := s.insertNew(ctx, id, p, b); err != nil {
+			return err
+		}
+	}
+	if err := s.mark(ctx, id, committedMark, b.Next()); err != nil {
+		p.unsure = max(p.unsure, b.Next())
+		return err
+	}
+	p.next = b.Next()
+	return nil
+}
+
+// insertNew stores the records of b that are not on the server yet.
+func (s *Store) insertNew(ctx context.Context, id store.StreamID, p *position, b store.Batch) error {
+	r := encode(b.Records, b.First+1)
+	body := r.buf
+	if b.First < p.unsure {
+		landed, err := s.landed(ctx, id, b.First, min(b.Next(), p.unsure), r)
+		if err != nil {
+			return err
+		}
+		body = r.without(landed)
+	}
+	if b.Next() > p.reserved {
+		if err := s.mark(ctx, id, pendingMark, b.Next()+reserveAhead); err != nil {
+			return err
+		}
+		p.reserved = b.Next() + reserveAhead
+	}
+	if len(body) == 0 {
+		return nil
+	}
+	params := url.Values{"query_id": {commitQueryID(id)}}
+	if _, err := s.c.doWith(ctx, insertHead(s.dataTable(id)), params, bytes.NewReader(body)); err != nil {
+		p.unsure = max(p.unsure, b.Next())
+		return err
+	}
+	return nil
+}
+
+// landed returns which of the positions [from, to) are in the stream's
+// table, as indexes into the batch r encodes (which starts at from), once
+// no earlier INSERT of the stream runs on the server.
+func (s *Store) landed(ctx context.Context, id store.StreamID, from, to uint64, r *rows) (map[int]bool, error) {
+	running, err := s.c.selectTSV(ctx, "SELECT count() FROM system.processes WHERE query_id = "+literal(commitQueryID(id)),
+		[]query.SQLType{query.SQLUint})
+	if err != nil {
+		return nil, err
+	}
+	if running[0][0].(uint64) > 0 {
+		return nil, errStillRunning
+	}
+	// The records of these positions are those of the batch, so they lie
+	// within its time range, which the table's order narrows down.
+	found, err := s.c.selectTSV(ctx, "SELECT "+seqColumn+" FROM "+s.dataTable(id)+" WHERE "+query.Quote(query.TimeColumn)+
+		" BETWEEN "+literal(r.minEnd)+" AND "+literal(r.maxEnd)+" AND "+seqColumn+" BETWEEN "+literal(from+1)+" AND "+literal(to),
+		[]query.SQLType{query.SQLUint})
+	if err != nil {
+		return nil, err
+	}
+	landed := make(map[int]bool, len(found))
+	for _, f := range found {
+		landed[int(f[0].(uint64)-1-from)] = true
+	}
+	return landed, nil
+}
+
+// mark raises a mark of the stream to next.
+func (s *Store) mark(ctx context.Context, id store.StreamID, kind, next uint64) error {
+	return s.c.exec(ctx, "INSERT INTO "+s.marksTable(id)+" (kind, next) SELECT "+literal(kind)+", "+literal(next))
+}
+
+// marks reads the stream's marks; 0 for one never written.
+func (s *Store) marks(ctx context.Context, id store.StreamID) (committed, pending uint64, err error) {
+	rows, err := s.c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" GROUP BY kind",
+		[]query.SQLType{query.SQLUint, query.SQLUint})
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, r := range rows {
+		switch r[0].(uint64) {
+		case committedMark:
+			committed = r[1].(uint64)
+		case pendingMark:
+			pending = r[1].(uint64)
+		}
+	}
+	return committed, max(committed, pending), nil
+}
+
+// Committed implements store.Store.
+func (s *Store) Committed(ctx context.Context, id store.StreamID) (uint64, error) {
+	if err := s.exists(ctx, id); errors.Is(err, store.ErrNoStream) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	committed, _, err := s.marks(ctx, id)
+	if err != nil {
+		return 0, fmt.Errorf("clickhouse store: committed of %s: %w", id, err)
+	}
+	return committed, nil
+}
