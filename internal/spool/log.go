@@ -243,14 +243,14 @@ func (l *Log) Close() error {
 
 // Reader reads a log in order from a position on.
 type Reader struct {
-	l       *Log
-	next    uint64 // position of the next record to return
-	seg     segment
-	f       *os.File
-	r       *bufio.Reader
-	off     int64 // offset in f of the next frame
-	hdr     []byte
-	payload []byte
+	l         *Log
+	next      uint64 // position of the next record to return
+	seg       segment
+	f         *os.File
+	r         *bufio.Reader
+	off       int64 // offset in f of the next frame
+	hdr       []byte
+	payload   []byte
 	pending   []flow.Record // decoded, not yet returned
 	pendingAt uint64        // position of pending[0]
 	skip      bool          // the open segment was finished: go past it

@@ -24,11 +24,15 @@ func (s *Store) Commit(ctx context.Context, id store.StreamID, b store.Batch) er
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("duckdb store: commit to %s: %w", id, err)
 	}
+	err = nil
 	b = b.After(next)
-	if len(b.Records) == 0 {
-		return nil
-	}
 	n := b.Next()
+	if len(b.Records) == 0 {
+		if n > next { // a gap: the position moves past it
+			_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO commits VALUES (?, ?)`, st.num, n)
+		}
+		return err
+	}
 	return s.appendLocked(ctx, id, st, b.Records, &n)
 }
 

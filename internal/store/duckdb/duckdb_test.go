@@ -329,3 +329,10 @@ func TestHostileDays(t *testing.T) {
 		t.Errorf("after expiry %v records, want %d (days before 1970 must expire too)", got, want)
 	}
 }
+
+// TestReopenCommit: a reopened store resumes from Committed and stores an
+// overlapping re-commit once.
+func TestReopenCommit(t *testing.T) {
+	dir := t.TempDir()
+	storetest.RunReopen(t, func(t *testing.T) store.Store { return open(t, dir) })
+}
