@@ -199,14 +199,15 @@ func (s *server) metrics() (map[string]float64, error) {
 
 // settle waits until the store has taken what the collector accepted: the
 // committed and dropped counts stop moving and the queue is empty, for
-// quiet in a row, or until timeout.
-func (s *server) settle(quiet, timeout time.Duration) (map[string]float64, error) {
+// quiet in a row, or until timeout. It returns the last metrics and when
+// they last moved.
+func (s *server) settle(quiet, timeout time.Duration) (map[string]float64, time.Time, error) {
 	var last map[string]float64
 	stable := time.Now()
 	for deadline := time.Now().Add(timeout); ; time.Sleep(500 * time.Millisecond) {
 		m, err := s.metrics()
 		if err != nil {
-			return nil, err
+			return nil, stable, err
 		}
 		moved := last == nil || m["flowlog_store_committed_records_total"] != last["flowlog_store_committed_records_total"] ||
 			m["flowlog_flow_log_dropped_records_total"] != last["flowlog_flow_log_dropped_records_total"] ||
@@ -217,7 +218,7 @@ func (s *server) settle(quiet, timeout time.Duration) (map[string]float64, error
 		}
 		last = m
 		if time.Since(stable) >= quiet || time.Now().After(deadline) {
-			return m, nil
+			return m, stable, nil
 		}
 	}
 }

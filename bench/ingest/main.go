@@ -83,10 +83,16 @@ func parseFlags() (config, error) {
 type result struct {
 	rate        int
 	flowlog     sent
-	decoded     int64 // records the collector decoded from the exporter
-	stored      int64 // records the query API counts
-	rollup      int64 // the same count, answered from the store's rollup
-	dropped     int64 // flowlog_flow_log_dropped_records_total
+	decoded     int64         // records the collector decoded from the exporter
+	stored      int64         // records the query API counts
+	rollup      int64         // the same count, answered from the store's rollup
+	dropped     int64         // flowlog_flow_log_dropped_records_total
+	liveStored  int64         // records in the store when the replay ended
+	drain       time.Duration // from the end of the replay until the store held every record
+	spoolPeak   float64       // largest flowlog_spool_bytes seen
+	queryP50    time.Duration // top-10 query latency during the replay
+	queryMax    time.Duration
+	queryFailed int
 	seqLost     int64 // flowlog_exporter_sequence_lost_total
 	sockDrops   int64 // kernel UDP receive-buffer drops (machine-wide) during the run
 	serveCPU    time.Duration
@@ -166,16 +172,25 @@ func runFlowlog(ctx context.Context, cfg config, bin, work string, rp *replay, r
 	cpu0, _ := procCPU(pid)
 	self0, sock0 := selfCPU(), udpRcvbufErrors()
 	logf("flowlog: replaying %d flows/s for %v to %s", r.rate, cfg.duration, srv.collector)
+	mon := watch(ctx, srv)
 	if r.flowlog, err = rp.send(srv.collector, r.rate, cfg.duration); err != nil {
+		mon.end()
 		return fmt.Errorf("replay to flowlog: %w", err)
 	}
+	sentAt := time.Now()
 	r.senderCPU = selfCPU() - self0
+	if m, err := srv.metrics(); err == nil {
+		r.liveStored = int64(m["flowlog_store_committed_records_total"])
+	}
 	waitDrained(srv.collector, 30*time.Second)
 	r.sockDrops = udpRcvbufErrors() - sock0
-	m, err := srv.settle(5*time.Second, 3*cfg.duration+2*time.Minute)
+	m, moved, err := srv.settle(5*time.Second, 10*cfg.duration+2*time.Minute)
+	mon.end()
 	if err != nil {
 		return err
 	}
+	r.drain = max(0, moved.Sub(sentAt))
+	r.spoolPeak, r.queryP50, r.queryMax, r.queryFailed = mon.peak, mon.percentile(50), mon.percentile(100), mon.failures
 	cpu1, _ := procCPU(pid)
 	r.serveCPU = cpu1 - cpu0
 	stopPerf()

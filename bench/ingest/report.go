@@ -14,17 +14,22 @@ func markdown(cfg config, results []result) string {
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(&b, "\n%s, %d s per rate, load average at the end %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
 		int(cfg.duration.Seconds()), strings.Join(strings.Fields(string(load))[:3], " "))
-	b.WriteString("| offered (flows/s) | offered flows (sent at) | flowlog: decoded | stored | stored/offered | dropped (counted) | sequence lost | socket drops | CPU s: serve / sender | nfcapd: stored | stored/offered | CPU s |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| offered (flows/s) | offered flows (sent at) | flowlog: decoded | stored | stored/offered | dropped (counted) | sequence lost | socket drops | stored when the replay ended | drain after | spool peak | top-10 query during: median / max | CPU s: serve / sender | nfcapd: stored | stored/offered | CPU s |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		peer := "– | – | –"
 		if !r.peerSkipped {
 			peer = fmt.Sprintf("%s | %s | %.1f", thousands(r.peerStored), pct(r.peerStored, r.peer.flows), r.peerCPU.Seconds())
 		}
-		fmt.Fprintf(&b, "| %s | %s (%s/s) | %s | %s | %s | %s | %s | %s | %.1f / %.1f | %s |\n",
+		queries := fmt.Sprintf("%d / %d ms", r.queryP50.Milliseconds(), r.queryMax.Milliseconds())
+		if r.queryFailed > 0 {
+			queries += fmt.Sprintf(" (%d failed)", r.queryFailed)
+		}
+		fmt.Fprintf(&b, "| %s | %s (%s/s) | %s | %s | %s | %s | %s | %s | %s | %.0f s | %.0f MB | %s | %.1f / %.1f | %s |\n",
 			thousands(int64(r.rate)), thousands(r.flowlog.flows), thousands(int64(r.flowlog.rate())),
 			thousands(r.decoded), thousands(r.stored), pct(r.stored, r.flowlog.flows), thousands(r.dropped),
-			thousands(r.seqLost), thousands(r.sockDrops), r.serveCPU.Seconds(), r.senderCPU.Seconds(), peer)
+			thousands(r.seqLost), thousands(r.sockDrops), pct(r.liveStored, r.flowlog.flows), r.drain.Seconds(),
+			r.spoolPeak/1e6, queries, r.serveCPU.Seconds(), r.senderCPU.Seconds(), peer)
 	}
 	return b.String()
 }

@@ -73,7 +73,9 @@ var (
 	descKernelDrops = prometheus.NewDesc("flowlog_capture_kernel_drops_total",
 		"Packets the kernel dropped because a capture ring was full.", []string{"interface"}, nil)
 	descQueue = prometheus.NewDesc("flowlog_store_queue_records",
-		"Records waiting to be written to a log stream.", []string{"log_stream"}, nil)
+		"Records accepted into a log stream's spool and not yet in the store.", []string{"log_stream"}, nil)
+	descSpoolBytes = prometheus.NewDesc("flowlog_spool_bytes",
+		"Bytes the spool holds on disk for all log streams.", nil, nil)
 	descCommitted = prometheus.NewDesc("flowlog_store_committed_records_total",
 		"Records durably written to a log stream.", []string{"log_stream"}, nil)
 	descFailures = prometheus.NewDesc("flowlog_store_append_failures_total",
@@ -106,7 +108,7 @@ var (
 // Describe implements prometheus.Collector.
 func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descDropped, descMeterPackets,
-		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descCommitted,
+		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descSpoolBytes, descCommitted,
 		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descExpRefusedTpl,
 		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams} {
 		ch <- d
@@ -124,6 +126,9 @@ func (p *Plane) Collect(ch chan<- prometheus.Metric) {
 			counter(ch, descKernelPackets, st[0].Packets, t.iface)
 			counter(ch, descKernelDrops, st[0].Drops, t.iface)
 		}
+	}
+	if p.cfg.Spool != nil {
+		ch <- prometheus.MustNewConstMetric(descSpoolBytes, prometheus.GaugeValue, float64(p.cfg.Spool.Used()))
 	}
 	for _, st := range s.streams {
 		ps := st.pipe.Stats()

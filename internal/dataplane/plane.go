@@ -68,6 +68,9 @@ func New(cfg Config) (*Plane, error) {
 	if cfg.Control == nil {
 		return nil, errors.New("dataplane: no control plane")
 	}
+	if cfg.Store != nil && cfg.Spool == nil {
+		return nil, errors.New("dataplane: a log store needs a spool")
+	}
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
 	}

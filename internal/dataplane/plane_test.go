@@ -15,6 +15,7 @@ import (
 	"flowlog/internal/export"
 	"flowlog/internal/flow"
 	"flowlog/internal/netflow"
+	"flowlog/internal/spool"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
 	"flowlog/internal/store/query"
@@ -56,7 +57,11 @@ func newRigPcap(t *testing.T, netflowListen, pcapDir string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := New(Config{Control: svc, Store: st, NetflowListen: netflowListen, PcapDir: pcapDir})
+	sp, err := spool.Open(spool.Config{Dir: filepath.Join(dir, "spool"), Reserve: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := New(Config{Control: svc, Store: st, Spool: sp, NetflowListen: netflowListen, PcapDir: pcapDir})
 	if err != nil {
 		t.Fatal(err)
 	}
