@@ -9,7 +9,7 @@ import (
 	"flowlog/internal/store/query"
 )
 
-// monitor watches a server during a replay: once a second it reads the
+// monitor watches a server during a replay: every 5 s it reads the
 // spool's size and asks the question a user watching the console asks
 // (the top 10 sources by bytes over the last 15 minutes), timing it.
 type monitor struct {
@@ -26,7 +26,7 @@ func watch(ctx context.Context, srv *server) *monitor {
 	m.done.Add(1)
 	go func() {
 		defer m.done.Done()
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
 		for {
 			select {

@@ -81,6 +81,10 @@ type Serve struct {
 	// IngestMemoryMB bounds the records all log streams' pipelines hold in
 	// memory at once (MiB; 0: 512).
 	IngestMemoryMB int `yaml:"ingest_memory_mb"`
+	// StoreThreads is the embedded store's worker threads (0: 1). One
+	// leaves a core to the collector and writes at the lowest cost per
+	// record; more answer big queries sooner.
+	StoreThreads int `yaml:"store_threads"`
 }
 
 // LoadServe merges flags over the environment (getenv) over the file (if
@@ -169,7 +173,7 @@ func (c *Serve) merge(o Serve) {
 		c.TLSKey = o.TLSKey
 	}
 	for dst, v := range map[*int]int{&c.ReplayPerAccount: o.ReplayPerAccount, &c.SpoolMaxMB: o.SpoolMaxMB,
-		&c.DiskReserveMB: o.DiskReserveMB, &c.IngestMemoryMB: o.IngestMemoryMB} {
+		&c.DiskReserveMB: o.DiskReserveMB, &c.IngestMemoryMB: o.IngestMemoryMB, &c.StoreThreads: o.StoreThreads} {
 		if v != 0 {
 			*dst = v
 		}
@@ -195,7 +199,7 @@ func (c *Serve) validate() error {
 		return fmt.Errorf("log_level: %q is not debug, info, warn or error", c.LogLevel)
 	}
 	for name, v := range map[string]int{"replay_per_account": c.ReplayPerAccount, "spool_max_mb": c.SpoolMaxMB,
-		"disk_reserve_mb": c.DiskReserveMB, "ingest_memory_mb": c.IngestMemoryMB} {
+		"disk_reserve_mb": c.DiskReserveMB, "ingest_memory_mb": c.IngestMemoryMB, "store_threads": c.StoreThreads} {
 		if v < 0 {
 			return fmt.Errorf("%s: must not be negative, got %d", name, v)
 		}
@@ -213,7 +217,8 @@ func (c *Serve) numbersFromEnv(getenv func(string) string) error {
 		dst  *int
 	}{{"FLOWLOG_FLOW_LOG_QUOTA", &c.FlowLogQuota}, {"FLOWLOG_QUERY_CONCURRENCY", &c.QueryConcurrency},
 		{"FLOWLOG_REPLAY_PER_ACCOUNT", &c.ReplayPerAccount}, {"FLOWLOG_SPOOL_MAX_MB", &c.SpoolMaxMB},
-		{"FLOWLOG_DISK_RESERVE_MB", &c.DiskReserveMB}, {"FLOWLOG_INGEST_MEMORY_MB", &c.IngestMemoryMB}} {
+		{"FLOWLOG_DISK_RESERVE_MB", &c.DiskReserveMB}, {"FLOWLOG_INGEST_MEMORY_MB", &c.IngestMemoryMB},
+		{"FLOWLOG_STORE_THREADS", &c.StoreThreads}} {
 		if v := getenv(n.name); v != "" {
 			i, err := strconv.Atoi(v)
 			if err != nil {
