@@ -25,6 +25,7 @@ import (
 type minuteFiles struct {
 	b       testing.TB
 	nfcapd  string
+	nfdump  string
 	dir     string
 	lag     int64                   // how long before the latest end seen a flow still to come may end, ms
 	pending map[int64][]flow.Record // by minute
@@ -39,7 +40,7 @@ type minuteBatch struct {
 }
 
 func newMinuteFiles(b testing.TB, dir string, lag int64) *minuteFiles {
-	m := &minuteFiles{b: b, nfcapd: testutil.Peer(b, "nfcapd"), dir: dir, lag: lag,
+	m := &minuteFiles{b: b, nfcapd: testutil.Peer(b, "nfcapd"), nfdump: testutil.Peer(b, "nfdump"), dir: dir, lag: lag,
 		pending: map[int64][]flow.Record{}, work: make(chan minuteBatch, 4), done: make(chan error, 1)}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.Fatal(err)
@@ -48,7 +49,7 @@ func newMinuteFiles(b testing.TB, dir string, lag int64) *minuteFiles {
 		var err error
 		for w := range m.work {
 			if err == nil {
-				err = m.write(w)
+				err = m.writeChecked(w)
 			}
 		}
 		m.done <- err
@@ -89,11 +90,29 @@ func (m *minuteFiles) close() error {
 	return <-m.done
 }
 
+// writeChecked writes one minute's file, and again should nfcapd have
+// missed a datagram (the last one read as it was told to stop).
+func (m *minuteFiles) writeChecked(w minuteBatch) error {
+	for try := 0; ; try++ {
+		path, err := m.write(w)
+		if err != nil {
+			return err
+		}
+		n, err := nfdumpFlows(m.nfdump, path)
+		if err != nil || n == len(w.recs) {
+			return err
+		}
+		if try == 2 {
+			return fmt.Errorf("%s: nfcapd stored %d of %d flows, three times", path, n, len(w.recs))
+		}
+	}
+}
+
 // write runs nfcapd for one minute's flows and moves its file into dir.
-func (m *minuteFiles) write(w minuteBatch) error {
+func (m *minuteFiles) write(w minuteBatch) (string, error) {
 	tmp, err := os.MkdirTemp(m.dir, ".minute-")
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer os.RemoveAll(tmp)
 	port := testutil.FreeUDPPort(m.b)
@@ -102,32 +121,33 @@ func (m *minuteFiles) write(w minuteBatch) error {
 	cmd.Env = append(os.Environ(), "TZ=UTC")
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
-		return err
+		return "", err
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
 	defer func() { cmd.Process.Kill(); <-exited }()
 	if err := waitListening(port, exited); err != nil {
-		return fmt.Errorf("nfcapd: %w: %s", err, log.String())
+		return "", fmt.Errorf("nfcapd: %w: %s", err, log.String())
 	}
 	if err := sendPaced(fmt.Sprintf("127.0.0.1:%d", port), v5(w.recs, 0), 20000); err != nil {
-		return err
+		return "", err
 	}
 	for deadline := time.Now().Add(30 * time.Second); !testutil.UDPDrained(port) && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
+	time.Sleep(20 * time.Millisecond)   // let nfcapd store the last datagram it read
 	cmd.Process.Signal(syscall.SIGTERM) // nfcapd writes its file when it ends
 	select {
 	case <-exited:
 	case <-time.After(30 * time.Second):
-		return fmt.Errorf("nfcapd did not stop: %s", log.String())
+		return "", fmt.Errorf("nfcapd did not stop: %s", log.String())
 	}
 	files, _ := filepath.Glob(filepath.Join(tmp, "nfcapd.2*"))
 	if len(files) != 1 {
-		return fmt.Errorf("nfcapd wrote %d files: %s", len(files), log.String())
+		return "", fmt.Errorf("nfcapd wrote %d files: %s", len(files), log.String())
 	}
-	name := "nfcapd." + time.UnixMilli(w.minute).UTC().Format("200601021504")
-	return os.Rename(files[0], filepath.Join(m.dir, name))
+	path := filepath.Join(m.dir, "nfcapd."+time.UnixMilli(w.minute).UTC().Format("200601021504"))
+	return path, os.Rename(files[0], path)
 }
 
 // waitListening waits until a UDP socket is bound to port on loopback.

@@ -353,7 +353,7 @@ func (s *served) load(ctx context.Context, b *testing.B, duck *duckdb.Store, rec
 	}
 	n, err := nfdumpFlows(s.nfdump, q.nfDir)
 	if err == nil && n != q.records {
-		b.Logf("nfcapd stored %d of %d flows", n, q.records)
+		err = fmt.Errorf("nfcapd stored %d of %d flows", n, q.records)
 	}
 	return err
 }
