@@ -60,7 +60,7 @@ func (r *Recorded) Flows() int { return r.flows }
 // time so that the latest ends when the datagram is sent, as
 // bench/ingest's replay does in real time. Sending starts late enough
 // that every record ends within [start, start+span). Records carry
-// stamp's identity fields.
+// stamp's identity fields. fn must not keep the batch: it is reused.
 func (r *Recorded) Replay(n int, start time.Time, span time.Duration, batch int, stamp flow.Record,
 	fn func([]flow.Record) error) error {
 	t0 := start.UnixMilli() + r.lag

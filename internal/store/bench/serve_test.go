@@ -37,9 +37,9 @@ var (
 // same request, compiled for it) and of nfdump over nfcapd's files.
 type question struct {
 	name    string
-	records int           // records in its data set
-	since   time.Time     // its window, which the data set spans
-	span    time.Duration //
+	records int       // records in its data set
+	since   time.Time // its window, [since, since+span), which the data set spans
+	span    time.Duration
 	req     query.Request
 	nfdump  func(nfdump, dir string) (answer, error)
 	stream  string // log stream id
@@ -296,7 +296,12 @@ func loadServed(b *testing.B) *served {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer duck.Close()
+	closed := false
+	defer func() {
+		if !closed {
+			duck.Close()
+		}
+	}()
 	url := chtest.Start(b)
 	s.chPID = chtest.PID(url)
 	if s.ch, err = clickhouse.New(ctx, clickhouse.Config{URL: url}); err != nil {
@@ -319,6 +324,7 @@ func loadServed(b *testing.B) *served {
 		b.Logf("%s: %d records (%d passes over the recording's %d flows) into DuckDB, ClickHouse and nfcapd in %v",
 			q.name, q.records, (q.records+rec.Flows()-1)/rec.Flows(), rec.Flows(), time.Since(start).Round(time.Second))
 	}
+	closed = true
 	if err := duck.Close(); err != nil {
 		b.Fatal(err)
 	}
