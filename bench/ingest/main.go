@@ -28,6 +28,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"flowlog/bench/recording"
 )
 
 type config struct {
@@ -57,7 +59,7 @@ func parseFlags() (config, error) {
 	var c config
 	rates := flag.String("rates", "200000,500000,1000000", "offered rates, flows per second, comma-separated")
 	flag.DurationVar(&c.duration, "duration", 60*time.Second, "how long each replay lasts")
-	flag.StringVar(&c.pcap, "pcap", filepath.Join(os.TempDir(), "flowlog-bench-5Mpkt.pcap"),
+	flag.StringVar(&c.pcap, "pcap", recording.DefaultPcap,
 		"capture softflowd meters; the synthetic 5M-packet capture is written there if missing")
 	flag.StringVar(&c.capture, "capture", "", "recording of softflowd's IPFIX export (default: PCAP.ipfix; made if missing)")
 	flag.StringVar(&c.bin, "bin", "", "flowlog binary (default: go build ./cmd/flowlog)")
@@ -105,7 +107,7 @@ type result struct {
 
 func run(ctx context.Context, cfg config) error {
 	logf := log.New(os.Stderr, "bench-ingest: ", log.Ltime).Printf
-	grams, err := loadOrCapture(cfg.pcap, cfg.capture, logf)
+	grams, err := recording.LoadOrCapture(cfg.pcap, cfg.capture, logf)
 	if err != nil {
 		return err
 	}

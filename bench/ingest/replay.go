@@ -4,6 +4,8 @@ import (
 	"net"
 	"syscall"
 	"time"
+
+	"flowlog/bench/recording"
 )
 
 // replay is a paced replay of the recording to one collector.
@@ -42,7 +44,7 @@ func (r *replay) send(addr string, rate int, d time.Duration) (sent, error) {
 		return sent{}, err
 	}
 	defer conn.Close()
-	setSockBuf(conn.(*net.UDPConn), syscall.SO_SNDBUFFORCE, 8<<20)
+	recording.SetSockBuf(conn.(*net.UDPConn), syscall.SO_SNDBUFFORCE, 8<<20)
 	want := int64(float64(rate) * d.Seconds())
 	seq := map[uint32]uint32{}
 	var s sent

@@ -135,8 +135,11 @@ func build(b *testing.B) (*dataset, error) {
 	return d, nil
 }
 
-func (d *dataset) nfdumpFlows() (int, error) {
-	out, err := exec.Command(d.nfdump, "-R", d.nfDir, "-I").CombinedOutput()
+func (d *dataset) nfdumpFlows() (int, error) { return nfdumpFlows(d.nfdump, d.nfDir) }
+
+// nfdumpFlows counts the flows nfdump reads from the files in dir.
+func nfdumpFlows(nfdump, dir string) (int, error) {
+	out, err := exec.Command(nfdump, "-R", dir, "-I").CombinedOutput()
 	if err != nil {
 		return 0, fmt.Errorf("nfdump -I: %v: %s", err, out)
 	}
@@ -153,9 +156,12 @@ type entry struct {
 	bytes uint64
 }
 
-// nfdumpTop runs nfdump -s srcip/bytes -n 10 and parses its table.
-func (d *dataset) nfdumpTop() ([]entry, error) {
-	out, err := exec.Command(d.nfdump, "-R", d.nfDir, "-s", "srcip/bytes", "-n", "10", "-q", "-N").CombinedOutput()
+func (d *dataset) nfdumpTop() ([]entry, error) { return nfdumpTop(d.nfdump, d.nfDir) }
+
+// nfdumpTop runs nfdump -s srcip/bytes -n 10 over the files in dir and
+// parses its table.
+func nfdumpTop(nfdump, dir string) ([]entry, error) {
+	out, err := exec.Command(nfdump, "-R", dir, "-s", "srcip/bytes", "-n", "10", "-q", "-N").CombinedOutput()
 	if err != nil {
 		return nil, fmt.Errorf("nfdump: %v: %s", err, out)
 	}

@@ -1,4 +1,7 @@
-package main
+// Package recording holds softflowd's IPFIX export of a capture, recorded
+// once (datagrams in a file) and shared by the benchmarks that replay it
+// (bench/ingest) or derive stored records from it (internal/store/bench).
+package recording
 
 import (
 	"bufio"
@@ -16,6 +19,13 @@ import (
 	"flowlog/internal/testutil"
 )
 
+// Where the synthetic 5M-packet capture and softflowd's export of it (the
+// recording) are kept between runs.
+var (
+	DefaultPcap = filepath.Join(os.TempDir(), "flowlog-bench-5Mpkt.pcap")
+	DefaultFile = DefaultPcap + ".ipfix"
+)
+
 // captureExport runs softflowd over pcap, exporting IPFIX with absolute
 // millisecond times to a local UDP socket, and returns every datagram it
 // sent, in order. The socket's buffer holds the whole export, so nothing
@@ -31,7 +41,7 @@ func captureExport(pcap string) ([][]byte, error) {
 		return nil, err
 	}
 	defer conn.Close()
-	if err := setSockBuf(conn, syscall.SO_RCVBUFFORCE, 1<<30); err != nil {
+	if err := SetSockBuf(conn, syscall.SO_RCVBUFFORCE, 1<<30); err != nil {
 		return nil, fmt.Errorf("receive buffer (run as root): %w", err)
 	}
 	dir, err := os.MkdirTemp("", "flowlog-bench-softflowd-")
@@ -64,9 +74,9 @@ func captureExport(pcap string) ([][]byte, error) {
 	}
 }
 
-// setSockBuf sets a socket buffer size option (SO_RCVBUFFORCE,
+// SetSockBuf sets a socket buffer size option (SO_RCVBUFFORCE,
 // SO_SNDBUFFORCE: above the sysctl limits, for root).
-func setSockBuf(c *net.UDPConn, opt, size int) error {
+func SetSockBuf(c *net.UDPConn, opt, size int) error {
 	raw, err := c.SyscallConn()
 	if err != nil {
 		return err
@@ -117,10 +127,10 @@ func readDatagrams(path string) ([][]byte, error) {
 	return grams, nil
 }
 
-// loadOrCapture returns softflowd's export of pcap, from the capture file
+// LoadOrCapture returns softflowd's export of pcap, from the capture file
 // if it exists, else by running softflowd (and generating the synthetic
 // capture first if pcap does not exist either), saving it there.
-func loadOrCapture(pcap, capFile string, logf func(string, ...any)) ([][]byte, error) {
+func LoadOrCapture(pcap, capFile string, logf func(string, ...any)) ([][]byte, error) {
 	if grams, err := readDatagrams(capFile); err == nil {
 		logf("replaying %s (%d datagrams)", capFile, len(grams))
 		return grams, nil
