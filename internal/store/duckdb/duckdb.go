@@ -2,8 +2,8 @@
 // directory. Each log stream keeps one table per day (f<stream>_d<day>), so
 // a time range reads only its days and retention drops whole tables. Next
 // to each day table sit its rollups (f<stream>_d<day>_<rollup>): per-minute
-// sums by a few keys, which answer top-N and time-series questions without
-// reading every record.
+// or per-hour sums by a few keys, which answer top-N and time-series
+// questions without reading every record.
 //
 // Text fields are stored as integer codes into one dictionary (the strings
 // table), and decoded when read: DuckDB appends and compresses integers far

@@ -164,7 +164,7 @@ func TestConcurrent(t *testing.T) {
 // TestRollups appends many small batches (so rollup tables are merged
 // several times) and checks that the questions a rollup can answer are
 // planned onto one and get the same answer as from the records and from
-// the Go oracle, for windows on and off minute boundaries.
+// the Go oracle, for windows on and off minute and hour boundaries.
 func TestRollups(t *testing.T) {
 	s := open(t, t.TempDir())
 	s.compactMin = 500
@@ -192,8 +192,8 @@ func TestRollups(t *testing.T) {
 	qs := []query.Request{
 		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets"), count, sum("bytes")}, Limit: 10},
 		{Since: odd(0), Until: odd(2 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets")}, Limit: 10},
-		{Since: odd(time.Hour), Until: base.Add(2 * time.Hour), Where: "srcaddr in 10.1.0.0/16", Aggregates: []query.Aggregate{count}},
-		{Since: base, Until: odd(150 * time.Minute), Interval: "5m", Where: "srcaddr in 10.0.0.0/8", Aggregates: []query.Aggregate{sum("packets")}, Limit: 1000},
+		{Since: odd(time.Hour), Until: base.Add(3 * time.Hour), Where: "srcaddr in 10.1.0.0/16", Aggregates: []query.Aggregate{count}},
+		{Since: base, Until: odd(150 * time.Minute), Interval: "1h", Where: "srcaddr in 10.0.0.0/8", Aggregates: []query.Aggregate{sum("packets")}, Limit: 1000},
 		{Since: odd(0), Until: odd(160 * time.Minute), Interval: "1h", GroupBy: []string{"protocol"}, Aggregates: []query.Aggregate{count, sum("packets")}, Limit: 1000},
 		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"dstport"}, Where: "protocol = 6 and dstport in (80, 443)", Aggregates: []query.Aggregate{count}, OrderBy: "dstport", Ascending: true},
 		{Since: odd(30 * time.Minute), Until: odd(90 * time.Minute), GroupBy: []string{"dstport"}, Where: "protocol != 1", Aggregates: []query.Aggregate{count}, Limit: 5},

@@ -131,8 +131,8 @@ func union(tables []string, cols, where string) string {
 
 const unionFan = 16
 
-// rollupSource reads the rollup's whole minutes [from, to) of the window,
-// and the records of the parts of a minute at either end of it, summed the
+// rollupSource reads the rollup's whole steps [from, to) of the window,
+// and the records of the parts of a step at either end of it, summed the
 // same way (each record counting once).
 func rollupSource(r rollup, days []string, q query.Request, from, to int64) string {
 	keys := r.keyColumns()

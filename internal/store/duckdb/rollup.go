@@ -14,14 +14,14 @@ import (
 	"flowlog/internal/store/query"
 )
 
-// A rollup is a per-minute summary of a day's records by a few key
-// fields: for each minute (by record end) and key, the sum of packets and
-// bytes and the number of records. Sources and destinations are skewed
-// (a few talkers carry most traffic), so a rollup is several times smaller
-// than the records it sums, and a top-N or time series over whole minutes
-// reads it instead of them.
+// A rollup is a summary of a day's records by a few key fields: for each
+// step (a minute or an hour, by record end) and key, the sum of packets
+// and bytes and the number of records. A top-N or time series over whole
+// steps reads it instead of the records, and the records only for the
+// parts of a step at either end of the window.
 type rollup struct {
 	name  string    // table suffix
+	step  int64     // ms
 	keys  []string  // key fields: numbers and addresses only
 	parts []keyPart // the key's stored columns
 }
@@ -36,16 +36,20 @@ type keyPart struct {
 const maxKeyParts = 2
 
 // rollups, smallest first: a question is answered from the first that can.
-// Destinations are not rolled up: with many clients per server they are
-// spread too evenly for a per-minute rollup to be much smaller than the
-// records, and it would cost ingest as much as it saved.
+// Ports are few, so they are summed per minute. Sources are summed per
+// hour: where each source sends a flow every few minutes (a scan, many
+// clients, a large network) a per-minute rollup would hold a row per
+// record and cost ingest as much as it saved, while an hour holds a row per
+// source. Destinations are not rolled up: spread too evenly to save much.
+// A source rollup of an older flowlog holds per-minute rows, which sum the
+// same within whole hours.
 var rollups = []rollup{
-	newRollup("port", "protocol", "dstport"),
-	newRollup("src", "srcaddr"),
+	newRollup("port", minuteMS, "protocol", "dstport"),
+	newRollup("src", hourMS, "srcaddr"),
 }
 
-func newRollup(name string, keys ...string) rollup {
-	r := rollup{name: name, keys: keys}
+func newRollup(name string, step int64, keys ...string) rollup {
+	r := rollup{name: name, step: step, keys: keys}
 	for _, k := range keys {
 		f, ok := flow.FieldByName(k)
 		switch {
@@ -94,7 +98,7 @@ func (r rollup) keyColumns() string {
 	return strings.Join(cols, ", ")
 }
 
-// createTable is the DDL of a rollup table. "end" is the minute's start,
+// createTable is the DDL of a rollup table. "end" is the step's start,
 // so the time conditions the query compiler writes apply unchanged.
 func (r rollup) createTable(name string) string {
 	cols := []string{query.Quote(query.TimeColumn) + " BIGINT NOT NULL"}
@@ -108,19 +112,22 @@ func (r rollup) createTable(name string) string {
 // countColumn holds how many records a rollup row sums.
 const countColumn = "flows"
 
-const minuteMS = 60_000
+const (
+	minuteMS = 60_000
+	hourMS   = 60 * minuteMS
+)
 
-// minuteOf rounds a time down to its minute, also before 1970.
-func minuteOf(ms int64) int64 {
-	m := ms % minuteMS
+// floorTo rounds a time down to a multiple of step, also before 1970.
+func floorTo(ms, step int64) int64 {
+	m := ms % step
 	if m < 0 {
-		m += minuteMS
+		m += step
 	}
 	return ms - m
 }
 
 type rollupKey struct {
-	minute int64
+	start  int64 // of the step
 	key    [maxKeyParts]uint64
 }
 
@@ -137,7 +144,7 @@ func (s *rollupSums) add(packets, bytes uint64) bool {
 	return true
 }
 
-// Stored columns a rollup sums, and the one it rounds to minutes.
+// Stored columns a rollup sums, and the one it rounds to its step.
 var (
 	endColumn     = columnIndex(query.TimeColumn)
 	packetsColumn = columnIndex("packets")
@@ -157,7 +164,7 @@ func (r rollup) aggregate(recs *colSet) *colSet {
 	var keys []rollupKey
 	var sums []rollupSums
 	for i := range recs.n {
-		k := rollupKey{minute: minuteOf(end[i])}
+		k := rollupKey{start: floorTo(end[i], r.step)}
 		for p, col := range parts {
 			k.key[p] = col[i]
 		}
@@ -179,7 +186,7 @@ func (r rollup) rows(keys []rollupKey, sums []rollupSums) *colSet {
 		cs.add(duckdb.TYPE_UBIGINT)
 	}
 	for n, k := range keys {
-		cs.cols[0].i64 = append(cs.cols[0].i64, k.minute)
+		cs.cols[0].i64 = append(cs.cols[0].i64, k.start)
 		for p := range r.parts {
 			cs.cols[1+p].u64 = append(cs.cols[1+p].u64, k.key[p])
 		}
@@ -193,12 +200,12 @@ func (r rollup) rows(keys []rollupKey, sums []rollupSums) *colSet {
 
 // answers reports whether the rollup holds everything q asks about: its
 // groups and filter use only key fields, and it sums bytes or packets or
-// counts records, per whole minutes.
+// counts records, per whole steps.
 func (r rollup) answers(q query.Request) bool {
 	if q.Raw() {
 		return false
 	}
-	if ms, err := q.IntervalMS(); err != nil || ms%minuteMS != 0 {
+	if ms, err := q.IntervalMS(); err != nil || ms%r.step != 0 {
 		return false
 	}
 	for _, a := range q.Aggregates {
@@ -218,17 +225,17 @@ func (r rollup) answers(q query.Request) bool {
 	return true
 }
 
-// rollupFor returns the first rollup that answers q, and the whole
-// minutes [from, to) of its window; the rest of the window, less than a
-// minute at either end, is read from the records.
+// rollupFor returns the first rollup that answers q and has a whole step
+// in its window, and the whole steps [from, to); the rest of the window,
+// less than a step at either end, is read from the records.
 func rollupFor(q query.Request) (r rollup, from, to int64, ok bool) {
 	since, until := q.Since.UnixMilli(), q.Until.UnixMilli()
-	from, to = minuteOf(since+minuteMS-1), minuteOf(until)
-	if since < 0 || from >= to {
+	if since < 0 {
 		return rollup{}, 0, 0, false
 	}
 	for _, r := range rollups {
-		if r.answers(q) {
+		from, to = floorTo(since+r.step-1, r.step), floorTo(until, r.step)
+		if from < to && r.answers(q) {
 			return r, from, to, true
 		}
 	}
@@ -248,8 +255,8 @@ const compactMin = 1 << 16
 // compact merges the rows of the batch's rollup tables once they have
 // grown by as many rows as they had after their last merge, so each row is
 // merged a bounded number of times. Each batch adds its own rows for the
-// minutes it touches; merging them keeps the rollup as small as the keys
-// per minute. A failed merge leaves the table as it was, which answers
+// steps it touches; merging them keeps the rollup as small as the keys
+// per step. A failed merge leaves the table as it was, which answers
 // the same.
 func (s *Store) compact(ctx context.Context, days []dayBatch) {
 	for _, b := range days {
@@ -285,9 +292,9 @@ func (s *Store) rollupState(ctx context.Context, table string, added int) (*roll
 	return st, nil
 }
 
-// merge rewrites a rollup table with one row per minute and key, in time
+// merge rewrites a rollup table with one row per step and key, in time
 // order, in one transaction; concurrent queries see it before or after.
-// If a minute and key sums past 64 bits (a hostile or broken exporter),
+// If a step and key sums past 64 bits (a hostile or broken exporter),
 // the merge is done again leaving such rows apart: queries add them up as
 // they would a merged row.
 func (s *Store) merge(ctx context.Context, r rollup, table string) (int, error) {
@@ -299,7 +306,7 @@ func (s *Store) merge(ctx context.Context, r rollup, table string) (int, error) 
 	return n, err
 }
 
-// mergeSQL selects the merged rows; apart keeps the rows of a minute and
+// mergeSQL selects the merged rows; apart keeps the rows of a step and
 // key whose sums pass 64 bits as they are.
 func mergeSQL(r rollup, table string, apart bool) string {
 	t, keys := query.Quote(table), r.keyColumns()
