@@ -109,7 +109,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 			filepath.Join(cfg.DataDir, config.CredentialsFile), boot.Key.AccountID, boot.Key.ID, boot.Key.Secret)
 	}
 
-	logs, err := duckdb.New(duckdb.Config{Dir: cfg.DataDir, Threads: cmp.Or(cfg.StoreThreads, 1)})
+	logs, err := duckdb.New(duckdb.Config{Dir: cfg.DataDir, Threads: cfg.StoreThreads})
 	if err != nil {
 		return fmt.Errorf("log store: %w", err)
 	}

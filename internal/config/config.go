@@ -81,9 +81,9 @@ type Serve struct {
 	// IngestMemoryMB bounds the records all log streams' pipelines hold in
 	// memory at once (MiB; 0: 512).
 	IngestMemoryMB int `yaml:"ingest_memory_mb"`
-	// StoreThreads is the embedded store's worker threads (0: 1). One
-	// leaves a core to the collector and writes at the lowest cost per
-	// record; more answer big queries sooner.
+	// StoreThreads is the embedded store's worker threads (0: one per
+	// core). Fewer leave more of the machine to the collector and write
+	// at a lower cost per record; more answer big queries sooner.
 	StoreThreads int `yaml:"store_threads"`
 }
 
