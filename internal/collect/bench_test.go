@@ -75,7 +75,7 @@ func send(b *testing.B, addr string, pkts [][]byte, per, records, rate int) int 
 }
 
 // BenchmarkCollectorUDP sends IPFIX over loopback to the collector (two
-// SO_REUSEPORT workers, 32 MiB buffers) and reports the records/s decoded
+// SO_REUSEPORT workers, its default buffers) and reports the records/s decoded
 // end to end and the loss. The /max case sends as fast as one sender
 // can; /500k paces the stream at 500,000 records/s.
 func BenchmarkCollectorUDP(b *testing.B) {

@@ -73,7 +73,7 @@ type Serve struct {
 	// Alibaba nonces) remembered to refuse replays; 0: 65536.
 	ReplayPerAccount int `yaml:"replay_per_account"`
 	// SpoolMaxMB bounds the disk spool where accepted records wait for the
-	// log store (MiB; 0: 4096). A full spool drops, counted per flow log.
+	// log store (MiB; 0: 16384). A full spool drops, counted per flow log.
 	SpoolMaxMB int `yaml:"spool_max_mb"`
 	// DiskReserveMB is the free space the spool leaves on the data dir's
 	// file system for the store (MiB; 0: 256).

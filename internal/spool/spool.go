@@ -42,7 +42,7 @@ var (
 // Config bounds the spool.
 type Config struct {
 	Dir          string // where the logs live, one directory per stream
-	MaxBytes     int64  // all logs together; default 4 GiB
+	MaxBytes     int64  // all logs together; default 16 GiB
 	SegmentBytes int64  // a log starts a new segment past this size; default 32 MiB
 	// Reserve is the free space left on Dir's file system for the
 	// store: Append refuses records that would eat into it. Default
@@ -52,7 +52,7 @@ type Config struct {
 
 func (c *Config) defaults() {
 	if c.MaxBytes <= 0 {
-		c.MaxBytes = 4 << 30
+		c.MaxBytes = 16 << 30
 	}
 	if c.SegmentBytes <= 0 { // small enough that trimming frees the spool bit by bit
 		c.SegmentBytes = min(32<<20, max(4096, c.MaxBytes/16))
