@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"flowlog/internal/control"
+	"flowlog/internal/spool"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
 )
@@ -34,6 +35,10 @@ func openDataDir(ctx context.Context, t streamTarget) (*duckdb.Store, store.Stre
 	if err != nil {
 		s.Close()
 		return nil, id, err
+	}
+	if n, _ := spool.Waiting(filepath.Join(dir, spool.DirName), id); n > 0 && t.notes != nil {
+		fmt.Fprintf(t.notes, "note: up to %.1f MB of this log stream's records wait in the data dir's spool, "+
+			"not in these results; the server stores them when it next runs\n", float64(n)/1e6)
 	}
 	return s, id, nil
 }

@@ -46,6 +46,7 @@ func newExportCmd() *cobra.Command {
 				o.Out = cmd.OutOrStdout()
 			}
 			ctx := cmd.Context()
+			target.notes = cmd.ErrOrStderr()
 			q, id, err := openQuerier(ctx, target)
 			if err != nil {
 				return err

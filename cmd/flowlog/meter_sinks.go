@@ -60,7 +60,7 @@ func openSinks(ctx context.Context, o sinkOpts, sampling uint32, source string, 
 		}
 		// The records go through the data dir's spool, as in serve: an
 		// interrupted import leaves them there, stored by the next run.
-		sp, err := spool.Open(spool.Config{Dir: filepath.Join(o.dataDir, "spool")})
+		sp, err := spool.Open(spool.Config{Dir: filepath.Join(o.dataDir, spool.DirName)})
 		if err == nil {
 			s.pipe, err = ingest.New(ctx, ingest.Config{}, sp, s.store, id)
 		}

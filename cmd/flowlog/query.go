@@ -38,6 +38,7 @@ var remoteQuerier func(ctx context.Context, t streamTarget) (querier, error)
 // account when the name is not unique).
 type streamTarget struct {
 	dataDir, server, stream, group, account string
+	notes                                   io.Writer // where notes for the user go (the command's stderr)
 }
 
 func (t *streamTarget) addFlags(cmd *cobra.Command) {
@@ -94,6 +95,7 @@ func newQueryCmd() *cobra.Command {
 				return err
 			}
 			ctx := cmd.Context()
+			f.target.notes = cmd.ErrOrStderr()
 			q, id, err := openQuerier(ctx, f.target)
 			if err != nil {
 				return err

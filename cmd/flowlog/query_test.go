@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"flowlog/internal/flow"
+	"flowlog/internal/spool"
 	"flowlog/internal/store/duckdb"
 	"flowlog/internal/store/query"
 	"flowlog/internal/store/storetest"
@@ -226,5 +227,36 @@ func TestQueryJSONOutput(t *testing.T) {
 	c.Stdin = strings.NewReader(out)
 	if b, err := c.Output(); err != nil || strings.TrimSpace(string(b)) != strconv.FormatUint(wantSum, 10) {
 		t.Errorf("jq -s 'map(.packets) | add': %q, %v; want %d", b, err, wantSum)
+	}
+}
+
+// TestQuerySpoolNote: records waiting in a data dir's spool are not in an
+// offline query's results, and the query says so.
+func TestQuerySpoolNote(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, id, err := duckdb.OpenLocal(ctx, dir, "lan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	args := []string{"query", "--data-dir", dir, "--log-stream", "lan", "--since", "24h"}
+	if _, errOut := runQueryCmd(t, ctx, args...); strings.Contains(errOut, "spool") {
+		t.Errorf("note without a spool: %q", errOut)
+	}
+	sp, err := spool.Open(spool.Config{Dir: filepath.Join(dir, spool.DirName), Reserve: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := sp.Log(id, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Append(storetest.Records(100, time.Hour, 3)); err != nil {
+		t.Fatal(err)
+	}
+	l.Close()
+	if _, errOut := runQueryCmd(t, ctx, args...); !strings.Contains(errOut, "wait in the data dir's spool") {
+		t.Errorf("no note of the spooled records: %q", errOut)
 	}
 }

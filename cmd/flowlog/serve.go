@@ -125,7 +125,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	})
 	go store.FollowCatalog(ctx, logs, svc, time.Hour, log)
 
-	sp, err := spool.Open(spool.Config{Dir: filepath.Join(cfg.DataDir, "spool"), MaxBytes: int64(cfg.SpoolMaxMB) << 20,
+	sp, err := spool.Open(spool.Config{Dir: filepath.Join(cfg.DataDir, spool.DirName), MaxBytes: int64(cfg.SpoolMaxMB) << 20,
 		Reserve: int64(cfg.DiskReserveMB) << 20})
 	if err != nil {
 		return err

@@ -32,6 +32,9 @@ import (
 	"flowlog/internal/store"
 )
 
+// DirName is the spool's directory in a data dir.
+const DirName = "spool"
+
 // Errors of Append; the records were not spooled.
 var (
 	ErrFull     = errors.New("spool full")
@@ -106,6 +109,22 @@ func (s *Spool) Used() int64 { return s.used.Load() }
 // makes one safe file name.
 func (s *Spool) dirOf(id store.StreamID) string {
 	return filepath.Join(s.cfg.Dir, hex.EncodeToString([]byte(id.Account))+"-"+hex.EncodeToString([]byte(id.Stream)))
+}
+
+// Waiting returns the bytes of a stream's log in the spool directory dir,
+// without opening it: records that may not be in the store yet (the
+// server stores them when it next runs).
+func Waiting(dir string, id store.StreamID) (int64, error) {
+	s := &Spool{cfg: Config{Dir: dir}}
+	segs, err := listSegments(s.dirOf(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	var n int64
+	for _, sg := range segs {
+		n += sg.size
+	}
+	return n, err
 }
 
 // Pending lists the streams that have a log on disk.
