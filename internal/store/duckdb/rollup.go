@@ -127,8 +127,8 @@ func floorTo(ms, step int64) int64 {
 }
 
 type rollupKey struct {
-	start  int64 // of the step
-	key    [maxKeyParts]uint64
+	start int64 // of the step
+	key   [maxKeyParts]uint64
 }
 
 type rollupSums struct{ packets, bytes, flows uint64 }
