@@ -53,7 +53,8 @@ func (p *Pipeline) flushing() bool {
 }
 
 // commitNext reads up to want records and commits them, retrying until
-// the store takes them; false when cancelled.
+// the store takes them; false when cancelled, or when a commit fails while
+// the pipeline closes.
 func (p *Pipeline) commitNext(ctx context.Context, r *spool.Reader, b *batcher, want int) bool {
 	n := b.reserve(ctx, want, p.cfg.MinBatch)
 	if n == 0 {
@@ -73,7 +74,12 @@ func (p *Pipeline) commitNext(ctx context.Context, r *spool.Reader, b *batcher, 
 		}
 		p.mu.Lock()
 		p.failures++
+		closing := p.closed
 		p.mu.Unlock()
+		if closing { // the spool keeps the batch for the next start: no waiting on a full disk
+			p.cfg.Logger.Warn("ingest: commit failed while closing", "log_stream", p.id.Stream, "records", len(batch.Records), "err", err)
+			return false
+		}
 		p.cfg.Logger.Warn("ingest: commit failed; retrying", "log_stream", p.id.Stream, "records", len(batch.Records), "err", err)
 		if !sleep(ctx, p.cfg.RetryInterval) {
 			return false

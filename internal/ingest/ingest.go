@@ -272,7 +272,8 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 }
 
 // Close stops accepting records and commits what the spool holds until
-// ctx ends; what is left stays in the spool for the next New.
+// ctx ends or a commit fails; what is left stays in the spool for the next
+// New.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true

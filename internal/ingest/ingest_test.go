@@ -71,6 +71,13 @@ func (l *lossy) Commit(ctx context.Context, id store.StreamID, b store.Batch) er
 	return nil
 }
 
+// full refuses every commit, as a store on a full disk does.
+type full struct{ *duckdb.Store }
+
+func (full) Commit(context.Context, store.StreamID, store.Batch) error {
+	return errors.New("no space left on device")
+}
+
 func openSpool(t *testing.T, dir string, maxBytes int64) *spool.Spool {
 	t.Helper()
 	sp, err := spool.Open(spool.Config{Dir: filepath.Join(dir, "spool"), MaxBytes: maxBytes, Reserve: 1})
@@ -267,6 +274,9 @@ func TestRetry(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if err := p.Flush(ctx); err != nil { // retries; Close would give up after a failure
+		t.Fatal(err)
+	}
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -286,11 +296,29 @@ func TestRetry(t *testing.T) {
 	if err := s.CreateStream(ctx, store.Stream{StreamID: other}); err != nil { // the stream appears
 		t.Fatal(err)
 	}
+	if err := p.Flush(ctx); err != nil { // retries; Close would give up after a failure
+		t.Fatal(err)
+	}
 	if err := p.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if st := p.Stats(); st.Committed != 10 {
 		t.Errorf("stats %+v: want 10 committed", st)
+	}
+
+	p = newPipeline(t, cfg, sp, full{s}, stream)
+	if err := p.Source("f", false).Write(ctx, seq(100, 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err == nil { // without a deadline: it must not wait for the store
+		t.Error("Close with a failing store: no error, want the records left in the spool")
+	}
+	p = newPipeline(t, cfg, sp, s, stream)
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, d := count(t, s); n != 110 || d != 110 {
+		t.Errorf("stored %d (%d distinct), want 110 once each", n, d)
 	}
 }
 

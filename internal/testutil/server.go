@@ -103,10 +103,16 @@ func NewServer(t testing.TB, env ...string) *Server {
 func StartServer(t testing.TB, env ...string) *Server {
 	t.Helper()
 	s := NewServer(t, env...)
-	s.KeyID, s.Secret = "TESTBOOTSTRAPKEY0001", "test-bootstrap-secret-0123456789abcdefgh"
-	s.Account = "0123456789abcdef0123456789abcdef"
+	s.UseTestKey()
 	s.Start()
 	return s
+}
+
+// UseTestKey makes the server bootstrap with the known key StartServer
+// uses, for a server prepared with NewServer (e.g. to set DataDir first).
+func (s *Server) UseTestKey() {
+	s.KeyID, s.Secret = "TESTBOOTSTRAPKEY0001", "test-bootstrap-secret-0123456789abcdefgh"
+	s.Account = "0123456789abcdef0123456789abcdef"
 }
 
 // Start (re)starts the process on the same address and data dir.

@@ -21,27 +21,26 @@ func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Recor
 	if len(recs) == 0 {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st, ok := s.streams[id]
-	if !ok {
-		return fmt.Errorf("%w: %s", store.ErrNoStream, id)
-	}
-	return s.appendLocked(ctx, id, st, recs, nil)
+	return s.write(func() error {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		st, ok := s.streams[id]
+		if !ok {
+			return fmt.Errorf("%w: %s", store.ErrNoStream, id)
+		}
+		return s.appendLocked(ctx, id, st, recs, nil)
+	})
 }
 
 // appendLocked writes recs and, if next is set, the stream's spool
 // position, in one transaction. Caller holds mu.
 func (s *Store) appendLocked(ctx context.Context, id store.StreamID, st *streamState, recs []flow.Record, next *uint64) error {
-	if err := s.resync(ctx); err != nil {
-		return err
-	}
 	days := s.layOut(st.num, recs)
 	newDays, err := s.appendTx(ctx, st, days, next)
 	if err != nil {
 		// The transaction may have committed all the same (a failed
-		// checkpoint after the commit): what is in memory is read again.
-		s.stale = true
+		// checkpoint after the commit), or not while it looks so.
+		s.broke()
 		return fmt.Errorf("duckdb store: append to %s: %w", id, err)
 	}
 	for _, d := range s.dicts {

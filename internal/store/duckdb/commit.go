@@ -13,6 +13,10 @@ import (
 // Commit implements store.Store: the records the store does not hold yet
 // and the position after them, in one transaction.
 func (s *Store) Commit(ctx context.Context, id store.StreamID, b store.Batch) error {
+	return s.write(func() error { return s.commit(ctx, id, b) })
+}
+
+func (s *Store) commit(ctx context.Context, id store.StreamID, b store.Batch) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st, ok := s.streams[id]
@@ -24,20 +28,24 @@ func (s *Store) Commit(ctx context.Context, id store.StreamID, b store.Batch) er
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("duckdb store: commit to %s: %w", id, err)
 	}
-	err = nil
 	b = b.After(next)
 	n := b.Next()
 	if len(b.Records) == 0 {
 		if n > next { // a gap: the position moves past it
-			_, err = s.w.ExecContext(ctx, `INSERT OR REPLACE INTO commits VALUES (?, ?)`, st.num, n)
+			if _, err := s.w.ExecContext(ctx, `INSERT OR REPLACE INTO commits VALUES (?, ?)`, st.num, n); err != nil {
+				s.broke()
+				return fmt.Errorf("duckdb store: commit to %s: %w", id, err)
+			}
 		}
-		return err
+		return nil
 	}
 	return s.appendLocked(ctx, id, st, b.Records, &n)
 }
 
 // Committed implements store.Store.
 func (s *Store) Committed(ctx context.Context, id store.StreamID) (uint64, error) {
+	s.drop.RLock()
+	defer s.drop.RUnlock()
 	var next uint64
 	err := s.db.QueryRowContext(ctx, `SELECT c.next FROM commits c JOIN streams s USING (num)
 		WHERE s.account = ? AND s.stream = ?`, id.Account, id.Stream).Scan(&next)
@@ -50,43 +58,49 @@ func (s *Store) Committed(ctx context.Context, id store.StreamID) (uint64, error
 	return next, nil
 }
 
-// resync reads again, after a failed write, what the database holds of
-// what the store keeps in memory: which dictionary values are saved and
-// which day tables exist. Caller holds mu.
-func (s *Store) resync(ctx context.Context) error {
-	if !s.stale {
-		return nil
-	}
-	rows, err := s.w.QueryContext(ctx, `SELECT field, count(*) FROM strings GROUP BY field`)
-	if err != nil {
-		return fmt.Errorf("duckdb store: resync: %w", err)
-	}
-	saved := map[string]int{}
-	for rows.Next() {
-		var f string
-		var n int
-		if err := rows.Scan(&f, &n); err != nil {
-			rows.Close()
-			return fmt.Errorf("duckdb store: resync: %w", err)
-		}
-		saved[f] = n
-	}
-	rows.Close()
-	for _, d := range s.dicts {
-		if d != nil {
-			d.persisted = saved[d.field]
-		}
-	}
-	days, err := s.dayTables(ctx, s.w)
-	if err != nil {
+// write runs a write, with the database repaired before and after it if
+// a write failed.
+func (s *Store) write(f func() error) error {
+	if err := s.repair(); err != nil {
 		return err
 	}
-	s.view.Lock()
-	for _, st := range s.streams {
-		st.days = days[st.num]
+	err := f()
+	return errors.Join(err, s.repair())
+}
+
+// broke records a failed write, after which DuckDB's memory cannot be
+// trusted: a COMMIT that fails in the checkpoint it runs once the WAL is
+// past its threshold leaves the transaction visible (its spool position
+// moved on) while its records are in no file, and may leave a day table
+// reading as empty. Checkpointing that at close would make it durable, so
+// the database is told not to, and repair opens it again from its files.
+// Caller holds mu.
+func (s *Store) broke() {
+	s.broken.Store(true)
+	s.w.ExecContext(context.Background(), "PRAGMA disable_checkpoint_on_shutdown")
+}
+
+// repair opens the database again from its files after a failed write:
+// what is read and retried from then on is what is durable, the WAL
+// holding every transaction that committed. It waits for running queries.
+func (s *Store) repair() error {
+	if !s.broken.Load() {
+		return nil
 	}
-	s.view.Unlock()
-	s.stale = false
+	s.drop.Lock()
+	defer s.drop.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.view.Lock()
+	defer s.view.Unlock()
+	if !s.broken.Load() {
+		return nil
+	}
+	s.Close()
+	if err := s.connect(); err != nil {
+		return fmt.Errorf("duckdb store: reopen after a failed write: %w", err)
+	}
+	s.broken.Store(false)
 	return nil
 }
 

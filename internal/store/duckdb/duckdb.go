@@ -47,6 +47,7 @@ type Config struct {
 
 // Store is the DuckDB backend of store.Store.
 type Store struct {
+	cfg       Config
 	db        *sql.DB
 	connector *duckdb.Connector
 
@@ -58,15 +59,14 @@ type Store struct {
 
 	view    sync.RWMutex // streams and their days: changed holding mu and view
 	streams map[store.StreamID]*streamState
-	// drop keeps tables from being dropped under a running query:
-	// queries hold it shared, retention and deletion exclusively (taken
-	// before mu).
+	// drop keeps tables from being dropped, and db from being reopened,
+	// under a running query: readers of db hold it shared; retention,
+	// deletion and repair exclusively (taken before mu).
 	drop sync.RWMutex
 
-	// stale is set when a write failed: it may have committed all the
-	// same, so the dictionary's and the days' state is read again from
-	// the database before the next write.
-	stale bool
+	// broken is set when a write failed: the database is opened again
+	// from its files before the next write (repair). Set holding mu.
+	broken atomic.Bool
 
 	compactMin int         // fewest new rollup rows worth a compaction
 	noRollups  atomic.Bool // answer everything from the records
@@ -87,9 +87,19 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("duckdb store: %w", err)
 	}
-	dsn := filepath.Join(cfg.Dir, FileName)
-	if cfg.Threads > 0 {
-		dsn += "?threads=" + strconv.Itoa(cfg.Threads)
+	s := &Store{cfg: cfg, feeds: feeds{m: map[int64]*feedSource{}}, compactMin: compactMin}
+	if err := s.connect(); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// connect opens the database files and loads the catalog.
+func (s *Store) connect() error {
+	dsn := filepath.Join(s.cfg.Dir, FileName)
+	if s.cfg.Threads > 0 {
+		dsn += "?threads=" + strconv.Itoa(s.cfg.Threads)
 	}
 	c, err := duckdb.NewConnector(dsn, func(ex driver.ExecerContext) error {
 		// Group-bys over addresses and ports have keys with small ranges
@@ -99,15 +109,11 @@ func New(cfg Config) (*Store, error) {
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("duckdb store: open %s: %w", dsn, err)
+		return fmt.Errorf("duckdb store: open %s: %w", dsn, err)
 	}
-	s := &Store{db: sql.OpenDB(c), connector: c, streams: map[store.StreamID]*streamState{},
-		rollups: map[string]*rollupState{}, feeds: feeds{m: map[int64]*feedSource{}}, compactMin: compactMin}
-	if err := s.open(); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+	s.db, s.connector, s.w = sql.OpenDB(c), c, nil
+	s.streams, s.rollups = map[store.StreamID]*streamState{}, map[string]*rollupState{}
+	return s.open()
 }
 
 // open takes the writer's connection and loads the catalog.
@@ -134,8 +140,10 @@ func (s *Store) Close() error {
 	if s.w != nil {
 		err = s.w.Close()
 	}
-	err = errors.Join(err, s.db.Close())
-	return errors.Join(err, s.connector.Close())
+	if s.db != nil {
+		err = errors.Join(err, s.db.Close(), s.connector.Close())
+	}
+	return err
 }
 
 // UseRollups sets whether queries may be answered from rollups (the
@@ -243,6 +251,7 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 		_, err := s.w.ExecContext(ctx, `UPDATE streams SET log_group = ?, retention_days = ? WHERE account = ? AND stream = ?`,
 			st.Group, st.RetentionDays, st.Account, st.Stream)
 		if err != nil {
+			s.broke()
 			return fmt.Errorf("duckdb store: update stream %s: %w", st.StreamID, err)
 		}
 		return nil
@@ -252,6 +261,7 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 		SELECT coalesce(max(num), 0) + 1, ?, ?, ?, ?, ? FROM streams RETURNING num`,
 		st.Account, st.Stream, st.Group, st.RetentionDays, time.Now().UnixMilli()).Scan(&num)
 	if err != nil {
+		s.broke()
 		return fmt.Errorf("duckdb store: create stream %s: %w", st.StreamID, err)
 	}
 	s.view.Lock()
@@ -278,6 +288,8 @@ func (s *Store) Streams(ctx context.Context, account string) ([]store.Stream, er
 }
 
 func (s *Store) list(ctx context.Context, where string, args ...any) ([]store.Stream, error) {
+	s.drop.RLock()
+	defer s.drop.RUnlock()
 	rows, err := s.db.QueryContext(ctx, `SELECT account, stream, log_group, retention_days, created FROM streams `+where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("duckdb store: list streams: %w", err)
@@ -313,6 +325,7 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 	}
 	for _, q := range []string{`DELETE FROM streams WHERE num = ?`, `DELETE FROM commits WHERE num = ?`} {
 		if _, err := s.w.ExecContext(ctx, q, st.num); err != nil {
+			s.broke()
 			return fmt.Errorf("duckdb store: delete stream %s: %w", id, err)
 		}
 	}
@@ -327,6 +340,7 @@ func (s *Store) dropDays(ctx context.Context, st *streamState, n int) error {
 		day := tableName(st.num, st.days[0])
 		for _, t := range append(rollupTables(day), day) {
 			if _, err := s.w.ExecContext(ctx, `DROP TABLE IF EXISTS `+query.Quote(t)); err != nil {
+				s.broke()
 				return fmt.Errorf("duckdb store: drop day: %w", err)
 			}
 			delete(s.rollups, t)
@@ -340,7 +354,11 @@ func (s *Store) dropDays(ctx context.Context, st *streamState, n int) error {
 // Expire implements store.Store: whole day tables older than each
 // stream's retention are dropped.
 func (s *Store) Expire(ctx context.Context, now time.Time) error {
-	rows, err := s.db.QueryContext(ctx, `SELECT account, stream, retention_days FROM streams WHERE retention_days > 0`)
+	s.drop.Lock()
+	defer s.drop.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rows, err := s.w.QueryContext(ctx, `SELECT account, stream, retention_days FROM streams WHERE retention_days > 0`)
 	if err != nil {
 		return fmt.Errorf("duckdb store: expire: %w", err)
 	}
@@ -358,10 +376,6 @@ func (s *Store) Expire(ctx context.Context, now time.Time) error {
 		rets = append(rets, r)
 	}
 	rows.Close()
-	s.drop.Lock()
-	defer s.drop.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.view.Lock()
 	defer s.view.Unlock()
 	for _, r := range rets {

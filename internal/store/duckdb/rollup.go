@@ -269,6 +269,7 @@ func (s *Store) compact(ctx context.Context, days []dayBatch) {
 			n, err := s.merge(ctx, r, t)
 			if err != nil {
 				st.stuck = ctx.Err() == nil
+				s.broke() // its COMMIT may have failed in a checkpoint
 				continue
 			}
 			st.rows, st.compacted = n, n
