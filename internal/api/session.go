@@ -186,7 +186,7 @@ func (s *Server) sessionCaller(w http.ResponseWriter, r *http.Request, token str
 		s.internal(w, r, err)
 		return caller{}, false
 	}
-	if !ok || account != ses.AccountID {
+	if ses.KeyEnded || !ok || account != ses.AccountID {
 		s.sessions.End(token)
 		s.sessionFailed(w, r, http.StatusUnauthorized, "Auth.SessionEnded",
 			"the access key this console session was made from is disabled or deleted; sign in again")

@@ -48,8 +48,11 @@ func TestSessionEnd(t *testing.T) {
 		t.Fatal("an ended session still works")
 	}
 	s.EndKey("K1")
+	if got, ok := s.Get(c, t0); !ok || !got.KeyEnded {
+		t.Fatal("a session of a disabled key is not reported as such")
+	}
 	if _, ok := s.Get(c, t0); ok {
-		t.Fatal("a session of a disabled key still works")
+		t.Fatal("a session of a disabled key is kept")
 	}
 	if _, ok := s.Get(b, t0); !ok {
 		t.Fatal("ending one key's sessions ended another key's")

@@ -64,6 +64,9 @@ type Session struct {
 	Created   time.Time
 	LastUsed  time.Time
 	Expires   time.Time // Created + MaxAge
+	// KeyEnded: the key was disabled or deleted. Get reports such a session
+	// once, so the console can say why, and forgets it.
+	KeyEnded bool
 }
 
 // ErrFull is what Create answers when MaxSessions sessions are live.
@@ -106,7 +109,8 @@ func (s *Sessions) Create(account, keyID string, now time.Time) (string, Session
 }
 
 // Get returns the live session of token and marks it used; ok is false for
-// an unknown, ended or expired one (an expired one is forgotten).
+// an unknown, ended or expired one (an expired one is forgotten). A session
+// whose key ended is returned once more, with KeyEnded set.
 func (s *Sessions) Get(token string, now time.Time) (Session, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -119,6 +123,10 @@ func (s *Sessions) Get(token string, now time.Time) (Session, bool) {
 		delete(s.byHash, h)
 		return Session{}, false
 	}
+	if ses.KeyEnded {
+		delete(s.byHash, h)
+		return *ses, true
+	}
 	ses.LastUsed = now
 	return *ses, true
 }
@@ -130,14 +138,14 @@ func (s *Sessions) End(token string) {
 	delete(s.byHash, hash(token))
 }
 
-// EndKey forgets every session made from the access key (it was disabled
-// or deleted).
+// EndKey ends every session made from the access key (it was disabled or
+// deleted), for good: enabling the key again does not revive them.
 func (s *Sessions) EndKey(keyID string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for h, ses := range s.byHash {
+	for _, ses := range s.byHash {
 		if ses.KeyID == keyID {
-			delete(s.byHash, h)
+			ses.KeyEnded = true
 		}
 	}
 }
@@ -153,11 +161,16 @@ func (s *Sessions) expired(ses *Session, now time.Time) bool {
 	return !now.Before(ses.Expires) || now.Sub(ses.LastUsed) >= s.cfg.IdleTimeout
 }
 
-// sweep drops expired sessions; it runs at most once a minute unless the
+// gone: expired, or ended with its key (kept only to say so once).
+func (s *Sessions) gone(ses *Session, now time.Time) bool {
+	return ses.KeyEnded || s.expired(ses, now)
+}
+
+// sweep drops sessions that are gone; it runs at most once a minute unless the
 // table is full, so sign-in costs O(sessions) rarely.
 func (s *Sessions) sweep(now time.Time) {
 	for h, ses := range s.byHash {
-		if s.expired(ses, now) {
+		if s.gone(ses, now) {
 			delete(s.byHash, h)
 		}
 	}
