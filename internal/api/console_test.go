@@ -91,6 +91,17 @@ func TestConsoleSession(t *testing.T) {
 			t.Fatalf("GET %s after sign-out: %d %v", p, st, m)
 		}
 	}
+
+	// Signing in again from a signed-in browser ends the session its cookie held.
+	old := testutil.ConsoleSignIn(t, con.HTTP, e.srv.URL, e.srv.KeyID, e.srv.Secret)
+	resp, m = old.Raw(t, "POST", "/v1/console/sessions", map[string]string{"access_key_id": e.srv.KeyID,
+		"access_key_secret": e.srv.Secret}, map[string]string{"Cookie": "flowlog_session=" + old.Cookie.Value})
+	if resp.StatusCode != 201 || sessionCookie(resp) == nil {
+		t.Fatalf("signing in again: %d %v", resp.StatusCode, m)
+	}
+	if st, m := old.Do(t, "GET", "/v1/gateways", nil, nil); st != 401 {
+		t.Fatalf("the replaced session still works: %d %v", st, m)
+	}
 }
 
 // A wrong secret, an unknown key id and a disabled key get one and the

@@ -101,6 +101,9 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, http.StatusServiceUnavailable, "ServerBusy", err.Error())
 		return
 	}
+	if old := sessionToken(r); old != "" {
+		s.sessions.End(old) // the cookie it replaces
+	}
 	s.keyUsed(r, in.ID)
 	s.setSessionCookie(w, r, token, int(s.sessions.Config().MaxAge/time.Second))
 	writeJSON(w, http.StatusCreated, s.sessionBody(ses))
