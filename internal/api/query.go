@@ -99,3 +99,39 @@ func (l *queryLimiter) release(account string) {
 		delete(l.running, account)
 	}
 }
+
+// filterCheck answers POST /v1/filters/check.
+type filterCheck struct {
+	Valid  bool   `json:"valid"`
+	Error  string `json:"error,omitempty"`
+	Offset *int   `json:"offset,omitempty"` // byte offset of the problem, when it has one
+}
+
+// checkFilter validates a filter as the query endpoint would, for an editor
+// that shows errors as the user types; it reads no records.
+func (s *Server) checkFilter(w http.ResponseWriter, r *http.Request, c caller) {
+	var b struct {
+		Where *string `json:"where"`
+	}
+	if !decode(w, r, c.body, &b) {
+		return
+	}
+	if b.Where == nil {
+		writeError(w, r, http.StatusBadRequest, "MissingParameter.where", "where is required")
+		return
+	}
+	_, err := query.Parse(*b.Where)
+	var se *query.SyntaxError
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, filterCheck{Valid: true})
+	case errors.As(err, &se):
+		out := filterCheck{Error: se.Msg}
+		if se.Offset >= 0 {
+			out.Offset = &se.Offset
+		}
+		writeJSON(w, http.StatusOK, out)
+	default:
+		writeJSON(w, http.StatusOK, filterCheck{Error: err.Error()})
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"flowlog/internal/api/aliyun"
 	"flowlog/internal/api/auth"
+	"flowlog/internal/api/console"
 	"flowlog/internal/api/front"
 	"flowlog/internal/api/huawei"
 	"flowlog/internal/control"
@@ -43,6 +44,8 @@ type Config struct {
 	// Replay bounds, per account, the memory of accepted signatures (/v1
 	// and Huawei) and of Alibaba SignatureNonces.
 	Replay auth.ReplayConfig
+	// Console bounds web-console sessions and failed sign-ins.
+	Console console.Config
 }
 
 // Server holds the API's dependencies.
@@ -54,6 +57,9 @@ type Server struct {
 	bodies  *front.Bodies
 	replays *auth.ReplayCache
 	queries *queryLimiter
+	// Console sign-in state, in memory only: a restart signs consoles out.
+	sessions *console.Sessions
+	throttle *console.Throttle
 }
 
 // New builds the API handler over the control plane.
@@ -71,7 +77,8 @@ func New(cfg Config, svc *control.Service) *Server {
 		cfg.QueryConcurrency = DefaultQueryConcurrency
 	}
 	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux(), keys: KeyLookup(svc), bodies: front.New(cfg.Bodies),
-		replays: auth.NewReplayCache(cfg.Replay), queries: newQueryLimiter(cfg.QueryConcurrency)}
+		replays: auth.NewReplayCache(cfg.Replay), queries: newQueryLimiter(cfg.QueryConcurrency),
+		sessions: console.NewSessions(cfg.Console), throttle: console.NewThrottle(cfg.Console)}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -80,6 +87,7 @@ func New(cfg Config, svc *control.Service) *Server {
 		s.mux.Handle("GET /metrics", bearer(cfg.MetricsToken, cfg.Metrics))
 	}
 	s.routes()
+	s.consoleRoutes()
 	aliyun.Register(s.mux, aliyun.Config{Logger: cfg.Logger, Now: cfg.Now, MaxNonces: cfg.Replay.MaxPerAccount,
 		Bodies: front.New(cfg.Bodies)}, aliyun.Deps{Control: svc, Keys: s.keys})
 	huawei.Register(s.mux, huawei.Config{Logger: cfg.Logger, Now: cfg.Now},
@@ -149,42 +157,58 @@ func KeyLookup(svc *control.Service) auth.Lookup {
 	}
 }
 
-// caller is an authenticated request: its account and its body.
+// caller is an authenticated request: its account and its body, and for a
+// console session's request, the session and its token.
 type caller struct {
 	account string
 	body    []byte
+	session *console.Session
+	token   string
 }
 
-// authed wraps a /v1 handler with authentication: the access key and date
-// are checked before the body is read, the body and signature after, and a
-// changing request is accepted once.
+// authed wraps a /v1 handler with authentication, by signature or, for an
+// unsigned request with a session cookie, by console session; either way
+// the handler sees only the caller's account.
 func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		p, err := auth.Begin(r.Context(), r, s.keys, s.cfg.Now())
-		if err != nil {
-			front.Unread(w, r)
-			s.authFailed(w, r, err)
-			return
+		var c caller
+		var ok bool
+		if token := sessionToken(r); token != "" && r.Header.Get("Authorization") == "" {
+			c, ok = s.sessionCaller(w, r, token)
+		} else {
+			c, ok = s.signedCaller(w, r)
 		}
-		body, err := s.bodies.Read(w, r)
-		if err != nil {
-			s.bodyFailed(w, r, err)
-			return
+		if ok {
+			h(w, r, c)
 		}
-		if err = p.Finish(r, body); err == nil {
-			err = p.Claim(s.replays, r.Method, s.cfg.Now())
-		}
-		if err != nil {
-			s.authFailed(w, r, err)
-			return
-		}
-		// Only a verified request counts as the key's use; the time is
-		// persisted at most once a minute.
-		if err := s.svc.KeyUsed(r.Context(), p.Key.ID); err != nil {
-			s.cfg.Logger.Warn("recording an access key's use", "key", p.Key.ID, "err", err)
-		}
-		h(w, r, caller{account: p.Key.AccountID, body: body})
 	}
+}
+
+// signedCaller authenticates a signed request: the access key and date are
+// checked before the body is read, the body and signature after, and a
+// changing request is accepted once.
+func (s *Server) signedCaller(w http.ResponseWriter, r *http.Request) (caller, bool) {
+	p, err := auth.Begin(r.Context(), r, s.keys, s.cfg.Now())
+	if err != nil {
+		front.Unread(w, r)
+		s.authFailed(w, r, err)
+		return caller{}, false
+	}
+	body, err := s.bodies.Read(w, r)
+	if err != nil {
+		s.bodyFailed(w, r, err)
+		return caller{}, false
+	}
+	if err = p.Finish(r, body); err == nil {
+		err = p.Claim(s.replays, r.Method, s.cfg.Now())
+	}
+	if err != nil {
+		s.authFailed(w, r, err)
+		return caller{}, false
+	}
+	// Only a verified request counts as the key's use.
+	s.keyUsed(r, p.Key.ID)
+	return caller{account: p.Key.AccountID, body: body}, true
 }
 
 func (s *Server) authFailed(w http.ResponseWriter, r *http.Request, err error) {

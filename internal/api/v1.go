@@ -42,6 +42,7 @@ func (s *Server) routes() {
 	h("PATCH /v1/log-groups/{id}/log-streams/{sid}", s.updateLogStream)
 	h("DELETE /v1/log-groups/{id}/log-streams/{sid}", s.deleteLogStream)
 	h("POST /v1/log-streams/{id}/query", s.queryStream)
+	h("POST /v1/filters/check", s.checkFilter)
 
 	h("POST /v1/flow-logs", s.createFlowLog)
 	h("GET /v1/flow-logs", s.listFlowLogs)
@@ -104,6 +105,9 @@ func (s *Server) setAccessKey(w http.ResponseWriter, r *http.Request, c caller, 
 		return
 	}
 	k, err := s.svc.SetAccessKeyEnabled(r.Context(), c.account, r.PathValue("id"), enabled, force)
+	if err == nil && !enabled {
+		s.sessions.EndKey(r.PathValue("id")) // enabling it again does not bring them back
+	}
 	s.reply(w, r, http.StatusOK, k, err)
 }
 
@@ -112,7 +116,11 @@ func (s *Server) deleteAccessKey(w http.ResponseWriter, r *http.Request, c calle
 	if !ok {
 		return
 	}
-	s.reply(w, r, http.StatusNoContent, nil, s.svc.DeleteAccessKey(r.Context(), c.account, r.PathValue("id"), force))
+	err := s.svc.DeleteAccessKey(r.Context(), c.account, r.PathValue("id"), force)
+	if err == nil {
+		s.sessions.EndKey(r.PathValue("id"))
+	}
+	s.reply(w, r, http.StatusNoContent, nil, err)
 }
 
 // forceParam reads the force query parameter, which lets a caller disable or

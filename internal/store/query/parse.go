@@ -19,6 +19,32 @@ import (
 // ErrSyntax is returned (wrapped) for any filter that does not parse.
 var ErrSyntax = errors.New("filter syntax error")
 
+// SyntaxError is the error Parse returns: what is wrong and where, so that
+// an editor can point at it. It wraps ErrSyntax.
+type SyntaxError struct {
+	// Offset is the byte offset of the problem in the filter (its length
+	// when the filter ends too soon), or -1 when it is not at one place.
+	Offset int
+	AtEnd  bool // the filter ends where more was expected
+	Msg    string
+}
+
+func (e *SyntaxError) Error() string {
+	switch {
+	case e.AtEnd:
+		return fmt.Sprintf("%v at end: %s", ErrSyntax, e.Msg)
+	case e.Offset >= 0:
+		return fmt.Sprintf("%v at %d: %s", ErrSyntax, e.Offset, e.Msg)
+	}
+	return fmt.Sprintf("%v: %s", ErrSyntax, e.Msg)
+}
+
+func (e *SyntaxError) Unwrap() error { return ErrSyntax }
+
+func syntaxAt(offset int, format string, args ...any) *SyntaxError {
+	return &SyntaxError{Offset: offset, Msg: fmt.Sprintf(format, args...)}
+}
+
 // Expr is a node of a parsed filter.
 type Expr interface{ expr() }
 
@@ -115,10 +141,10 @@ const (
 // An empty filter yields a nil Expr, which matches everything.
 func Parse(s string) (Expr, error) {
 	if len(s) > MaxFilterLen {
-		return nil, fmt.Errorf("%w: filter longer than %d bytes", ErrSyntax, MaxFilterLen)
+		return nil, syntaxAt(-1, "filter longer than %d bytes", MaxFilterLen)
 	}
 	if !utf8.ValidString(s) {
-		return nil, fmt.Errorf("%w: filter is not valid UTF-8", ErrSyntax)
+		return nil, syntaxAt(invalidUTF8(s), "filter is not valid UTF-8")
 	}
 	toks, err := lex(s)
 	if err != nil {
@@ -127,7 +153,7 @@ func Parse(s string) (Expr, error) {
 	if len(toks) == 0 {
 		return nil, nil
 	}
-	p := &parser{toks: toks}
+	p := &parser{toks: toks, end: len(s)}
 	e, err := p.or(0)
 	if err != nil {
 		return nil, err
@@ -181,7 +207,7 @@ func lex(s string) ([]token, error) {
 		case c == '\'' || c == '"':
 			str, n, err := lexString(s[i:])
 			if err != nil {
-				return nil, fmt.Errorf("%w at %d: %v", ErrSyntax, i, err)
+				return nil, syntaxAt(i, "%v", err)
 			}
 			toks = append(toks, token{tString, str, i})
 			i += n
@@ -193,7 +219,7 @@ func lex(s string) ([]token, error) {
 			switch op {
 			case "=", "==", "!=", "<>", "<", "<=", ">", ">=":
 			default:
-				return nil, fmt.Errorf("%w at %d: unknown operator %q", ErrSyntax, i, op)
+				return nil, syntaxAt(i, "unknown operator %q", op)
 			}
 			toks = append(toks, token{tOp, op, i})
 			i += len(op)
@@ -229,21 +255,32 @@ func lexString(s string) (string, int, error) {
 	return "", 0, errors.New("unterminated string")
 }
 
+// invalidUTF8 is the offset of the first byte of s that is not UTF-8.
+func invalidUTF8(s string) int {
+	for i, r := range s {
+		if r == utf8.RuneError {
+			if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
 type parser struct {
 	toks []token
 	pos  int
+	end  int // the filter's length
 }
 
+// errorf reports a problem at the current token, or at the end.
 func (p *parser) errorf(format string, args ...any) error {
-	at := -1
 	if p.pos < len(p.toks) {
-		at = p.toks[p.pos].pos
+		return syntaxAt(p.toks[p.pos].pos, format, args...)
 	}
-	msg := fmt.Sprintf(format, args...)
-	if at < 0 {
-		return fmt.Errorf("%w at end: %s", ErrSyntax, msg)
-	}
-	return fmt.Errorf("%w at %d: %s", ErrSyntax, at, msg)
+	e := syntaxAt(p.end, format, args...)
+	e.AtEnd = true
+	return e
 }
 
 func (p *parser) peekKeyword(kw string) bool {
@@ -310,7 +347,9 @@ func (p *parser) unary(depth int) (Expr, error) {
 			return nil, err
 		}
 		if t, ok := p.next(); !ok || t.kind != tRParen {
-			p.pos--
+			if ok {
+				p.pos--
+			}
 			return nil, p.errorf("missing )")
 		}
 		return e, nil
@@ -375,7 +414,7 @@ func (p *parser) comparison() (Expr, error) {
 		case "!=":
 			return Not{In{f, []Value{v}}}, nil
 		}
-		return nil, fmt.Errorf("%w: operator %s does not apply to address field %s (use = or in)", ErrSyntax, op.text, f.Name)
+		return nil, syntaxAt(op.pos, "operator %s does not apply to address field %s (use = or in)", op.text, f.Name)
 	}
 	return Cmp{f, op.text, v}, nil
 }

@@ -107,6 +107,39 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// Errors say where the problem is, so that an editor can underline it.
+func TestSyntaxErrorOffsets(t *testing.T) {
+	for _, tt := range []struct {
+		in     string
+		offset int
+		atEnd  bool
+		msg    string
+	}{
+		{"nosuch = 1", 0, false, `unknown field "nosuch"`},
+		{"dstport = 1 and srcaddr < 10.0.0.1", 24, false, "operator < does not apply"},
+		{"dstport = 65536x", 10, false, "not an unsigned integer"},
+		{"dstport in (1 2)", 14, false, "expected , or )"},
+		{"action = 'open", 9, false, "unterminated string"},
+		{"dstport => 1", 9, false, "expected a value"},
+		{"dstport = 1 and", 15, true, "expected a field name"},
+		{"(dstport = 1", 12, true, "missing )"},
+		{"dstport = 1)", 11, false, `unexpected ")"`},
+		{"action = '\xff'", 10, false, "not valid UTF-8"},
+		{strings.Repeat(" ", MaxFilterLen+1), -1, false, "longer than"},
+	} {
+		_, err := Parse(tt.in)
+		var se *SyntaxError
+		if !errors.As(err, &se) || !errors.Is(err, ErrSyntax) {
+			t.Errorf("Parse(%.40q): %v, want a *SyntaxError", tt.in, err)
+			continue
+		}
+		if se.Offset != tt.offset || se.AtEnd != tt.atEnd || !strings.Contains(se.Msg, tt.msg) {
+			t.Errorf("Parse(%.40q) = offset %d, at end %v, %q; want %d, %v, …%s…", tt.in, se.Offset, se.AtEnd,
+				se.Msg, tt.offset, tt.atEnd, tt.msg)
+		}
+	}
+}
+
 func TestLongChain(t *testing.T) {
 	in := "tos = 0" + strings.Repeat(" or tos = 1 and tos = 2", 600)
 	e, err := Parse(in)
