@@ -1,14 +1,10 @@
 package durability
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"net/netip"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -170,28 +166,7 @@ func (r *rig) intake() intake {
 }
 
 // metrics returns /metrics as series → value.
-func (r *rig) metrics() map[string]float64 {
-	r.t.Helper()
-	resp, err := http.Get(r.srv.URL + "/metrics")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		i := strings.LastIndexByte(line, ' ')
-		if strings.HasPrefix(line, "#") || i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
-}
+func (r *rig) metrics() map[string]float64 { return r.srv.Metrics() }
 
 // waitSent waits until the collector has decoded every record sent.
 func (r *rig) waitSent() {

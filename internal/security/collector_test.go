@@ -1,7 +1,6 @@
 package security
 
 import (
-	"bufio"
 	"context"
 	"database/sql"
 	"encoding/binary"
@@ -9,7 +8,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"net"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -86,28 +84,7 @@ func (r *collectorRig) records() []flow.Record {
 }
 
 // metrics returns /metrics as series → value.
-func (r *collectorRig) metrics() map[string]float64 {
-	r.t.Helper()
-	resp, err := http.Get(r.srv.URL + "/metrics")
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		i := strings.LastIndexByte(line, ' ')
-		if strings.HasPrefix(line, "#") || i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			out[line[:i]] = v
-		}
-	}
-	return out
-}
+func (r *collectorRig) metrics() map[string]float64 { return r.srv.Metrics() }
 
 // waitMetric waits until series reaches want, and fails saying what it is.
 func (r *collectorRig) waitMetric(series string, want float64) {

@@ -87,12 +87,7 @@ func (s *Store) repair() error {
 	if !s.broken.Load() {
 		return nil
 	}
-	s.drop.Lock()
-	defer s.drop.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.view.Lock()
-	defer s.view.Unlock()
+	defer s.exclusive()()
 	if !s.broken.Load() {
 		return nil
 	}

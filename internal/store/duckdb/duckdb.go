@@ -308,14 +308,22 @@ func (s *Store) list(ctx context.Context, where string, args ...any) ([]store.St
 	return out, rows.Err()
 }
 
+// exclusive takes every lock, in order, for a change that drops tables
+// or reopens the database; the returned function releases them.
+func (s *Store) exclusive() func() {
+	s.drop.Lock()
+	s.mu.Lock()
+	s.view.Lock()
+	return func() {
+		s.view.Unlock()
+		s.mu.Unlock()
+		s.drop.Unlock()
+	}
+}
+
 // DeleteStream implements store.Store.
 func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
-	s.drop.Lock()
-	defer s.drop.Unlock()
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.view.Lock()
-	defer s.view.Unlock()
+	defer s.exclusive()()
 	st, ok := s.streams[id]
 	if !ok {
 		return fmt.Errorf("%w: %s", store.ErrNoStream, id)
