@@ -229,3 +229,16 @@ func TestRemove(t *testing.T) {
 		t.Fatalf("after remove: pending %v, used %d", ids, s.Used())
 	}
 }
+
+// FuzzRecords: a corrupt frame payload is an error, never a panic or a
+// huge allocation.
+func FuzzRecords(f *testing.F) {
+	f.Add(appendRecords(nil, numbered(0, 3)), uint32(3))
+	f.Add([]byte{}, uint32(1))
+	f.Fuzz(func(t *testing.T, payload []byte, count uint32) {
+		recs, err := scanRecords(nil, payload, count%1024)
+		if err == nil && len(recs) != int(count%1024) {
+			t.Fatalf("%d records decoded, %d asked", len(recs), count%1024)
+		}
+	})
+}
