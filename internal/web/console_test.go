@@ -111,8 +111,10 @@ func TestConsole(t *testing.T) {
 		if err := chromedp.Do(fresh); err != nil { // opens the tab, for as long as fresh lives
 			t.Fatal(err)
 		}
+		start := time.Now()
 		do(t, fresh, chromedp.Navigate(filtered))
 		waitReady(t, fresh)
+		t.Logf("first view (load, session, three queries, chart and table) in %v", time.Since(start).Round(time.Millisecond))
 		if got := topRows(t, fresh); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("fresh tab shows %v, the first %v", got, want)
 		}
