@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs what flowlog needs to build and test on a fresh Debian machine:
-# Go modules, and the real peers the tests compare against. Run as root.
+# Go modules, the real peers the tests compare against, Node.js for the
+# console's build, and Chromium for its browser tests. Run as root.
 set -euo pipefail
 export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")/.."
 
 peers=(tshark nfdump softflowd pmacct tcpreplay clickhouse-server iproute2 iputils-ping jq
-       netcat-openbsd tcpdump curl gcc)
+       netcat-openbsd tcpdump curl gcc chromium)
+# Node.js from Debian (18, with npm 9) unless the machine has one already,
+# e.g. NodeSource's 20, whose package bundles npm: installing Debian's npm
+# beside it would replace it.
+command -v node >/dev/null && command -v npm >/dev/null || peers+=(nodejs npm)
 missing=()
 for p in "${peers[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

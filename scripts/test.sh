@@ -15,6 +15,15 @@ if [ -n "$unformatted" ]; then
   echo "gofmt would change: $unformatted" >&2
   exit 1
 fi
+# The console: type-check, lint, and rebuild from the lockfile; the
+# embedded build must be what the sources give.
+(cd web && npm ci --no-audit --no-fund && npm run typecheck && npm run lint && npm run build)
+if [ -n "$(git status --porcelain -- internal/web/dist)" ]; then
+  echo "internal/web/dist differs from a build of web/: run npm run build in web/ and commit it" >&2
+  git status --porcelain -- internal/web/dist >&2
+  exit 1
+fi
+
 go vet ./...
 if ! go mod tidy -diff >/dev/null 2>&1; then
   echo "go.mod/go.sum are not tidy: run go mod tidy" >&2

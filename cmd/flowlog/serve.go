@@ -27,6 +27,7 @@ import (
 	"flowlog/internal/spool"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
+	"flowlog/internal/web"
 )
 
 func init() { commands = append(commands, newServeCmd) }
@@ -146,7 +147,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 
 	srv := api.New(api.Config{Logger: log, Store: logs, Metrics: plane.MetricsHandler(),
 		MetricsToken: cfg.MetricsToken, Replay: auth.ReplayConfig{MaxPerAccount: cfg.ReplayPerAccount},
-		QueryTimeout: cfg.QueryTimeout, QueryConcurrency: cfg.QueryConcurrency,
+		QueryTimeout: cfg.QueryTimeout, QueryConcurrency: cfg.QueryConcurrency, Web: web.New(),
 	}, svc)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

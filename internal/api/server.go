@@ -46,6 +46,17 @@ type Config struct {
 	Replay auth.ReplayConfig
 	// Console bounds web-console sessions and failed sign-ins.
 	Console console.Config
+	// Web serves the web console's pages and assets (internal/web); nil:
+	// none.
+	Web WebConsole
+}
+
+// WebConsole answers the requests it owns (GET of its pages and assets)
+// ahead of the API's routes; the API keeps everything else, "/" with a
+// query string (the Alibaba dialect) included.
+type WebConsole interface {
+	http.Handler
+	Owns(r *http.Request) bool
 }
 
 // Server holds the API's dependencies.
@@ -107,7 +118,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 	rec := &statusRecorder{ResponseWriter: &jsonErrorWriter{ResponseWriter: w, r: r}, status: 200}
 	start := time.Now()
-	s.mux.ServeHTTP(rec, r)
+	var h http.Handler = s.mux
+	if s.cfg.Web != nil && s.cfg.Web.Owns(r) {
+		h = s.cfg.Web
+	}
+	h.ServeHTTP(rec, r)
 	s.cfg.Logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 		"request_id", id, "duration", time.Since(start))
 }

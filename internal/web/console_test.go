@@ -1,0 +1,339 @@
+package web_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"flowlog/internal/client"
+	"flowlog/internal/testutil"
+)
+
+// TestConsole drives the console in headless Chromium against a real
+// `flowlog serve` fed by the demo pcap gateway, as a user would, and checks
+// what it shows against the query API.
+func TestConsole(t *testing.T) {
+	chromium := testutil.Peer(t, "chromium")
+	srv := testutil.StartServer(t)
+	api := client.New(srv.URL, srv.KeyID, srv.Secret)
+	stream := demo(t, api)
+
+	tab := browser(t, chromium)
+	t.Run("SignIn", func(t *testing.T) {
+		do(t, tab, chromedp.Navigate(srv.URL+"/"), chromedp.WaitVisible(chromedp.CSS(`input[name=access_key_id]`)))
+		do(t, tab, chromedp.SendKeys(chromedp.CSS(`input[name=access_key_id]`), srv.KeyID),
+			chromedp.SendKeys(chromedp.CSS(`input[name=access_key_secret]`), srv.Secret))
+		screenshot(t, tab, "sign-in")
+		do(t, tab, chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+		waitReady(t, tab)
+		// The secret is nowhere the page can keep it; the session cookie is
+		// out of the page's reach.
+		kept := eval[string](t, tab, `location.href + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + document.cookie + history.state`)
+		if strings.Contains(kept, srv.Secret) || strings.Contains(kept, "flowlog_session") {
+			t.Errorf("the page keeps the secret or the session cookie: %s", kept)
+		}
+		screenshot(t, tab, "explore")
+	})
+
+	t.Run("TopTalkersMatchQueryAPI", func(t *testing.T) {
+		got := topRows(t, tab)
+		want := topTalkers(t, api, stream, "")
+		if len(got) != len(want) || len(got) == 0 {
+			t.Fatalf("console shows %d top talkers, the API %d:\n%v\n%v", len(got), len(want), got, want)
+		}
+		for addr, bytes := range want {
+			if got[addr] != bytes {
+				t.Errorf("%s: console %q bytes, API %s", addr, got[addr], bytes)
+			}
+		}
+		// The readable figure is there too (1.23 MB), the exact one on hover.
+		text := eval[string](t, tab, `document.querySelector('[data-test=top-row] [data-test=total]').textContent.trim()`)
+		if !regexp.MustCompile(`^\d+(\.\d+)? [kMGT]?B$`).MatchString(text) {
+			t.Errorf("total shown as %q, want a readable byte count", text)
+		}
+		if n := eval[int](t, tab, `Number(document.querySelector('[data-test=chart]').dataset.series)`); n < 2 {
+			t.Errorf("the chart draws %d series, want one per top talker", n)
+		}
+	})
+
+	var filtered string
+	t.Run("FilterChangesView", func(t *testing.T) {
+		before := topRows(t, tab)
+		addr := eval[string](t, tab, `document.querySelectorAll('[data-test=top-row] [data-dim=srcaddr]')[1].dataset.raw`)
+		typeFilter(t, tab, "srcaddr = "+addr)
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=apply]`)))
+		poll[bool](t, tab, `location.search.includes('filter=')`)
+		waitReady(t, tab)
+		got := topRows(t, tab)
+		if len(got) != 1 || got[addr] != before[addr] {
+			t.Errorf("filtered on %s: the table shows %v, want only %s with %s bytes", addr, got, addr, before[addr])
+		}
+		if n := eval[int](t, tab, `Number(document.querySelector('[data-test=chart]').dataset.series)`); n != 1 {
+			t.Errorf("filtered chart draws %d series, want 1", n)
+		}
+		if total := eval[string](t, tab, `document.querySelector('[data-test=grand-total]').dataset.value`); total != before[addr] {
+			t.Errorf("filtered total %s, want %s", total, before[addr])
+		}
+		filtered = eval[string](t, tab, `location.href`)
+		if !strings.Contains(filtered, "filter=") {
+			t.Errorf("the filter is not in the URL: %s", filtered)
+		}
+		screenshot(t, tab, "filtered")
+	})
+
+	t.Run("WrongFilterShowsError", func(t *testing.T) {
+		bad := "srcaddr = = 10.0.0.1"
+		typeFilter(t, tab, bad)
+		msg := poll[string](t, tab, `document.querySelector('[data-test=filter-error]')?.textContent ?? ''`)
+		st, want := testutil.Call(t, api, "POST", "/v1/filters/check", map[string]string{"where": bad})
+		if st != 200 || want["valid"] != false || !strings.Contains(msg, want["error"].(string)) {
+			t.Errorf("inline error %q, the server says %d %v", msg, st, want)
+		}
+		if !eval[bool](t, tab, `document.querySelector('[data-test=apply]').disabled`) {
+			t.Error("a wrong filter can be applied")
+		}
+		screenshot(t, tab, "wrong-filter")
+	})
+
+	t.Run("SharedURLInFreshTab", func(t *testing.T) {
+		want := topRows(t, tab)
+		fresh, cancel := chromedp.NewContext(tab)
+		defer cancel()
+		if err := chromedp.Do(fresh); err != nil { // opens the tab, for as long as fresh lives
+			t.Fatal(err)
+		}
+		start := time.Now()
+		do(t, fresh, chromedp.Navigate(filtered))
+		waitReady(t, fresh)
+		t.Logf("first view (load, session, three queries, chart and table) in %v", time.Since(start).Round(time.Millisecond))
+		if got := topRows(t, fresh); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("fresh tab shows %v, the first %v", got, want)
+		}
+		if f := eval[string](t, fresh, `document.querySelector('[data-test=filter]').value`); !strings.HasPrefix(f, "srcaddr = ") {
+			t.Errorf("fresh tab's filter box: %q", f)
+		}
+		screenshot(t, fresh, "shared-url")
+	})
+
+	t.Run("FlowLogs", func(t *testing.T) {
+		do(t, tab, chromedp.Navigate(srv.URL+"/flow-logs"))
+		row := poll[string](t, tab, `document.querySelector('[data-test=flow-logs] tbody tr')?.textContent ?? ''`)
+		_, fls := testutil.Call(t, api, "GET", "/v1/flow-logs", nil)
+		fl := fls["flow_logs"].([]any)[0].(map[string]any)
+		if !strings.Contains(row, fl["id"].(string)) || !strings.Contains(row, fl["state"].(string)) {
+			t.Errorf("flow log row %q, the API says %v", row, fl)
+		}
+		screenshot(t, tab, "flow-logs")
+	})
+
+	t.Run("SecondAccountSeesNothing", func(t *testing.T) {
+		_, k := testutil.Call(t, api, "POST", "/v1/access-keys", map[string]any{"new_account": true})
+		other := browser(t, chromium)
+		do(t, other, chromedp.Navigate(srv.URL+"/sign-in"),
+			chromedp.SendKeys(chromedp.CSS(`input[name=access_key_id]`), k["access_key_id"].(string)),
+			chromedp.SendKeys(chromedp.CSS(`input[name=access_key_secret]`), k["access_key_secret"].(string)),
+			chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+		if st := poll[string](t, other, `document.querySelector('section.explore')?.dataset.state`); st != "empty" {
+			t.Errorf("explore state %q, want empty", st)
+		}
+		if n := eval[int](t, other, `document.querySelectorAll('[data-test=stream] option').length`); n != 0 {
+			t.Errorf("the second account sees %d log streams", n)
+		}
+		// The first account's view, by its URL: refused, nothing shown.
+		do(t, other, chromedp.Navigate(filtered))
+		msg := poll[string](t, other, `document.querySelector('[data-test=error]')?.textContent ?? ''`)
+		if !strings.Contains(msg, stream) || eval[int](t, other, `document.querySelectorAll('[data-test=top-row]').length`) != 0 {
+			t.Errorf("the first account's stream, opened by the second: %q", msg)
+		}
+		screenshot(t, other, "second-account")
+		do(t, other, chromedp.Navigate(srv.URL+"/flow-logs"))
+		poll[string](t, other, `document.querySelector('[data-test=empty]')?.textContent ?? ''`)
+	})
+}
+
+// demo sets up the README's quick start through the API: a pcap gateway
+// replaying demo/lab.pcap fast, a log stream and a flow log into it. It
+// returns the stream once the replay's records have all been stored.
+func demo(t *testing.T, c *client.Client) string {
+	pcap, _ := filepath.Abs("../../demo/lab.pcap")
+	must := func(path string, body any) string {
+		t.Helper()
+		st, m := testutil.Call(t, c, "POST", path, body)
+		if st != 201 {
+			t.Fatalf("POST %s: %d %v", path, st, m)
+		}
+		return m["id"].(string)
+	}
+	gw := must("/v1/gateways", map[string]any{"name": "demo", "kind": "pcap", "pcap_path": pcap, "pcap_pace": "fast"})
+	lg := must("/v1/log-groups", map[string]any{"name": "demo"})
+	ls := must("/v1/log-groups/"+lg+"/log-streams", map[string]any{"name": "flows"})
+	must("/v1/flow-logs", map[string]any{"name": "demo", "output_type": "sls", "log_stream_id": ls,
+		"targets": []any{map[string]any{"gateway_id": gw}}})
+	last := ""
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
+		now := fmt.Sprint(topTalkers(t, c, ls, ""))
+		if now != last || now == "map[]" {
+			last = now
+			continue
+		}
+		return ls
+	}
+	t.Fatalf("the demo's records never settled: %s", last)
+	return ""
+}
+
+// topTalkers asks the query API what the console's default view shows:
+// the top 10 source addresses by bytes over the last hour.
+func topTalkers(t *testing.T, c *client.Client, stream, where string) map[string]string {
+	t.Helper()
+	now := time.Now()
+	st, m := testutil.Call(t, c, "POST", "/v1/log-streams/"+stream+"/query", map[string]any{
+		"since": now.Add(-time.Hour), "until": now, "where": where, "group_by": []string{"srcaddr"},
+		"aggregates": []any{map[string]string{"func": "sum", "field": "bytes"}}, "limit": 10})
+	if st != 200 {
+		t.Fatalf("query: %d %v", st, m)
+	}
+	out := map[string]string{}
+	rows, _ := m["rows"].([]any)
+	for _, r := range rows {
+		r := r.([]any)
+		out[r[0].(string)] = fmt.Sprint(int64(r[1].(float64)))
+	}
+	return out
+}
+
+func browser(t *testing.T, chromium string) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium), chromedp.NoSandbox,
+		chromedp.DisableGPU, chromedp.Flag("disable-quic", true), chromedp.Flag("disable-component-update", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 900))
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(alloc)
+	t.Cleanup(func() { cancel(); cancelAlloc() })
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", chromium, err)
+	}
+	watchConsole(t, ctx)
+	return ctx
+}
+
+// watchConsole fails the test on an uncaught exception in the page or on
+// anything the Content-Security-Policy blocked.
+func watchConsole(t *testing.T, ctx context.Context) {
+	var mu sync.Mutex
+	var bad []string
+	msgs := chromedp.Console(ctx)
+	go func() {
+		for m, err := range msgs {
+			if err != nil {
+				return
+			}
+			if m.IsException() || strings.Contains(m.Text, "Content Security Policy") {
+				mu.Lock()
+				bad = append(bad, m.Text)
+				mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, b := range bad {
+			t.Errorf("page console: %s", b)
+		}
+	})
+}
+
+func do(t *testing.T, ctx context.Context, steps ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := chromedp.Do(ctx, steps...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func eval[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](js))
+	if err != nil {
+		t.Fatalf("%s: %v", js, err)
+	}
+	return v
+}
+
+// poll waits until js gives a truthy value, and returns it.
+func poll[T any](t *testing.T, ctx context.Context, js string) T {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	// By interval: a tab in the background gets no animation frames.
+	v, err := chromedp.Run(ctx, chromedp.Poll[T](js, chromedp.WithPollingInterval(50*time.Millisecond),
+		chromedp.WithPollingTimeout(15*time.Second)))
+	if err != nil {
+		t.Fatalf("waiting for %s: %v", js, err)
+	}
+	return v
+}
+
+// waitReady waits until the Explore page shows the answer to its URL.
+func waitReady(t *testing.T, ctx context.Context) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	_, err := chromedp.Run(ctx, chromedp.Poll[bool](`(() => { const s = document.querySelector('section.explore');
+		return !!s && s.dataset.state === 'ready' && s.dataset.loaded === location.pathname + location.search })()`,
+		chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(15*time.Second)))
+	if err != nil {
+		screenshot(t, ctx, "failed-"+strings.ReplaceAll(t.Name(), "/", "-"))
+		state, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.href + ' ' + JSON.stringify(document.querySelector('section.explore')?.dataset) + ' ' + document.body.innerText.slice(0, 300)`))
+		t.Fatalf("the Explore page never showed its view: %v; %s", err, state)
+	}
+}
+
+// topRows reads the Explore table: source address → exact byte count.
+func topRows(t *testing.T, ctx context.Context) map[string]string {
+	t.Helper()
+	raw := eval[string](t, ctx, `JSON.stringify(Object.fromEntries([...document.querySelectorAll('[data-test=top-row]')].map(r =>
+		[r.querySelector('[data-dim=srcaddr]').dataset.raw, r.querySelector('[data-test=total]').dataset.value])))`)
+	out := map[string]string{}
+	if err := json.Unmarshal([]byte(raw), &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func typeFilter(t *testing.T, ctx context.Context, text string) {
+	t.Helper()
+	eval[chromedp.Void](t, ctx, `(() => { const f = document.querySelector('[data-test=filter]');
+		f.value = ''; f.dispatchEvent(new Event('input')) })()`)
+	do(t, ctx, chromedp.SendKeys(chromedp.CSS(`[data-test=filter]`), text))
+}
+
+// screenshot saves the page as PNG under $FLOWLOG_ARTIFACTS (CI keeps that
+// directory), else testdata/artifacts.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("FLOWLOG_ARTIFACTS")
+	if dir == "" {
+		dir = filepath.Join("testdata", "artifacts")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "console-"+name+".png"), png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

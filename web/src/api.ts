@@ -1,0 +1,152 @@
+// The console calls the same /v1 API as every other client. It signs in
+// once with an access key; from then on the browser sends the HttpOnly
+// session cookie, and changes carry the CSRF token, which lives in memory
+// only (a reload asks the server for it again).
+import { ref } from 'vue'
+
+export interface Session {
+  account_id: string
+  access_key_id: string
+  expires_at: string
+  csrf_token: string
+}
+
+export class ApiError extends Error {
+  status: number
+  code: string
+  constructor(status: number, code: string, message: string) {
+    super(message)
+    this.status = status
+    this.code = code
+  }
+}
+
+export const session = ref<Session | null>(null)
+
+export async function call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' }
+  if (body !== undefined) headers['Content-Type'] = 'application/json'
+  if (method !== 'GET' && session.value) headers['X-CSRF-Token'] = session.value.csrf_token
+  const resp = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: 'same-origin',
+    cache: 'no-store',
+    signal,
+  })
+  const data = resp.status === 204 ? {} : await resp.json().catch(() => ({}))
+  if (!resp.ok) {
+    if (resp.status === 401 && !path.startsWith('/v1/console/')) session.value = null
+    throw new ApiError(resp.status, data.code ?? '', data.message ?? resp.statusText)
+  }
+  return data as T
+}
+
+// restore picks up the session a cookie still holds, after a reload.
+export async function restore(): Promise<boolean> {
+  try {
+    session.value = await call<Session>('GET', '/v1/console/session')
+  } catch {
+    session.value = null
+  }
+  return session.value !== null
+}
+
+export async function signIn(id: string, secret: string): Promise<void> {
+  session.value = await call<Session>('POST', '/v1/console/sessions', {
+    access_key_id: id,
+    access_key_secret: secret,
+  })
+}
+
+export async function signOut(): Promise<void> {
+  try {
+    await call('DELETE', '/v1/console/session')
+  } finally {
+    session.value = null
+  }
+}
+
+export interface LogGroup {
+  id: string
+  name: string
+}
+export interface LogStream {
+  id: string
+  log_group_id: string
+  name: string
+}
+
+// Stream is a log stream with its group's name, for pickers.
+export interface Stream extends LogStream {
+  group: string
+}
+
+export async function listStreams(): Promise<Stream[]> {
+  const { log_groups } = await call<{ log_groups: LogGroup[] }>('GET', '/v1/log-groups')
+  const lists = await Promise.all(
+    log_groups.map(async (g) => {
+      const { log_streams } = await call<{ log_streams: LogStream[] }>(
+        'GET',
+        `/v1/log-groups/${encodeURIComponent(g.id)}/log-streams`,
+      )
+      return log_streams.map((s) => ({ ...s, group: g.name }))
+    }),
+  )
+  return lists.flat()
+}
+
+export interface FlowLog {
+  id: string
+  name: string
+  description: string
+  output_type: string
+  log_stream_id?: string
+  netflow_server_ip?: string
+  netflow_server_port?: number
+  targets: { gateway_id: string; attachment_id?: string }[] | null
+  enabled: boolean
+  state: string
+  state_reason?: string
+  created_at: string
+}
+
+export async function listFlowLogs(): Promise<FlowLog[]> {
+  const { flow_logs } = await call<{ flow_logs: FlowLog[] }>('GET', '/v1/flow-logs?limit=2000')
+  return flow_logs
+}
+
+export interface FilterCheck {
+  valid: boolean
+  error?: string
+  offset?: number
+}
+
+export function checkFilter(where: string): Promise<FilterCheck> {
+  return call<FilterCheck>('POST', '/v1/filters/check', { where })
+}
+
+export interface Aggregate {
+  func: 'sum' | 'count' | 'count_distinct'
+  field?: string
+}
+
+export interface QueryRequest {
+  since: string
+  until: string
+  where?: string
+  group_by?: string[]
+  aggregates?: Aggregate[]
+  interval?: string
+  limit?: number
+}
+
+export interface QueryResponse {
+  columns?: { name: string; type: string }[]
+  rows?: (string | number)[][]
+}
+
+export function query(stream: string, req: QueryRequest, signal?: AbortSignal): Promise<QueryResponse> {
+  return call<QueryResponse>('POST', `/v1/log-streams/${encodeURIComponent(stream)}/query`, req, signal)
+}

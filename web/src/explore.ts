@@ -1,0 +1,64 @@
+// Turns query answers into the Explore page's table and chart.
+import type { QueryResponse } from './api'
+
+// Series is one stacked area: [time ms, rate] points.
+export interface Series {
+  name: string
+  points: [number, number][]
+}
+
+export interface TopRow {
+  key: string
+  values: string[]
+  total: number
+}
+
+const protocols: Record<string, string> = { '1': 'ICMP', '6': 'TCP', '17': 'UDP', '47': 'GRE', '50': 'ESP', '58': 'ICMPv6', '132': 'SCTP' }
+
+// label shows a dimension's value the way people read it.
+export function label(dim: string, value: string): string {
+  if (dim === 'protocol') return protocols[value] ?? value
+  return value === '' ? '(none)' : value
+}
+
+function columns(r: QueryResponse, dims: string[], agg: string): { dims: number[]; value: number; time: number } {
+  const names = (r.columns ?? []).map((c) => c.name)
+  return { dims: dims.map((d) => names.indexOf(d)), value: names.indexOf(agg), time: names.indexOf('time') }
+}
+
+export function topRows(r: QueryResponse, dims: string[], agg: string): TopRow[] {
+  const c = columns(r, dims, agg)
+  return (r.rows ?? []).map((row) => {
+    const values = c.dims.map((i) => String(row[i]))
+    return { key: values.join(' · '), values, total: Number(row[c.value]) }
+  })
+}
+
+export function sum(r: QueryResponse, agg: string): number {
+  const c = columns(r, [], agg)
+  return (r.rows ?? []).reduce((acc, row) => acc + Number(row[c.value]), 0)
+}
+
+// stack builds one series per top key, plus "Other" for the rest, over
+// every step of the window (zero where nothing was seen), as rates.
+export function stack(
+  r: QueryResponse, dims: string[], agg: string, top: TopRow[],
+  since: number, until: number, stepMs: number, perSecond: number,
+): Series[] {
+  const c = columns(r, dims, agg)
+  const first = Math.floor(since / stepMs) * stepMs
+  const n = Math.max(1, Math.ceil((until - first) / stepMs))
+  const keys = new Map(top.map((t, i) => [t.key, i]))
+  const values = Array.from({ length: top.length + 1 }, () => new Array<number>(n).fill(0))
+  for (const row of r.rows ?? []) {
+    const b = Math.floor((Number(row[c.time]) - first) / stepMs)
+    if (b < 0 || b >= n) continue
+    const key = c.dims.map((i) => String(row[i])).join(' · ')
+    values[keys.get(key) ?? top.length][b] += Number(row[c.value])
+  }
+  const scale = (perSecond * 1000) / stepMs
+  const names = [...top.map((t) => t.values.map((v, i) => label(dims[i], v)).join(' · ')), 'Other']
+  return values
+    .map((vs, i) => ({ name: names[i], points: vs.map((v, b): [number, number] => [first + b * stepMs, v * scale]) }))
+    .filter((s, i) => i < top.length || s.points.some(([, v]) => v > 0))
+}

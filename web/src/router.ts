@@ -1,0 +1,29 @@
+import { createRouter, createWebHistory } from 'vue-router'
+import { restore, session } from './api'
+import SignIn from './views/SignIn.vue'
+import Explore from './views/Explore.vue'
+import FlowLogs from './views/FlowLogs.vue'
+
+// Client routes; the server answers each with index.html (internal/web).
+export const router = createRouter({
+  history: createWebHistory(),
+  routes: [
+    { path: '/', redirect: '/explore' },
+    { path: '/sign-in', component: SignIn, meta: { public: true } },
+    { path: '/explore', component: Explore },
+    { path: '/flow-logs', component: FlowLogs },
+    { path: '/:rest(.*)', redirect: '/explore' },
+  ],
+})
+
+let restored = false
+router.beforeEach(async (to) => {
+  if (!restored) {
+    restored = true
+    await restore()
+  }
+  if (!to.meta.public && !session.value) {
+    return { path: '/sign-in', query: to.fullPath === '/explore' ? {} : { next: to.fullPath } }
+  }
+  return true
+})
