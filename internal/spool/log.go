@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"flowlog/internal/flow"
@@ -300,7 +301,7 @@ func (r *Reader) Read(out []flow.Record, max int) ([]flow.Record, uint64, error)
 // which is kept in r.err.
 func (r *Reader) frame() (bool, error) {
 	r.l.mu.Lock()
-	end, segs := r.l.end, r.l.segs
+	end, segs := r.l.end, slices.Clone(r.l.segs) // Append grows the last one's size
 	r.l.mu.Unlock()
 	for r.next < end {
 		if r.err = r.seek(segs); r.err != nil {
