@@ -15,18 +15,23 @@ import (
 const batch = 100_000
 
 // BenchmarkIngest appends batches of 100k records (and, into DuckDB, also
-// of 500k); the metric is records/s.
+// of 500k); the metric is records/s. Into ClickHouse it also commits them
+// as the spool's committer does, in batches of 100k and of 5k.
 func BenchmarkIngest(b *testing.B) {
 	id := store.StreamID{Account: "bench", Stream: "ingest"}
 	ctx := context.Background()
-	run := func(b *testing.B, s store.Store, size int, cpu func() time.Duration) {
+	run := func(b *testing.B, s store.Store, size int, cpu func() time.Duration, commit bool) {
 		data := Chunk(0, size)
 		if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
 			b.Fatal(err)
 		}
 		c0 := cpu()
-		for b.Loop() {
-			if err := s.Append(ctx, id, data); err != nil {
+		for pos := uint64(0); b.Loop(); pos += uint64(size) {
+			put := func() error { return s.Append(ctx, id, data) }
+			if commit {
+				put = func() error { return s.Commit(ctx, id, store.Batch{First: pos, Records: data}) }
+			}
+			if err := put(); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -44,16 +49,22 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			run(b, s, c.size, cpuSelf)
+			run(b, s, c.size, cpuSelf, false)
 		})
 	}
-	b.Run(fmt.Sprintf("clickhouse/batch=%d", batch), func(b *testing.B) {
-		url := chtest.Start(b)
-		s, err := clickhouse.New(ctx, clickhouse.Config{URL: url})
-		if err != nil {
-			b.Fatal(err)
-		}
-		pid := chtest.PID(url)
-		run(b, s, batch, func() time.Duration { return cpuSelf() + cpuPID(pid) })
-	})
+	for _, c := range []struct {
+		name   string
+		size   int
+		commit bool
+	}{{"clickhouse", batch, false}, {"clickhouse-commit", batch, true}, {"clickhouse-commit", batch / 20, true}} {
+		b.Run(fmt.Sprintf("%s/batch=%d", c.name, c.size), func(b *testing.B) {
+			url := chtest.Start(b)
+			s, err := clickhouse.New(ctx, clickhouse.Config{URL: url})
+			if err != nil {
+				b.Fatal(err)
+			}
+			pid := chtest.PID(url)
+			run(b, s, c.size, func() time.Duration { return cpuSelf() + cpuPID(pid) }, c.commit)
+		})
+	}
 }

@@ -4,9 +4,10 @@
 // server over HTTP with explicit column lists and escaped literals, which
 // works from Debian's 18.16 (no query parameters, no IPv6/DateTime64 types)
 // to current releases. Commit stores each record of a stream's spool once,
-// across failed INSERTs, restarts and changed batch boundaries: rows carry
-// their spool position and a small table per stream holds the committed
-// one (commit.go). Append keeps no position and does not deduplicate.
+// across failed INSERTs, late requests, restarts and changed batch
+// boundaries: rows carry their spool position, a small table per stream
+// holds the committed one, and each attempt goes through a staging table
+// of its own (commit.go). Append keeps no position and does not deduplicate.
 package clickhouse
 
 import (
@@ -243,6 +244,9 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 		if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
 			return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 		}
+	}
+	if err := s.dropStages(ctx, id); err != nil {
+		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 	}
 	return nil
 }

@@ -3,6 +3,8 @@ package clickhouse
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/url"
@@ -30,15 +32,25 @@ import (
 // Positions between the two may be on the server from attempts whose
 // outcome is unknown. A Store that has not seen every attempt there (one
 // just started, or one whose INSERT failed) treats them as uncertain: for
-// a batch that overlaps them it waits until no earlier INSERT of the
-// stream runs on the server (all run under one query id, which the server
-// also allows only once at a time), reads which of the batch's positions
+// a batch that overlaps them it waits until no earlier INSERT into the
+// stream's table runs on the server (all run under one query id, which the
+// server also allows only once at a time), reads which of the batch's positions
 // landed, and inserts only the others. Past them, and in steady state, a
-// Commit is the INSERT and the committed mark, with no read.
+// Commit makes no read.
 //
-// One committer per stream is assumed (the spool is the agent's). Not
-// covered: an INSERT that reaches the server only after the retry has
-// read what landed (held back longer than the retry interval).
+// A request can also reach the server late, after the retry has read what
+// landed (held in a queue on the way). So no attempt sends rows to the
+// stream's table directly: it uploads them into a staging table of its
+// own and moves them over with a server-side INSERT … SELECT. Before a
+// retry reads what landed, the staging tables of earlier attempts are
+// dropped; DROP waits for the queries using a table, and any request of
+// those attempts that arrives later fails, as its table no longer exists.
+// The move runs under the stream's query id, so the wait above covers it.
+// A Commit thus sends five statements (create, upload, move, drop, mark);
+// staging tables use the Memory engine, so the rows pass through no disk
+// on their way.
+//
+// One committer per stream is assumed (the spool is the agent's).
 
 // reserveAhead is how far the pending mark runs ahead of the batch that
 // moves it: how many positions after a restart may need a check.
@@ -62,6 +74,7 @@ type position struct {
 	next     uint64 // committed: positions before it are stored
 	reserved uint64 // pending, as last written
 	unsure   uint64 // positions in [next, unsure) may have landed unseen
+	staged   bool   // staging tables of failed attempts may be left
 }
 
 func (s *Store) position(id store.StreamID) *position {
@@ -101,7 +114,13 @@ func (s *Store) commit(ctx context.Context, id store.StreamID, p *position, b st
 		if err != nil {
 			return err
 		}
-		p.loaded, p.next, p.reserved, p.unsure = true, committed, pending, pending
+		p.loaded, p.next, p.reserved, p.unsure, p.staged = true, committed, pending, pending, true
+	}
+	if p.staged {
+		if err := s.dropStages(ctx, id); err != nil {
+			return err
+		}
+		p.staged = false
 	}
 	if b = b.After(p.next); b.Next() <= p.next {
 		return nil
@@ -139,12 +158,62 @@ func (s *Store) insertNew(ctx context.Context, id store.StreamID, p *position, b
 	if len(body) == 0 {
 		return nil
 	}
-	params := url.Values{"query_id": {commitQueryID(id)}}
-	if _, err := s.c.doWith(ctx, insertHead(s.dataTable(id)), params, bytes.NewReader(body)); err != nil {
+	p.staged = true
+	if err := s.insertStaged(ctx, id, body); err != nil {
 		p.unsure = max(p.unsure, b.Next())
 		return err
 	}
+	p.staged = false
 	return nil
+}
+
+// stagePrefix begins the names of the stream's staging tables.
+func stagePrefix(id store.StreamID) string { return tableID(id) + "_stage_" }
+
+// insertStaged stores rows in the stream's table through a staging table
+// of this attempt. On error the staging table may be left.
+func (s *Store) insertStaged(ctx context.Context, id store.StreamID, body []byte) error {
+	var suffix [8]byte
+	rand.Read(suffix[:])
+	stage := s.table(stagePrefix(id) + hex.EncodeToString(suffix[:]))
+	if err := s.c.exec(ctx, "CREATE TABLE "+stage+" AS "+s.dataTable(id)+" ENGINE = Memory"); err != nil {
+		return err
+	}
+	if _, err := s.c.do(ctx, insertHead(stage), bytes.NewReader(body)); err != nil {
+		return err
+	}
+	move := "INSERT INTO " + s.dataTable(id) + " SELECT * FROM " + stage
+	if _, err := s.c.doWith(ctx, move, url.Values{"query_id": {commitQueryID(id)}}, nil); err != nil {
+		return err
+	}
+	return s.c.exec(ctx, "DROP TABLE "+stage)
+}
+
+// dropStages drops the stream's staging tables; once it returns, no
+// request of the attempts they belong to can store anything.
+func (s *Store) dropStages(ctx context.Context, id store.StreamID) error {
+	names, err := s.stages(ctx, id)
+	if err != nil {
+		return err
+	}
+	for _, n := range names {
+		if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+s.table(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// stages lists the stream's staging tables.
+func (s *Store) stages(ctx context.Context, id store.StreamID) ([]string, error) {
+	prefix := stagePrefix(id)
+	rows, err := s.c.selectTSV(ctx, "SELECT name FROM system.tables WHERE database = "+literal(s.db)+
+		" AND substring(name, 1, "+literal(uint64(len(prefix)))+") = "+literal(prefix), []query.SQLType{query.SQLString})
+	names := make([]string, len(rows))
+	for i, r := range rows {
+		names[i] = r[0].(string)
+	}
+	return names, err
 }
 
 // landed returns which of the positions [from, to) are in the stream's
