@@ -135,6 +135,68 @@ func TestConsole(t *testing.T) {
 		screenshot(t, tab, "flow-logs")
 	})
 
+	t.Run("ManageFlowLog", func(t *testing.T) {
+		// A gateway of its own: the demo's already carries a flow log into a log stream.
+		gw, stream := demoGateway(t, api, "console")
+		do(t, tab, chromedp.Navigate(srv.URL+"/flow-logs"))
+		poll[string](t, tab, `document.querySelector('[data-test=flow-logs] tbody tr')?.textContent ?? ''`)
+		eval[chromedp.Void](t, tab, `window.notReloaded = true`)
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=new-flow-log]`)))
+		poll[bool](t, tab, `!document.querySelector('[data-test=create]')?.disabled`)
+		do(t, tab, chromedp.SendKeys(chromedp.CSS(`[data-test=flow-log-form] input[name=name]`), "console-made"),
+			chromedp.Click(chromedp.CSS(`[data-test=gateway][value="`+gw+`"]`)))
+
+		// No log stream chosen: the form says what the API says, and nothing is created.
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=create]`)))
+		msg := poll[string](t, tab, `document.querySelector('[data-test=form-error]')?.textContent ?? ''`)
+		st, want := testutil.Call(t, api, "POST", "/v1/flow-logs", map[string]any{"name": "console-made",
+			"output_type": "sls", "targets": []any{map[string]any{"gateway_id": gw}}})
+		if st != 400 || !strings.Contains(msg, want["code"].(string)) || !strings.Contains(msg, want["message"].(string)) {
+			t.Errorf("form error %q, the API says %d %v", msg, st, want)
+		}
+		if row := flowLogRow(t, tab, "console-made"); row != "" {
+			t.Errorf("a refused flow log is listed: %s", row)
+		}
+		screenshot(t, tab, "flow-log-form-error")
+
+		eval[chromedp.Void](t, tab, `(() => { const s = document.querySelector('[data-test=flow-log-form] select[name=log_stream_id]');
+			s.value = `+fmt.Sprintf("%q", stream)+`; s.dispatchEvent(new Event('change')) })()`)
+		do(t, tab, chromedp.SendKeys(chromedp.CSS(`[data-test=flow-log-form] input[name=sampling]`), "4"),
+			chromedp.Click(chromedp.CSS(`[data-test=create]`)))
+		id := poll[string](t, tab, `document.querySelector('tr[data-name="console-made"]')?.dataset.id ?? ''`)
+		poll[bool](t, tab, flowLogCell(id, "state")+` === 'available'`)
+		st, fl := testutil.Call(t, api, "GET", "/v1/flow-logs/"+id, nil)
+		targets, _ := fl["targets"].([]any)
+		if st != 200 || fl["log_stream_id"] != stream || fl["sampling"] != float64(4) || fl["state"] != "available" ||
+			len(targets) != 1 || targets[0].(map[string]any)["gateway_id"] != gw {
+			t.Errorf("the flow log made in the console, by the API: %d %v", st, fl)
+		}
+		if eval[bool](t, tab, `document.querySelector('[data-test=form-error]') !== null || !window.notReloaded`) {
+			t.Error("after creating, the form error stays or the page reloaded")
+		}
+		screenshot(t, tab, "flow-log-created")
+
+		do(t, tab, chromedp.Click(chromedp.CSS(`tr[data-id="`+id+`"] [data-test=toggle]`)))
+		poll[bool](t, tab, flowLogCell(id, "enabled")+` === 'no'`)
+		if _, fl := testutil.Call(t, api, "GET", "/v1/flow-logs/"+id, nil); fl["enabled"] != false {
+			t.Errorf("disabled in the console, the API says enabled=%v", fl["enabled"])
+		}
+
+		do(t, tab, chromedp.Click(chromedp.CSS(`tr[data-id="`+id+`"] [data-test=delete]`)))
+		if flowLogRow(t, tab, "console-made") == "" {
+			t.Fatal("the first click on Delete removed the row; it should ask to confirm")
+		}
+		do(t, tab, chromedp.Click(chromedp.CSS(`tr[data-id="`+id+`"] [data-test=confirm-delete]`)))
+		poll[bool](t, tab, `document.querySelector('tr[data-id="`+id+`"]') === null`)
+		if st, _ := testutil.Call(t, api, "GET", "/v1/flow-logs/"+id, nil); st != 404 {
+			t.Errorf("the row is gone, the API answers %d for the flow log", st)
+		}
+		if !eval[bool](t, tab, `window.notReloaded === true`) {
+			t.Error("the page reloaded")
+		}
+		screenshot(t, tab, "flow-log-deleted")
+	})
+
 	t.Run("SecondAccountSeesNothing", func(t *testing.T) {
 		_, k := testutil.Call(t, api, "POST", "/v1/access-keys", map[string]any{"new_account": true})
 		other := browser(t, chromium)
@@ -164,19 +226,8 @@ func TestConsole(t *testing.T) {
 // replaying demo/lab.pcap fast, a log stream and a flow log into it. It
 // returns the stream once the replay's records have all been stored.
 func demo(t *testing.T, c *client.Client) string {
-	pcap, _ := filepath.Abs("../../demo/lab.pcap")
-	must := func(path string, body any) string {
-		t.Helper()
-		st, m := testutil.Call(t, c, "POST", path, body)
-		if st != 201 {
-			t.Fatalf("POST %s: %d %v", path, st, m)
-		}
-		return m["id"].(string)
-	}
-	gw := must("/v1/gateways", map[string]any{"name": "demo", "kind": "pcap", "pcap_path": pcap, "pcap_pace": "fast"})
-	lg := must("/v1/log-groups", map[string]any{"name": "demo"})
-	ls := must("/v1/log-groups/"+lg+"/log-streams", map[string]any{"name": "flows"})
-	must("/v1/flow-logs", map[string]any{"name": "demo", "output_type": "sls", "log_stream_id": ls,
+	gw, ls := demoGateway(t, c, "demo")
+	must(t, c, "/v1/flow-logs", map[string]any{"name": "demo", "output_type": "sls", "log_stream_id": ls,
 		"targets": []any{map[string]any{"gateway_id": gw}}})
 	last := ""
 	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(time.Second) {
@@ -189,6 +240,26 @@ func demo(t *testing.T, c *client.Client) string {
 	}
 	t.Fatalf("the demo's records never settled: %s", last)
 	return ""
+}
+
+// demoGateway makes a pcap gateway replaying demo/lab.pcap fast, and a log
+// group with a log stream, all named name; it returns the gateway and stream.
+func demoGateway(t *testing.T, c *client.Client, name string) (gw, stream string) {
+	t.Helper()
+	pcap, _ := filepath.Abs("../../demo/lab.pcap")
+	gw = must(t, c, "/v1/gateways", map[string]any{"name": name, "kind": "pcap", "pcap_path": pcap, "pcap_pace": "fast"})
+	lg := must(t, c, "/v1/log-groups", map[string]any{"name": name})
+	return gw, must(t, c, "/v1/log-groups/"+lg+"/log-streams", map[string]any{"name": "flows"})
+}
+
+// must creates a resource through the API and returns its id.
+func must(t *testing.T, c *client.Client, path string, body any) string {
+	t.Helper()
+	st, m := testutil.Call(t, c, "POST", path, body)
+	if st != 201 {
+		t.Fatalf("POST %s: %d %v", path, st, m)
+	}
+	return m["id"].(string)
 }
 
 // topTalkers asks the query API what the console's default view shows:
@@ -279,6 +350,7 @@ func poll[T any](t *testing.T, ctx context.Context, js string) T {
 	v, err := chromedp.Run(ctx, chromedp.Poll[T](js, chromedp.WithPollingInterval(50*time.Millisecond),
 		chromedp.WithPollingTimeout(15*time.Second)))
 	if err != nil {
+		screenshot(t, ctx, "failed-"+strings.ReplaceAll(t.Name(), "/", "-"))
 		t.Fatalf("waiting for %s: %v", js, err)
 	}
 	return v
@@ -336,4 +408,15 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if err := os.WriteFile(filepath.Join(dir, "console-"+name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// flowLogRow is the Flow logs table's row for a name, or "" if none.
+func flowLogRow(t *testing.T, ctx context.Context, name string) string {
+	t.Helper()
+	return eval[string](t, ctx, fmt.Sprintf(`document.querySelector('tr[data-name=%q]')?.textContent ?? ''`, name))
+}
+
+// flowLogCell is JS reading a cell (by data-test) of a flow log's row, as shown.
+func flowLogCell(id, cell string) string {
+	return fmt.Sprintf(`(document.querySelector('tr[data-id=%q] [data-test=%s]')?.textContent ?? '').trim()`, id, cell)
 }

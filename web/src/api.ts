@@ -117,6 +117,72 @@ export async function listFlowLogs(): Promise<FlowLog[]> {
   return flow_logs
 }
 
+export interface Target {
+  gateway_id: string
+  attachment_id?: string
+}
+
+// FlowLogCreate is POST /v1/flow-logs's body; what is left out takes the
+// server's default.
+export interface FlowLogCreate {
+  name: string
+  description?: string
+  region?: string
+  resource_group_id?: string
+  output_type: string
+  log_group_id?: string
+  log_stream_id?: string
+  netflow_server_ip?: string
+  netflow_server_port?: number
+  netflow_version?: string
+  active_aging?: number
+  inactive_aging?: number
+  aggregation_interval?: number
+  sampling?: number
+  enabled: boolean
+  targets: Target[]
+}
+
+export function createFlowLog(body: FlowLogCreate): Promise<FlowLog> {
+  return call<FlowLog>('POST', '/v1/flow-logs', body)
+}
+
+export function setFlowLogEnabled(id: string, enabled: boolean): Promise<FlowLog> {
+  return call<FlowLog>('POST', `/v1/flow-logs/${encodeURIComponent(id)}/${enabled ? 'enable' : 'disable'}`)
+}
+
+export function deleteFlowLog(id: string): Promise<FlowLog> {
+  return call<FlowLog>('DELETE', `/v1/flow-logs/${encodeURIComponent(id)}`)
+}
+
+export interface Attachment {
+  id: string
+  name: string
+  interface?: string
+  if_index?: number
+}
+
+// Gateway is a gateway with its attachments, for pickers.
+export interface Gateway {
+  id: string
+  name: string
+  kind: string
+  attachments: Attachment[]
+}
+
+export async function listGateways(): Promise<Gateway[]> {
+  const { gateways } = await call<{ gateways: Omit<Gateway, 'attachments'>[] }>('GET', '/v1/gateways')
+  return Promise.all(
+    gateways.map(async (g) => {
+      const { attachments } = await call<{ attachments: Attachment[] }>(
+        'GET',
+        `/v1/gateways/${encodeURIComponent(g.id)}/attachments`,
+      )
+      return { ...g, attachments }
+    }),
+  )
+}
+
 export interface FilterCheck {
   valid: boolean
   error?: string
