@@ -124,6 +124,124 @@ func TestConsole(t *testing.T) {
 		screenshot(t, fresh, "shared-url")
 	})
 
+	explore := srv.URL + "/explore?stream=" + stream + "&range=1h&dims=srcaddr&measure=bytes&top=10"
+	t.Run("LinesKeepTotals", func(t *testing.T) {
+		do(t, tab, chromedp.Navigate(explore))
+		waitReady(t, tab)
+		before := topRows(t, tab)
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=graph-lines]`)))
+		poll[bool](t, tab, `location.search.includes('graph=lines')`)
+		waitReady(t, tab)
+		if got := topRows(t, tab); len(got) == 0 || fmt.Sprint(got) != fmt.Sprint(before) {
+			t.Errorf("as lines the table shows %v, as stacked areas %v", got, before)
+		}
+		if d := eval[string](t, tab, `document.querySelector('[data-test=chart]').dataset.drawn`); d != "lines" {
+			t.Errorf("the chart draws %q, want lines", d)
+		}
+		screenshot(t, tab, "lines")
+	})
+
+	t.Run("TableStatsPerRow", func(t *testing.T) {
+		want := topTalkers(t, api, stream, "")
+		if got := topRows(t, tab); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("table totals %v, the API %v", got, want)
+		}
+		raw := eval[string](t, tab, `JSON.stringify([...document.querySelectorAll('[data-test=top-row]')].map(r =>
+			Object.fromEntries(['min', 'avg', 'p95', 'max'].map(k => [k, Number(r.querySelector('[data-test=' + k + ']').dataset.value)]))))`)
+		var rows []map[string]float64
+		if err := json.Unmarshal([]byte(raw), &rows); err != nil || len(rows) == 0 {
+			t.Fatalf("reading the table's statistics: %v %s", err, raw)
+		}
+		for i, r := range rows {
+			if !(r["max"] >= r["p95"] && r["max"] >= r["avg"] && r["avg"] >= r["min"] && r["min"] >= 0 && r["max"] > 0) {
+				t.Errorf("row %d: min %v, average %v, p95 %v, max %v", i+1, r["min"], r["avg"], r["p95"], r["max"])
+			}
+		}
+	})
+
+	t.Run("SankeyMatchesQueryAPI", func(t *testing.T) {
+		if !eval[bool](t, tab, `document.querySelector('[data-test=graph-sankey]').disabled`) {
+			t.Error("a Sankey is offered with one dimension")
+		}
+		eval[chromedp.Void](t, tab, `(() => { const s = document.querySelector('[data-test=add-dim]');
+			s.value = 'dstaddr'; s.dispatchEvent(new Event('change')) })()`)
+		poll[bool](t, tab, `location.search.includes('dims=srcaddr%2Cdstaddr') || location.search.includes('dims=srcaddr,dstaddr')`)
+		waitReady(t, tab)
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=graph-sankey]`)))
+		poll[bool](t, tab, `location.search.includes('graph=sankey')`)
+		waitReady(t, tab)
+		if d := eval[string](t, tab, `document.querySelector('[data-test=chart]').dataset.drawn`); d != "sankey" {
+			t.Fatalf("the chart draws %q, want a sankey", d)
+		}
+		var links []struct {
+			Source, Target string
+			Value          float64
+		}
+		if err := json.Unmarshal([]byte(eval[string](t, tab, `document.querySelector('[data-test=chart]').dataset.links`)), &links); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]int64{}
+		for _, l := range links {
+			got[l.Source+" → "+l.Target] = int64(l.Value)
+		}
+		now := time.Now()
+		st, m := testutil.Call(t, api, "POST", "/v1/log-streams/"+stream+"/query", map[string]any{
+			"since": now.Add(-time.Hour), "until": now, "group_by": []string{"srcaddr", "dstaddr"},
+			"aggregates": []any{map[string]string{"func": "sum", "field": "bytes"}}, "limit": 10})
+		if st != 200 {
+			t.Fatalf("query: %d %v", st, m)
+		}
+		want := map[string]int64{}
+		for _, r := range m["rows"].([]any) {
+			r := r.([]any)
+			want["srcaddr "+r[0].(string)+" → dstaddr "+r[1].(string)] = int64(r[2].(float64))
+		}
+		if len(want) < 2 || fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("sankey links %v, the API's pairs %v", got, want)
+		}
+		// The table lists the same pairs.
+		pairs := eval[string](t, tab, `JSON.stringify(Object.fromEntries([...document.querySelectorAll('[data-test=top-row]')].map(r =>
+			['srcaddr ' + r.querySelector('[data-dim=srcaddr]').dataset.raw + ' → dstaddr ' + r.querySelector('[data-dim=dstaddr]').dataset.raw,
+			 Number(r.querySelector('[data-test=total]').dataset.value)])))`)
+		table := map[string]int64{}
+		if err := json.Unmarshal([]byte(pairs), &table); err != nil || fmt.Sprint(table) != fmt.Sprint(want) {
+			t.Errorf("the table's pairs %v (%v), the API's %v", table, err, want)
+		}
+		// Drawn: a good part of the canvas is painted.
+		painted := eval[float64](t, tab, `(() => { const c = document.querySelector('[data-test=chart] canvas');
+			const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+			let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n / (c.width * c.height) })()`)
+		if painted < 0.05 {
+			t.Errorf("the sankey paints %.1f %% of the canvas", 100*painted)
+		}
+		screenshot(t, tab, "sankey")
+	})
+
+	t.Run("AutoRefreshWhileNow", func(t *testing.T) {
+		if ms := eval[int](t, tab, `Number(document.querySelector('section.explore').dataset.refresh)`); ms != 60000 {
+			t.Errorf("a window ending now refreshes every %d ms, want 60000", ms)
+		}
+		if txt := eval[string](t, tab, `document.querySelector('[data-test=refresh]').textContent`); !strings.Contains(txt, "1 min") {
+			t.Errorf("the refresh button says %q", txt)
+		}
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=shift-left]`)))
+		poll[bool](t, tab, `location.search.includes('end=')`)
+		waitReady(t, tab)
+		if ms := eval[int](t, tab, `Number(document.querySelector('section.explore').dataset.refresh)`); ms != 0 ||
+			!eval[bool](t, tab, `document.querySelector('[data-test=refresh]').disabled`) {
+			t.Errorf("a past window refreshes every %d ms", ms)
+		}
+		do(t, tab, chromedp.NavigateBack())
+		poll[bool](t, tab, `!location.search.includes('end=')`)
+		waitReady(t, tab)
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=refresh]`)))
+		poll[bool](t, tab, `location.search.includes('refresh=off')`)
+		waitReady(t, tab)
+		if ms := eval[int](t, tab, `Number(document.querySelector('section.explore').dataset.refresh)`); ms != 0 {
+			t.Errorf("auto-refresh turned off, still every %d ms", ms)
+		}
+	})
+
 	t.Run("FlowLogs", func(t *testing.T) {
 		do(t, tab, chromedp.Navigate(srv.URL+"/flow-logs"))
 		row := poll[string](t, tab, `document.querySelector('[data-test=flow-logs] tbody tr')?.textContent ?? ''`)

@@ -62,3 +62,47 @@ export function stack(
     .map((vs, i) => ({ name: names[i], points: vs.map((v, b): [number, number] => [first + b * stepMs, v * scale]) }))
     .filter((s, i) => i < top.length || s.points.some(([, v]) => v > 0))
 }
+
+// Stats sums up one series' rates over the window's buckets.
+export interface Stats {
+  min: number
+  max: number
+  avg: number
+  p95: number
+}
+
+export function stats(s: Series | undefined): Stats {
+  const vs = (s?.points ?? []).map(([, v]) => v).sort((a, b) => a - b)
+  if (!vs.length) return { min: 0, max: 0, avg: 0, p95: 0 }
+  return {
+    min: vs[0],
+    max: vs[vs.length - 1],
+    avg: vs.reduce((a, v) => a + v, 0) / vs.length,
+    p95: vs[Math.ceil(0.95 * vs.length) - 1], // nearest rank
+  }
+}
+
+export interface Flow {
+  nodes: { name: string }[]
+  links: { source: string; target: string; value: number }[]
+}
+
+// sankey links each top row's values, dimension to next dimension. A node
+// is named by its dimension too, so that one address seen as source and
+// as destination makes two nodes and the graph stays acyclic.
+export function sankey(top: TopRow[], dims: string[]): Flow {
+  const node = (i: number, v: string) => `${dims[i]} ${label(dims[i], v)}`
+  const links = new Map<string, Flow['links'][number]>()
+  for (const r of top) {
+    for (let i = 0; i + 1 < r.values.length; i++) {
+      const source = node(i, r.values[i])
+      const target = node(i + 1, r.values[i + 1])
+      const k = source + '\n' + target
+      const l = links.get(k) ?? { source, target, value: 0 }
+      l.value += r.total
+      links.set(k, l)
+    }
+  }
+  const names = new Set([...links.values()].flatMap((l) => [l.source, l.target]))
+  return { nodes: [...names].map((name) => ({ name })), links: [...links.values()] }
+}

@@ -11,7 +11,12 @@ export interface View {
   dims: string[]
   measure: Measure
   top: number
+  graph: Graph
+  refresh: boolean // reload on a timer while the window ends now
 }
+
+export type Graph = 'area' | 'lines' | 'sankey'
+export const graphs: Record<Graph, string> = { area: 'Stacked areas', lines: 'Lines', sankey: 'Sankey' }
 
 const minute = 60_000
 export const ranges: Record<string, number> = {
@@ -30,7 +35,7 @@ export const dimensions = [
 ]
 
 export const defaults: View = {
-  stream: '', range: '1h', end: '', filter: '', dims: ['srcaddr'], measure: 'bytes', top: 10,
+  stream: '', range: '1h', end: '', filter: '', dims: ['srcaddr'], measure: 'bytes', top: 10, graph: 'area', refresh: true,
 }
 
 function one(v: LocationQuery[string]): string {
@@ -43,6 +48,7 @@ export function fromQuery(q: LocationQuery): View {
   const dims = one(q.dims).split(',').filter((d) => dimensions.includes(d))
   const top = Number.parseInt(one(q.top), 10)
   const end = one(q.end)
+  const graph = one(q.graph)
   return {
     stream: one(q.stream),
     range: range in ranges ? range : defaults.range,
@@ -51,11 +57,16 @@ export function fromQuery(q: LocationQuery): View {
     dims: dims.length ? dims : defaults.dims,
     measure: measure === 'packets' || measure === 'flows' ? measure : 'bytes',
     top: top >= 1 && top <= 50 ? top : defaults.top,
+    graph: graph in graphs ? (graph as Graph) : defaults.graph,
+    refresh: one(q.refresh) !== 'off',
   }
 }
 
 export function toQuery(v: View): LocationQueryRaw {
-  const q: LocationQueryRaw = { stream: v.stream, range: v.range, dims: v.dims.join(','), measure: v.measure, top: String(v.top) }
+  const q: LocationQueryRaw = {
+    stream: v.stream, range: v.range, dims: v.dims.join(','), measure: v.measure, top: String(v.top),
+    graph: v.graph, refresh: v.refresh ? 'on' : 'off',
+  }
   if (v.end) q.end = v.end
   if (v.filter) q.filter = v.filter
   return q
@@ -80,4 +91,15 @@ const steps: [string, number][] = [
 ]
 export function step(rangeMs: number): [string, number] {
   return steps.find(([, ms]) => rangeMs / ms <= 120) ?? steps[steps.length - 1]
+}
+
+// graphOf is the graph drawn: a Sankey needs two dimensions to link.
+export function graphOf(v: View): Graph {
+  return v.graph === 'sankey' && v.dims.length < 2 ? 'area' : v.graph
+}
+
+// refreshMs is how often a window ending now reloads (0: never): every
+// minute, or every bucket when buckets are longer.
+export function refreshMs(v: View): number {
+  return v.refresh && !v.end ? Math.max(minute, step(ranges[v.range])[1]) : 0
 }
