@@ -235,14 +235,7 @@ func TestConsoleSecretsStayOutOfLogs(t *testing.T) {
 
 // Over TLS the session cookie is Secure, and the console works as over HTTP.
 func TestConsoleOverTLS(t *testing.T) {
-	cert, key, pool := testutil.SelfSignedCert(t)
-	s := testutil.NewServer(t)
-	s.KeyID, s.Secret = "TESTBOOTSTRAPKEY0001", "test-bootstrap-secret-0123456789abcdefgh"
-	s.Account = "0123456789abcdef0123456789abcdef"
-	s.Args = []string{"--tls-cert", cert, "--tls-key", key}
-	s.URL = "https://" + s.Addr
-	s.HTTP = &http.Client{Transport: tlsTransport(pool), Timeout: 5 * time.Second}
-	s.Start()
+	s, _, _ := startTLSServer(t)
 	con := testutil.ConsoleSignIn(t, s.HTTP, s.URL, s.KeyID, s.Secret)
 	if ck := con.Cookie; !ck.Secure || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode {
 		t.Fatalf("session cookie over TLS: %q", ck.Raw)

@@ -24,9 +24,11 @@ func tlsTransport(pool *x509.CertPool) *http.Transport {
 	return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}
 }
 
-// `flowlog serve --tls-cert --tls-key` serves HTTPS: the native client,
-// the CLI and both official SDKs work over it; plain HTTP does not.
-func TestTLS(t *testing.T) {
+// startTLSServer starts `flowlog serve` over HTTPS, with a self-signed
+// certificate (returned, with a pool trusting it) and the test key; s.HTTP
+// trusts the certificate.
+func startTLSServer(t *testing.T) (*testutil.Server, string, *x509.CertPool) {
+	t.Helper()
 	cert, key, pool := testutil.SelfSignedCert(t)
 	s := testutil.NewServer(t)
 	s.KeyID, s.Secret = "TESTBOOTSTRAPKEY0001", "test-bootstrap-secret-0123456789abcdefgh"
@@ -35,6 +37,13 @@ func TestTLS(t *testing.T) {
 	s.URL = "https://" + s.Addr
 	s.HTTP = &http.Client{Transport: tlsTransport(pool), Timeout: 5 * time.Second}
 	s.Start()
+	return s, cert, pool
+}
+
+// `flowlog serve --tls-cert --tls-key` serves HTTPS: the native client,
+// the CLI and both official SDKs work over it; plain HTTP does not.
+func TestTLS(t *testing.T) {
+	s, cert, pool := startTLSServer(t)
 
 	c := client.New(s.URL, s.KeyID, s.Secret)
 	if err := c.TrustCA(cert); err != nil {
