@@ -315,6 +315,92 @@ func TestConsole(t *testing.T) {
 		screenshot(t, tab, "flow-log-deleted")
 	})
 
+	t.Run("ManageLogGroups", func(t *testing.T) {
+		do(t, tab, chromedp.Navigate(srv.URL+"/log-groups"))
+		poll[string](t, tab, `document.querySelector('[data-test=group]')?.dataset.id ?? ''`)
+		do(t, tab, chromedp.SendKeys(chromedp.CSS(`input[name=group_name]`), "console-group"),
+			chromedp.Click(chromedp.CSS(`[data-test=create-group]`)))
+		g := poll[string](t, tab, `document.querySelector('[data-test=group][data-name="console-group"]')?.dataset.id ?? ''`)
+		in := `[data-test=group][data-id="` + g + `"] `
+		do(t, tab, chromedp.SendKeys(chromedp.CSS(in+`input[name=stream_name]`), "console-stream"),
+			chromedp.SendKeys(chromedp.CSS(in+`input[name=stream_retention]`), "7"),
+			chromedp.Click(chromedp.CSS(in+`[data-test=create-stream]`)))
+		s := poll[string](t, tab, `document.querySelector('`+in+`tr[data-name="console-stream"]')?.dataset.id ?? ''`)
+		path := "/v1/log-groups/" + g + "/log-streams/" + s
+		if st, ls := testutil.Call(t, api, "GET", path, nil); st != 200 || ls["retention_days"] != float64(7) {
+			t.Errorf("stream made in the console with retention 7, the API says %d %v", st, ls)
+		}
+		screenshot(t, tab, "log-group-created")
+
+		row := `tr[data-id="` + s + `"] `
+		eval[chromedp.Void](t, tab, `(() => { const i = document.querySelector('`+row+`input[name=retention_days]');
+			i.value = ''; i.dispatchEvent(new Event('input')) })()`)
+		do(t, tab, chromedp.SendKeys(chromedp.CSS(row+`input[name=retention_days]`), "30"),
+			chromedp.Click(chromedp.CSS(row+`[data-test=save-retention]`)))
+		poll[bool](t, tab, `document.querySelector('`+row+`[data-test=retention]')?.textContent.trim() === '30'`)
+		if st, ls := testutil.Call(t, api, "GET", path, nil); st != 200 || ls["retention_days"] != float64(30) {
+			t.Errorf("retention changed to 30 in the console, the API says %d %v", st, ls)
+		}
+
+		// A name the server refuses: its code and message are shown, nothing is made.
+		do(t, tab, chromedp.SendKeys(chromedp.CSS(in+`input[name=stream_name]`), "console-stream"),
+			chromedp.Click(chromedp.CSS(in+`[data-test=create-stream]`)))
+		msg := poll[string](t, tab, `document.querySelector('[data-test=error]')?.textContent ?? ''`)
+		st, want := testutil.Call(t, api, "POST", "/v1/log-groups/"+g+"/log-streams", map[string]any{"name": "console-stream"})
+		if st < 400 || !strings.Contains(msg, want["code"].(string)) || !strings.Contains(msg, want["message"].(string)) {
+			t.Errorf("error shown %q, the API says %d %v", msg, st, want)
+		}
+		screenshot(t, tab, "log-group-error")
+
+		do(t, tab, chromedp.Click(chromedp.CSS(row+`[data-test=delete-stream]`)))
+		if eval[bool](t, tab, `document.querySelector('`+row+`') === null`) {
+			t.Fatal("the first click on Delete removed the stream; it should ask to confirm")
+		}
+		do(t, tab, chromedp.Click(chromedp.CSS(row+`[data-test=confirm-delete-stream]`)))
+		poll[bool](t, tab, `document.querySelector('`+row+`') === null`)
+		do(t, tab, chromedp.Click(chromedp.CSS(in+`[data-test=delete-group]`)),
+			chromedp.Click(chromedp.CSS(in+`[data-test=confirm-delete-group]`)))
+		poll[bool](t, tab, `document.querySelector('`+in+`') === null`)
+		if st, _ := testutil.Call(t, api, "GET", "/v1/log-groups/"+g, nil); st != 404 {
+			t.Errorf("the group is gone from the page, the API answers %d", st)
+		}
+	})
+
+	t.Run("ManageAccessKeys", func(t *testing.T) {
+		do(t, tab, chromedp.Navigate(srv.URL+"/access-keys"))
+		poll[string](t, tab, `document.querySelector('[data-test=access-key]')?.dataset.id ?? ''`)
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=new-key]`)))
+		secret := poll[string](t, tab, `document.querySelector('[data-test=secret]')?.textContent.trim() ?? ''`)
+		id := eval[string](t, tab, `document.querySelector('[data-test=new-secret]').dataset.id`)
+		kept := eval[string](t, tab, `location.href + JSON.stringify(localStorage) + JSON.stringify(sessionStorage) + history.state + JSON.stringify(history.state)`)
+		if strings.Contains(kept, secret) {
+			t.Errorf("the new key's secret is kept by the page: %s", kept)
+		}
+		if st, _ := testutil.Call(t, client.New(srv.URL, id, secret), "GET", "/v1/access-keys", nil); st != 200 {
+			t.Errorf("the key and secret the console showed: %d", st)
+		}
+		row := `tr[data-id="` + id + `"] `
+		poll[bool](t, tab, `document.querySelector('`+row+`[data-test=state]')?.textContent.trim() === 'enabled'`)
+		screenshot(t, tab, "access-key-created")
+		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=dismiss-secret]`)))
+		if eval[bool](t, tab, `document.documentElement.outerHTML.includes(`+fmt.Sprintf("%q", secret)+`)`) {
+			t.Error("the secret is still in the page after dismissing it")
+		}
+
+		do(t, tab, chromedp.Click(chromedp.CSS(row+`[data-test=toggle]`)))
+		poll[bool](t, tab, `document.querySelector('`+row+`[data-test=state]')?.textContent.trim() === 'disabled'`)
+		if accessKeyStatus(t, api, id) != "disabled" {
+			t.Errorf("disabled in the console, the API says %q", accessKeyStatus(t, api, id))
+		}
+		screenshot(t, tab, "access-key-disabled")
+
+		do(t, tab, chromedp.Click(chromedp.CSS(row+`[data-test=delete]`)), chromedp.Click(chromedp.CSS(row+`[data-test=confirm-delete]`)))
+		poll[bool](t, tab, `document.querySelector('`+row+`') === null`)
+		if st := accessKeyStatus(t, api, id); st != "" {
+			t.Errorf("deleted in the console, the API lists it as %q", st)
+		}
+	})
+
 	t.Run("SecondAccountSeesNothing", func(t *testing.T) {
 		_, k := testutil.Call(t, api, "POST", "/v1/access-keys", map[string]any{"new_account": true})
 		other := browser(t, chromium)
@@ -337,6 +423,17 @@ func TestConsole(t *testing.T) {
 		screenshot(t, other, "second-account")
 		do(t, other, chromedp.Navigate(srv.URL+"/flow-logs"))
 		poll[string](t, other, `document.querySelector('[data-test=empty]')?.textContent ?? ''`)
+
+		// Its only key cannot be disabled: the API's 409 is shown, the key stays.
+		do(t, other, chromedp.Navigate(srv.URL+"/access-keys"))
+		row := `tr[data-id="` + k["access_key_id"].(string) + `"] `
+		poll[bool](t, other, `!!document.querySelector('`+row+`[data-test=toggle]')`)
+		do(t, other, chromedp.Click(chromedp.CSS(row+`[data-test=toggle]`)))
+		msg = poll[string](t, other, `document.querySelector('[data-test=error]')?.textContent ?? ''`)
+		if !strings.Contains(msg, "Conflict.LastAccessKey") || eval[string](t, other, `document.querySelector('`+row+`[data-test=state]').textContent.trim()`) != "enabled" {
+			t.Errorf("disabling the last key: shown %q", msg)
+		}
+		screenshot(t, other, "last-access-key")
 	})
 }
 
@@ -526,6 +623,19 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 	if err := os.WriteFile(filepath.Join(dir, "console-"+name+".png"), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// accessKeyStatus is an access key's status as the API lists it, "" if not listed.
+func accessKeyStatus(t *testing.T, c *client.Client, id string) string {
+	t.Helper()
+	_, m := testutil.Call(t, c, "GET", "/v1/access-keys", nil)
+	keys, _ := m["access_keys"].([]any)
+	for _, k := range keys {
+		if k := k.(map[string]any); k["access_key_id"] == id {
+			return k["status"].(string)
+		}
+	}
+	return ""
 }
 
 // flowLogRow is the Flow logs table's row for a name, or "" if none.

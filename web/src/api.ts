@@ -68,14 +68,58 @@ export async function signOut(): Promise<void> {
   }
 }
 
+// errorText is how a failed call is shown: the server's code and message.
+export function errorText(e: unknown): string {
+  return e instanceof ApiError && e.code ? `${e.code}: ${e.message}` : (e as Error).message
+}
+
 export interface LogGroup {
   id: string
   name: string
+  created_at: string
 }
 export interface LogStream {
   id: string
   log_group_id: string
   name: string
+  retention_days: number
+  created_at: string
+}
+
+function groupPath(group: string): string {
+  return `/v1/log-groups/${encodeURIComponent(group)}`
+}
+function streamPath(s: LogStream): string {
+  return `${groupPath(s.log_group_id)}/log-streams/${encodeURIComponent(s.id)}`
+}
+
+export async function listLogGroups(): Promise<LogGroup[]> {
+  return (await call<{ log_groups: LogGroup[] }>('GET', '/v1/log-groups')).log_groups
+}
+
+export async function listLogStreams(group: string): Promise<LogStream[]> {
+  return (await call<{ log_streams: LogStream[] }>('GET', `${groupPath(group)}/log-streams`)).log_streams
+}
+
+export function createLogGroup(name: string): Promise<LogGroup> {
+  return call<LogGroup>('POST', '/v1/log-groups', { name })
+}
+
+export function deleteLogGroup(id: string): Promise<unknown> {
+  return call('DELETE', groupPath(id))
+}
+
+// createLogStream leaves retention out when not given: the server's default applies.
+export function createLogStream(group: string, name: string, retentionDays?: number): Promise<LogStream> {
+  return call<LogStream>('POST', `${groupPath(group)}/log-streams`, { name, retention_days: retentionDays })
+}
+
+export function setRetention(s: LogStream, retentionDays: number): Promise<LogStream> {
+  return call<LogStream>('PATCH', streamPath(s), { retention_days: retentionDays })
+}
+
+export function deleteLogStream(s: LogStream): Promise<unknown> {
+  return call('DELETE', streamPath(s))
 }
 
 // Stream is a log stream with its group's name, for pickers.
@@ -84,17 +128,47 @@ export interface Stream extends LogStream {
 }
 
 export async function listStreams(): Promise<Stream[]> {
-  const { log_groups } = await call<{ log_groups: LogGroup[] }>('GET', '/v1/log-groups')
+  const groups = await listLogGroups()
   const lists = await Promise.all(
-    log_groups.map(async (g) => {
-      const { log_streams } = await call<{ log_streams: LogStream[] }>(
-        'GET',
-        `/v1/log-groups/${encodeURIComponent(g.id)}/log-streams`,
-      )
-      return log_streams.map((s) => ({ ...s, group: g.name }))
-    }),
+    groups.map(async (g) => (await listLogStreams(g.id)).map((s) => ({ ...s, group: g.name }))),
   )
   return lists.flat()
+}
+
+// An access key as listed: the secret is never there.
+export interface AccessKey {
+  access_key_id: string
+  account_id: string
+  status: string
+  created_at: string
+  last_used_at?: string
+}
+
+// NewAccessKey is the answer to creating a key, the one time its secret is shown.
+export interface NewAccessKey {
+  access_key_id: string
+  access_key_secret: string
+  account_id: string
+}
+
+function keyPath(id: string): string {
+  return `/v1/access-keys/${encodeURIComponent(id)}`
+}
+
+export async function listAccessKeys(): Promise<AccessKey[]> {
+  return (await call<{ access_keys: AccessKey[] }>('GET', '/v1/access-keys')).access_keys
+}
+
+export function createAccessKey(): Promise<NewAccessKey> {
+  return call<NewAccessKey>('POST', '/v1/access-keys')
+}
+
+export function setAccessKeyEnabled(id: string, enabled: boolean): Promise<AccessKey> {
+  return call<AccessKey>('POST', `${keyPath(id)}/${enabled ? 'enable' : 'disable'}`)
+}
+
+export function deleteAccessKey(id: string): Promise<unknown> {
+  return call('DELETE', keyPath(id))
 }
 
 export interface FlowLog {

@@ -3,6 +3,8 @@ import { restore, session } from './api'
 import SignIn from './views/SignIn.vue'
 import Explore from './views/Explore.vue'
 import FlowLogs from './views/FlowLogs.vue'
+import LogGroups from './views/LogGroups.vue'
+import AccessKeys from './views/AccessKeys.vue'
 
 // Client routes; the server answers each with index.html (internal/web).
 export const router = createRouter({
@@ -12,6 +14,8 @@ export const router = createRouter({
     { path: '/sign-in', component: SignIn, meta: { public: true } },
     { path: '/explore', component: Explore },
     { path: '/flow-logs', component: FlowLogs },
+    { path: '/log-groups', component: LogGroups },
+    { path: '/access-keys', component: AccessKeys },
     { path: '/:rest(.*)', redirect: '/explore' },
   ],
 })
