@@ -401,6 +401,59 @@ func TestConsole(t *testing.T) {
 		}
 	})
 
+	t.Run("ManageGateways", func(t *testing.T) {
+		do(t, tab, chromedp.Navigate(srv.URL+"/gateways"))
+		poll[string](t, tab, `document.querySelector('[data-test=gateway]')?.dataset.id ?? ''`)
+		const addr = "192.0.2.77"
+		exp := createGateway(t, tab, "console-exporter", "exporter", "exporter_addr", addr)
+		if st, g := testutil.Call(t, api, "GET", "/v1/gateways/"+exp, nil); st != 200 || g["kind"] != "exporter" || g["exporter_addr"] != addr {
+			t.Errorf("exporter gateway made in the console, the API says %d %v", st, g)
+		}
+		card := `[data-test=gateway][data-id="` + exp + `"] `
+		if src := eval[string](t, tab, `document.querySelector('`+card+`[data-test=source]').textContent.trim()`); src != addr {
+			t.Errorf("the exporter gateway's row shows %q, want its address", src)
+		}
+
+		// A second gateway for the same exporter: the API's 409 is shown, nothing is made.
+		fillGateway(t, tab, "console-exporter-2", "exporter", "exporter_addr", addr)
+		msg := poll[string](t, tab, `document.querySelector('[data-test=error]')?.textContent ?? ''`)
+		st, want := testutil.Call(t, api, "POST", "/v1/gateways", map[string]any{"name": "console-exporter-2", "kind": "exporter", "exporter_addr": addr})
+		if st != 409 || !strings.Contains(msg, want["code"].(string)) || !strings.Contains(msg, want["message"].(string)) {
+			t.Errorf("error shown %q, the API says %d %v", msg, st, want)
+		}
+		if eval[bool](t, tab, `!!document.querySelector('[data-test=gateway][data-name="console-exporter-2"]')`) {
+			t.Error("a refused gateway is listed")
+		}
+		screenshot(t, tab, "gateway-conflict")
+
+		capture := createGateway(t, tab, "console-capture", "capture", "", "")
+		in := `[data-test=gateway][data-id="` + capture + `"] `
+		setFields(t, tab, in, map[string]string{"attachment_name": "console-lo", "attachment_interface": "lo"})
+		do(t, tab, chromedp.Click(chromedp.CSS(in+`[data-test=create-attachment]`)))
+		att := poll[string](t, tab, `document.querySelector('`+in+`tr[data-name="console-lo"]')?.dataset.id ?? ''`)
+		if st, a := testutil.Call(t, api, "GET", "/v1/gateways/"+capture+"/attachments/"+att, nil); st != 200 || a["interface"] != "lo" {
+			t.Errorf("attachment made in the console, the API says %d %v", st, a)
+		}
+		screenshot(t, tab, "gateways")
+
+		row := `tr[data-id="` + att + `"] `
+		do(t, tab, chromedp.Click(chromedp.CSS(row+`[data-test=delete-attachment]`)))
+		if eval[bool](t, tab, `document.querySelector('`+row+`') === null`) {
+			t.Fatal("the first click on Remove removed the attachment; it should ask to confirm")
+		}
+		do(t, tab, chromedp.Click(chromedp.CSS(row+`[data-test=confirm-delete-attachment]`)))
+		poll[bool](t, tab, `document.querySelector('`+row+`') === null`)
+		for _, id := range []string{exp, capture} {
+			card := `[data-test=gateway][data-id="` + id + `"] `
+			do(t, tab, chromedp.Click(chromedp.CSS(card+`[data-test=delete-gateway]`)),
+				chromedp.Click(chromedp.CSS(card+`[data-test=confirm-delete-gateway]`)))
+			poll[bool](t, tab, `document.querySelector('`+card+`') === null`)
+			if st, _ := testutil.Call(t, api, "GET", "/v1/gateways/"+id, nil); st != 404 {
+				t.Errorf("gateway %s is gone from the page, the API answers %d", id, st)
+			}
+		}
+	})
+
 	t.Run("SecondAccountSeesNothing", func(t *testing.T) {
 		_, k := testutil.Call(t, api, "POST", "/v1/access-keys", map[string]any{"new_account": true})
 		other := browser(t, chromium)
@@ -647,4 +700,35 @@ func flowLogRow(t *testing.T, ctx context.Context, name string) string {
 // flowLogCell is JS reading a cell (by data-test) of a flow log's row, as shown.
 func flowLogCell(id, cell string) string {
 	return fmt.Sprintf(`(document.querySelector('tr[data-id=%q] [data-test=%s]')?.textContent ?? '').trim()`, id, cell)
+}
+
+// fillGateway fills the new-gateway form (field, if any, is the kind's own)
+// and submits it.
+func fillGateway(t *testing.T, ctx context.Context, name, kind, field, value string) {
+	t.Helper()
+	form := `[data-test=new-gateway] `
+	setFields(t, ctx, form, map[string]string{"gateway_kind": kind})
+	fields := map[string]string{"gateway_name": name}
+	if field != "" {
+		poll[bool](t, ctx, `!!document.querySelector('`+form+`[name=`+field+`]')`)
+		fields[field] = value
+	}
+	setFields(t, ctx, form, fields)
+	do(t, ctx, chromedp.Click(chromedp.CSS(form+`[data-test=create-gateway]`)))
+}
+
+// createGateway makes a gateway through the form and returns its id, once listed.
+func createGateway(t *testing.T, ctx context.Context, name, kind, field, value string) string {
+	t.Helper()
+	fillGateway(t, ctx, name, kind, field, value)
+	return poll[string](t, ctx, fmt.Sprintf(`document.querySelector('[data-test=gateway][data-name=%q]')?.dataset.id ?? ''`, name))
+}
+
+// setFields replaces the values of named inputs and selects under scope, as typing would.
+func setFields(t *testing.T, ctx context.Context, scope string, fields map[string]string) {
+	t.Helper()
+	js, _ := json.Marshal(fields)
+	eval[chromedp.Void](t, ctx, `(() => { for (const [n, v] of Object.entries(`+string(js)+`)) {
+		const e = document.querySelector(`+fmt.Sprintf("%q", scope)+` + '[name=' + n + ']');
+		e.value = v; e.dispatchEvent(new Event(e.tagName === 'SELECT' ? 'change' : 'input')) } })()`)
 }

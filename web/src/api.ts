@@ -236,25 +236,62 @@ export interface Attachment {
   if_index?: number
 }
 
-// Gateway is a gateway with its attachments, for pickers.
-export interface Gateway {
+// GatewayKind: capture reads host interfaces, pcap replays a file, exporter
+// receives NetFlow/IPFIX from a router at exporter_addr.
+export type GatewayKind = 'capture' | 'pcap' | 'exporter'
+
+export interface GatewayInfo {
   id: string
   name: string
-  kind: string
+  kind: GatewayKind
+  pcap_path?: string
+  pcap_pace?: string
+  exporter_addr?: string
+  created_at: string
+}
+
+// Gateway is a gateway with its attachments.
+export interface Gateway extends GatewayInfo {
   attachments: Attachment[]
 }
 
+// GatewayCreate is POST /v1/gateways's body; only the kind's fields are sent.
+export interface GatewayCreate {
+  name: string
+  kind: GatewayKind
+  pcap_path?: string
+  pcap_pace?: string
+  exporter_addr?: string
+}
+
+function gatewayPath(id: string): string {
+  return `/v1/gateways/${encodeURIComponent(id)}`
+}
+
 export async function listGateways(): Promise<Gateway[]> {
-  const { gateways } = await call<{ gateways: Omit<Gateway, 'attachments'>[] }>('GET', '/v1/gateways')
+  const { gateways } = await call<{ gateways: GatewayInfo[] }>('GET', '/v1/gateways')
   return Promise.all(
     gateways.map(async (g) => {
-      const { attachments } = await call<{ attachments: Attachment[] }>(
-        'GET',
-        `/v1/gateways/${encodeURIComponent(g.id)}/attachments`,
-      )
+      const { attachments } = await call<{ attachments: Attachment[] }>('GET', `${gatewayPath(g.id)}/attachments`)
       return { ...g, attachments }
     }),
   )
+}
+
+export function createGateway(body: GatewayCreate): Promise<GatewayInfo> {
+  return call<GatewayInfo>('POST', '/v1/gateways', body)
+}
+
+export function deleteGateway(id: string): Promise<unknown> {
+  return call('DELETE', gatewayPath(id))
+}
+
+export function createAttachment(gateway: string, name: string, iface: string): Promise<Attachment> {
+  return call<Attachment>('POST', `${gatewayPath(gateway)}/attachments`, { name, interface: iface })
+}
+
+export function deleteAttachment(gateway: string, id: string): Promise<unknown> {
+  return call('DELETE', `${gatewayPath(gateway)}/attachments/${encodeURIComponent(id)}`)
 }
 
 export interface FilterCheck {

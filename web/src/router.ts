@@ -5,6 +5,7 @@ import Explore from './views/Explore.vue'
 import FlowLogs from './views/FlowLogs.vue'
 import LogGroups from './views/LogGroups.vue'
 import AccessKeys from './views/AccessKeys.vue'
+import Gateways from './views/Gateways.vue'
 
 // Client routes; the server answers each with index.html (internal/web).
 export const router = createRouter({
@@ -14,6 +15,7 @@ export const router = createRouter({
     { path: '/sign-in', component: SignIn, meta: { public: true } },
     { path: '/explore', component: Explore },
     { path: '/flow-logs', component: FlowLogs },
+    { path: '/gateways', component: Gateways },
     { path: '/log-groups', component: LogGroups },
     { path: '/access-keys', component: AccessKeys },
     { path: '/:rest(.*)', redirect: '/explore' },
