@@ -182,10 +182,12 @@ func (s *Source) Write(ctx context.Context, recs []flow.Record) error {
 // accepted counts spooled records and wakes the committer once a batch's
 // worth waits.
 func (p *Pipeline) accepted(n int) {
+	end := p.log.End()
 	p.mu.Lock()
 	p.written += uint64(n)
+	backlog := end - min(end, p.committed)
 	p.mu.Unlock()
-	if p.log.End()-p.committedPos() >= uint64(p.cfg.MinBatch) {
+	if backlog >= uint64(p.cfg.MinBatch) {
 		p.wake()
 	}
 }

@@ -107,16 +107,17 @@ func (s *Spool) Used() int64 { return s.used.Load() }
 
 // dirOf names a stream's directory; ids are hex-encoded so that any id
 // makes one safe file name.
-func (s *Spool) dirOf(id store.StreamID) string {
-	return filepath.Join(s.cfg.Dir, hex.EncodeToString([]byte(id.Account))+"-"+hex.EncodeToString([]byte(id.Stream)))
+func (s *Spool) dirOf(id store.StreamID) string { return streamDir(s.cfg.Dir, id) }
+
+func streamDir(root string, id store.StreamID) string {
+	return filepath.Join(root, hex.EncodeToString([]byte(id.Account))+"-"+hex.EncodeToString([]byte(id.Stream)))
 }
 
 // Waiting returns the bytes of a stream's log in the spool directory dir,
 // without opening it: records that may not be in the store yet (the
 // server stores them when it next runs).
 func Waiting(dir string, id store.StreamID) (int64, error) {
-	s := &Spool{cfg: Config{Dir: dir}}
-	segs, err := listSegments(s.dirOf(id))
+	segs, err := listSegments(streamDir(dir, id))
 	if errors.Is(err, os.ErrNotExist) {
 		return 0, nil
 	}
