@@ -457,10 +457,7 @@ func TestConsole(t *testing.T) {
 	t.Run("SecondAccountSeesNothing", func(t *testing.T) {
 		_, k := testutil.Call(t, api, "POST", "/v1/access-keys", map[string]any{"new_account": true})
 		other := browser(t, chromium)
-		do(t, other, chromedp.Navigate(srv.URL+"/sign-in"),
-			chromedp.SendKeys(chromedp.CSS(`input[name=access_key_id]`), k["access_key_id"].(string)),
-			chromedp.SendKeys(chromedp.CSS(`input[name=access_key_secret]`), k["access_key_secret"].(string)),
-			chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+		signIn(t, other, srv.URL, k["access_key_id"].(string), k["access_key_secret"].(string))
 		if st := poll[string](t, other, `document.querySelector('section.explore')?.dataset.state`); st != "empty" {
 			t.Errorf("explore state %q, want empty", st)
 		}
@@ -488,6 +485,36 @@ func TestConsole(t *testing.T) {
 		}
 		screenshot(t, other, "last-access-key")
 	})
+}
+
+// console is a real server fed by the demo, and a browser signed in to it,
+// for a test of one part of the console.
+type console struct {
+	srv    *testutil.Server
+	api    *client.Client
+	stream string // the demo's log stream
+	tab    context.Context
+}
+
+func newConsole(t *testing.T) *console {
+	t.Helper()
+	chromium := testutil.Peer(t, "chromium")
+	srv := testutil.StartServer(t)
+	c := &console{srv: srv, api: client.New(srv.URL, srv.KeyID, srv.Secret)}
+	c.stream = demo(t, c.api)
+	c.tab = browser(t, chromium)
+	signIn(t, c.tab, srv.URL, srv.KeyID, srv.Secret)
+	waitReady(t, c.tab)
+	return c
+}
+
+// signIn signs in from the sign-in page with an access key.
+func signIn(t *testing.T, tab context.Context, url, id, secret string) {
+	t.Helper()
+	do(t, tab, chromedp.Navigate(url+"/sign-in"), chromedp.WaitVisible(chromedp.CSS(`input[name=access_key_id]`)),
+		chromedp.SendKeys(chromedp.CSS(`input[name=access_key_id]`), id),
+		chromedp.SendKeys(chromedp.CSS(`input[name=access_key_secret]`), secret),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)))
 }
 
 // demo sets up the README's quick start through the API: a pcap gateway
