@@ -38,7 +38,7 @@ var remoteQuerier func(ctx context.Context, t streamTarget) (querier, error)
 // account when the name is not unique).
 type streamTarget struct {
 	dataDir, store, server, stream, group, account string
-	notes                                   io.Writer // where notes for the user go (the command's stderr)
+	notes                                          io.Writer // where notes for the user go (the command's stderr)
 }
 
 func (t *streamTarget) addFlags(cmd *cobra.Command) {
