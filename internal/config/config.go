@@ -269,7 +269,7 @@ var levels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelI
 	"warn": slog.LevelWarn, "error": slog.LevelError}
 
 // LogStore is the parsed Store setting (validated by LoadServe).
-func (c *Serve) LogStore() Store {
+func (c Serve) LogStore() Store {
 	st, _ := ParseStore(c.Store)
 	return st
 }

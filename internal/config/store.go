@@ -55,17 +55,21 @@ func ParseStore(s string) (Store, error) {
 		return fail("unknown scheme %q", scheme)
 	}
 	u, err := url.Parse(s)
+	if err != nil {
+		// The reason is taken from the URL without its password, since
+		// url.Parse quotes what it stumbles on.
+		if _, err := url.Parse(RedactStore(s)); err != nil {
+			var ue *url.Error
+			if errors.As(err, &ue) {
+				err = ue.Err // without the URL it quotes whole
+			}
+			return fail("%v", err)
+		}
+	}
 	// With an "@" that did not end up as the user's, a piece of the
 	// password may sit in the host, port or path: no part is quoted then.
-	if strings.Contains(rest, "@") && (err != nil || u.User == nil) {
-		return fail("not a valid URL (percent-encode any : / ? # @ in the user or password)")
-	}
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // without the URL it quotes whole
-		}
-		return fail("%v", err)
+	if err != nil || strings.Contains(rest, "@") && u.User == nil {
+		return fail("not a valid URL (percent-encode any : / ? # @ %% in the user or password)")
 	}
 	st := Store{Kind: StoreClickHouse, Database: DefaultClickHouseDatabase}
 	host, port := u.Hostname(), u.Port()
