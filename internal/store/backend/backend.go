@@ -53,8 +53,7 @@ func New(ctx context.Context, cfg Config) (store.Store, error) {
 	}
 	var ne net.Error
 	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("log store %s: no ClickHouse server answers on %s (its HTTP port) within %v: %w",
-			st, st.Addr, cfg.Timeout, err)
+		return nil, fmt.Errorf("log store %s: no ClickHouse server answers on %s (its HTTP port): %w", st, st.Addr, err)
 	}
 	return nil, fmt.Errorf("log store %s: %w", st, err)
 }
