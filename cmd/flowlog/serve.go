@@ -40,6 +40,8 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the server: every API on one listener, state in the data dir",
 		Long: `Run the flowlog server. Every API (native /v1, Alibaba RPC on /, Huawei /v3)
 is served on one listener; state is kept in the data dir across restarts.
+Log records go to the embedded store in the data dir, or, with --store
+clickhouse://…, to a ClickHouse server, which must answer at start.
 
 Settings come from flags, then FLOWLOG_* environment variables, then the
 YAML config file, then defaults. The bootstrap account's key comes from
@@ -70,7 +72,7 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.StringVar(&flags.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env FLOWLOG_TLS_CERT)")
 	f.StringVar(&flags.TLSKey, "tls-key", "", "PEM private key of --tls-cert (env FLOWLOG_TLS_KEY)")
 	f.StringVar(&flags.Store, "store", "", "where log records go: duckdb (embedded, in the data dir) or "+
-		"clickhouse://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE] (HTTP port, default 8123; database default flowlog) (env FLOWLOG_STORE; default duckdb)")
+		"clickhouse://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE], its HTTP interface (port 8123, database flowlog unless given) (env FLOWLOG_STORE; default duckdb)")
 	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
 	return cmd
 }
@@ -123,6 +125,10 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	}
 
 	// Tools reading the data dir offline learn from it where records are.
+	if before, ok := backend.Previous(cfg.DataDir, cfg.LogStore()); ok {
+		log.Warn("the log store changed since the last run: records stored before stay where they are, not moved",
+			"before", before.String(), "now", cfg.LogStore().String())
+	}
 	if err := backend.Record(cfg.DataDir, cfg.LogStore()); err != nil {
 		return fmt.Errorf("log store: %w", err)
 	}

@@ -67,6 +67,22 @@ func Record(dataDir string, st config.Store) error {
 	return os.WriteFile(filepath.Join(dataDir, RecordFile), []byte(st.String()+"\n"), 0o600)
 }
 
+// Previous returns the store that kept dataDir's records before, when it
+// is not now: the one Record noted, or the embedded one for a data dir
+// from before notes that holds its database.
+func Previous(dataDir string, now config.Store) (config.Store, bool) {
+	before, err := Recorded(dataDir)
+	if err != nil {
+		return before, false
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, RecordFile)); err != nil {
+		if _, err := os.Stat(filepath.Join(dataDir, duckdb.FileName)); err != nil {
+			return before, false // a new data dir
+		}
+	}
+	return before, before.String() != now.String()
+}
+
 // Recorded returns the store Record noted in dataDir; the embedded one
 // when nothing was noted (data dirs from before the choice existed).
 func Recorded(dataDir string) (config.Store, error) {

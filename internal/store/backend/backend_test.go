@@ -14,6 +14,7 @@ import (
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/clickhouse/chtest"
+	"flowlog/internal/store/duckdb"
 	"flowlog/internal/store/query"
 	"flowlog/internal/testutil"
 )
@@ -98,5 +99,34 @@ func TestRecord(t *testing.T) {
 	got, err := Recorded(dir)
 	if err != nil || got.String() != "clickhouse://flow@ch1:9000/logs" {
 		t.Errorf("Recorded = %v, %v", got, err)
+	}
+}
+
+// TestPrevious tells a change of store from a first start.
+func TestPrevious(t *testing.T) {
+	ch, _ := config.ParseStore("clickhouse://ch1/logs")
+	embedded := config.Store{Kind: config.StoreDuckDB}
+	fresh := t.TempDir()
+	if _, changed := Previous(fresh, ch); changed {
+		t.Error("a new data dir had a store before")
+	}
+	old := t.TempDir() // the embedded store's data dir from before notes
+	if err := os.WriteFile(filepath.Join(old, duckdb.FileName), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if before, changed := Previous(old, ch); !changed || before.Kind != config.StoreDuckDB {
+		t.Errorf("embedded, then ClickHouse: %v, %v", before, changed)
+	}
+	if _, changed := Previous(old, embedded); changed {
+		t.Error("embedded both times: a change")
+	}
+	if err := Record(fresh, ch); err != nil {
+		t.Fatal(err)
+	}
+	if _, changed := Previous(fresh, ch); changed {
+		t.Error("the same ClickHouse: a change")
+	}
+	if before, changed := Previous(fresh, embedded); !changed || before.String() != ch.String() {
+		t.Errorf("ClickHouse, then embedded: %v, %v", before, changed)
 	}
 }
