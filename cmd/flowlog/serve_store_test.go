@@ -30,21 +30,23 @@ var storeWindow = []string{"--since", "24h", "--until=-1h"}
 // records in flight and the log stream's retention all behave on
 // ClickHouse as the embedded store does.
 func TestServeClickHouse(t *testing.T) {
-	chURL := chtest.Start(t)
+	// A server of its own (it is paused below), with a user whose password
+	// must not show in any output.
+	const user, password = "flow", "Pw-0f-flow"
+	chURL := chtest.StartWithUser(t, user, password)
 	chPID := chtest.PID(chURL)
-	if chPID == 0 {
-		t.Skip("pauses its ClickHouse server: needs one of its own, not CLICKHOUSE_URL")
-	}
 	const db = "flowlog_serve"
-	setting := "clickhouse://" + strings.TrimPrefix(chURL, "http://") + "/" + db
+	addr := strings.TrimPrefix(chURL, "http://")
+	setting := "clickhouse://" + user + ":" + password + "@" + addr + "/" + db
+	shown := "clickhouse://" + user + "@" + addr + "/" + db // setting without the password
 
 	emb := testutil.StartServer(t)
 	srv := testutil.NewServer(t)
 	srv.UseTestKey()
 	srv.Args = []string{"--store", setting}
 	srv.Start()
-	if _, errOut := srv.Logs(); !strings.Contains(errOut, "store="+setting) {
-		t.Errorf("the start log does not name the store %s:\n%s", setting, errOut)
+	if _, errOut := srv.Logs(); !strings.Contains(errOut, "store="+shown) {
+		t.Errorf("the start log does not name the store %s:\n%s", shown, errOut)
 	}
 
 	want := settled(t, emb, demoFlowLog(t, emb, "demo"))
@@ -94,6 +96,14 @@ func TestServeClickHouse(t *testing.T) {
 		cliOK(t, srv, "flow-logs", "delete", fl)
 	}
 	srv.Kill()
+	hidden := func(run string) {
+		t.Helper()
+		stdout, stderr := srv.Logs()
+		if strings.Contains(stdout+stderr, password) {
+			t.Errorf("the %s run's output shows the ClickHouse password:\n%s%s", run, stdout, stderr)
+		}
+	}
+	hidden("first")
 	if err := syscall.Kill(chPID, syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
@@ -108,9 +118,13 @@ func TestServeClickHouse(t *testing.T) {
 
 	// Offline: the data dir says where its records are, --store reads them.
 	srv.Stop()
+	hidden("second")
+	if b, _ := os.ReadFile(filepath.Join(srv.DataDir, "store")); strings.TrimSpace(string(b)) != shown {
+		t.Errorf("the data dir notes the store as %q, want %q", b, shown)
+	}
 	offline := append([]string{"--data-dir", srv.DataDir, "--log-stream", "flows", "--log-group", "demo"}, storeWindow...)
 	_, errOut, code := runCLI(t, srv, append([]string{"query"}, offline...)...)
-	if code == 0 || !strings.Contains(errOut, "keeps its log records in ClickHouse ("+setting+")") || !strings.Contains(errOut, "--store "+setting) {
+	if code == 0 || !strings.Contains(errOut, "keeps its log records in ClickHouse ("+shown+")") || !strings.Contains(errOut, "--store "+shown) {
 		t.Errorf("query --data-dir of a ClickHouse server: exit %d, %q", code, errOut)
 	}
 	withStore := append(offline, "--store", setting)

@@ -65,6 +65,7 @@ const systemUsers = "/etc/clickhouse-server/users.xml"
 // always starts a server of its own (CLICKHOUSE_URL is not used).
 func StartWithUser(t testing.TB, user, password string) string {
 	t.Helper()
+	testutil.Peer(t, "clickhouse-server") // skips (or fails) before the users config is looked for
 	dir := t.TempDir()
 	base, err := os.ReadFile(systemUsers)
 	if err != nil {
