@@ -37,13 +37,15 @@ var remoteQuerier func(ctx context.Context, t streamTarget) (querier, error)
 // and the log stream there (a name or ls-… id, narrowed by log group or
 // account when the name is not unique).
 type streamTarget struct {
-	dataDir, server, stream, group, account string
-	notes                                   io.Writer // where notes for the user go (the command's stderr)
+	dataDir, store, server, stream, group, account string
+	notes                                          io.Writer // where notes for the user go (the command's stderr)
 }
 
 func (t *streamTarget) addFlags(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&t.dataDir, "data-dir", "", "data directory of the embedded store or of a stopped server")
+	fl.StringVar(&t.store, "store", "", "with --data-dir of a server that keeps its records in ClickHouse: "+
+		"clickhouse://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE] to read them from (default: FLOWLOG_STORE, for such a data dir)")
 	fl.StringVar(&t.stream, "log-stream", "", "log stream: its name or ls-… id (required)")
 	fl.StringVar(&t.group, "log-group", "", "log group (name or lg-… id) of the log stream, when its name is not unique")
 	fl.StringVar(&t.account, "account", "", "account of the log stream in a server's --data-dir, when its name is not unique")
@@ -54,6 +56,9 @@ func openQuerier(ctx context.Context, t streamTarget) (querier, store.StreamID, 
 	switch {
 	case t.dataDir != "" && t.server != "":
 		return nil, store.StreamID{}, errors.New("give --data-dir or --server, not both")
+	case t.store != "" && t.dataDir == "":
+		return nil, store.StreamID{}, errors.New("--store needs --data-dir: the data dir's control state names the log streams " +
+			"whose records --store holds; or query the server with --server")
 	case t.dataDir != "":
 		s, id, err := openDataDir(ctx, t)
 		if err != nil {

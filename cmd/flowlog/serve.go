@@ -26,7 +26,7 @@ import (
 	"flowlog/internal/netflow"
 	"flowlog/internal/spool"
 	"flowlog/internal/store"
-	"flowlog/internal/store/duckdb"
+	"flowlog/internal/store/backend"
 	"flowlog/internal/web"
 )
 
@@ -40,6 +40,8 @@ func newServeCmd() *cobra.Command {
 		Short: "Run the server: every API on one listener, state in the data dir",
 		Long: `Run the flowlog server. Every API (native /v1, Alibaba RPC on /, Huawei /v3)
 is served on one listener; state is kept in the data dir across restarts.
+Log records go to the embedded store in the data dir, or, with --store
+clickhouse://…, to a ClickHouse server, which must answer at start.
 
 Settings come from flags, then FLOWLOG_* environment variables, then the
 YAML config file, then defaults. The bootstrap account's key comes from
@@ -69,6 +71,8 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.IntVar(&flags.QueryConcurrency, "query-concurrency", 0, "queries one account may run at once (env FLOWLOG_QUERY_CONCURRENCY; default 4)")
 	f.StringVar(&flags.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env FLOWLOG_TLS_CERT)")
 	f.StringVar(&flags.TLSKey, "tls-key", "", "PEM private key of --tls-cert (env FLOWLOG_TLS_KEY)")
+	f.StringVar(&flags.Store, "store", "", "where log records go: duckdb (embedded, in the data dir) or "+
+		"clickhouse://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE], its HTTP interface (port 8123, database flowlog unless given) (env FLOWLOG_STORE; default duckdb)")
 	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
 	return cmd
 }
@@ -85,6 +89,16 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// A ClickHouse server that does not answer stops the start, before
+	// anything else: records would be accepted with no store to take
+	// them. Records an earlier run spooled stay in the data dir until a
+	// start succeeds; while serving, the spool holds records through an
+	// outage.
+	logs, err := backend.New(ctx, backend.Config{Store: cfg.LogStore(), DataDir: cfg.DataDir, Threads: cfg.StoreThreads})
+	if err != nil {
+		return err
+	}
+	defer logs.Close()
 	svc, err := control.New(control.Config{DataDir: cfg.DataDir, Quota: cfg.FlowLogQuota, PcapDir: cfg.PcapDir})
 	if err != nil {
 		return err
@@ -110,11 +124,14 @@ func serve(ctx context.Context, cfg config.Serve) error {
 			filepath.Join(cfg.DataDir, config.CredentialsFile), boot.Key.AccountID, boot.Key.ID, boot.Key.Secret)
 	}
 
-	logs, err := duckdb.New(duckdb.Config{Dir: cfg.DataDir, Threads: cfg.StoreThreads})
-	if err != nil {
+	// Tools reading the data dir offline learn from it where records are.
+	if before, ok := backend.Previous(cfg.DataDir, cfg.LogStore()); ok {
+		log.Warn("the log store changed since the last run: records stored before stay where they are, not moved",
+			"before", before.String(), "now", cfg.LogStore().String())
+	}
+	if err := backend.Record(cfg.DataDir, cfg.LogStore()); err != nil {
 		return fmt.Errorf("log store: %w", err)
 	}
-	defer logs.Close()
 	// The control plane is the store's catalog: a deleted log stream's
 	// records go at once, and the hourly follow applies retention changes
 	// and deletes what an earlier run could not.
@@ -155,7 +172,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	}
 	hs := newHTTPServer(srv, tlsCfg, log)
 	log.Info("flowlog serving", "listen", ln.Addr().String(), "tls", tlsCfg != nil, "data_dir", cfg.DataDir,
-		"account", boot.Key.AccountID, "collector", plane.CollectorAddrs())
+		"store", cfg.LogStore().String(), "account", boot.Key.AccountID, "collector", plane.CollectorAddrs())
 	errc := make(chan error, 1)
 	go func() {
 		if tlsCfg != nil {

@@ -85,6 +85,11 @@ type Serve struct {
 	// core). Fewer leave more of the machine to the collector and write
 	// at a lower cost per record; more answer big queries sooner.
 	StoreThreads int `yaml:"store_threads"`
+	// Store is where log records go: "duckdb" (the default), the embedded
+	// store in the data dir, or clickhouse://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE],
+	// a ClickHouse server's HTTP interface (port 8123, database flowlog by
+	// default). The control state stays in the data dir either way.
+	Store string `yaml:"store"`
 }
 
 // LoadServe merges flags over the environment (getenv) over the file (if
@@ -106,7 +111,7 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 		LogLevel: getenv("FLOWLOG_LOG_LEVEL"), NetflowListen: getenv("FLOWLOG_NETFLOW_LISTEN"),
 		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN"),
 		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true", PcapDir: getenv("FLOWLOG_PCAP_DIR"),
-		TLSCert: getenv("FLOWLOG_TLS_CERT"), TLSKey: getenv("FLOWLOG_TLS_KEY")}
+		TLSCert: getenv("FLOWLOG_TLS_CERT"), TLSKey: getenv("FLOWLOG_TLS_KEY"), Store: getenv("FLOWLOG_STORE")}
 	if err := env.numbersFromEnv(getenv); err != nil {
 		return cfg, err
 	}
@@ -172,6 +177,9 @@ func (c *Serve) merge(o Serve) {
 	if o.TLSKey != "" {
 		c.TLSKey = o.TLSKey
 	}
+	if o.Store != "" {
+		c.Store = o.Store
+	}
 	for dst, v := range map[*int]int{&c.ReplayPerAccount: o.ReplayPerAccount, &c.SpoolMaxMB: o.SpoolMaxMB,
 		&c.DiskReserveMB: o.DiskReserveMB, &c.IngestMemoryMB: o.IngestMemoryMB, &c.StoreThreads: o.StoreThreads} {
 		if v != 0 {
@@ -203,6 +211,9 @@ func (c *Serve) validate() error {
 		if v < 0 {
 			return fmt.Errorf("%s: must not be negative, got %d", name, v)
 		}
+	}
+	if _, err := ParseStore(c.Store); err != nil {
+		return err
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return errors.New("tls_cert and tls_key (--tls-cert, --tls-key) go together: give both files or neither")
@@ -256,6 +267,12 @@ func (c *Serve) TLS() (*tls.Config, error) {
 
 var levels = map[string]slog.Level{"debug": slog.LevelDebug, "info": slog.LevelInfo,
 	"warn": slog.LevelWarn, "error": slog.LevelError}
+
+// LogStore is the parsed Store setting (validated by LoadServe).
+func (c Serve) LogStore() Store {
+	st, _ := ParseStore(c.Store)
+	return st
+}
 
 // Level is the log level as slog's.
 func (c *Serve) Level() slog.Level { return levels[strings.ToLower(c.LogLevel)] }

@@ -34,10 +34,6 @@ func (c *client) url(q string, params url.Values) string {
 	if q != "" {
 		v.Set("query", q)
 	}
-	if c.user != "" {
-		v.Set("user", c.user)
-		v.Set("password", c.password)
-	}
 	return c.base + "/?" + v.Encode()
 }
 
@@ -51,6 +47,10 @@ func (c *client) doWith(ctx context.Context, sqlInURL string, params url.Values,
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(sqlInURL, params), body)
 	if err != nil {
 		return nil, err
+	}
+	// Credentials go in a header, not the URL, which errors quote.
+	if c.user != "" {
+		req.SetBasicAuth(c.user, c.password)
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {

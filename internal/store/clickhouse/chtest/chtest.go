@@ -4,6 +4,7 @@ package chtest
 
 import (
 	"fmt"
+	"html"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -53,10 +54,45 @@ func Start(t testing.TB) string {
 	if u := os.Getenv("CLICKHOUSE_URL"); u != "" {
 		return u
 	}
-	bin := testutil.Peer(t, "clickhouse-server")
+	return start(t, t.TempDir(), systemUsers)
+}
+
+// systemUsers is the users config of Debian's clickhouse-server: user
+// default, no password.
+const systemUsers = "/etc/clickhouse-server/users.xml"
+
+// StartWithUser is Start with one more user, who has a password. It
+// always starts a server of its own (CLICKHOUSE_URL is not used).
+func StartWithUser(t testing.TB, user, password string) string {
+	t.Helper()
+	testutil.Peer(t, "clickhouse-server") // skips (or fails) before the users config is looked for
 	dir := t.TempDir()
+	base, err := os.ReadFile(systemUsers)
+	if err != nil {
+		t.Fatalf("clickhouse users config: %v", err)
+	}
+	// The server merges users.d/*.xml into the users config beside it.
+	extra := fmt.Sprintf(`<?xml version="1.0"?><yandex><users><%[1]s><password>%[2]s</password>`+
+		`<networks><ip>::/0</ip></networks><profile>default</profile><quota>default</quota></%[1]s></users></yandex>`,
+		html.EscapeString(user), html.EscapeString(password))
+	users := filepath.Join(dir, "users.xml")
+	if err := os.MkdirAll(filepath.Join(dir, "users.d"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(users, base, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "users.d", "extra.xml"), []byte(extra), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return start(t, dir, users)
+}
+
+// start runs a server with its files in dir and the given users config.
+func start(t testing.TB, dir, users string) string {
+	t.Helper()
+	bin := testutil.Peer(t, "clickhouse-server")
 	httpPort, tcpPort := testutil.FreeTCPPort(t), testutil.FreeTCPPort(t)
-	users := "/etc/clickhouse-server/users.xml"
 	if _, err := os.Stat(users); err != nil {
 		t.Fatalf("clickhouse users config: %v", err)
 	}
