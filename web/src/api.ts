@@ -183,9 +183,17 @@ export interface FlowLog {
   name: string
   description: string
   output_type: string
+  log_group_id?: string
   log_stream_id?: string
   netflow_server_ip?: string
   netflow_server_port?: number
+  netflow_version?: string
+  region: string
+  resource_group_id: string
+  active_aging: number
+  inactive_aging: number
+  aggregation_interval: number
+  sampling: number
   targets: { gateway_id: string; attachment_id?: string }[] | null
   enabled: boolean
   state: string
@@ -226,6 +234,22 @@ export interface FlowLogCreate {
 
 export function createFlowLog(body: FlowLogCreate): Promise<FlowLog> {
   return call<FlowLog>('POST', '/v1/flow-logs', body)
+}
+
+// FlowLogUpdate is PATCH /v1/flow-logs/{id}'s body: the settings to change.
+export type FlowLogUpdate = Partial<Omit<FlowLogCreate, 'targets'>>
+
+function flowLogPath(id: string): string {
+  return `/v1/flow-logs/${encodeURIComponent(id)}`
+}
+
+export function updateFlowLog(id: string, body: FlowLogUpdate): Promise<FlowLog> {
+  return call<FlowLog>('PATCH', flowLogPath(id), body)
+}
+
+// bindFlowLog associates the flow log with a gateway or attachment, or disassociates it.
+export function bindFlowLog(id: string, target: Target, bound: boolean): Promise<FlowLog> {
+  return call<FlowLog>('POST', `${flowLogPath(id)}/${bound ? 'associate' : 'disassociate'}`, target)
 }
 
 export function setFlowLogEnabled(id: string, enabled: boolean): Promise<FlowLog> {
