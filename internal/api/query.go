@@ -21,13 +21,8 @@ type Querier interface {
 // queryStream answers POST /v1/log-streams/{id}/query over one of the
 // caller's log streams.
 func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
-	if s.cfg.Store == nil {
-		writeError(w, r, http.StatusServiceUnavailable, "StoreUnavailable", "this server has no log store")
-		return
-	}
-	ls, err := s.svc.GetLogStream(r.Context(), c.account, r.PathValue("id"))
-	if err != nil {
-		s.fail(w, r, err)
+	id, ok := s.queryTarget(w, r, c)
+	if !ok {
 		return
 	}
 	var req query.Request
@@ -38,28 +33,59 @@ func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, r, http.StatusBadRequest, "InvalidQuery", err.Error())
 		return
 	}
-	id := ls.StoreStream().StreamID
-	if !s.queries.acquire(c.account) {
-		w.Header().Set("Retry-After", "1")
-		writeError(w, r, http.StatusTooManyRequests, "Throttling.Query", fmt.Sprintf(
-			"this account already runs %d queries, the most the server allows at once; retry when one has answered", s.queries.max))
+	if !s.querySlot(w, r, c) {
 		return
 	}
 	defer s.queries.release(c.account)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
 	resp, err := s.cfg.Store.Query(ctx, id, req)
+	if err != nil {
+		s.queryFailed(w, r, ctx, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// queryTarget is the store's id of the caller's log stream named in the
+// path; it answers the error itself when there is none.
+func (s *Server) queryTarget(w http.ResponseWriter, r *http.Request, c caller) (store.StreamID, bool) {
+	if s.cfg.Store == nil {
+		writeError(w, r, http.StatusServiceUnavailable, "StoreUnavailable", "this server has no log store")
+		return store.StreamID{}, false
+	}
+	ls, err := s.svc.GetLogStream(r.Context(), c.account, r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return store.StreamID{}, false
+	}
+	return ls.StoreStream().StreamID, true
+}
+
+// querySlot takes one of the account's query slots (release it after), or
+// answers 429.
+func (s *Server) querySlot(w http.ResponseWriter, r *http.Request, c caller) bool {
+	if s.queries.acquire(c.account) {
+		return true
+	}
+	w.Header().Set("Retry-After", "1")
+	writeError(w, r, http.StatusTooManyRequests, "Throttling.Query", fmt.Sprintf(
+		"this account already runs %d queries, the most the server allows at once; retry when one has answered", s.queries.max))
+	return false
+}
+
+// queryFailed answers a store query that failed under ctx, the request's
+// context with the query timeout.
+func (s *Server) queryFailed(w http.ResponseWriter, r *http.Request, ctx context.Context, err error) {
 	switch {
 	case errors.Is(err, query.ErrInvalid), errors.Is(err, store.ErrUnknownField):
 		writeError(w, r, http.StatusBadRequest, "InvalidQuery", err.Error())
-	case err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded) && r.Context().Err() == nil:
 		writeError(w, r, http.StatusServiceUnavailable, "QueryTimeout", fmt.Sprintf(
 			"the query ran longer than the server's limit of %s and was stopped; narrow its window or filter", s.cfg.QueryTimeout))
-	case err != nil && r.Context().Err() != nil: // the client went away
-	case err != nil:
-		s.internal(w, r, err)
+	case r.Context().Err() != nil: // the client went away
 	default:
-		writeJSON(w, http.StatusOK, resp)
+		s.internal(w, r, err)
 	}
 }
 

@@ -20,22 +20,7 @@ func TestQueryLogStream(t *testing.T) {
 		{SrcAddr: netip.MustParseAddr("10.0.0.2"), DstAddr: netip.MustParseAddr("192.0.2.1"), SrcPort: 1001, DstPort: 443, Protocol: 6, Packets: 5, Bytes: 5000, Start: base, End: base + 2},
 		{SrcAddr: netip.MustParseAddr("172.16.0.9"), DstAddr: netip.MustParseAddr("192.0.2.1"), SrcPort: 53, DstPort: 53, Protocol: 17, Packets: 1, Bytes: 80, Start: base, End: base + 3},
 	}
-	// Write the records into the server's own store while it is stopped.
-	e.srv.Stop()
-	st, err := duckdb.New(duckdb.Config{Dir: e.srv.DataDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := store.StreamID{Account: e.srv.Account, Stream: fx.ls}
-	ctx := context.Background()
-	if err := st.CreateStream(ctx, store.Stream{StreamID: id, Group: fx.lg, RetentionDays: 3}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.Append(ctx, id, recs); err != nil {
-		t.Fatal(err)
-	}
-	st.Close()
-	e.srv.Start()
+	e.seed(fx.lg, map[string][]flow.Record{fx.ls: recs})
 
 	window := map[string]any{"since": time.Now().Add(-time.Hour).Format(time.RFC3339), "until": time.Now().Format(time.RFC3339)}
 	with := func(kv ...any) map[string]any {
@@ -78,4 +63,27 @@ func TestQueryLogStream(t *testing.T) {
 	k := e.must(201, "POST", "/v1/access-keys", map[string]any{"new_account": true})
 	other := e.clientFor(str(k, "access_key_id"), str(k, "access_key_secret"))
 	wantErrC(t, other, 404, "NotFound.LogStream", "POST", path, with())
+}
+
+// seed writes records into the server's own store, by log stream of the
+// group, while the server is stopped.
+func (e *env) seed(group string, recs map[string][]flow.Record) {
+	e.t.Helper()
+	e.srv.Stop()
+	st, err := duckdb.New(duckdb.Config{Dir: e.srv.DataDir})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	ctx := context.Background()
+	for ls, rs := range recs {
+		id := store.StreamID{Account: e.srv.Account, Stream: ls}
+		if err := st.CreateStream(ctx, store.Stream{StreamID: id, Group: group, RetentionDays: 3}); err != nil {
+			e.t.Fatal(err)
+		}
+		if err := st.Append(ctx, id, rs); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+	st.Close()
+	e.srv.Start()
 }

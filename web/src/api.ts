@@ -24,7 +24,14 @@ export class ApiError extends Error {
 export const session = ref<Session | null>(null)
 
 export async function call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-  const headers: Record<string, string> = { Accept: 'application/json' }
+  const resp = await send(method, path, body, signal, 'application/json')
+  return (resp.status === 204 ? {} : await resp.json().catch(() => ({}))) as T
+}
+
+// send makes one request of the session; an answer other than 2xx is
+// thrown as an ApiError.
+async function send(method: string, path: string, body: unknown, signal: AbortSignal | undefined, accept: string): Promise<Response> {
+  const headers: Record<string, string> = { Accept: accept }
   if (body !== undefined) headers['Content-Type'] = 'application/json'
   if (method !== 'GET' && session.value) headers['X-CSRF-Token'] = session.value.csrf_token
   const resp = await fetch(path, {
@@ -35,12 +42,12 @@ export async function call<T>(method: string, path: string, body?: unknown, sign
     cache: 'no-store',
     signal,
   })
-  const data = resp.status === 204 ? {} : await resp.json().catch(() => ({}))
   if (!resp.ok) {
+    const data = await resp.json().catch(() => ({}))
     if (resp.status === 401 && !path.startsWith('/v1/console/')) session.value = null
     throw new ApiError(resp.status, data.code ?? '', data.message ?? resp.statusText)
   }
-  return data as T
+  return resp
 }
 
 // restore picks up the session a cookie still holds, after a reload.
@@ -176,9 +183,17 @@ export interface FlowLog {
   name: string
   description: string
   output_type: string
+  log_group_id?: string
   log_stream_id?: string
   netflow_server_ip?: string
   netflow_server_port?: number
+  netflow_version?: string
+  region: string
+  resource_group_id: string
+  active_aging: number
+  inactive_aging: number
+  aggregation_interval: number
+  sampling: number
   targets: { gateway_id: string; attachment_id?: string }[] | null
   enabled: boolean
   state: string
@@ -219,6 +234,22 @@ export interface FlowLogCreate {
 
 export function createFlowLog(body: FlowLogCreate): Promise<FlowLog> {
   return call<FlowLog>('POST', '/v1/flow-logs', body)
+}
+
+// FlowLogUpdate is PATCH /v1/flow-logs/{id}'s body: the settings to change.
+export type FlowLogUpdate = Partial<Omit<FlowLogCreate, 'targets'>>
+
+function flowLogPath(id: string): string {
+  return `/v1/flow-logs/${encodeURIComponent(id)}`
+}
+
+export function updateFlowLog(id: string, body: FlowLogUpdate): Promise<FlowLog> {
+  return call<FlowLog>('PATCH', flowLogPath(id), body)
+}
+
+// bindFlowLog associates the flow log with a gateway or attachment, or disassociates it.
+export function bindFlowLog(id: string, target: Target, bound: boolean): Promise<FlowLog> {
+  return call<FlowLog>('POST', `${flowLogPath(id)}/${bound ? 'associate' : 'disassociate'}`, target)
 }
 
 export function setFlowLogEnabled(id: string, enabled: boolean): Promise<FlowLog> {
@@ -326,4 +357,28 @@ export interface QueryResponse {
 
 export function query(stream: string, req: QueryRequest, signal?: AbortSignal): Promise<QueryResponse> {
   return call<QueryResponse>('POST', `/v1/log-streams/${encodeURIComponent(stream)}/query`, req, signal)
+}
+
+// FlowRecord is one raw flow record, keyed by field name (flow.Fields).
+export type FlowRecord = Record<string, string | number>
+
+export interface RecordsPage {
+  records?: FlowRecord[]
+  next_offset?: number
+}
+
+export function queryRecords(stream: string, req: QueryRequest & { offset?: number }, signal?: AbortSignal): Promise<RecordsPage> {
+  return call<RecordsPage>('POST', `/v1/log-streams/${encodeURIComponent(stream)}/query`, req, signal)
+}
+
+export type ExportFormat = 'csv' | 'parquet'
+
+// exportRecords fetches the file of a window's records; the request is a
+// POST, so nothing of it (nor the session) goes into a URL.
+export async function exportRecords(
+  stream: string, req: { since: string; until: string; where?: string; format: ExportFormat }, signal?: AbortSignal,
+): Promise<{ name: string; blob: Blob }> {
+  const resp = await send('POST', `/v1/log-streams/${encodeURIComponent(stream)}/export`, req, signal, '*/*')
+  const name = /filename="([^"]+)"/.exec(resp.headers.get('Content-Disposition') ?? '')?.[1] ?? `records.${req.format}`
+  return { name, blob: await resp.blob() }
 }

@@ -6,6 +6,7 @@ import FlowLogs from './views/FlowLogs.vue'
 import LogGroups from './views/LogGroups.vue'
 import AccessKeys from './views/AccessKeys.vue'
 import Gateways from './views/Gateways.vue'
+import Records from './views/Records.vue'
 
 // Client routes; the server answers each with index.html (internal/web).
 export const router = createRouter({
@@ -14,6 +15,7 @@ export const router = createRouter({
     { path: '/', redirect: '/explore' },
     { path: '/sign-in', component: SignIn, meta: { public: true } },
     { path: '/explore', component: Explore },
+    { path: '/records', component: Records },
     { path: '/flow-logs', component: FlowLogs },
     { path: '/gateways', component: Gateways },
     { path: '/log-groups', component: LogGroups },

@@ -184,7 +184,8 @@ func newParquet(path string) (*parquetWriter, error) {
 func (p *parquetWriter) write(r *flow.Record) error {
 	for i, f := range flow.Fields {
 		if f.Kind == flow.KindAddr || f.Kind == flow.KindString {
-			p.row[i] = f.Text(r)
+			// As bytes: the appender cuts a Go string at its first NUL.
+			p.row[i] = []byte(f.Text(r))
 		} else {
 			p.row[i] = f.Get(r)
 		}
