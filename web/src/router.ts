@@ -6,6 +6,7 @@ import FlowLogs from './views/FlowLogs.vue'
 import LogGroups from './views/LogGroups.vue'
 import AccessKeys from './views/AccessKeys.vue'
 import Gateways from './views/Gateways.vue'
+import Exporters from './views/Exporters.vue'
 
 // Client routes; the server answers each with index.html (internal/web).
 export const router = createRouter({
@@ -16,6 +17,7 @@ export const router = createRouter({
     { path: '/explore', component: Explore },
     { path: '/flow-logs', component: FlowLogs },
     { path: '/gateways', component: Gateways },
+    { path: '/exporters', component: Exporters },
     { path: '/log-groups', component: LogGroups },
     { path: '/access-keys', component: AccessKeys },
     { path: '/:rest(.*)', redirect: '/explore' },
