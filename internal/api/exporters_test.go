@@ -128,6 +128,19 @@ func TestExportersAPI(t *testing.T) {
 			t.Errorf("account A lists B's router: %v", r)
 		}
 	}
+
+	// A gives 127.0.0.1 up and B takes it: B starts from nothing, never
+	// from A's counters.
+	e.must(200, "PATCH", "/v1/gateways/"+gwA, map[string]any{"exporter_addr": "127.0.0.9"})
+	e.must(201, "POST", "/v1/grants", map[string]any{"account_id": str(k, "account_id"), "kind": "exporter_addr", "value": "127.0.0.1/32"})
+	taken, _ := exporterFlowLog(t, other, "taken", "127.0.0.1")
+	checkRow(t, "the address B took", exporters(t, other, taken), map[string]any{"exporter_addr": "127.0.0.1",
+		"claimed": true, "seen": false, "packets": 0.0, "records": 0.0, "templates": 0.0, "health": "silent"})
+	testutil.SendCorpus(t, "127.0.0.1", collector, "netflow5.dat")
+	waitUntil(t, "B's first datagram from 127.0.0.1", func() bool { return exporters(t, other, taken)[0]["packets"] == 1.0 })
+	checkRow(t, "the address B took", exporters(t, other, taken), map[string]any{"records": 2.0, "decode_errors": 0.0})
+	checkRow(t, "A's moved gateway", exporters(t, e.c, gwA), map[string]any{"exporter_addr": "127.0.0.9",
+		"claimed": true, "seen": false, "packets": 0.0})
 }
 
 // checkRow checks that rows is one exporter with the wanted fields.
