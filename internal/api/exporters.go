@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"flowlog/internal/collect"
@@ -17,12 +18,14 @@ type Exporters interface {
 	// addr, and whether a running flow log of account's claims it; the
 	// counters are zero when it does not.
 	ExporterStats(account string, addr netip.Addr) (collect.Counters, bool)
+	// CollectorAddrs are where the collector listens; none when it is off.
+	CollectorAddrs() []string
 }
 
 // Health verdicts, worst first after the two that say nothing arrives.
 const (
 	HealthUnused = "unused" // no running flow log uses the gateway: datagrams are ignored
-	HealthSilent = "silent" // claimed, and no datagram yet
+	HealthSilent = "silent" // claimed and no datagram yet, or the collector is off
 	HealthStale  = "stale"  // datagrams stopped
 	HealthErrors = "errors" // datagrams rejected, templates refused or data sets dropped lately
 	HealthLosing = "losing" // sequence numbers show losses lately
@@ -91,19 +94,19 @@ func (s *Server) listExporters(w http.ResponseWriter, r *http.Request, c caller)
 		return
 	}
 	out := []Exporter{}
-	now := s.cfg.Now()
+	now, listens := s.cfg.Now(), s.cfg.Exporters.CollectorAddrs()
 	for _, g := range gs {
 		addr, err := netip.ParseAddr(g.Exporter)
 		if g.Kind != control.KindExporter || err != nil {
 			continue
 		}
 		st, claimed := s.cfg.Exporters.ExporterStats(c.account, addr)
-		out = append(out, exporterRow(g, st, claimed, now))
+		out = append(out, exporterRow(g, st, claimed, listens, now))
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"exporters": out})
 }
 
-func exporterRow(g control.Gateway, c collect.Counters, claimed bool, now time.Time) Exporter {
+func exporterRow(g control.Gateway, c collect.Counters, claimed bool, listens []string, now time.Time) Exporter {
 	e := Exporter{GatewayID: g.ID, GatewayName: g.Name, ExporterAddr: g.Exporter, Claimed: claimed,
 		Seen: !c.First.IsZero(), Protocol: c.Protocol, Packets: c.Packets, Records: c.Records,
 		DecodeErrors: c.DecodeErrors, SequenceLost: c.SequenceLost, UnknownTemplateSets: c.UnknownTemplates,
@@ -114,20 +117,23 @@ func exporterRow(g control.Gateway, c collect.Counters, claimed bool, now time.T
 		first, last := c.First.UTC(), c.Last.UTC()
 		e.FirstSeen, e.LastSeen = &first, &last
 	}
-	e.Health, e.HealthReason = health(c, claimed, now)
+	e.Health, e.HealthReason = health(c, claimed, listens, now)
 	return e
 }
 
 // health is an exporter's verdict and the reason for it, as users can act
-// on it.
-func health(c collect.Counters, claimed bool, now time.Time) (string, string) {
+// on it; listens are the collector's addresses.
+func health(c collect.Counters, claimed bool, listens []string, now time.Time) (string, string) {
 	recent := func(t time.Time) bool { return !t.IsZero() && now.Sub(t) <= healthWindow }
 	switch {
+	case len(listens) == 0:
+		return HealthSilent, "the server's collector is off (netflow_listen and sflow_listen)"
 	case !claimed:
 		return HealthUnused, "no running flow log uses this gateway: the collector ignores datagrams from " +
 			c.Exporter.String()
 	case c.First.IsZero():
-		return HealthSilent, "no datagram received from " + c.Exporter.String() + " yet"
+		return HealthSilent, fmt.Sprintf("no datagram received from %s yet (the collector listens on UDP %s)",
+			c.Exporter, strings.Join(listens, ", "))
 	}
 	if silent, after := now.Sub(c.Last), staleAfter(c); silent > after {
 		return HealthStale, fmt.Sprintf("no datagram for %s (stale after %s)", ago(silent), ago(after))

@@ -155,3 +155,17 @@ func checkRow(t *testing.T, what string, rows []map[string]any, want map[string]
 		}
 	}
 }
+
+// TestExportersCollectorOff: without exporter gateways the list is empty
+// (not null); with one on a server whose collector is off, the router is
+// silent (not merely unused) and the reason says why.
+func TestExportersCollectorOff(t *testing.T) {
+	e := newEnv(t) // testutil servers run without collectors
+	if m := e.must(200, "GET", "/v1/exporters", nil); fmt.Sprint(m["exporters"]) != "[]" {
+		t.Fatalf("no exporter gateways: %v", m)
+	}
+	gw := str(e.must(201, "POST", "/v1/gateways", map[string]any{"name": "r", "kind": "exporter", "exporter_addr": "192.0.2.1"}), "id")
+	checkRow(t, "collector off", exporters(t, e.c, gw), map[string]any{"claimed": false, "seen": false, "health": "silent",
+		"health_reason": "the server's collector is off (netflow_listen and sflow_listen)"})
+	e.wantErr(404, "NotFound.Gateway", "GET", "/v1/exporters?gateway_id=gw-nothere", nil)
+}

@@ -24,7 +24,8 @@ func TestExporterHealth(t *testing.T) {
 		reason  string
 	}{
 		{"unclaimed", steady, false, HealthUnused, "no running flow log"},
-		{"nothing yet", collect.Counters{Exporter: addr}, true, HealthSilent, "no datagram received from 192.0.2.1"},
+		{"nothing yet", collect.Counters{Exporter: addr}, true, HealthSilent,
+			"no datagram received from 192.0.2.1 yet (the collector listens on UDP [::]:2055)"},
 		{"ok", steady, true, HealthOK, "last datagram 5s ago"},
 		{"silent 61 s", with(func(c *collect.Counters) { c.Last = now.Add(-61 * time.Second) }), true, HealthStale,
 			"no datagram for 1m1s (stale after 1m0s)"},
@@ -44,9 +45,12 @@ func TestExporterHealth(t *testing.T) {
 		{"losing", with(func(c *collect.Counters) { c.LossAt, c.SequenceLost = now.Add(-2*time.Second), 17 }), true,
 			HealthLosing, "2s ago (17 lost in all)"},
 	} {
-		got, reason := health(tc.c, tc.claimed, now)
+		got, reason := health(tc.c, tc.claimed, []string{"[::]:2055"}, now)
 		if got != tc.want || !strings.Contains(reason, tc.reason) {
 			t.Errorf("%s: %s %q, want %s with %q", tc.name, got, reason, tc.want, tc.reason)
 		}
+	}
+	if got, reason := health(steady, true, nil, now); got != HealthSilent || !strings.Contains(reason, "collector is off") {
+		t.Errorf("without a collector: %s %q", got, reason)
 	}
 }
