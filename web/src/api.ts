@@ -296,7 +296,8 @@ export function deleteAttachment(gateway: string, id: string): Promise<unknown> 
 
 // ExporterHealth, worst first after the two that say nothing arrives:
 // unused (no running flow log uses the gateway: datagrams are ignored),
-// silent (none yet), stale (they stopped), errors, losing, ok.
+// silent (none yet, or the server's collector is off), stale (they
+// stopped), errors, losing, ok. health_reason says which, in words.
 export type ExporterHealth = 'unused' | 'silent' | 'stale' | 'errors' | 'losing' | 'ok'
 
 // Exporter is a router an exporter gateway names, with what the collector
