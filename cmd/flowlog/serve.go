@@ -165,6 +165,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	srv := api.New(api.Config{Logger: log, Store: logs, Metrics: plane.MetricsHandler(),
 		MetricsToken: cfg.MetricsToken, Replay: auth.ReplayConfig{MaxPerAccount: cfg.ReplayPerAccount},
 		QueryTimeout: cfg.QueryTimeout, QueryConcurrency: cfg.QueryConcurrency, Web: web.New(),
+		Exporters: plane,
 	}, svc)
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

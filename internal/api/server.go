@@ -49,6 +49,9 @@ type Config struct {
 	// Web serves the web console's pages and assets (internal/web); nil:
 	// none.
 	Web WebConsole
+	// Exporters tells what the collector knows of exporter gateways'
+	// routers (GET /v1/exporters); nil: 503 ExportersUnavailable.
+	Exporters Exporters
 }
 
 // WebConsole answers the requests it owns (GET of its pages and assets)

@@ -31,6 +31,7 @@ func (s *Server) routes() {
 	h("GET /v1/gateways/{id}/attachments", s.listAttachments)
 	h("GET /v1/gateways/{id}/attachments/{aid}", s.getAttachment)
 	h("DELETE /v1/gateways/{id}/attachments/{aid}", s.deleteAttachment)
+	h("GET /v1/exporters", s.listExporters)
 
 	h("POST /v1/log-groups", s.createLogGroup)
 	h("GET /v1/log-groups", s.listLogGroups)

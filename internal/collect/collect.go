@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -86,7 +87,33 @@ type Counters struct {
 	CounterSamples   uint64 // sFlow counter samples
 	TemplatesRefused uint64 // templates over the session's limits
 	Clamped          uint64 // records whose times were outside the TimeWindow
+
+	Protocol  string // of the last datagram: ProtoV5, ProtoV9, ProtoIPFIX or ProtoSFlow; "" before one decoded
+	Templates int    // templates (options templates included) the session holds now
+	// The sampling intervals (1:N) of the last datagram's records, lowest
+	// and highest; 0 when none was announced (records taken as unsampled).
+	SamplingMin, SamplingMax uint32
+	First, Last              time.Time // first and last datagram since the state was made
+
+	// When things last went wrong, zero if never: a rejected datagram (and
+	// why), a sequence gap, a template refused or a data set dropped.
+	ErrorAt, LossAt, TemplateTroubleAt time.Time
+	LastError                          string
 }
+
+// Protocols as Counters.Protocol names them.
+const (
+	ProtoV5    = "netflow-v5"
+	ProtoV9    = "netflow-v9"
+	ProtoIPFIX = "ipfix"
+	ProtoSFlow = "sflow-v5"
+)
+
+// protocols by the version netflow.Version reads.
+var protocols = map[int]string{netflow.V5: ProtoV5, netflow.V9: ProtoV9, netflow.IPFIX: ProtoIPFIX}
+
+// maxErrorText bounds the rejection reason kept per exporter.
+const maxErrorText = 200
 
 type exporter struct {
 	mu   sync.Mutex
@@ -326,6 +353,7 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 		var res netflow.SFlowResult
 		out, res, err = netflow.DecodeSFlow(pkt, now, out)
 		e.c.CounterSamples += uint64(res.CounterSamples)
+		e.c.Protocol = ProtoSFlow
 	} else {
 		var res netflow.Result
 		out, res, err = e.sess.Decode(pkt, now, out)
@@ -333,9 +361,19 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 		e.c.Dropped += uint64(res.Dropped)
 		e.c.SequenceLost += res.Lost
 		e.c.TemplatesRefused += uint64(res.Refused)
+		if p := protocols[res.Version]; p != "" {
+			e.c.Protocol = p
+		}
+		if res.Lost > 0 {
+			e.c.LossAt = now
+		}
+		if res.Refused > 0 || res.Dropped > 0 {
+			e.c.TemplateTroubleAt = now
+		}
 	}
 	if err != nil {
 		e.c.DecodeErrors++
+		e.c.ErrorAt, e.c.LastError = now, truncate(err.Error(), maxErrorText)
 	}
 	e.c.Records += uint64(len(out) - before)
 	nowMs := now.UnixMilli()
@@ -346,8 +384,27 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 			e.c.Clamped++
 		}
 	}
+	if len(out) > before {
+		e.c.SamplingMin, e.c.SamplingMax = samplingRange(out[before:])
+	}
 	e.mu.Unlock()
 	return out, err
+}
+
+// samplingRange returns the lowest and highest sampling interval of recs.
+func samplingRange(recs []flow.Record) (lo, hi uint32) {
+	lo = recs[0].SamplingInterval
+	for i := range recs {
+		lo, hi = min(lo, recs[i].SamplingInterval), max(hi, recs[i].SamplingInterval)
+	}
+	return lo, hi
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // clamp is the collector's one rule for router times. A record whose end is
@@ -443,13 +500,40 @@ func (c *Collector) Stats() []Counters {
 	c.mu.RLock()
 	out := make([]Counters, 0, len(c.exporters))
 	for _, e := range c.exporters {
-		e.mu.Lock()
-		out = append(out, e.c)
-		e.mu.Unlock()
+		out = append(out, e.counters())
 	}
 	c.mu.RUnlock()
 	sort.Slice(out, func(i, j int) bool { return out[i].Exporter.Less(out[j].Exporter) })
 	return out
+}
+
+// Exporter returns src's counters, if the collector keeps state for it.
+func (c *Collector) Exporter(src netip.Addr) (Counters, bool) {
+	c.mu.RLock()
+	e := c.exporters[src.Unmap()]
+	c.mu.RUnlock()
+	if e == nil {
+		return Counters{}, false
+	}
+	return e.counters(), true
+}
+
+// Forget drops src's state (counters and templates), so that what a new
+// owner of the address is shown starts with its own datagrams.
+func (c *Collector) Forget(src netip.Addr) {
+	src = src.Unmap()
+	c.mu.Lock()
+	c.drop(func(a netip.Addr, _ *exporter) bool { return a == src })
+	c.mu.Unlock()
+}
+
+func (e *exporter) counters() Counters {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.c
+	c.Templates = e.sess.TemplateCount()
+	c.Last = time.Unix(0, e.last.Load())
+	return c
 }
 
 // Refused is the number of datagrams ignored because MaxExporters sources

@@ -29,7 +29,7 @@ func (c *Collector) templatePath(a netip.Addr) string {
 
 // newExporter makes src's state, with the templates an earlier run saved.
 func (c *Collector) newExporter(src netip.Addr, now time.Time) *exporter {
-	e := &exporter{sess: netflow.NewSession(c.cfg.Session), c: Counters{Exporter: src}}
+	e := &exporter{sess: netflow.NewSession(c.cfg.Session), c: Counters{Exporter: src, First: now}}
 	if c.cfg.DataDir == "" {
 		return e
 	}

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +57,7 @@ type Plane struct {
 	flows   map[string]*flowRun // by flow log id
 	taps    map[string]*tap     // by interface name
 	streams map[store.StreamID]*stream
+	owners  map[netip.Addr]owner // the last claimant of every address ever claimed
 
 	mu      sync.Mutex
 	applied map[string]string // flow log id → reason it cannot run ("" when it runs)
@@ -78,7 +80,7 @@ func New(cfg Config) (*Plane, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Plane{cfg: cfg, log: cfg.Logger, flows: map[string]*flowRun{}, taps: map[string]*tap{},
-		streams: map[store.StreamID]*stream{}, applied: map[string]string{}}
+		streams: map[store.StreamID]*stream{}, applied: map[string]string{}, owners: map[netip.Addr]owner{}}
 	p.routes.set(nil)
 	p.snap.Store(&snapshot{})
 	if cfg.NetflowListen != "" || cfg.SFlowListen != "" {

@@ -29,7 +29,7 @@ func (p *Plane) reconcile(ctx context.Context) error {
 	for id, d := range want {
 		applied[id] = p.apply(ctx, d)
 	}
-	p.routes.set(p.exporterRoutes())
+	p.setRoutes()
 
 	p.mu.Lock()
 	before := p.applied
@@ -188,7 +188,7 @@ func (p *Plane) stopFlow(id string, f *flowRun) {
 	}
 	delete(p.flows, id)
 	p.log.Info("flow log stopped", "flow_log", id)
-	p.routes.set(p.exporterRoutes())
+	p.setRoutes()
 	p.closeOutputs(f.out.Swap(&outputs{}))
 }
 

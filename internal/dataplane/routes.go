@@ -21,7 +21,11 @@ type routeTable struct {
 type routes struct {
 	units  map[netip.Addr][]*unit
 	claims map[netip.Addr]collect.Claim
+	owners map[netip.Addr]owner // who claims each address
 }
+
+// owner is the exporter gateway that claims an address, and its account.
+type owner struct{ account, gateway string }
 
 func (t *routeTable) set(r *routes) {
 	if r == nil {
@@ -98,7 +102,8 @@ func (pt *point) attachmentOf(ifIndex uint32) string {
 // streams an exporter's records go to (the collector's default when they go
 // to none).
 func (p *Plane) exporterRoutes() *routes {
-	r := &routes{units: map[netip.Addr][]*unit{}, claims: map[netip.Addr]collect.Claim{}}
+	r := &routes{units: map[netip.Addr][]*unit{}, claims: map[netip.Addr]collect.Claim{},
+		owners: map[netip.Addr]owner{}}
 	for _, f := range p.flows {
 		var age time.Duration
 		if s := p.streams[f.out.Load().stream]; s != nil {
@@ -115,7 +120,39 @@ func (p *Plane) exporterRoutes() *routes {
 			addr = addr.Unmap()
 			r.units[addr] = append(r.units[addr], u)
 			r.claims[addr] = collect.Claim{MaxAge: max(r.claims[addr].MaxAge, age)}
+			r.owners[addr] = owner{account: u.key.account, gateway: u.pt.gw.ID}
 		}
 	}
 	return r
+}
+
+// setRoutes applies the running exporter units' routes. An address that
+// another gateway claimed before loses its collector state, so that its new
+// owner is never shown counters (or decodes with templates) of the old one.
+func (p *Plane) setRoutes() {
+	r := p.exporterRoutes()
+	for addr, o := range r.owners {
+		if prev, ok := p.owners[addr]; ok && prev != o && p.collector != nil {
+			p.collector.Forget(addr)
+		}
+		p.owners[addr] = o
+	}
+	p.routes.set(r)
+}
+
+// ExporterStats returns what the collector knows of the router at addr, and
+// whether a running flow log of account's claims it. A router claimed by
+// another account's gateway, or by none, is reported as unclaimed and
+// without counters: the collector ignores its datagrams.
+func (p *Plane) ExporterStats(account string, addr netip.Addr) (collect.Counters, bool) {
+	addr = addr.Unmap()
+	if o, ok := p.routes.v.Load().owners[addr]; !ok || o.account != account {
+		return collect.Counters{Exporter: addr}, false
+	}
+	if p.collector == nil {
+		return collect.Counters{Exporter: addr}, true
+	}
+	c, _ := p.collector.Exporter(addr)
+	c.Exporter = addr
+	return c, true
 }

@@ -659,6 +659,10 @@ func (h *header) upToMs(up uint32, sysInit int64) int64 {
 	return h.exportMs - int64(int32(h.sysUp-up))
 }
 
+// TemplateCount is the number of templates (options templates included)
+// the session holds.
+func (s *Session) TemplateCount() int { return s.templates }
+
 // SavedTemplate is a learned template as persisted across restarts.
 type SavedTemplate struct {
 	Version  int    `json:"version"`

@@ -488,7 +488,8 @@ func TestConsole(t *testing.T) {
 }
 
 // console is a real server fed by the demo, and a browser signed in to it,
-// for a test of one part of the console.
+// for a test of one part of the console; serverEnv is passed to the server
+// (e.g. to turn its collector on).
 type console struct {
 	srv    *testutil.Server
 	api    *client.Client
@@ -496,10 +497,10 @@ type console struct {
 	tab    context.Context
 }
 
-func newConsole(t *testing.T) *console {
+func newConsole(t *testing.T, serverEnv ...string) *console {
 	t.Helper()
 	chromium := testutil.Peer(t, "chromium")
-	srv := testutil.StartServer(t)
+	srv := testutil.StartServer(t, serverEnv...)
 	c := &console{srv: srv, api: client.New(srv.URL, srv.KeyID, srv.Secret)}
 	c.stream = demo(t, c.api)
 	c.tab = browser(t, chromium)

@@ -325,6 +325,46 @@ export function deleteAttachment(gateway: string, id: string): Promise<unknown> 
   return call('DELETE', `${gatewayPath(gateway)}/attachments/${encodeURIComponent(id)}`)
 }
 
+// ExporterHealth, worst first after the two that say nothing arrives:
+// unused (no running flow log uses the gateway: datagrams are ignored),
+// silent (none yet, or the server's collector is off), stale (they
+// stopped), errors, losing, ok. health_reason says which, in words.
+export type ExporterHealth = 'unused' | 'silent' | 'stale' | 'errors' | 'losing' | 'ok'
+
+// Exporter is a router an exporter gateway names, with what the collector
+// counted from it (GET /v1/exporters).
+export interface Exporter {
+  gateway_id: string
+  gateway_name: string
+  exporter_addr: string
+  claimed: boolean
+  seen: boolean
+  protocol?: 'netflow-v5' | 'netflow-v9' | 'ipfix' | 'sflow-v5'
+  packets: number
+  records: number
+  decode_errors: number
+  sequence_lost: number
+  unknown_template_sets: number
+  dropped_sets: number
+  templates_refused: number
+  templates: number
+  counter_samples: number
+  clamped_records: number
+  sampling_interval_min: number // 0: none announced
+  sampling_interval_max: number
+  first_seen?: string
+  last_seen?: string
+  last_error?: string
+  health: ExporterHealth
+  health_reason: string
+}
+
+// listExporters returns the account's routers (one gateway's with gatewayId).
+export async function listExporters(gatewayId?: string, signal?: AbortSignal): Promise<Exporter[]> {
+  const q = gatewayId ? `?gateway_id=${encodeURIComponent(gatewayId)}` : ''
+  return (await call<{ exporters: Exporter[] }>('GET', `/v1/exporters${q}`, undefined, signal)).exporters
+}
+
 export interface FilterCheck {
   valid: boolean
   error?: string

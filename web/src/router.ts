@@ -7,6 +7,7 @@ import LogGroups from './views/LogGroups.vue'
 import AccessKeys from './views/AccessKeys.vue'
 import Gateways from './views/Gateways.vue'
 import Records from './views/Records.vue'
+import Exporters from './views/Exporters.vue'
 
 // Client routes; the server answers each with index.html (internal/web).
 export const router = createRouter({
@@ -18,6 +19,7 @@ export const router = createRouter({
     { path: '/records', component: Records },
     { path: '/flow-logs', component: FlowLogs },
     { path: '/gateways', component: Gateways },
+    { path: '/exporters', component: Exporters },
     { path: '/log-groups', component: LogGroups },
     { path: '/access-keys', component: AccessKeys },
     { path: '/:rest(.*)', redirect: '/explore' },
