@@ -12,17 +12,17 @@ import (
 	"flowlog/internal/store/query"
 )
 
-// Querier is the part of the log store the query endpoint needs. A log
+// Querier is the part of the log store the query endpoints need. A log
 // stream nothing has written to yet answers as one without records.
 type Querier interface {
 	Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error)
+	QueryStreams(ctx context.Context, ids []store.StreamID, q query.Request) (*query.Response, error)
 }
 
 // queryStream answers POST /v1/log-streams/{id}/query over one of the
 // caller's log streams.
 func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
-	if s.cfg.Store == nil {
-		writeError(w, r, http.StatusServiceUnavailable, "StoreUnavailable", "this server has no log store")
+	if !s.hasStore(w, r) {
 		return
 	}
 	ls, err := s.svc.GetLogStream(r.Context(), c.account, r.PathValue("id"))
@@ -39,6 +39,22 @@ func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
 		return
 	}
 	id := ls.StoreStream().StreamID
+	s.runQuery(w, r, c, func(ctx context.Context) (any, error) { return s.cfg.Store.Query(ctx, id, req) })
+}
+
+// hasStore writes 503 StoreUnavailable when the server has no log store.
+func (s *Server) hasStore(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.Store == nil {
+		writeError(w, r, http.StatusServiceUnavailable, "StoreUnavailable", "this server has no log store")
+		return false
+	}
+	return true
+}
+
+// runQuery runs a validated question to the store within the account's
+// query slots and the server's query timeout, and writes its answer or
+// what went wrong.
+func (s *Server) runQuery(w http.ResponseWriter, r *http.Request, c caller, run func(ctx context.Context) (any, error)) {
 	if !s.queries.acquire(c.account) {
 		w.Header().Set("Retry-After", "1")
 		writeError(w, r, http.StatusTooManyRequests, "Throttling.Query", fmt.Sprintf(
@@ -48,7 +64,7 @@ func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
 	defer s.queries.release(c.account)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	resp, err := s.cfg.Store.Query(ctx, id, req)
+	resp, err := run(ctx)
 	switch {
 	case errors.Is(err, query.ErrInvalid), errors.Is(err, store.ErrUnknownField):
 		writeError(w, r, http.StatusBadRequest, "InvalidQuery", err.Error())
