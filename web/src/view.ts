@@ -96,7 +96,8 @@ export function timeWindow(v: View, now = Date.now()): { since: Date; until: Dat
   return { since: new Date(since), until: new Date(until) }
 }
 
-// relative is a window of width text ending now (or at end).
+// relative is a window of width text ending at end (default: where the
+// view ends; '': now).
 export function relative(v: View, text: string, end = v.end): View {
   return { ...v, range: text, from: '', end }
 }
