@@ -1,6 +1,7 @@
 package api
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -367,9 +368,13 @@ func keyOf(row []any, dims int) []string {
 func onlyKeys(where string, dims []string, top []exploreRow) string {
 	lit := make([]func(string) string, len(dims))
 	for i, d := range dims {
-		lit[i] = func(v string) string { return v }
-		if f, _ := flow.FieldByName(d); f.Kind == flow.KindString {
+		switch f, _ := flow.FieldByName(d); f.Kind {
+		case flow.KindString:
 			lit[i] = func(v string) string { return "'" + strings.ReplaceAll(v, "'", "''") + "'" }
+		case flow.KindAddr: // a record without the address is stored as ::, and shown as ""
+			lit[i] = func(v string) string { return cmp.Or(v, "::") }
+		default:
+			lit[i] = func(v string) string { return v }
 		}
 	}
 	var keys []string

@@ -60,7 +60,10 @@ func TestExplore(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for ls, recs := range map[string][]flow.Record{a: storetest.Records(3000, 6*time.Hour, 31), b: storetest.Records(2000, 6*time.Hour, 32)} {
+	// One record of b has no addresses (as a NODATA record): the top source.
+	noAddr := flow.Record{Packets: 1, Bytes: 1 << 40, Start: storetest.Base.UnixMilli(), End: storetest.Base.Add(time.Hour).UnixMilli()}
+	for ls, recs := range map[string][]flow.Record{a: storetest.Records(3000, 6*time.Hour, 31),
+		b: append(storetest.Records(2000, 6*time.Hour, 32), noAddr)} {
 		id := store.StreamID{Account: e.srv.Account, Stream: ls}
 		if err := st.CreateStream(ctx, store.Stream{StreamID: id, Group: lg, RetentionDays: 3650}); err != nil {
 			t.Fatal(err)
