@@ -114,7 +114,7 @@ func TestConsole(t *testing.T) {
 		start := time.Now()
 		do(t, fresh, chromedp.Navigate(filtered))
 		waitReady(t, fresh)
-		t.Logf("first view (load, session, three queries, chart and table) in %v", time.Since(start).Round(time.Millisecond))
+		t.Logf("first view (load, session, the explore request, chart and table) in %v", time.Since(start).Round(time.Millisecond))
 		if got := topRows(t, fresh); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("fresh tab shows %v, the first %v", got, want)
 		}
