@@ -279,17 +279,17 @@ func exploreSeries(ctx context.Context, st Querier, ids []store.StreamID, req ex
 	for i := range sums {
 		sums[i] = make([]uint64, n)
 	}
-	if len(resp.Top) > 0 {
-		q := series
-		q.GroupBy = req.Dimensions
-		q.Where = onlyKeys(req.Where, req.Dimensions, resp.Top)
+	index := map[string]int{}
+	for i, t := range resp.Top {
+		index[strings.Join(t.Key, "\x00")] = i
+	}
+	q := series
+	q.GroupBy = req.Dimensions
+	for _, where := range narrowed(req.Where, req.Dimensions, resp.Top) {
+		q.Where = where
 		r, err := st.QueryStreams(ctx, ids, q)
 		if err != nil {
 			return err
-		}
-		index := map[string]int{}
-		for i, t := range resp.Top {
-			index[strings.Join(t.Key, "\x00")] = i
 		}
 		addBuckets(r, len(req.Dimensions), first, ms, func(row []any) []uint64 {
 			if i, ok := index[strings.Join(keyOf(row, len(req.Dimensions)), "\x00")]; ok {
@@ -364,7 +364,22 @@ func keyOf(row []any, dims int) []string {
 	return key
 }
 
-// onlyKeys narrows a filter to the top keys.
+// narrowed returns the filter narrowed to the top keys: one filter, or
+// several that each fit the filter's length limit.
+func narrowed(where string, dims []string, top []exploreRow) []string {
+	var out []string
+	for len(top) > 0 {
+		n := len(top)
+		for n > 1 && len(onlyKeys(where, dims, top[:n])) > query.MaxFilterLen {
+			n /= 2
+		}
+		out = append(out, onlyKeys(where, dims, top[:n]))
+		top = top[n:]
+	}
+	return out
+}
+
+// onlyKeys narrows a filter to the keys.
 func onlyKeys(where string, dims []string, top []exploreRow) string {
 	lit := make([]func(string) string, len(dims))
 	for i, d := range dims {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,11 @@ func TestExplore(t *testing.T) {
 		}
 		return m
 	}
+	longFilter := "not srcport in (1"
+	for p := 2; len(longFilter) < 16<<10-300; p++ {
+		longFilter += ", " + strconv.Itoa(p)
+	}
+	longFilter += ")"
 	for _, c := range []struct {
 		name    string
 		body    map[string]any
@@ -98,6 +104,8 @@ func TestExplore(t *testing.T) {
 		{"packets", req("measure", "packets", "where", "protocol = 6"), sum("packets"), 1, []string{"srcaddr"}, []string{a, b}},
 		{"flows", req("measure", "flows", "dimensions", []string{"action", "protocol"}), map[string]any{"func": "count"}, 1, []string{"action", "protocol"}, []string{a, b}},
 		{"three dims", req("dimensions", []string{"dstport", "srcaddr", "action"}, "top", 50, "where", "dstport != 22"), sum("bytes"), 8, []string{"dstport", "srcaddr", "action"}, []string{a, b}},
+		// A filter so long that with the top keys it exceeds the filter's limit.
+		{"long filter", req("top", 50, "where", longFilter), sum("bytes"), 8, []string{"srcaddr"}, []string{a, b}},
 		{"one stream", req("log_stream_ids", []string{b}), sum("bytes"), 8, []string{"srcaddr"}, []string{b}},
 		{"all streams", req("log_stream_ids", nil), sum("bytes"), 8, []string{"srcaddr"}, []string{a, b}},
 	} {
@@ -150,7 +158,7 @@ func explore(t *testing.T, c *client.Client, status int, body map[string]any) ex
 	t.Helper()
 	resp, err := c.Do(context.Background(), "POST", "/v1/explore", nil, body, nil)
 	if err != nil || resp.Status != status {
-		t.Fatalf("explore %v: %v %d %s", body, err, resp.Status, resp.Body)
+		t.Fatalf("explore %.300v: %v %d %.300s", body, err, resp.Status, resp.Body)
 	}
 	var out exploreAnswer
 	if err := json.Unmarshal(resp.Body, &out); err != nil {
