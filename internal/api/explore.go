@@ -260,8 +260,8 @@ func exploreRun(ctx context.Context, st Querier, ids []store.StreamID, req explo
 	return resp, nil
 }
 
-// exploreSeries fills in the buckets: the top keys' (read in one query
-// restricted to them), then the whole window's, whose difference is Other.
+// exploreSeries fills in the buckets: the top keys' (read by a filter
+// narrowed to them), then the whole window's, whose difference is Other.
 // The window's is read last, so records stored meanwhile can only add to it.
 func exploreSeries(ctx context.Context, st Querier, ids []store.StreamID, req exploreRequest, base query.Request, resp *exploreResponse) error {
 	step := req.step()
