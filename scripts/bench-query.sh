@@ -7,6 +7,8 @@
 # Needs nfcapd/nfdump and clickhouse-server; root if the recording must be
 # made (softflowd). Sizes and runs, e.g. for a quick look:
 #   FLOWLOG_BENCH_TOP_RECORDS=1000000 FLOWLOG_BENCH_SERIES_RECORDS=10000000 scripts/bench-query.sh
+# It also times the console's 24 h Explore view (POST /v1/explore) of the
+# day's records.
 # Temporary files (about 25 GB at 100M) go to TMPDIR and are removed.
 set -eu
 export PATH="$PATH:/usr/local/go/bin"

@@ -12,10 +12,11 @@ import (
 	"flowlog/internal/store/query"
 )
 
-// Querier is the part of the log store the query endpoint needs. A log
+// Querier is the part of the log store the query endpoints need. A log
 // stream nothing has written to yet answers as one without records.
 type Querier interface {
 	Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error)
+	QueryStreams(ctx context.Context, ids []store.StreamID, q query.Request) (*query.Response, error)
 }
 
 // queryStream answers POST /v1/log-streams/{id}/query over one of the
@@ -33,13 +34,20 @@ func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
 		writeError(w, r, http.StatusBadRequest, "InvalidQuery", err.Error())
 		return
 	}
+	s.runQuery(w, r, c, func(ctx context.Context) (any, error) { return s.cfg.Store.Query(ctx, id, req) })
+}
+
+// runQuery runs a validated question to the store within one of the
+// account's query slots and the server's query timeout, and writes its
+// answer or what went wrong.
+func (s *Server) runQuery(w http.ResponseWriter, r *http.Request, c caller, run func(ctx context.Context) (any, error)) {
 	if !s.querySlot(w, r, c) {
 		return
 	}
 	defer s.queries.release(c.account)
 	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.QueryTimeout)
 	defer cancel()
-	resp, err := s.cfg.Store.Query(ctx, id, req)
+	resp, err := run(ctx)
 	if err != nil {
 		s.queryFailed(w, r, ctx, err)
 		return
@@ -47,11 +55,19 @@ func (s *Server) queryStream(w http.ResponseWriter, r *http.Request, c caller) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// hasStore answers 503 StoreUnavailable when the server has no log store.
+func (s *Server) hasStore(w http.ResponseWriter, r *http.Request) bool {
+	if s.cfg.Store == nil {
+		writeError(w, r, http.StatusServiceUnavailable, "StoreUnavailable", "this server has no log store")
+		return false
+	}
+	return true
+}
+
 // queryTarget is the store's id of the caller's log stream named in the
 // path; it answers the error itself when there is none.
 func (s *Server) queryTarget(w http.ResponseWriter, r *http.Request, c caller) (store.StreamID, bool) {
-	if s.cfg.Store == nil {
-		writeError(w, r, http.StatusServiceUnavailable, "StoreUnavailable", "this server has no log store")
+	if !s.hasStore(w, r) {
 		return store.StreamID{}, false
 	}
 	ls, err := s.svc.GetLogStream(r.Context(), c.account, r.PathValue("id"))

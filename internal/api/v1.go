@@ -44,6 +44,7 @@ func (s *Server) routes() {
 	h("DELETE /v1/log-groups/{id}/log-streams/{sid}", s.deleteLogStream)
 	h("POST /v1/log-streams/{id}/query", s.queryStream)
 	h("POST /v1/log-streams/{id}/export", s.exportStream)
+	h("POST /v1/explore", s.explore)
 	h("POST /v1/filters/check", s.checkFilter)
 
 	h("POST /v1/flow-logs", s.createFlowLog)

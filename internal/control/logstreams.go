@@ -142,6 +142,12 @@ func (s *Service) ListLogStreams(ctx context.Context, account, groupID string) (
 		WHERE log_group_id = ? AND account_id = ? ORDER BY created_at, id`, groupID, account)
 }
 
+// AccountLogStreams returns all of account's log streams, in every log group.
+func (s *Service) AccountLogStreams(ctx context.Context, account string) ([]LogStream, error) {
+	return queryAll(ctx, s.db, scanLogStream, `SELECT `+logStreamCols+` FROM log_streams
+		WHERE account_id = ? ORDER BY created_at, id`, account)
+}
+
 // DeleteLogStream removes a log stream, and then its records through the
 // OnLogStreamDeleted hook; refused while a flow log writes to it.
 func (s *Service) DeleteLogStream(ctx context.Context, account, groupID, id string) error {

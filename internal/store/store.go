@@ -93,6 +93,10 @@ type Store interface {
 	// not hold (never written to, or deleted) answers as one without
 	// records; the query writes nothing.
 	Query(ctx context.Context, id StreamID, q query.Request) (*query.Response, error)
+	// QueryStreams answers a request over the records of several streams
+	// as if they were one; a stream listed twice counts once. Streams it
+	// does not hold answer as empty, as in Query.
+	QueryStreams(ctx context.Context, ids []StreamID, q query.Request) (*query.Response, error)
 	// Expire drops the days of every stream that are older than its
 	// retention at time now. In serve the retention is the control
 	// plane's, brought in by Follow.

@@ -27,7 +27,7 @@ func TestRecords(t *testing.T) {
 	tab := c.tab
 	do(t, tab, chromedp.Navigate(c.srv.URL+"/records?stream="+c.stream+"&range=1h&size=25"))
 	waitRecords(t, tab)
-	win := shownWindow(t, tab)
+	win := recordsWindow(t, tab)
 	all := apiRecords(t, c.api, c.stream, win, "", 0, 0)
 	if len(all) <= 25 {
 		t.Fatalf("the demo stores %d records; the test wants more than a page", len(all))
@@ -67,7 +67,7 @@ func TestRecords(t *testing.T) {
 		if got, want := pageRows(t, tab), apiRecords(t, c.api, c.stream, win, "", 25, 25); !slices.Equal(got, want) || len(got) == 0 {
 			t.Errorf("page 2 lists\n%v\nthe query API\n%v", got, want)
 		}
-		if w := shownWindow(t, tab); w != win {
+		if w := recordsWindow(t, tab); w != win {
 			t.Errorf("paging moved the window from %v to %v", win, w)
 		}
 		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=prev]`)))
@@ -86,7 +86,7 @@ func TestRecords(t *testing.T) {
 		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=apply]`)))
 		poll[bool](t, tab, `location.search.includes('filter=')`)
 		waitRecords(t, tab)
-		win = shownWindow(t, tab)
+		win = recordsWindow(t, tab)
 		want := apiRecords(t, c.api, c.stream, win, where, 0, 25)
 		got := pageRows(t, tab)
 		if !slices.Equal(got, want) || len(got) == 0 {
@@ -146,7 +146,7 @@ func TestRecords(t *testing.T) {
 		do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=records-link]`)))
 		poll[bool](t, tab, `location.pathname === '/records'`)
 		waitRecords(t, tab)
-		if got, want := pageRows(t, tab), apiRecords(t, c.api, c.stream, shownWindow(t, tab), where, 0, 50); !slices.Equal(got, want) {
+		if got, want := pageRows(t, tab), apiRecords(t, c.api, c.stream, recordsWindow(t, tab), where, 0, 50); !slices.Equal(got, want) {
 			t.Errorf("back from Explore, the page lists\n%v\nthe query API\n%v", got, want)
 		}
 	})
@@ -161,8 +161,8 @@ func waitRecords(t *testing.T, tab context.Context) {
 
 type window struct{ since, until string }
 
-// shownWindow is the window the Records page shows.
-func shownWindow(t *testing.T, tab context.Context) window {
+// recordsWindow is the window the Records page shows.
+func recordsWindow(t *testing.T, tab context.Context) window {
 	t.Helper()
 	s := eval[string](t, tab, `(d => d.since + ' ' + d.until)(document.querySelector('section.records').dataset)`)
 	since, until, _ := strings.Cut(s, " ")

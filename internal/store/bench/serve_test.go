@@ -133,8 +133,71 @@ func BenchmarkServeQuery(b *testing.B) {
 				t.wall, t.cpu, t.cpu/base.cpu, t.wall/base.wall)
 		}
 	}
+	s.exploreDay(b, runs, &table)
 	load, _ := os.ReadFile("/proc/loadavg")
 	b.Logf("load average %s\n%s", strings.Join(strings.Fields(string(load))[:3], " "), table.String())
+}
+
+// exploreDay times the console's 24 h view of the day's data set through
+// POST /v1/explore: the top 10 sources by bytes and Other, with their
+// series at the automatic interval (15 min) and statistics. Its top keys,
+// Other and total are first checked against the query endpoint's.
+func (s *served) exploreDay(b *testing.B, runs int, table *strings.Builder) {
+	ctx := context.Background()
+	day := s.qs[1]
+	since, until := day.since, day.since.Add(day.span)
+	req := map[string]any{"log_stream_ids": []string{day.stream}, "since": since, "until": until,
+		"dimensions": []string{"srcaddr"}, "measure": "bytes", "top": 10}
+	var got struct {
+		Total uint64
+		Times []int64
+		Top   []struct {
+			Key   []string
+			Total uint64
+			Rates []float64
+		}
+		Other struct{ Total uint64 }
+	}
+	ask := func() (answer, error) {
+		err := s.api.JSON(ctx, "POST", "/v1/explore", nil, req, &got)
+		out := answer{line("total", got.Total), line("other", got.Other.Total)}
+		for _, t := range got.Top {
+			out = append(out, line(t.Key[0], t.Total))
+		}
+		return out, err
+	}
+	var top, all query.Response
+	bytes := []query.Aggregate{{Func: "sum", Field: "bytes"}}
+	for r, q := range map[*query.Response]query.Request{
+		&top: {Since: since, Until: until, GroupBy: []string{"srcaddr"}, Aggregates: bytes, Limit: 10},
+		&all: {Since: since, Until: until, Aggregates: bytes},
+	} {
+		if err := s.api.JSON(ctx, "POST", "/v1/log-streams/"+day.stream+"/query", nil, q, r); err != nil {
+			b.Fatal(err)
+		}
+	}
+	want := answer{line("total", all.Rows[0][0]), ""}
+	var inTop uint64
+	for _, r := range top.Rows {
+		want = append(want, line(r...))
+		inTop += r[1].(uint64)
+	}
+	want[1] = line("other", all.Rows[0][0].(uint64)-inTop)
+	if answer, err := ask(); err != nil || !slices.Equal(answer, want) || len(got.Times) != 96 || len(got.Top[0].Rates) != 96 {
+		b.Fatalf("explore over the day: %v, %d buckets; the query endpoint's answer:\n%s\nexplore's:\n%s", err, len(got.Times),
+			strings.Join(want, "\n"), strings.Join(answer, "\n"))
+	}
+	e := engine{"flowlog serve (DuckDB)", ask, func() time.Duration { return cpuTasks(s.srv.PID()) }}
+	var t timing
+	b.Run("explore24h/"+e.name, func(b *testing.B) {
+		for range b.N {
+			t = measure(b, e, runs)
+		}
+		b.ReportMetric(t.wall, "wall-ms")
+		b.ReportMetric(t.cpu, "cpu-ms")
+	})
+	fmt.Fprintf(table, "| explore 24 h (top 10 + Other, 96 buckets) | %d | %s, POST /v1/explore | %.1f | %.1f | | |\n",
+		day.records, e.name, t.wall, t.cpu)
 }
 
 // engine answers one question, and says how much CPU it has used so far.

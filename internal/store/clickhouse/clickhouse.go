@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -271,10 +272,14 @@ func (s *Store) Append(ctx context.Context, id store.StreamID, recs []flow.Recor
 // Query implements store.Store.
 // A stream never written to (or deleted) answers as one without records.
 func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error) {
-	from := s.dataTable(id)
-	if err := s.exists(ctx, id); errors.Is(err, store.ErrNoStream) {
-		from = emptySource
-	} else if err != nil {
+	return s.QueryStreams(ctx, []store.StreamID{id}, q)
+}
+
+// QueryStreams implements store.Store: the streams' tables are read as one
+// UNION ALL.
+func (s *Store) QueryStreams(ctx context.Context, ids []store.StreamID, q query.Request) (*query.Response, error) {
+	from, err := s.source(ctx, ids)
+	if err != nil {
 		return nil, err
 	}
 	p, err := query.Compile(q, from, Dialect{})
@@ -294,6 +299,43 @@ func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (
 	p.Finish(resp)
 	return resp, nil
 }
+
+// source is the table a query over the streams reads: the union of the
+// tables of those that exist, each once, or emptySource.
+func (s *Store) source(ctx context.Context, ids []store.StreamID) (string, error) {
+	var tables []string
+	for _, id := range ids {
+		err := s.exists(ctx, id)
+		if errors.Is(err, store.ErrNoStream) {
+			continue
+		} else if err != nil {
+			return "", err
+		}
+		if t := s.dataTable(id); !slices.Contains(tables, t) {
+			tables = append(tables, t)
+		}
+	}
+	switch len(tables) {
+	case 0:
+		return emptySource, nil
+	case 1:
+		return tables[0], nil
+	}
+	parts := make([]string, len(tables))
+	for i, t := range tables {
+		parts[i] = "SELECT " + columnList + " FROM " + t
+	}
+	return "(" + strings.Join(parts, " UNION ALL ") + ")", nil
+}
+
+// columnList names the records' columns, which every stream's table has.
+var columnList = func() string {
+	cols := make([]string, len(query.Columns))
+	for i, c := range query.Columns {
+		cols[i] = query.Quote(c.Name)
+	}
+	return strings.Join(cols, ", ")
+}()
 
 // Expire implements store.Store by dropping the day partitions older than
 // each stream's retention; servers with TTL also expire on their own.

@@ -200,10 +200,7 @@ func TestRollups(t *testing.T) {
 		{Since: base.Add(30 * time.Second), Until: base.Add(50 * time.Second), Aggregates: []query.Aggregate{count}}, // no whole minute
 	}
 	for i, q := range qs {
-		_, opts, err := s.source(id, q)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, opts := s.source([]store.StreamID{id}, q)
 		if rolled := opts.Count != ""; rolled != (i < len(qs)-1) {
 			t.Errorf("query %d: answered from a rollup: %v", i, rolled)
 		}

@@ -1,6 +1,7 @@
 package duckdb
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,15 +19,18 @@ import (
 
 // Query implements store.Store.
 func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error) {
+	return s.QueryStreams(ctx, []store.StreamID{id}, q)
+}
+
+// QueryStreams implements store.Store: the day tables of every stream are
+// read as one.
+func (s *Store) QueryStreams(ctx context.Context, ids []store.StreamID, q query.Request) (*query.Response, error) {
 	if err := q.Validate(); err != nil {
 		return nil, err
 	}
 	s.drop.RLock()
 	defer s.drop.RUnlock()
-	from, opts, err := s.source(id, q)
-	if err != nil {
-		return nil, err
-	}
+	from, opts := s.source(ids, q)
 	resp, err := s.run(ctx, q, from, opts, dialect{})
 	var de *duckdb.Error
 	if errors.As(err, &de) && de.Type == duckdb.ErrorTypeConversion {
@@ -65,29 +69,51 @@ func (s *Store) run(ctx context.Context, q query.Request, from string, o query.O
 // emptyTable stands in for a window without data.
 const emptyTable = "empty_flows"
 
-// source returns what a query over id reads: the rollup that answers it,
-// if there is one, or else the records of the window's days.
-func (s *Store) source(id store.StreamID, q query.Request) (string, query.Options, error) {
+// source returns what a query over the streams reads: the rollup that
+// answers it, if there is one, or else the records of the window's days.
+// A stream never written to (or deleted) has no day tables.
+func (s *Store) source(ids []store.StreamID, q query.Request) (string, query.Options) {
 	s.view.RLock()
 	defer s.view.RUnlock()
-	st, ok := s.streams[id]
-	if !ok { // never written to (or deleted): it has no records
-		st = &streamState{}
-	}
 	first, last := store.Day(q.Since.UnixMilli()), store.Day(q.Until.UnixMilli()-1)
-	var days []string
-	for _, d := range st.days {
-		if d >= first && d <= last {
-			days = append(days, tableName(st.num, d))
+	var days []dayTable
+	for _, id := range slices.Compact(slices.SortedFunc(slices.Values(ids), compareIDs)) {
+		st, ok := s.streams[id]
+		if !ok {
+			continue
+		}
+		for _, d := range st.days {
+			if d >= first && d <= last {
+				days = append(days, dayTable{tableName(st.num, d), d})
+			}
 		}
 	}
 	if len(days) == 0 { // no day of the window holds data
-		days = []string{emptyTable}
+		return decoded([]string{emptyTable}), query.Options{}
 	}
-	if r, from, to, ok := rollupFor(q); ok && !s.noRollups.Load() && days[0] != emptyTable {
-		return rollupSource(r, days, q, from, to), query.Options{Count: countColumn}, nil
+	if r, from, to, ok := rollupFor(q); ok && !s.noRollups.Load() {
+		return rollupSource(r, days, q, from, to), query.Options{Count: countColumn}
 	}
-	return decoded(days), query.Options{}, nil
+	return decoded(names(days)), query.Options{}
+}
+
+// dayTable is one stream's table of one day.
+type dayTable struct {
+	name string
+	day  int64
+}
+
+func names(days []dayTable) []string {
+	out := make([]string, len(days))
+	for i, d := range days {
+		out[i] = d.name
+	}
+	return out
+}
+
+// compareIDs orders stream ids, so that a stream listed twice is read once.
+func compareIDs(a, b store.StreamID) int {
+	return cmp.Or(cmp.Compare(a.Account, b.Account), cmp.Compare(a.Stream, b.Stream))
 }
 
 // decoded reads the day tables with text fields decoded: each code
@@ -134,27 +160,36 @@ const unionFan = 16
 // rollupSource reads the rollup's whole steps [from, to) of the window,
 // and the records of the parts of a step at either end of it, summed the
 // same way (each record counting once).
-func rollupSource(r rollup, days []string, q query.Request, from, to int64) string {
+func rollupSource(r rollup, days []dayTable, q query.Request, from, to int64) string {
 	keys := r.keyColumns()
 	rolled := make([]string, len(days))
 	for i, d := range days {
-		rolled[i] = r.table(d)
+		rolled[i] = r.table(d.name)
 	}
 	f, t := strconv.FormatInt(from, 10), strconv.FormatInt(to, 10)
 	parts := []string{union(rolled, `"end", `+keys+", packets, bytes, "+countColumn,
 		` WHERE "end" >= `+f+` AND "end" < `+t)}
-	// Each end is its own range over its own day, which DuckDB filters
-	// while scanning.
-	edge := func(day string, a, b string) {
-		parts = append(parts, union([]string{day}, `"end", `+keys+", packets, bytes, CAST(1 AS UBIGINT) AS "+countColumn,
-			` WHERE "end" >= `+a+` AND "end" < `+b))
+	// Each end is its own range within one day (steps divide days), read
+	// from each stream's table of that day, which DuckDB filters while
+	// scanning.
+	edge := func(day int64, a, b string) {
+		var tables []string
+		for _, d := range days {
+			if d.day == day {
+				tables = append(tables, d.name)
+			}
+		}
+		if len(tables) > 0 {
+			parts = append(parts, union(tables, `"end", `+keys+", packets, bytes, CAST(1 AS UBIGINT) AS "+countColumn,
+				` WHERE "end" >= `+a+` AND "end" < `+b))
+		}
 	}
 	since, until := q.Since.UnixMilli(), q.Until.UnixMilli()
 	if since < from {
-		edge(days[0], strconv.FormatInt(since, 10), f)
+		edge(store.Day(since), strconv.FormatInt(since, 10), f)
 	}
 	if until > to {
-		edge(days[len(days)-1], t, strconv.FormatInt(until, 10))
+		edge(store.Day(until-1), t, strconv.FormatInt(until, 10))
 	}
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
 }

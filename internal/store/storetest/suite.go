@@ -27,6 +27,7 @@ func Run(t *testing.T, s store.Store) {
 	t.Run("Namespaces", func(t *testing.T) { testNamespaces(ctx, t, s) })
 	t.Run("Commit", func(t *testing.T) { testCommit(ctx, t, s) })
 	t.Run("Queries", func(t *testing.T) { testQueries(ctx, t, s) })
+	t.Run("Streams", func(t *testing.T) { testStreams(ctx, t, s) })
 	t.Run("HandChecked", func(t *testing.T) { testHandChecked(ctx, t, s) })
 	t.Run("HugeCounters", func(t *testing.T) { testHugeCounters(ctx, t, s) })
 	t.Run("Retention", func(t *testing.T) { testRetention(ctx, t, s) })
