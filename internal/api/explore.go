@@ -26,7 +26,7 @@ type exploreRequest struct {
 	Measure      string    `json:"measure"`  // default bytes
 	Top          int       `json:"top"`      // default 10
 	Interval     string    `json:"interval"` // default: a round step giving at most maxPoints
-	Include      []string  `json:"include"`  // series, sankey; default series
+	Include      []string  `json:"include"`  // series, sankey; absent: series; []: neither
 }
 
 // exploreResponse answers it. Totals are in the measure's units (bytes,
@@ -147,7 +147,7 @@ func (q *exploreRequest) check() (code, msg string) {
 	if q.Top == 0 {
 		q.Top = 10
 	}
-	if len(q.Include) == 0 {
+	if q.Include == nil { // absent; an empty list asks for the top and totals only
 		q.Include = []string{"series"}
 	}
 	if n := len(q.Dimensions); n < 1 || n > maxDimensions {

@@ -123,6 +123,23 @@ func TestExplore(t *testing.T) {
 		}
 	})
 
+	t.Run("TotalsOnly", func(t *testing.T) {
+		full := explore(t, e.c, 200, req())
+		got := explore(t, e.c, 200, req("include", []string{}))
+		if len(got.Times) != 0 || got.Other.Rates != nil || got.Sankey != nil {
+			t.Errorf("include [] answered series or a Sankey: %d buckets", len(got.Times))
+		}
+		if got.Total != full.Total || got.Other.Total != full.Other.Total || len(got.Top) != len(full.Top) {
+			t.Fatalf("totals only: total %d other %d, %d keys; with series: %d %d %d",
+				got.Total, got.Other.Total, len(got.Top), full.Total, full.Other.Total, len(full.Top))
+		}
+		for i := range got.Top {
+			if got.Top[i].Total != full.Top[i].Total || !slices.Equal(got.Top[i].Key, full.Top[i].Key) {
+				t.Errorf("top %d: %v %d, with series %v %d", i, got.Top[i].Key, got.Top[i].Total, full.Top[i].Key, full.Top[i].Total)
+			}
+		}
+	})
+
 	t.Run("Refused", func(t *testing.T) {
 		k := e.must(201, "POST", "/v1/access-keys", map[string]any{"new_account": true})
 		other := e.clientFor(str(k, "access_key_id"), str(k, "access_key_secret"))

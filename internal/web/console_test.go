@@ -34,6 +34,10 @@ func TestConsole(t *testing.T) {
 			chromedp.SendKeys(chromedp.CSS(`input[name=access_key_secret]`), srv.Secret))
 		screenshot(t, tab, "sign-in")
 		do(t, tab, chromedp.Click(chromedp.CSS(`button[type=submit]`)))
+		// Signing in lands on the overview.
+		poll[bool](t, tab, `document.querySelector('section.overview')?.dataset.state === 'ready'`)
+		screenshot(t, tab, "signed-in")
+		do(t, tab, chromedp.Navigate(srv.URL+"/explore"))
 		waitReady(t, tab)
 		// The secret is nowhere the page can keep it; the session cookie is
 		// out of the page's reach.
@@ -511,10 +515,11 @@ func newConsole(t *testing.T, serverEnv ...string) *console {
 	return c
 }
 
-// signIn signs in from the sign-in page with an access key.
+// signIn signs in from the sign-in page with an access key, going on to
+// the Explore page.
 func signIn(t *testing.T, tab context.Context, url, id, secret string) {
 	t.Helper()
-	do(t, tab, chromedp.Navigate(url+"/sign-in"), chromedp.WaitVisible(chromedp.CSS(`input[name=access_key_id]`)),
+	do(t, tab, chromedp.Navigate(url+"/sign-in?next=/explore"), chromedp.WaitVisible(chromedp.CSS(`input[name=access_key_id]`)),
 		chromedp.SendKeys(chromedp.CSS(`input[name=access_key_id]`), id),
 		chromedp.SendKeys(chromedp.CSS(`input[name=access_key_secret]`), secret),
 		chromedp.Click(chromedp.CSS(`button[type=submit]`)))

@@ -1,6 +1,7 @@
 import { createRouter, createWebHistory } from 'vue-router'
 import { restore, session } from './api'
 import SignIn from './views/SignIn.vue'
+import Overview from './views/Overview.vue'
 import Explore from './views/Explore.vue'
 import FlowLogs from './views/FlowLogs.vue'
 import LogGroups from './views/LogGroups.vue'
@@ -13,8 +14,9 @@ import Exporters from './views/Exporters.vue'
 export const router = createRouter({
   history: createWebHistory(),
   routes: [
-    { path: '/', redirect: '/explore' },
+    { path: '/', redirect: '/overview' },
     { path: '/sign-in', component: SignIn, meta: { public: true } },
+    { path: '/overview', component: Overview },
     { path: '/explore', component: Explore },
     { path: '/records', component: Records },
     { path: '/flow-logs', component: FlowLogs },
@@ -22,7 +24,7 @@ export const router = createRouter({
     { path: '/exporters', component: Exporters },
     { path: '/log-groups', component: LogGroups },
     { path: '/access-keys', component: AccessKeys },
-    { path: '/:rest(.*)', redirect: '/explore' },
+    { path: '/:rest(.*)', redirect: '/overview' },
   ],
 })
 
@@ -33,7 +35,7 @@ router.beforeEach(async (to) => {
     await restore()
   }
   if (!to.meta.public && !session.value) {
-    return { path: '/sign-in', query: to.fullPath === '/explore' ? {} : { next: to.fullPath } }
+    return { path: '/sign-in', query: to.fullPath === '/overview' ? {} : { next: to.fullPath } }
   }
   return true
 })
