@@ -375,28 +375,13 @@ export function checkFilter(where: string): Promise<FilterCheck> {
   return call<FilterCheck>('POST', '/v1/filters/check', { where })
 }
 
-export interface Aggregate {
-  func: 'sum' | 'count' | 'count_distinct'
-  field?: string
-}
-
-export interface QueryRequest {
+// RecordsRequest pages through the raw records of a window.
+export interface RecordsRequest {
   since: string
   until: string
   where?: string
-  group_by?: string[]
-  aggregates?: Aggregate[]
-  interval?: string
   limit?: number
-}
-
-export interface QueryResponse {
-  columns?: { name: string; type: string }[]
-  rows?: (string | number)[][]
-}
-
-export function query(stream: string, req: QueryRequest, signal?: AbortSignal): Promise<QueryResponse> {
-  return call<QueryResponse>('POST', `/v1/log-streams/${encodeURIComponent(stream)}/query`, req, signal)
+  offset?: number
 }
 
 // FlowRecord is one raw flow record, keyed by field name (flow.Fields).
@@ -407,7 +392,7 @@ export interface RecordsPage {
   next_offset?: number
 }
 
-export function queryRecords(stream: string, req: QueryRequest & { offset?: number }, signal?: AbortSignal): Promise<RecordsPage> {
+export function queryRecords(stream: string, req: RecordsRequest, signal?: AbortSignal): Promise<RecordsPage> {
   return call<RecordsPage>('POST', `/v1/log-streams/${encodeURIComponent(stream)}/query`, req, signal)
 }
 
