@@ -81,26 +81,7 @@ func testStreams(ctx context.Context, t *testing.T, s store.Store) {
 		}
 	})
 	t.Run("Paging", func(t *testing.T) {
-		q := query.Request{Since: Base, Until: Base.Add(30 * time.Hour), Where: "dstport = 443", Limit: 997}
-		var got []flow.Record
-		for {
-			resp, err := s.QueryStreams(ctx, ids, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, resp.Records...)
-			if resp.NextOffset == 0 {
-				break
-			}
-			q.Offset = resp.NextOffset
-		}
-		var want []flow.Record
-		for _, r := range both {
-			if r.DstPort == 443 {
-				want = append(want, r)
-			}
-		}
-		SameRecords(t, got, want)
+		checkPaging(t, both, func(q query.Request) (*query.Response, error) { return s.QueryStreams(ctx, ids, q) })
 	})
 }
 

@@ -223,26 +223,7 @@ func testQueries(ctx context.Context, t *testing.T, s store.Store) {
 		})
 	}
 	t.Run("Paging", func(t *testing.T) {
-		q := query.Request{Since: Base, Until: Base.Add(30 * time.Hour), Where: "dstport = 443", Limit: 997}
-		var got []flow.Record
-		for {
-			resp, err := s.Query(ctx, id, q)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, resp.Records...)
-			if resp.NextOffset == 0 {
-				break
-			}
-			q.Offset = resp.NextOffset
-		}
-		var want []flow.Record
-		for _, r := range recs {
-			if r.DstPort == 443 {
-				want = append(want, r)
-			}
-		}
-		SameRecords(t, got, want)
+		checkPaging(t, recs, func(q query.Request) (*query.Response, error) { return s.Query(ctx, id, q) })
 	})
 	t.Run("RoundTrip", func(t *testing.T) { // every field comes back as written
 		q := query.Request{Since: Base, Until: Base.Add(30 * time.Hour), Limit: query.MaxLimit}
@@ -557,4 +538,30 @@ func SameRecords(t *testing.T, got, want []flow.Record) {
 	if bad > 0 || len(got) != len(want) {
 		t.Errorf("got %d records, want %d; %d differ", len(got), len(want), bad)
 	}
+}
+
+// checkPaging pages through the records of dstport 443 with ask and
+// checks that they are exactly those of recs.
+func checkPaging(t *testing.T, recs []flow.Record, ask func(query.Request) (*query.Response, error)) {
+	t.Helper()
+	q := query.Request{Since: Base, Until: Base.Add(30 * time.Hour), Where: "dstport = 443", Limit: 997}
+	var got []flow.Record
+	for {
+		resp, err := ask(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, resp.Records...)
+		if resp.NextOffset == 0 {
+			break
+		}
+		q.Offset = resp.NextOffset
+	}
+	var want []flow.Record
+	for _, r := range recs {
+		if r.DstPort == 443 {
+			want = append(want, r)
+		}
+	}
+	SameRecords(t, got, want)
 }
