@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	"modernc.org/sqlite" // pure Go
 )
 
 const schema = `
@@ -67,7 +68,7 @@ const dbFile = "control.db"
 // openDB opens (creating if needed) the control-plane database in dir. The
 // directory is private to the user (0700) and the files 0600: they hold
 // access-key secrets.
-func openDB(dir string) (*sql.DB, error) {
+func openDB(dir string, stmts *atomic.Uint64) (*sql.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -87,10 +88,11 @@ func openDB(dir string) (*sql.DB, error) {
 	// process or of the machine.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
-	db, err := sql.Open("sqlite", dsn)
+	conn, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("control db: %w", err)
 	}
+	db := sql.OpenDB(countingConnector{conn, stmts})
 	// One connection serialises every change; the control plane's load is
 	// small, and it makes quotas and idempotent creates race-free.
 	db.SetMaxOpenConns(1)

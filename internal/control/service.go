@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"database/sql"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +21,7 @@ type Config struct {
 // reported as not found.
 type Service struct {
 	db      *sql.DB
+	stmts   *atomic.Uint64 // statements run on db
 	quota   int
 	pcapDir string
 	now     func() time.Time
@@ -31,14 +33,15 @@ type Service struct {
 
 // New opens the control plane's state in cfg.DataDir.
 func New(cfg Config) (*Service, error) {
-	db, err := openDB(cfg.DataDir)
+	stmts := new(atomic.Uint64)
+	db, err := openDB(cfg.DataDir, stmts)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Quota <= 0 {
 		cfg.Quota = DefaultQuota
 	}
-	return &Service{db: db, quota: cfg.Quota, pcapDir: cfg.PcapDir, now: func() time.Time { return time.Now().UTC() },
+	return &Service{db: db, stmts: stmts, quota: cfg.Quota, pcapDir: cfg.PcapDir, now: func() time.Time { return time.Now().UTC() },
 		changed: make(chan struct{}, 1), usage: newKeyUsage()}, nil
 }
 

@@ -43,7 +43,7 @@ func newRig(t *testing.T, netflowListen string) *rig {
 func newRigPcap(t *testing.T, netflowListen, pcapDir string) *rig {
 	t.Helper()
 	dir := t.TempDir()
-	svc, err := control.New(control.Config{DataDir: dir, PcapDir: pcapDir})
+	svc, err := control.New(control.Config{DataDir: dir, PcapDir: pcapDir, Quota: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
