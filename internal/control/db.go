@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS flow_log_targets (
 	PRIMARY KEY (flow_log_id, gateway_id, attachment_id));
 CREATE INDEX IF NOT EXISTS flow_log_targets_gw ON flow_log_targets (gateway_id);
 CREATE INDEX IF NOT EXISTS gateways_exporter ON gateways (exporter) WHERE kind = 'exporter';
+CREATE TABLE IF NOT EXISTS revision (
+	id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT OR IGNORE INTO revision (id, version) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS grants (
 	id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
 	kind TEXT NOT NULL, value TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -115,6 +118,7 @@ func openDB(dir string, stmts *atomic.Uint64) (*sql.DB, error) {
 var addedColumns = []struct{ table, column, def string }{
 	{"access_keys", "enabled", "INTEGER NOT NULL DEFAULT 1"},
 	{"access_keys", "last_used_at", "INTEGER NOT NULL DEFAULT 0"},
+	{"flow_logs", "revision", "INTEGER NOT NULL DEFAULT 0"}, // version of its last change
 }
 
 func addColumns(ctx context.Context, db *sql.DB) error {

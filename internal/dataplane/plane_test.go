@@ -111,11 +111,14 @@ func (r *rig) flowLog(in control.FlowLogInput) control.FlowLog {
 	return f
 }
 
-// step reconciles and settles once, as one turn of Run.
+// step applies the control plane's desired state and reports, as Run does
+// when the version moves.
 func (r *rig) step() {
 	r.t.Helper()
-	r.must(r.p.reconcile(r.ctx))
-	r.must(r.svc.Settle(r.ctx, r.p.check))
+	r.p.sync(r.ctx)
+	if r.p.stale || r.p.reported == nil {
+		r.t.Fatal("desired state not applied or not reported")
+	}
 }
 
 // records ages every meter to at, writes out the log stream's queue and

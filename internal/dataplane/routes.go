@@ -72,11 +72,11 @@ func (u *unit) route(recs []flow.Record) {
 		if r.LogStatus == "" {
 			r.LogStatus = flow.StatusOK
 		}
-		if a := u.pt.att; a.ID != "" {
-			if r.InputIfIndex != a.IfIndex && r.OutputIfIndex != a.IfIndex {
+		if pt := u.pt; pt.att != "" {
+			if r.InputIfIndex != pt.ifIndex && r.OutputIfIndex != pt.ifIndex {
 				continue
 			}
-			r.InterfaceID = a.ID
+			r.InterfaceID = pt.att
 		} else {
 			r.InterfaceID = u.pt.attachmentOf(r.InputIfIndex)
 			if r.InterfaceID == "" {
@@ -113,14 +113,14 @@ func (p *Plane) exporterRoutes() *routes {
 			if u.meter != nil {
 				continue
 			}
-			addr, err := netip.ParseAddr(u.pt.gw.Exporter)
+			addr, err := netip.ParseAddr(u.pt.exporter)
 			if err != nil {
 				continue
 			}
 			addr = addr.Unmap()
 			r.units[addr] = append(r.units[addr], u)
 			r.claims[addr] = collect.Claim{MaxAge: max(r.claims[addr].MaxAge, age)}
-			r.owners[addr] = owner{account: u.key.account, gateway: u.pt.gw.ID}
+			r.owners[addr] = owner{account: u.key.account, gateway: u.pt.gateway}
 		}
 	}
 	return r
