@@ -29,6 +29,7 @@ type rig struct {
 	ctx     context.Context
 	svc     *control.Service
 	st      *duckdb.Store
+	sp      *spool.Spool
 	p       *Plane
 	account string
 }
@@ -66,7 +67,7 @@ func newRigPcap(t *testing.T, netflowListen, pcapDir string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.shutdown)
-	return &rig{t: t, ctx: context.Background(), svc: svc, st: st, p: p, account: boot.Key.AccountID}
+	return &rig{t: t, ctx: context.Background(), svc: svc, st: st, sp: sp, p: p, account: boot.Key.AccountID}
 }
 
 func ptr[T any](v T) *T { return &v }

@@ -16,6 +16,9 @@ import (
 type routeTable struct {
 	v        atomic.Pointer[routes]
 	unrouted atomic.Uint64 // records from exporters no gateway names
+	// inFlight, if set (by tests), runs between reading the routes and
+	// delivering along them.
+	inFlight atomic.Pointer[func()]
 }
 
 type routes struct {
@@ -45,6 +48,9 @@ func (t *routeTable) claim(src netip.Addr) (collect.Claim, bool) {
 // deliver is the collector's handler. It may run on several goroutines.
 func (t *routeTable) deliver(recs []flow.Record) {
 	table := t.v.Load().units
+	if hook := t.inFlight.Load(); hook != nil {
+		(*hook)()
+	}
 	for start := 0; start < len(recs); {
 		addr := recs[start].ExporterAddr
 		end := start + 1
