@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -76,7 +75,7 @@ type Plane struct {
 	streams    map[store.StreamID]*stream
 	owners     map[netip.Addr]owner // the last claimant of every address ever claimed
 	applied    map[string]string    // flow log id → reason it cannot run ("" when it runs)
-	reported   *desired.Status      // the last report the control plane took; nil: none
+	reported   *reported            // what the control plane last took; nil: none since the start, or the last report failed
 	totals     totals               // counters that outlive what they count
 	tried      time.Time            // when state was last applied
 
@@ -213,7 +212,7 @@ func (p *Plane) retry(ctx context.Context, now time.Time) {
 		p.sync(ctx)
 	case p.failing():
 		p.apply(ctx)
-	case p.reported == nil || p.reported.Version != p.state.Version:
+	case p.reported == nil || p.reported.version != p.state.Version:
 		p.report(ctx)
 	}
 }
@@ -235,15 +234,20 @@ func (p *Plane) failing() bool {
 	return false
 }
 
-// report tells the control plane the state of every flow log of the version
-// applied, unless it already knows it.
+// report tells the control plane the state of the flow logs of the version
+// applied that it may not know: all of them in a first report (or after
+// one failed), else those whose reason changed or that changed since the
+// last report's version.
 func (p *Plane) report(ctx context.Context) {
-	st := desired.Status{Plane: p.cfg.Name, Version: p.state.Version,
-		FlowLogs: make([]desired.FlowLogStatus, 0, len(p.state.FlowLogs))}
+	st := desired.Status{Plane: p.cfg.Name, Version: p.state.Version}
+	all := make(map[string]string, len(p.state.FlowLogs))
 	for _, f := range p.state.FlowLogs {
-		st.FlowLogs = append(st.FlowLogs, desired.FlowLogStatus{ID: f.ID, Reason: p.applied[f.ID]})
+		all[f.ID] = p.applied[f.ID]
+		if last := p.reported; last == nil || f.Revision > last.version || last.reasons[f.ID] != all[f.ID] {
+			st.FlowLogs = append(st.FlowLogs, desired.FlowLogStatus{ID: f.ID, Reason: all[f.ID]})
+		}
 	}
-	if r := p.reported; r != nil && r.Version == st.Version && slices.Equal(r.FlowLogs, st.FlowLogs) {
+	if p.reported != nil && p.reported.version == st.Version && len(st.FlowLogs) == 0 {
 		return
 	}
 	st.Components = p.components()
@@ -254,7 +258,13 @@ func (p *Plane) report(ctx context.Context) {
 		p.reported = nil
 		return
 	}
-	p.reported = &st
+	p.reported = &reported{version: st.Version, reasons: all}
+}
+
+// reported is what the control plane last took from this data plane.
+type reported struct {
+	version uint64
+	reasons map[string]string // by flow log
 }
 
 // age moves every meter's clock and emits NODATA records for observation

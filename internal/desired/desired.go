@@ -149,7 +149,10 @@ func (s State) For(plane string) State {
 type Status struct {
 	Plane   string `json:"plane"`
 	Version uint64 `json:"version"` // of the State applied
-	// FlowLogs has the state of every flow log of that State.
+	// FlowLogs has the state of the flow logs of that State that the
+	// control plane may not know: every one in a data plane's first
+	// report, then those changed since its last report's version or whose
+	// reason changed. The others keep the state last reported.
 	FlowLogs   []FlowLogStatus `json:"flow_logs"`
 	Components []Component     `json:"components,omitempty"`
 }
