@@ -73,6 +73,9 @@ func TestReportOfOlderVersion(t *testing.T) {
 	if got := x.stateOf(f.ID); got != StateAvailable {
 		t.Fatalf("after a report of the edit's version: %s, want available", got)
 	}
+	if last := x.svc.Planes()[""]; last.Version != edited.Version || last.At.IsZero() {
+		t.Fatalf("data plane's last report: %+v, want version %d", last, edited.Version)
+	}
 }
 
 // TestDeletedOnReport: a flow log being deleted leaves the desired state at

@@ -3,7 +3,10 @@ package dataplane
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -19,8 +22,9 @@ import (
 	"flowlog/internal/testutil"
 )
 
-// metric returns the value of the plane's series name{label=value}.
-func (r *rig) metric(name, label, value string) float64 {
+// metric returns the value of the plane's series name{labels}, given as
+// name, value pairs.
+func (r *rig) metric(name string, labels ...string) float64 {
 	r.t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(r.p)
@@ -31,15 +35,35 @@ func (r *rig) metric(name, label, value string) float64 {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
+			got := []string{}
 			for _, l := range m.GetLabel() {
-				if l.GetName() == label && l.GetValue() == value {
-					return m.GetCounter().GetValue()
-				}
+				got = append(got, l.GetName(), l.GetValue())
+			}
+			if slices.Equal(got, labels) {
+				return m.GetCounter().GetValue()
 			}
 		}
 	}
-	r.t.Fatalf("no series %s{%s=%q}", name, label, value)
+	r.t.Fatalf("no series %s%q", name, labels)
 	return 0
+}
+
+// udpSink returns the port of a UDP socket that takes and ignores datagrams.
+func udpSink(t *testing.T) int {
+	c, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	go io.Copy(io.Discard, readerOf{c})
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+type readerOf struct{ net.PacketConn }
+
+func (r readerOf) Read(b []byte) (int, error) {
+	n, _, err := r.ReadFrom(b)
+	return n, err
 }
 
 // TestRunWatches: Run applies a change when the control plane commits it,
@@ -116,21 +140,24 @@ func TestDescriptionEdit(t *testing.T) {
 }
 
 // TestCountersSurviveRestarts: the meter, output and ingest counters of a
-// flow log keep growing when its units restart (a sampling change) and its
-// log stream's pipeline closes (disabled) and opens again.
+// flow log keep growing when its units restart (a sampling change), its
+// NetFlow exporter is replaced (a new collector port) and its log stream's
+// pipeline closes (disabled) and opens again; nothing counts as dropped.
 func TestCountersSurviveRestarts(t *testing.T) {
 	testutil.Root(t)
 	r := newRig(t, "")
 	peer, gw, _ := r.captureLink(244)
 	ls := r.stream()
-	f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+	f := r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputAll), LogStreamID: &ls,
+		NetflowServerIP: ptr("127.0.0.1"), NetflowServerPort: ptr(udpSink(t)), NetflowVersion: ptr(control.NetflowV9),
 		Targets: []control.Target{{GatewayID: gw.ID}}})
 	r.step()
 	ping(t, peer, "10.244.0.1", 3)
 	r.records(ls, time.Now().Add(time.Minute)) // flows end and are committed
-	series := []struct{ name, label, value string }{
+	series := [][]string{
 		{"flowlog_meter_packets_total", "flow_log", f.ID},
-		{"flowlog_flow_log_records_total", "flow_log", f.ID},
+		{"flowlog_flow_log_records_total", "flow_log", f.ID, "output", "sls"},
+		{"flowlog_flow_log_records_total", "flow_log", f.ID, "output", "netflow"},
 		{"flowlog_store_committed_records_total", "log_stream", ls},
 	}
 	last := make([]float64, len(series))
@@ -138,11 +165,16 @@ func TestCountersSurviveRestarts(t *testing.T) {
 		t.Helper()
 		r.p.snap.Store(r.p.snapshot())
 		for i, s := range series {
-			v := r.metric(s.name, s.label, s.value)
+			v := r.metric(s[0], s[1:]...)
 			if v < last[i] || v == 0 {
-				t.Errorf("%s: %s went from %v to %v", when, s.name, last[i], v)
+				t.Errorf("%s: %v went from %v to %v", when, s, last[i], v)
 			}
 			last[i] = v
+		}
+		for _, out := range []string{"sls", "netflow"} {
+			if v := r.metric("flowlog_flow_log_dropped_records_total", "flow_log", f.ID, "output", out); v != 0 {
+				t.Errorf("%s: %v %s records dropped", when, v, out)
+			}
 		}
 	}
 	check("running")
@@ -150,6 +182,10 @@ func TestCountersSurviveRestarts(t *testing.T) {
 	r.must(err)
 	r.step()
 	check("after a sampling change")
+	_, err = r.svc.UpdateFlowLog(r.ctx, r.account, f.ID, control.FlowLogInput{NetflowServerPort: ptr(udpSink(t))})
+	r.must(err)
+	r.step()
+	check("after a collector change")
 	_, _, err = r.svc.SetEnabled(r.ctx, r.account, f.ID, false)
 	r.must(err)
 	r.step()
