@@ -148,6 +148,9 @@ func (p *Plane) Run(ctx context.Context) {
 			p.sync(ctx)
 		case now := <-t.C:
 			p.age(now)
+			if p.closeIdleStreams(ctx) {
+				p.snap.Store(p.snapshot())
+			}
 			p.retry(ctx, now)
 		}
 	}

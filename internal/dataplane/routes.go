@@ -112,8 +112,8 @@ func (p *Plane) exporterRoutes() *routes {
 		owners: map[netip.Addr]owner{}}
 	for _, f := range p.flows {
 		var age time.Duration
-		if s := p.streams[f.out.Load().stream]; s != nil {
-			age = s.retention
+		if ls, ok := p.logStream(f.out.Load().stream); ok {
+			age = time.Duration(ls.RetentionDays) * 24 * time.Hour // as the control plane has it now
 		}
 		for _, u := range f.units {
 			if u.meter != nil {

@@ -18,9 +18,8 @@ import (
 // stream is the ingest pipeline of one log stream, shared by the flow logs
 // writing to it.
 type stream struct {
-	pipe      *ingest.Pipeline
-	users     int
-	retention time.Duration // as when opened; bounds the age of collected records
+	pipe  *ingest.Pipeline
+	users int
 }
 
 // openOutputs opens the sinks a flow log asks for.
@@ -113,7 +112,7 @@ func (p *Plane) stream(ctx context.Context, id store.StreamID) (*stream, error) 
 	if err != nil {
 		return nil, fmt.Errorf("log store: %v", err)
 	}
-	s := &stream{pipe: pipe, retention: time.Duration(ls.RetentionDays) * 24 * time.Hour}
+	s := &stream{pipe: pipe}
 	p.streams[id] = s
 	return s, nil
 }
@@ -143,8 +142,9 @@ func (p *Plane) resumeSpools(ctx context.Context) {
 
 // closeIdleStreams closes the pipelines no flow log writes to once their
 // spool is empty, and those of deleted log streams at once, with their
-// spool.
-func (p *Plane) closeIdleStreams(ctx context.Context) {
+// spool. It says whether it closed any.
+func (p *Plane) closeIdleStreams(ctx context.Context) bool {
+	n := len(p.streams)
 	for id, s := range p.streams {
 		if s.users > 0 {
 			continue
@@ -162,6 +162,7 @@ func (p *Plane) closeIdleStreams(ctx context.Context) {
 			p.closeStream(id, s)
 		}
 	}
+	return len(p.streams) < n
 }
 
 func (p *Plane) dropSpool(id store.StreamID) {
