@@ -67,7 +67,8 @@ func (r readerOf) Read(b []byte) (int, error) {
 }
 
 // TestRunWatches: Run applies a change when the control plane commits it,
-// not on a timer (none would fire within the test), and reports it.
+// not on a timer (none would fire within the test), and reports it with
+// its components.
 func TestRunWatches(t *testing.T) {
 	r := newRig(t, fmt.Sprintf("127.0.0.1:%d", testutil.FreeUDPPort(t)))
 	r.p.cfg.Tick, r.p.cfg.Retry = time.Hour, time.Hour
@@ -84,6 +85,14 @@ func TestRunWatches(t *testing.T) {
 			t.Fatalf("flow log not applied: %+v", r.state(f.ID))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	last := r.svc.Planes()[""]
+	kinds := map[string]bool{}
+	for _, c := range last.Components {
+		kinds[c.Kind+" "+c.Name] = true
+	}
+	if !kinds["collector collector"] || !kinds["meter "+f.ID] {
+		t.Fatalf("the report's components: %+v", last.Components)
 	}
 }
 

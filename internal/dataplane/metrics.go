@@ -102,6 +102,16 @@ func (p *Plane) components() []desired.Component {
 		out = append(out, desired.Component{Kind: "ingest", Name: st.id.Stream, Counters: map[string]uint64{
 			"committed": committed, "failures": failures, "queued": queued}})
 	}
+	for _, t := range s.taps {
+		c := desired.Component{Kind: "capture", Name: t.iface}
+		if err := t.failure(); err != nil {
+			c.Error = err.Error()
+		}
+		if st, err := t.live.Stats(); err == nil && len(st) == 1 {
+			c.Counters = map[string]uint64{"packets": st[0].Packets, "kernel_drops": st[0].Drops}
+		}
+		out = append(out, c)
+	}
 	if p.collector != nil {
 		out = append(out, desired.Component{Kind: "collector", Name: "collector", Counters: map[string]uint64{
 			"unattributed": p.routes.unrouted.Load(), "unclaimed": p.collector.Unclaimed(),

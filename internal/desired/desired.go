@@ -169,8 +169,8 @@ type FlowLogStatus struct {
 // a log stream's ingest) and what it counted. Counters only grow while the
 // data plane runs, also across restarts of what they count.
 type Component struct {
-	Kind     string            `json:"kind"` // meter, collector, ingest
-	Name     string            `json:"name"` // a flow log id, a log stream id, "collector"
+	Kind     string            `json:"kind"` // meter, capture, collector, ingest
+	Name     string            `json:"name"` // a flow log id, an interface, "collector", a log stream id
 	Error    string            `json:"error,omitempty"`
 	Counters map[string]uint64 `json:"counters,omitempty"`
 }
