@@ -163,8 +163,13 @@ func (p *Plane) watch(ctx context.Context, after uint64) <-chan struct{} {
 	go func() {
 		for {
 			v, err := p.cfg.Control.Watch(ctx, after)
-			if err != nil {
-				return // ctx ended
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil { // a remote control plane away: keep what runs, ask again
+				p.log.Warn("watching the desired state", "err", err)
+				sleep(ctx, p.cfg.Retry)
+				continue
 			}
 			after = v
 			select {
