@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 
+	"flowlog/internal/desired"
 	"flowlog/internal/store"
 )
 
@@ -34,9 +35,11 @@ func (s *Service) Accounts(ctx context.Context) ([]string, error) {
 }
 
 // StoreStream is the log stream as the log store knows it.
-func (ls LogStream) StoreStream() store.Stream {
-	return store.Stream{StreamID: store.StreamID{Account: ls.AccountID, Stream: ls.ID}, Group: ls.LogGroupID,
-		RetentionDays: ls.RetentionDays, Created: ls.CreatedAt}
+func (ls LogStream) StoreStream() store.Stream { return ls.desired().StoreStream() }
+
+func (ls LogStream) desired() desired.LogStream {
+	return desired.LogStream{ID: ls.ID, AccountID: ls.AccountID, LogGroupID: ls.LogGroupID,
+		RetentionDays: ls.RetentionDays, CreatedAt: ls.CreatedAt}
 }
 
 // OnLogStreamDeleted sets what runs after a log stream is deleted: in
@@ -50,7 +53,7 @@ func (s *Service) OnLogStreamDeleted(fn func(ctx context.Context, account, id st
 // by it from its next retention pass.
 func (s *Service) UpdateLogStream(ctx context.Context, account, groupID, id string, retentionDays *int) (LogStream, error) {
 	var ls LogStream
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		var err error
 		if ls, err = getLogStream(ctx, tx, account, id); err != nil {
 			return err

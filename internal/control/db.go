@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, pure Go
+	"modernc.org/sqlite" // pure Go
 )
 
 const schema = `
@@ -55,6 +56,9 @@ CREATE TABLE IF NOT EXISTS flow_log_targets (
 	PRIMARY KEY (flow_log_id, gateway_id, attachment_id));
 CREATE INDEX IF NOT EXISTS flow_log_targets_gw ON flow_log_targets (gateway_id);
 CREATE INDEX IF NOT EXISTS gateways_exporter ON gateways (exporter) WHERE kind = 'exporter';
+CREATE TABLE IF NOT EXISTS revision (
+	id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL);
+INSERT OR IGNORE INTO revision (id, version) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS grants (
 	id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
 	kind TEXT NOT NULL, value TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -67,7 +71,7 @@ const dbFile = "control.db"
 // openDB opens (creating if needed) the control-plane database in dir. The
 // directory is private to the user (0700) and the files 0600: they hold
 // access-key secrets.
-func openDB(dir string) (*sql.DB, error) {
+func openDB(dir string, stmts *atomic.Uint64) (*sql.DB, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
@@ -87,10 +91,11 @@ func openDB(dir string) (*sql.DB, error) {
 	// process or of the machine.
 	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)" +
 		"&_pragma=foreign_keys(1)&_pragma=busy_timeout(10000)"
-	db, err := sql.Open("sqlite", dsn)
+	conn, err := sqlite.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("control db: %w", err)
 	}
+	db := sql.OpenDB(countingConnector{conn, stmts})
 	// One connection serialises every change; the control plane's load is
 	// small, and it makes quotas and idempotent creates race-free.
 	db.SetMaxOpenConns(1)
@@ -113,6 +118,7 @@ func openDB(dir string) (*sql.DB, error) {
 var addedColumns = []struct{ table, column, def string }{
 	{"access_keys", "enabled", "INTEGER NOT NULL DEFAULT 1"},
 	{"access_keys", "last_used_at", "INTEGER NOT NULL DEFAULT 0"},
+	{"flow_logs", "revision", "INTEGER NOT NULL DEFAULT 0"}, // version of its last change
 }
 
 func addColumns(ctx context.Context, db *sql.DB) error {

@@ -158,7 +158,7 @@ func (s *Service) CreateFlowLog(ctx context.Context, account string, in FlowLogI
 	if err := checkInput(&in, true); err != nil {
 		return f, false, err
 	}
-	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err = s.change(ctx, func(tx *sql.Tx, rev uint64) error {
 		if in.ClientToken != "" {
 			var id string
 			err := tx.QueryRowContext(ctx, `SELECT id FROM flow_logs WHERE account_id = ? AND client_token = ?`,
@@ -199,11 +199,11 @@ func (s *Service) CreateFlowLog(ctx context.Context, account string, in FlowLogI
 		}
 		targets, err := targetsOf(ctx, tx, f.ID)
 		f.Targets, created = targets, err == nil
-		return err
+		if err != nil {
+			return err
+		}
+		return stampRevision(ctx, tx, f.ID, rev)
 	})
-	if err == nil && created {
-		s.notify()
-	}
 	return f, created, err
 }
 
@@ -259,22 +259,29 @@ func (s *Service) GetFlowLog(ctx context.Context, account, id string) (FlowLog, 
 	return getFlowLog(ctx, s.db, account, id)
 }
 
-// changeFlowLog loads one of account's flow logs in a transaction, lets
-// change modify it, and wakes the settler once the change is committed.
+// changeFlowLog loads one of account's flow logs in a transaction that
+// makes a new version of the desired state, and lets change modify it.
 func (s *Service) changeFlowLog(ctx context.Context, account, id string,
 	change func(tx *sql.Tx, f *FlowLog) error) (FlowLog, error) {
 	var f FlowLog
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.change(ctx, func(tx *sql.Tx, rev uint64) error {
 		var err error
 		if f, err = getFlowLog(ctx, tx, account, id); err != nil {
 			return err
 		}
-		return change(tx, &f)
+		if err := change(tx, &f); err != nil {
+			return err
+		}
+		return stampRevision(ctx, tx, id, rev)
 	})
-	if err == nil {
-		s.notify()
-	}
 	return f, err
+}
+
+// stampRevision records the version of a flow log's last change, so that
+// only a data plane that applied it settles the flow log's state.
+func stampRevision(ctx context.Context, tx *sql.Tx, id string, rev uint64) error {
+	_, err := tx.ExecContext(ctx, `UPDATE flow_logs SET revision = ? WHERE id = ?`, int64(rev), id)
+	return err
 }
 
 // notDeleting refuses changes to a flow log that is being deleted.

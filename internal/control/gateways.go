@@ -106,7 +106,7 @@ func (s *Service) CreateGateway(ctx context.Context, account string, in GatewayI
 	if err := applyGateway(&g, in, true); err != nil {
 		return g, err
 	}
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		if err := s.admit(ctx, tx, &g, in); err != nil {
 			return err
 		}
@@ -200,7 +200,7 @@ func (s *Service) ListGateways(ctx context.Context, account string) ([]Gateway, 
 // UpdateGateway changes a gateway's name, description or kind-specific fields.
 func (s *Service) UpdateGateway(ctx context.Context, account, id string, in GatewayInput) (Gateway, error) {
 	var g Gateway
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		var err error
 		if g, err = getGateway(ctx, tx, account, id); err != nil {
 			return err
@@ -217,16 +217,13 @@ func (s *Service) UpdateGateway(ctx context.Context, account, id string, in Gate
 			unixNano(g.UpdatedAt), g.ID)
 		return err
 	})
-	if err == nil {
-		s.notify()
-	}
 	return g, err
 }
 
 // DeleteGateway removes a gateway and its attachments; refused while a flow
 // log is bound to it or to one of its attachments.
 func (s *Service) DeleteGateway(ctx context.Context, account, id string) error {
-	return inTx(ctx, s.db, func(tx *sql.Tx) error {
+	return s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		if _, err := getGateway(ctx, tx, account, id); err != nil {
 			return err
 		}
@@ -260,7 +257,7 @@ func (s *Service) CreateAttachment(ctx context.Context, account, gatewayID strin
 	set(&a.Name, in.Name)
 	set(&a.Interface, in.Interface)
 	set(&a.IfIndex, in.IfIndex)
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		g, err := getGateway(ctx, tx, account, gatewayID)
 		if err != nil {
 			return err
@@ -288,9 +285,6 @@ func (s *Service) CreateAttachment(ctx context.Context, account, gatewayID strin
 			a.IfIndex, unixNano(a.CreatedAt))
 		return err
 	})
-	if err == nil {
-		s.notify()
-	}
 	return a, err
 }
 
@@ -325,7 +319,7 @@ func (s *Service) ListAttachments(ctx context.Context, account, gatewayID string
 
 // DeleteAttachment removes an attachment; refused while a flow log targets it.
 func (s *Service) DeleteAttachment(ctx context.Context, account, gatewayID, id string) error {
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		if _, err := getAttachment(ctx, tx, account, gatewayID, id); err != nil {
 			return err
 		}
@@ -341,9 +335,6 @@ func (s *Service) DeleteAttachment(ctx context.Context, account, gatewayID, id s
 		_, err = tx.ExecContext(ctx, `DELETE FROM attachments WHERE id = ?`, id)
 		return err
 	})
-	if err == nil {
-		s.notify()
-	}
 	return err
 }
 

@@ -100,7 +100,7 @@ func (s *Service) CreateGrant(ctx context.Context, caller string, in GrantInput)
 	if g.Value, err = normalGrant(g.Kind, *in.Value); err != nil {
 		return g, err
 	}
-	err = inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err = s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM accounts WHERE id = ?`, g.AccountID).Scan(&n); err != nil {
 			return err
@@ -152,15 +152,16 @@ func (s *Service) DeleteGrant(ctx context.Context, caller, id string) error {
 	if err := s.mustBeBootstrap(ctx, caller, "withdraw grants"); err != nil {
 		return err
 	}
-	res, err := s.db.ExecContext(ctx, `DELETE FROM grants WHERE id = ?`, id)
-	if err != nil {
-		return err
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return notFound("grant", id)
-	}
-	s.notify()
-	return nil
+	return s.change(ctx, func(tx *sql.Tx, _ uint64) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM grants WHERE id = ?`, id)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return notFound("grant", id)
+		}
+		return nil
+	})
 }
 
 // Fence is what one account may observe: anything, for the bootstrap
@@ -179,19 +180,51 @@ func (s *Service) FenceOf(ctx context.Context, account string) (Fence, error) {
 }
 
 func fenceOf(ctx context.Context, q querier, account, pcapDir string) (Fence, error) {
-	f := Fence{interfaces: map[string]bool{}, pcapDir: pcapDir}
 	var boot int
 	err := q.QueryRowContext(ctx, `SELECT bootstrap FROM accounts WHERE id = ?`, account).Scan(&boot)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
-		return f, err
+		return Fence{}, err
 	}
-	if f.all = boot == 1; f.all {
-		return f, nil
+	if boot == 1 {
+		return newFence(true, nil, pcapDir), nil
 	}
 	grants, err := queryAll(ctx, q, scanGrant, `SELECT `+grantCols+` FROM grants WHERE account_id = ?`, account)
+	return newFence(false, grants, pcapDir), err
+}
+
+// allFences reads every account's fence at once, by account.
+func allFences(ctx context.Context, q querier, pcapDir string) (map[string]Fence, error) {
+	boots, err := queryAll(ctx, q, func(r scanner) (string, error) {
+		var id string
+		return id, r.Scan(&id)
+	}, `SELECT id FROM accounts WHERE bootstrap = 1`)
 	if err != nil {
-		return f, err
+		return nil, err
 	}
+	grants, err := queryAll(ctx, q, scanGrant, `SELECT `+grantCols+` FROM grants ORDER BY account_id`)
+	if err != nil {
+		return nil, err
+	}
+	byAccount := map[string][]Grant{}
+	for _, g := range grants {
+		byAccount[g.AccountID] = append(byAccount[g.AccountID], g)
+	}
+	out := map[string]Fence{}
+	for _, id := range boots {
+		out[id] = newFence(true, nil, pcapDir)
+	}
+	for id, gs := range byAccount {
+		if _, boot := out[id]; !boot {
+			out[id] = newFence(false, gs, pcapDir)
+		}
+	}
+	return out, nil
+}
+
+// newFence is the fence of an account: the operator's (all), or one with
+// grants.
+func newFence(all bool, grants []Grant, pcapDir string) Fence {
+	f := Fence{all: all, interfaces: map[string]bool{}, pcapDir: pcapDir}
 	for _, g := range grants {
 		switch g.Kind {
 		case GrantInterface:
@@ -202,7 +235,7 @@ func fenceOf(ctx context.Context, q querier, account, pcapDir string) (Fence, er
 			}
 		}
 	}
-	return f, nil
+	return f
 }
 
 // Interface refuses a host interface the account was not granted.

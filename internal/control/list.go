@@ -114,12 +114,11 @@ func (s *Service) AllFlowLogs(ctx context.Context) ([]FlowLog, error) {
 	if err != nil {
 		return nil, err
 	}
+	targets, err := allTargets(ctx, s.db)
 	for i := range out {
-		if out[i].Targets, err = targetsOf(ctx, s.db, out[i].ID); err != nil {
-			return nil, err
-		}
+		out[i].Targets = append([]Target{}, targets[out[i].ID]...)
 	}
-	return out, nil
+	return out, err
 }
 
 func placeholders(n int) string { return strings.TrimSuffix(strings.Repeat("?,", n), ",") }

@@ -92,7 +92,7 @@ func (s *Service) CreateLogStream(ctx context.Context, account, groupID string, 
 		}
 		ls.RetentionDays = *retentionDays
 	}
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		if _, err := getLogGroup(ctx, tx, account, groupID); err != nil {
 			return err
 		}
@@ -151,7 +151,7 @@ func (s *Service) AccountLogStreams(ctx context.Context, account string) ([]LogS
 // DeleteLogStream removes a log stream, and then its records through the
 // OnLogStreamDeleted hook; refused while a flow log writes to it.
 func (s *Service) DeleteLogStream(ctx context.Context, account, groupID, id string) error {
-	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+	err := s.change(ctx, func(tx *sql.Tx, _ uint64) error {
 		ls, err := getLogStream(ctx, tx, account, id)
 		if err != nil {
 			return err
@@ -171,7 +171,6 @@ func (s *Service) DeleteLogStream(ctx context.Context, account, groupID, id stri
 		return err
 	})
 	if err == nil {
-		s.notify()
 		if s.streamDeleted != nil {
 			s.streamDeleted(context.WithoutCancel(ctx), account, id)
 		}

@@ -4,20 +4,24 @@
 // dialect (native /v1, Alibaba, Huawei) is a thin translation over Service.
 package control
 
-import "time"
+import (
+	"time"
+
+	"flowlog/internal/desired"
+)
 
 // Gateway kinds.
 const (
-	KindCapture  = "capture"  // this host's interfaces
-	KindPcap     = "pcap"     // replays a capture file
-	KindExporter = "exporter" // a third-party NetFlow/IPFIX/sFlow exporter
+	KindCapture  = desired.KindCapture
+	KindPcap     = desired.KindPcap
+	KindExporter = desired.KindExporter
 )
 
 // Output types, as the seeds name them.
 const (
-	OutputSLS     = "sls"
-	OutputNetflow = "netflow"
-	OutputAll     = "all"
+	OutputSLS     = desired.OutputSLS
+	OutputNetflow = desired.OutputNetflow
+	OutputAll     = desired.OutputAll
 )
 
 // NetFlow versions, as the seeds name them (V10 is IPFIX).
@@ -152,7 +156,4 @@ type FlowLog struct {
 }
 
 // Outputs says which output kinds the flow log uses.
-func (f *FlowLog) Outputs() (sls, netflow bool) {
-	return f.OutputType == OutputSLS || f.OutputType == OutputAll,
-		f.OutputType == OutputNetflow || f.OutputType == OutputAll
-}
+func (f *FlowLog) Outputs() (sls, netflow bool) { return desired.Outputs(f.OutputType) }

@@ -3,6 +3,8 @@ package control
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,26 +22,33 @@ type Config struct {
 // reported as not found.
 type Service struct {
 	db      *sql.DB
+	stmts   *atomic.Uint64 // statements run on db
 	quota   int
 	pcapDir string
 	now     func() time.Time
-	changed chan struct{} // wakes the settler after a change
-	usage   *keyUsage     // access keys' last use, persisted at most once a minute
+	ver     *versions // the desired state's version, for watchers
+	usage   *keyUsage // access keys' last use, persisted at most once a minute
 	// streamDeleted runs after a log stream is deleted; nil: nothing.
 	streamDeleted func(ctx context.Context, account, id string)
 }
 
 // New opens the control plane's state in cfg.DataDir.
 func New(cfg Config) (*Service, error) {
-	db, err := openDB(cfg.DataDir)
+	stmts := new(atomic.Uint64)
+	db, err := openDB(cfg.DataDir, stmts)
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Quota <= 0 {
 		cfg.Quota = DefaultQuota
 	}
-	return &Service{db: db, quota: cfg.Quota, pcapDir: cfg.PcapDir, now: func() time.Time { return time.Now().UTC() },
-		changed: make(chan struct{}, 1), usage: newKeyUsage()}, nil
+	s := &Service{db: db, stmts: stmts, quota: cfg.Quota, pcapDir: cfg.PcapDir, now: func() time.Time { return time.Now().UTC() },
+		ver: newVersions(), usage: newKeyUsage()}
+	if err := s.loadVersion(context.Background()); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("control db: %w", err)
+	}
+	return s, nil
 }
 
 // Close writes the access keys' last uses not yet persisted and closes the
@@ -52,15 +61,4 @@ func (s *Service) Close() error {
 		return err
 	}
 	return ferr
-}
-
-// Changed returns a channel that receives after flow logs change, so the data
-// plane can reconcile promptly.
-func (s *Service) Changed() <-chan struct{} { return s.changed }
-
-func (s *Service) notify() {
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
 }

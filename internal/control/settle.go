@@ -2,12 +2,13 @@ package control
 
 import (
 	"context"
+
+	"flowlog/internal/desired"
 )
 
 // Checker tells whether a flow log runs as configured: reason is "" when it
 // does, or what users can act on when it cannot. ready is false while the
-// flow log has not been applied yet, which leaves its state as it is. The
-// data plane supplies the Checker that looks at real interfaces and sinks.
+// flow log has not been applied yet, which leaves its state as it is.
 type Checker func(ctx context.Context, f FlowLog) (reason string, ready bool)
 
 // CheckOutputs is the control plane's own Checker: the flow log's log stream
@@ -21,40 +22,19 @@ func (s *Service) CheckOutputs(ctx context.Context, f FlowLog) (string, bool) {
 	return "", true
 }
 
-// Settle moves flow logs out of transitional states once: pending and
-// modifying become available (or failed with the checker's reason), failed
-// ones are checked again, and deleting ones are removed.
+// Settle reports, as a data plane that applied the current version would,
+// what check says of every flow log: for a server without a data plane, and
+// for tests of the API's states.
 func (s *Service) Settle(ctx context.Context, check Checker) error {
+	st := desired.Status{Version: s.Version()}
 	all, err := s.AllFlowLogs(ctx)
 	if err != nil {
 		return err
 	}
 	for _, f := range all {
-		switch f.State {
-		case StateDeleting:
-			if _, err := s.db.ExecContext(ctx, `DELETE FROM flow_logs WHERE id = ? AND state = ?`,
-				f.ID, StateDeleting); err != nil {
-				return err
-			}
-		case StatePending, StateModifying, StateFailed, StateAvailable:
-			reason, ready := check(ctx, f)
-			if !ready {
-				continue
-			}
-			state := StateAvailable
-			if reason != "" {
-				state = StateFailed
-			}
-			if state == f.State && reason == f.StateReason {
-				continue
-			}
-			// Only move from the state we saw, so a concurrent change wins.
-			if _, err := s.db.ExecContext(ctx, `UPDATE flow_logs SET state = ?, state_reason = ?
-				WHERE id = ? AND state = ? AND updated_at = ?`, state, reason, f.ID, f.State,
-				unixNano(f.UpdatedAt)); err != nil {
-				return err
-			}
+		if reason, ready := check(ctx, f); ready && f.State != StateDeleting {
+			st.FlowLogs = append(st.FlowLogs, desired.FlowLogStatus{ID: f.ID, Reason: reason})
 		}
 	}
-	return nil
+	return s.Report(ctx, st)
 }

@@ -1,11 +1,10 @@
 package dataplane
 
 import (
-	"context"
-	"errors"
 	"fmt"
+	"maps"
 
-	"flowlog/internal/control"
+	"flowlog/internal/desired"
 )
 
 // unitKey names one observation point of one flow log: an attachment of a
@@ -19,111 +18,97 @@ type reason string
 
 func (r reason) Error() string { return string(r) }
 
-// point is what a unit observes.
+// point is what a unit observes: only what its source depends on, so that
+// a unit restarts when one of these changes and for nothing else (a
+// gateway's name or description is not here).
 type point struct {
-	gw  control.Gateway
-	att control.Attachment // zero: the whole gateway
+	where
 	// For a whole exporter gateway: its attachments by ifIndex, to attribute
 	// records to them.
 	byIfIndex map[uint32]string
 }
 
-// desired is what should run for one flow log.
-type desired struct {
-	fl     control.FlowLog
+type where struct {
+	gateway, kind string
+	pcapPath      string
+	pcapPace      string
+	pcapFenced    bool
+	exporter      string
+	att           string // the attachment observed; "" for the whole gateway
+	iface         string // the attachment's interface (capture)
+	ifIndex       uint32 // the attachment's ifIndex (exporter)
+}
+
+func (pt point) same(o point) bool {
+	return pt.where == o.where && maps.Equal(pt.byIfIndex, o.byIfIndex)
+}
+
+// want is what should run for one flow log.
+type want struct {
+	fl     desired.FlowLog
 	points map[unitKey]point
 	reason string // why it cannot run as configured; "" when it can
 }
 
-// wanted reads every flow log that should run: enabled, not being deleted.
-// Disabled flow logs are listed with no points, so they settle as available.
-func (p *Plane) wanted(ctx context.Context) (map[string]*desired, error) {
-	all, err := p.cfg.Control.AllFlowLogs(ctx)
-	if err != nil {
-		return nil, err
+// wanted is what should run for each flow log of st. Disabled flow logs
+// have no points, so they settle as available.
+func wanted(st *desired.State) map[string]*want {
+	gws := make(map[string]*desired.Gateway, len(st.Gateways))
+	for i := range st.Gateways {
+		gws[st.Gateways[i].ID] = &st.Gateways[i]
 	}
-	out := make(map[string]*desired, len(all))
-	fences := map[string]control.Fence{} // by account, read once per round
-	for _, f := range all {
-		if f.State == control.StateDeleting {
-			continue
-		}
-		d := &desired{fl: f, points: map[unitKey]point{}}
+	out := make(map[string]*want, len(st.FlowLogs))
+	for _, f := range st.FlowLogs {
+		d := &want{fl: f, points: map[unitKey]point{}, reason: f.Refused}
 		out[f.ID] = d
-		if !f.Enabled {
+		if !f.Enabled || d.reason != "" {
 			continue
-		}
-		fence, ok := fences[f.AccountID]
-		if !ok {
-			if fence, err = p.cfg.Control.FenceOf(ctx, f.AccountID); err != nil {
-				return nil, err
-			}
-			fences[f.AccountID] = fence
 		}
 		for _, t := range f.Targets {
-			if err := p.addPoints(ctx, d, t, fence); err != nil {
-				var r reason
-				if _, ok := control.AsError(err); !ok && !errors.As(err, &r) {
-					return nil, err
-				}
+			if err := d.addPoints(gws[t.GatewayID], t); err != nil {
 				d.reason = err.Error()
 			}
 		}
 	}
-	return out, nil
+	return out
 }
 
-// addPoints adds the observation points of target t. A point the account's
-// fence no longer allows (its grant was withdrawn) is an error: the flow
-// log stops, failed with the fence's reason.
-func (p *Plane) addPoints(ctx context.Context, d *desired, t control.Target, fence control.Fence) error {
-	account := d.fl.AccountID
-	gw, err := p.cfg.Control.GetGateway(ctx, account, t.GatewayID)
-	if err != nil {
-		return err
+// addPoints adds the observation points of target t of gateway gw.
+func (d *want) addPoints(gw *desired.Gateway, t desired.Target) error {
+	if gw == nil {
+		return reason(fmt.Sprintf("gateway %s no longer exists", t.GatewayID))
 	}
-	if gw.Kind == control.KindExporter {
-		if err := fence.Exporter(gw.Exporter); err != nil {
-			return err
-		}
+	key := unitKey{d.fl.AccountID, d.fl.ID, gw.ID, ""}
+	w := where{gateway: gw.ID, kind: gw.Kind, pcapPath: gw.PcapPath, pcapPace: gw.PcapPace,
+		pcapFenced: gw.PcapFenced, exporter: gw.Exporter}
+	add := func(a desired.Attachment) {
+		w := w
+		w.att, w.iface, w.ifIndex = a.ID, a.Interface, a.IfIndex
+		key.attachment = a.ID
+		d.points[key] = point{where: w}
 	}
-	add := func(att control.Attachment) error {
-		if gw.Kind == control.KindCapture {
-			if err := fence.Interface(att.Interface); err != nil {
-				return err
+	switch {
+	case t.AttachmentID != "":
+		for _, a := range gw.Attachments {
+			if a.ID == t.AttachmentID {
+				add(a)
+				return nil
 			}
 		}
-		d.points[unitKey{account, d.fl.ID, gw.ID, att.ID}] = point{gw: gw, att: att}
-		return nil
-	}
-	if t.AttachmentID != "" {
-		att, err := p.cfg.Control.GetAttachment(ctx, account, gw.ID, t.AttachmentID)
-		if err != nil {
-			return err
-		}
-		return add(att)
-	}
-	if gw.Kind == control.KindPcap {
-		return add(control.Attachment{}) // a replay is observed whole
-	}
-	atts, err := p.cfg.Control.ListAttachments(ctx, account, gw.ID)
-	if err != nil {
-		return err
-	}
-	if gw.Kind == control.KindExporter {
-		pt := point{gw: gw, byIfIndex: map[uint32]string{}}
-		for _, a := range atts {
+		return reason(fmt.Sprintf("attachment %s of gateway %s no longer exists", t.AttachmentID, gw.ID))
+	case gw.Kind == desired.KindPcap:
+		add(desired.Attachment{}) // a replay is observed whole
+	case gw.Kind == desired.KindExporter:
+		pt := point{where: w, byIfIndex: map[uint32]string{}}
+		for _, a := range gw.Attachments {
 			pt.byIfIndex[a.IfIndex] = a.ID
 		}
-		d.points[unitKey{account, d.fl.ID, gw.ID, ""}] = pt
-		return nil
-	}
-	if len(atts) == 0 {
+		d.points[key] = pt
+	case len(gw.Attachments) == 0:
 		return reason(fmt.Sprintf("gateway %s has no attachments: attach the interfaces to capture on", gw.ID))
-	}
-	for _, a := range atts {
-		if err := add(a); err != nil {
-			return err
+	default:
+		for _, a := range gw.Attachments {
+			add(a)
 		}
 	}
 	return nil

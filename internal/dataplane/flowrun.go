@@ -2,10 +2,11 @@ package dataplane
 
 import (
 	"context"
+	"sync"
 	"sync/atomic"
 	"time"
 
-	"flowlog/internal/control"
+	"flowlog/internal/desired"
 	"flowlog/internal/export"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
@@ -16,11 +17,13 @@ import (
 // flowRun is one running flow log: its observation points (units) and where
 // their records go.
 type flowRun struct {
-	fl    control.FlowLog // as applied
+	fl    desired.FlowLog // as applied
 	units map[unitKey]*unit
+	tot   *flowTotals
 	out   atomic.Pointer[outputs]
-	sls   outputCounters
-	nf    outputCounters
+	// outMu keeps outputs from closing while records are written to them:
+	// deliver holds it shared, swap exclusively.
+	outMu sync.RWMutex
 }
 
 // outputs are a flow log's sinks; a nil one is not used.
@@ -30,20 +33,6 @@ type outputs struct {
 	netflow *export.Exporter
 }
 
-// outputCounters count what a flow log handed to one output.
-type outputCounters struct {
-	records, bytes atomic.Uint64
-}
-
-func (c *outputCounters) add(recs []flow.Record) {
-	var b uint64
-	for i := range recs {
-		b += recs[i].Bytes
-	}
-	c.records.Add(uint64(len(recs)))
-	c.bytes.Add(b)
-}
-
 // deliver hands records to every output of the flow log. It never blocks on
 // a slow sink: the log stream's queue counts what it cannot hold as dropped.
 // It may be called from several goroutines at once.
@@ -51,17 +40,27 @@ func (f *flowRun) deliver(recs []flow.Record) {
 	if len(recs) == 0 {
 		return
 	}
+	f.outMu.RLock()
+	defer f.outMu.RUnlock()
 	o := f.out.Load()
 	if o.sls != nil {
-		f.sls.add(recs)
+		f.tot.sls.add(recs)
 		o.sls.Write(context.Background(), recs) // a live source never waits
 	}
 	if o.netflow != nil {
 		if recs = flowsOnly(recs); len(recs) > 0 {
-			f.nf.add(recs)
+			f.tot.nf.add(recs)
 			o.netflow.Export(recs) // failures are counted by the exporter
 		}
 	}
+}
+
+// swap installs new outputs and returns the old ones, which no record
+// reaches any more: they may be closed.
+func (f *flowRun) swap(o *outputs) *outputs {
+	f.outMu.Lock()
+	defer f.outMu.Unlock()
+	return f.out.Swap(o)
 }
 
 // flowsOnly drops NODATA records, which NetFlow cannot carry. It returns
@@ -150,7 +149,7 @@ func (u *unit) window(now time.Time, interval time.Duration) (flow.Record, bool)
 // meterConfig is the meter a flow log asks for. The inactive timeout is
 // capped by the aggregation interval, so that a flow's record is delivered
 // no later than one aggregation interval after the flow ends.
-func meterConfig(fl control.FlowLog) meter.Config {
+func meterConfig(fl desired.FlowLog) meter.Config {
 	c := meter.DefaultConfig()
 	c.ActiveTimeout = time.Duration(fl.ActiveAging) * time.Second
 	c.InactiveTimeout = time.Duration(min(fl.InactiveAging, fl.AggregationInterval-2)) * time.Second

@@ -9,13 +9,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"flowlog/internal/desired"
 	"flowlog/internal/ingest"
 	"flowlog/internal/meter"
 	"flowlog/internal/store"
 )
 
-// snapshot is what runs, as the Run goroutine last left it; metrics read it
-// from other goroutines.
+// snapshot is what runs, as the Run goroutine last left it, with copies of
+// the totals' bases of that moment; metrics read it from other goroutines.
 type snapshot struct {
 	flows   []flowSnap
 	taps    []*tap
@@ -24,22 +25,28 @@ type snapshot struct {
 
 type flowSnap struct {
 	id     string
-	run    *flowRun
+	tot    *flowTotals
+	base   flowBase
+	out    *outputs // nil while the flow log does not run
 	meters []*meter.Meter
 }
 
 type streamSnap struct {
 	id   store.StreamID
-	pipe *ingest.Pipeline
+	pipe *ingest.Pipeline // nil while closed
+	base ingestBase
 }
 
 func (p *Plane) snapshot() *snapshot {
 	s := &snapshot{}
-	for id, f := range p.flows {
-		fs := flowSnap{id: id, run: f}
-		for _, u := range f.units {
-			if u.meter != nil {
-				fs.meters = append(fs.meters, u.meter)
+	for id, tot := range p.totals.flows {
+		fs := flowSnap{id: id, tot: tot, base: tot.base}
+		if f := p.flows[id]; f != nil {
+			fs.out = f.out.Load()
+			for _, u := range f.units {
+				if u.meter != nil {
+					fs.meters = append(fs.meters, u.meter)
+				}
 			}
 		}
 		s.flows = append(s.flows, fs)
@@ -47,11 +54,70 @@ func (p *Plane) snapshot() *snapshot {
 	for _, t := range p.taps {
 		s.taps = append(s.taps, t)
 	}
+	for id, base := range p.totals.streams {
+		if p.streams[id] == nil {
+			s.streams = append(s.streams, streamSnap{id: id, base: base})
+		}
+	}
 	for id, st := range p.streams {
-		s.streams = append(s.streams, streamSnap{id: id, pipe: st.pipe})
+		s.streams = append(s.streams, streamSnap{id: id, pipe: st.pipe, base: p.totals.streams[id]})
 	}
 	slices.SortFunc(s.flows, func(a, b flowSnap) int { return strings.Compare(a.id, b.id) })
 	return s
+}
+
+// meterCounts are what the flow log's meters counted, stopped ones
+// included, and the flows they hold now.
+func (f *flowSnap) meterCounts() (packets, evicted uint64, active int) {
+	packets, evicted = f.base.packets, f.base.evicted
+	for _, m := range f.meters {
+		st := m.Stats()
+		packets, evicted, active = packets+st.Packets, evicted+st.Evicted(), active+st.ActiveFlows
+	}
+	return packets, evicted, active
+}
+
+// ingestCounts are what the log stream's pipelines committed and failed,
+// closed ones included, and what the open one holds.
+func (s *streamSnap) ingestCounts() (committed, failures, queued uint64) {
+	committed, failures = s.base.committed, s.base.failures
+	if s.pipe != nil {
+		st := s.pipe.Stats()
+		committed, failures, queued = committed+st.Committed, failures+st.Failures, st.Queued
+	}
+	return committed, failures, queued
+}
+
+// components are the data plane's parts and their counters, for reports.
+func (p *Plane) components() []desired.Component {
+	s := p.snap.Load()
+	var out []desired.Component
+	for _, f := range s.flows {
+		packets, evicted, active := f.meterCounts()
+		out = append(out, desired.Component{Kind: "meter", Name: f.id, Counters: map[string]uint64{
+			"packets": packets, "evictions": evicted, "active_flows": uint64(active)}})
+	}
+	for _, st := range s.streams {
+		committed, failures, queued := st.ingestCounts()
+		out = append(out, desired.Component{Kind: "ingest", Name: st.id.Stream, Counters: map[string]uint64{
+			"committed": committed, "failures": failures, "queued": queued}})
+	}
+	for _, t := range s.taps {
+		c := desired.Component{Kind: "capture", Name: t.iface}
+		if err := t.failure(); err != nil {
+			c.Error = err.Error()
+		}
+		if st, err := t.live.Stats(); err == nil && len(st) == 1 {
+			c.Counters = map[string]uint64{"packets": st[0].Packets, "kernel_drops": st[0].Drops}
+		}
+		out = append(out, c)
+	}
+	if p.collector != nil {
+		out = append(out, desired.Component{Kind: "collector", Name: "collector", Counters: map[string]uint64{
+			"unattributed": p.routes.unrouted.Load(), "unclaimed": p.collector.Unclaimed(),
+			"refused": p.collector.Refused()}})
+	}
+	return out
 }
 
 var (
@@ -131,10 +197,10 @@ func (p *Plane) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSpoolBytes, prometheus.GaugeValue, float64(p.cfg.Spool.Used()))
 	}
 	for _, st := range s.streams {
-		ps := st.pipe.Stats()
-		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(ps.Queued), st.id.Stream)
-		counter(ch, descCommitted, ps.Committed, st.id.Stream)
-		counter(ch, descFailures, ps.Failures, st.id.Stream)
+		committed, failures, queued := st.ingestCounts()
+		ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(queued), st.id.Stream)
+		counter(ch, descCommitted, committed, st.id.Stream)
+		counter(ch, descFailures, failures, st.id.Stream)
 	}
 	if p.collector != nil {
 		p.collectExporters(ch)
@@ -163,24 +229,29 @@ func (p *Plane) collectExporters(ch chan<- prometheus.Metric) {
 }
 
 func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {
-	o := f.run.out.Load()
-	if o.sls != nil {
-		counter(ch, descRecords, f.run.sls.records.Load(), f.id, "sls")
-		counter(ch, descBytes, f.run.sls.bytes.Load(), f.id, "sls")
-		counter(ch, descDropped, o.sls.Dropped(), f.id, "sls")
+	o := f.out
+	if o == nil {
+		o = &outputs{}
 	}
-	if o.netflow != nil {
-		handed := f.run.nf.records.Load()
+	if handed := f.tot.sls.records.Load(); o.sls != nil || handed > 0 {
+		dropped := f.base.slsDropped
+		if o.sls != nil {
+			dropped += o.sls.Dropped()
+		}
+		counter(ch, descRecords, handed, f.id, "sls")
+		counter(ch, descBytes, f.tot.sls.bytes.Load(), f.id, "sls")
+		counter(ch, descDropped, dropped, f.id, "sls")
+	}
+	if handed := f.tot.nf.records.Load(); o.netflow != nil || handed > 0 {
+		sent := f.base.nfSent
+		if o.netflow != nil {
+			sent += o.netflow.Stats().Records
+		}
 		counter(ch, descRecords, handed, f.id, "netflow")
-		counter(ch, descBytes, f.run.nf.bytes.Load(), f.id, "netflow")
-		counter(ch, descDropped, handed-min(handed, o.netflow.Stats().Records), f.id, "netflow")
+		counter(ch, descBytes, f.tot.nf.bytes.Load(), f.id, "netflow")
+		counter(ch, descDropped, handed-min(handed, sent), f.id, "netflow")
 	}
-	var packets, evicted uint64
-	var active int
-	for _, m := range f.meters {
-		st := m.Stats()
-		packets, evicted, active = packets+st.Packets, evicted+st.Evicted(), active+st.ActiveFlows
-	}
+	packets, evicted, active := f.meterCounts()
 	counter(ch, descMeterPackets, packets, f.id)
 	counter(ch, descMeterEvicted, evicted, f.id)
 	ch <- prometheus.MustNewConstMetric(descMeterFlows, prometheus.GaugeValue, float64(active), f.id)

@@ -11,12 +11,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"flowlog/internal/collect"
-	"flowlog/internal/control"
+	"flowlog/internal/desired"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
 	"flowlog/internal/netflow"
@@ -24,9 +23,18 @@ import (
 	"flowlog/internal/store"
 )
 
+// Control is the control plane as a data plane sees it: a versioned
+// desired state to watch, and where to report what runs.
+type Control interface {
+	Snapshot(ctx context.Context, plane string) (desired.State, error)
+	Watch(ctx context.Context, after uint64) (uint64, error)
+	Report(ctx context.Context, st desired.Status) error
+}
+
 // Config configures a Plane.
 type Config struct {
-	Control *control.Service
+	Control Control
+	Name    string      // the data plane's name in the desired state; "" for the server's own
 	Store   store.Store // where sls output goes
 	// Spool is where log streams' records wait for the store; Memory
 	// bounds the records their pipelines hold in memory (nil: each its
@@ -42,8 +50,12 @@ type Config struct {
 	PcapDir string
 	Session netflow.SessionConfig // the collector's per-exporter limits and leniencies
 	DataDir string                // where the collector keeps templates; empty: memory only
-	Tick    time.Duration         // period of reconciling and aging; default 500 ms
-	Logger  *slog.Logger
+	Tick    time.Duration         // period of aging meters; default 500 ms
+	// Retry is how often what failed (an interface that went away, a
+	// report or a snapshot the control plane refused) is tried again;
+	// default 2 s.
+	Retry  time.Duration
+	Logger *slog.Logger
 }
 
 // Plane is the running data plane.
@@ -54,13 +66,18 @@ type Plane struct {
 	routes    routeTable
 
 	// Owned by the Run goroutine.
-	flows   map[string]*flowRun // by flow log id
-	taps    map[string]*tap     // by interface name
-	streams map[store.StreamID]*stream
-	owners  map[netip.Addr]owner // the last claimant of every address ever claimed
-
-	mu      sync.Mutex
-	applied map[string]string // flow log id → reason it cannot run ("" when it runs)
+	state      desired.State                        // as last applied
+	logStreams map[store.StreamID]desired.LogStream // those of state
+	stale      bool                                 // the last snapshot failed: state is older than the control plane's
+	resumed    bool                                 // spools left by an earlier run are open again
+	flows      map[string]*flowRun                  // by flow log id
+	taps       map[string]*tap                      // by interface name
+	streams    map[store.StreamID]*stream
+	owners     map[netip.Addr]owner // the last claimant of every address ever claimed
+	applied    map[string]string    // flow log id → reason it cannot run ("" when it runs)
+	reported   *reported            // what the control plane last took; nil: none since the start, or the last report failed
+	totals     totals               // counters that outlive what they count
+	tried      time.Time            // when state was last applied
 
 	snap atomic.Pointer[snapshot] // what runs, for metrics
 }
@@ -76,11 +93,15 @@ func New(cfg Config) (*Plane, error) {
 	if cfg.Tick <= 0 {
 		cfg.Tick = 500 * time.Millisecond
 	}
+	if cfg.Retry <= 0 {
+		cfg.Retry = 2 * time.Second
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	p := &Plane{cfg: cfg, log: cfg.Logger, flows: map[string]*flowRun{}, taps: map[string]*tap{},
-		streams: map[store.StreamID]*stream{}, applied: map[string]string{}, owners: map[netip.Addr]owner{}}
+		streams: map[store.StreamID]*stream{}, applied: map[string]string{}, owners: map[netip.Addr]owner{},
+		totals: newTotals()}
 	p.routes.set(nil)
 	p.snap.Store(&snapshot{})
 	if cfg.NetflowListen != "" || cfg.SFlowListen != "" {
@@ -109,41 +130,149 @@ func (p *Plane) CollectorAddrs() []string {
 	return out
 }
 
-// Run reconciles until ctx ends: after every control-plane change and every
-// tick. It then stops every flow log, delivering what is in flight, and
-// closes the sinks.
+// Run applies the desired state until ctx ends: a new snapshot whenever the
+// control plane's version moves, and again what failed every Retry. It
+// ages the meters every Tick. It then stops everything, inputs first, so
+// that what is in flight reaches the sinks.
 func (p *Plane) Run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Tick)
 	defer t.Stop()
-	p.resumeSpools(ctx)
+	p.sync(ctx)
+	changed := p.watch(ctx, p.state.Version)
 	for {
-		p.age(time.Now())
-		if err := p.reconcile(ctx); err != nil && ctx.Err() == nil {
-			p.log.Error("applying flow logs", "err", err)
-		}
-		p.closeIdleStreams(ctx)
-		p.snap.Store(p.snapshot())
-		if err := p.cfg.Control.Settle(ctx, p.check); err != nil && ctx.Err() == nil {
-			p.log.Error("settling flow-log states", "err", err)
-		}
 		select {
 		case <-ctx.Done():
 			p.shutdown()
 			return
-		case <-p.cfg.Control.Changed():
-		case <-t.C:
+		case <-changed:
+			p.sync(ctx)
+		case now := <-t.C:
+			p.age(now)
+			if p.closeIdleStreams(ctx) {
+				p.snap.Store(p.snapshot())
+			}
+			p.retry(ctx, now)
 		}
 	}
 }
 
-// check reports a flow log's state to the control plane: the reason it
-// cannot run, or "" when it runs (or is disabled, which it does as asked).
-// A flow log the plane has not applied yet stays where it is.
-func (p *Plane) check(_ context.Context, f control.FlowLog) (string, bool) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	reason, ok := p.applied[f.ID]
-	return reason, ok
+// watch signals on the returned channel when the desired state's version
+// moves past after; signals not yet taken merge into one.
+func (p *Plane) watch(ctx context.Context, after uint64) <-chan struct{} {
+	ch := make(chan struct{}, 1)
+	go func() {
+		for {
+			v, err := p.cfg.Control.Watch(ctx, after)
+			if ctx.Err() != nil {
+				return
+			}
+			if err != nil { // a remote control plane away: keep what runs, ask again
+				p.log.Warn("watching the desired state", "err", err)
+				sleep(ctx, p.cfg.Retry)
+				continue
+			}
+			after = v
+			select {
+			case ch <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	return ch
+}
+
+// sync reads the desired state and applies it.
+func (p *Plane) sync(ctx context.Context) {
+	st, err := p.cfg.Control.Snapshot(ctx, p.cfg.Name)
+	if p.stale = err != nil; p.stale {
+		if ctx.Err() == nil {
+			p.log.Error("reading the desired state", "err", err)
+		}
+		return
+	}
+	p.setState(st)
+	if !p.resumed {
+		p.resumeSpools(ctx)
+		p.resumed = true
+	}
+	p.apply(ctx)
+}
+
+// apply makes what runs match p.state and reports it.
+func (p *Plane) apply(ctx context.Context) {
+	p.tried = time.Now()
+	p.reconcile(ctx)
+	p.closeIdleStreams(ctx)
+	p.snap.Store(p.snapshot())
+	p.report(ctx)
+}
+
+// retry applies the desired state again when something failed: a snapshot
+// or a report the control plane refused, a flow log that could not run, a
+// unit whose source failed. It reads nothing from the control plane unless
+// the last snapshot failed.
+func (p *Plane) retry(ctx context.Context, now time.Time) {
+	if now.Sub(p.tried) < p.cfg.Retry {
+		return
+	}
+	switch {
+	case p.stale:
+		p.sync(ctx)
+	case p.failing():
+		p.apply(ctx)
+	case p.reported == nil || p.reported.version != p.state.Version:
+		p.report(ctx)
+	}
+}
+
+// failing says whether a flow log cannot run, or a unit's source failed.
+func (p *Plane) failing() bool {
+	for _, r := range p.applied {
+		if r != "" {
+			return true
+		}
+	}
+	for _, f := range p.flows {
+		for _, u := range f.units {
+			if u.err() != nil {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// report tells the control plane the state of the flow logs of the version
+// applied that it may not know: all of them in a first report (or after
+// one failed), else those whose reason changed or that changed since the
+// last report's version.
+func (p *Plane) report(ctx context.Context) {
+	st := desired.Status{Plane: p.cfg.Name, Version: p.state.Version}
+	all := make(map[string]string, len(p.state.FlowLogs))
+	for _, f := range p.state.FlowLogs {
+		all[f.ID] = p.applied[f.ID]
+		if last := p.reported; last == nil || f.Revision > last.version || last.reasons[f.ID] != all[f.ID] {
+			st.FlowLogs = append(st.FlowLogs, desired.FlowLogStatus{ID: f.ID, Reason: all[f.ID]})
+		}
+	}
+	if p.reported != nil && p.reported.version == st.Version && len(st.FlowLogs) == 0 {
+		return
+	}
+	st.Components = p.components()
+	if err := p.cfg.Control.Report(ctx, st); err != nil {
+		if ctx.Err() == nil {
+			p.log.Error("reporting flow-log states", "err", err)
+		}
+		p.reported = nil
+		return
+	}
+	p.reported = &reported{version: st.Version, reasons: all}
+}
+
+// reported is what the control plane last took from this data plane.
+type reported struct {
+	version uint64
+	reasons map[string]string // by flow log
 }
 
 // age moves every meter's clock and emits NODATA records for observation
@@ -154,19 +283,23 @@ func (p *Plane) age(now time.Time) {
 	}
 }
 
+// shutdown stops inputs before what they feed: the collector first (what it
+// decoded is delivered when Close returns), then every flow log's sources
+// and meters, whose flows are delivered to their outputs, then the log
+// streams' pipelines, which write out what they hold or leave it spooled.
 func (p *Plane) shutdown() {
+	if p.collector != nil {
+		p.collector.Close()
+	}
 	for id, f := range p.flows {
 		p.stopFlow(id, f)
-	}
-	for id, s := range p.streams {
-		p.closeStream(id, s)
 	}
 	for name, t := range p.taps {
 		t.close()
 		delete(p.taps, name)
 	}
-	if p.collector != nil {
-		p.collector.Close()
+	for id, s := range p.streams {
+		p.closeStream(id, s)
 	}
 }
 

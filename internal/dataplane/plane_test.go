@@ -29,6 +29,7 @@ type rig struct {
 	ctx     context.Context
 	svc     *control.Service
 	st      *duckdb.Store
+	sp      *spool.Spool
 	p       *Plane
 	account string
 }
@@ -43,7 +44,7 @@ func newRig(t *testing.T, netflowListen string) *rig {
 func newRigPcap(t *testing.T, netflowListen, pcapDir string) *rig {
 	t.Helper()
 	dir := t.TempDir()
-	svc, err := control.New(control.Config{DataDir: dir, PcapDir: pcapDir})
+	svc, err := control.New(control.Config{DataDir: dir, PcapDir: pcapDir, Quota: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func newRigPcap(t *testing.T, netflowListen, pcapDir string) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(p.shutdown)
-	return &rig{t: t, ctx: context.Background(), svc: svc, st: st, p: p, account: boot.Key.AccountID}
+	return &rig{t: t, ctx: context.Background(), svc: svc, st: st, sp: sp, p: p, account: boot.Key.AccountID}
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -111,11 +112,14 @@ func (r *rig) flowLog(in control.FlowLogInput) control.FlowLog {
 	return f
 }
 
-// step reconciles and settles once, as one turn of Run.
+// step applies the control plane's desired state and reports, as Run does
+// when the version moves.
 func (r *rig) step() {
 	r.t.Helper()
-	r.must(r.p.reconcile(r.ctx))
-	r.must(r.svc.Settle(r.ctx, r.p.check))
+	r.p.sync(r.ctx)
+	if r.p.stale || r.p.reported == nil {
+		r.t.Fatal("desired state not applied or not reported")
+	}
 }
 
 // records ages every meter to at, writes out the log stream's queue and

@@ -4,44 +4,36 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"reflect"
 	"slices"
 	"time"
 
-	"flowlog/internal/control"
+	"flowlog/internal/desired"
 	"flowlog/internal/flow"
 	"flowlog/internal/meter"
 )
 
-// reconcile makes what runs match what the control plane wants, and
-// records per flow log whether it runs or why not.
-func (p *Plane) reconcile(ctx context.Context) error {
-	want, err := p.wanted(ctx)
-	if err != nil {
-		return err
-	}
+// reconcile makes what runs match the desired state, and records per flow
+// log whether it runs or why not.
+func (p *Plane) reconcile(ctx context.Context) {
+	want := wanted(&p.state)
 	for id, f := range p.flows {
 		if d := want[id]; d == nil || len(d.points) == 0 || d.reason != "" {
 			p.stopFlow(id, f) // which also drops its routes
 		}
 	}
+	p.totals.keep(want)
 	applied := make(map[string]string, len(want))
 	for id, d := range want {
-		applied[id] = p.apply(ctx, d)
+		applied[id] = p.applyFlow(ctx, d)
 	}
 	p.setRoutes()
-
-	p.mu.Lock()
-	before := p.applied
+	p.logChanges(p.applied, applied)
 	p.applied = applied
-	p.mu.Unlock()
-	p.logChanges(before, applied)
-	return nil
 }
 
-// apply starts, changes or keeps one flow log's units and outputs, and
+// applyFlow starts, changes or keeps one flow log's units and outputs, and
 // returns why it cannot run as configured ("" when it does).
-func (p *Plane) apply(ctx context.Context, d *desired) string {
+func (p *Plane) applyFlow(ctx context.Context, d *want) string {
 	if d.reason != "" || len(d.points) == 0 {
 		return d.reason
 	}
@@ -51,7 +43,7 @@ func (p *Plane) apply(ctx context.Context, d *desired) string {
 		if err != nil {
 			return err.Error()
 		}
-		f = &flowRun{fl: d.fl, units: map[unitKey]*unit{}}
+		f = &flowRun{fl: d.fl, units: map[unitKey]*unit{}, tot: p.totals.of(d.fl.ID)}
 		f.out.Store(o)
 		p.flows[d.fl.ID] = f
 		p.log.Info("flow log started", "flow_log", d.fl.ID, "output", d.fl.OutputType)
@@ -65,7 +57,7 @@ func (p *Plane) apply(ctx context.Context, d *desired) string {
 // change applies new settings to a running flow log: new outputs are
 // swapped in, new timeouts re-time the meters, and a new sampling rate
 // restarts them.
-func (p *Plane) change(ctx context.Context, f *flowRun, fl control.FlowLog) error {
+func (p *Plane) change(ctx context.Context, f *flowRun, fl desired.FlowLog) error {
 	old := f.fl
 	f.fl = fl
 	if outputsOf(old) != outputsOf(fl) {
@@ -73,7 +65,7 @@ func (p *Plane) change(ctx context.Context, f *flowRun, fl control.FlowLog) erro
 		if err != nil {
 			return err
 		}
-		p.closeOutputs(f.out.Swap(o))
+		p.closeOutputs(f, f.swap(o))
 	}
 	if old.Sampling != fl.Sampling {
 		for k, u := range f.units {
@@ -96,7 +88,7 @@ func (p *Plane) change(ctx context.Context, f *flowRun, fl control.FlowLog) erro
 }
 
 // outputsOf is what a flow log's outputs depend on.
-func outputsOf(fl control.FlowLog) [6]any {
+func outputsOf(fl desired.FlowLog) [6]any {
 	return [6]any{fl.OutputType, fl.LogStreamID, fl.NetflowServerIP, fl.NetflowServerPort,
 		fl.NetflowVersion, fl.Sampling}
 }
@@ -107,7 +99,7 @@ func outputsOf(fl control.FlowLog) [6]any {
 func (p *Plane) applyUnits(f *flowRun, points map[unitKey]point) string {
 	for k, u := range f.units {
 		pt, ok := points[k]
-		if !ok || !reflect.DeepEqual(pt, u.pt) || (u.err() != nil && u.restartable()) {
+		if !ok || !pt.same(u.pt) || (u.err() != nil && u.restartable()) {
 			p.stopUnit(u)
 			delete(f.units, k)
 		}
@@ -133,7 +125,7 @@ func (p *Plane) applyUnits(f *flowRun, points map[unitKey]point) string {
 // startUnit starts observing one point for a flow log.
 func (p *Plane) startUnit(f *flowRun, k unitKey, pt point) (*unit, error) {
 	u := &unit{key: k, pt: pt, run: f, winStart: time.Now(), stop: func() {}, err: func() error { return nil }}
-	if pt.gw.Kind == control.KindExporter {
+	if pt.kind == desired.KindExporter {
 		if p.collector == nil {
 			return nil, errors.New("the collector is off: start flowlog serve with --netflow-listen or --sflow-listen")
 		}
@@ -147,18 +139,18 @@ func (p *Plane) startUnit(f *flowRun, k unitKey, pt point) (*unit, error) {
 		return nil, err
 	}
 	u.meter = m
-	switch pt.gw.Kind {
-	case control.KindCapture:
-		if pt.att.Interface == "" {
-			return nil, fmt.Errorf("attachment %s names no interface", pt.att.ID)
+	switch pt.kind {
+	case desired.KindCapture:
+		if pt.iface == "" {
+			return nil, fmt.Errorf("attachment %s names no interface", pt.att)
 		}
-		err = p.attachTap(u, pt.att.Interface)
-	case control.KindPcap:
-		if err = p.mayReplay(k.account, pt.gw.PcapPath); err == nil {
-			err = p.attachReplay(u, pt.gw.PcapPath, pt.gw.PcapPace)
+		err = p.attachTap(u, pt.iface)
+	case desired.KindPcap:
+		if err = p.mayReplay(pt); err == nil {
+			err = p.attachReplay(u, pt.pcapPath, pt.pcapPace)
 		}
 	default:
-		err = fmt.Errorf("gateway %s has unknown kind %q", pt.gw.ID, pt.gw.Kind)
+		err = fmt.Errorf("gateway %s has unknown kind %q", pt.gateway, pt.kind)
 	}
 	if err != nil {
 		return nil, err
@@ -169,14 +161,16 @@ func (p *Plane) startUnit(f *flowRun, k unitKey, pt point) (*unit, error) {
 // restartable says whether a failed unit should be started again: a live
 // capture should (its interface may come back); a replay that failed would
 // only fail again.
-func (u *unit) restartable() bool { return u.pt.gw.Kind == control.KindCapture }
+func (u *unit) restartable() bool { return u.pt.kind == desired.KindCapture }
 
 // stopUnit detaches a unit from its source, then delivers the flows its
-// meter still holds.
+// meter still holds; what the meter counted is kept in the flow log's
+// totals.
 func (p *Plane) stopUnit(u *unit) {
 	u.stop()
 	if u.meter != nil {
 		u.meter.Flush()
+		u.run.tot.retireMeter(u.meter.Stats())
 	}
 }
 
@@ -189,7 +183,7 @@ func (p *Plane) stopFlow(id string, f *flowRun) {
 	delete(p.flows, id)
 	p.log.Info("flow log stopped", "flow_log", id)
 	p.setRoutes()
-	p.closeOutputs(f.out.Swap(&outputs{}))
+	p.closeOutputs(f, f.swap(&outputs{}))
 }
 
 // logChanges logs the flow logs whose reason for not running appeared,

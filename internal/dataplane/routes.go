@@ -16,6 +16,9 @@ import (
 type routeTable struct {
 	v        atomic.Pointer[routes]
 	unrouted atomic.Uint64 // records from exporters no gateway names
+	// inFlight, if set (by tests), runs between reading the routes and
+	// delivering along them.
+	inFlight atomic.Pointer[func()]
 }
 
 type routes struct {
@@ -45,6 +48,9 @@ func (t *routeTable) claim(src netip.Addr) (collect.Claim, bool) {
 // deliver is the collector's handler. It may run on several goroutines.
 func (t *routeTable) deliver(recs []flow.Record) {
 	table := t.v.Load().units
+	if hook := t.inFlight.Load(); hook != nil {
+		(*hook)()
+	}
 	for start := 0; start < len(recs); {
 		addr := recs[start].ExporterAddr
 		end := start + 1
@@ -72,11 +78,11 @@ func (u *unit) route(recs []flow.Record) {
 		if r.LogStatus == "" {
 			r.LogStatus = flow.StatusOK
 		}
-		if a := u.pt.att; a.ID != "" {
-			if r.InputIfIndex != a.IfIndex && r.OutputIfIndex != a.IfIndex {
+		if pt := u.pt; pt.att != "" {
+			if r.InputIfIndex != pt.ifIndex && r.OutputIfIndex != pt.ifIndex {
 				continue
 			}
-			r.InterfaceID = a.ID
+			r.InterfaceID = pt.att
 		} else {
 			r.InterfaceID = u.pt.attachmentOf(r.InputIfIndex)
 			if r.InterfaceID == "" {
@@ -106,21 +112,21 @@ func (p *Plane) exporterRoutes() *routes {
 		owners: map[netip.Addr]owner{}}
 	for _, f := range p.flows {
 		var age time.Duration
-		if s := p.streams[f.out.Load().stream]; s != nil {
-			age = s.retention
+		if ls, ok := p.logStream(f.out.Load().stream); ok {
+			age = time.Duration(ls.RetentionDays) * 24 * time.Hour // as the control plane has it now
 		}
 		for _, u := range f.units {
 			if u.meter != nil {
 				continue
 			}
-			addr, err := netip.ParseAddr(u.pt.gw.Exporter)
+			addr, err := netip.ParseAddr(u.pt.exporter)
 			if err != nil {
 				continue
 			}
 			addr = addr.Unmap()
 			r.units[addr] = append(r.units[addr], u)
 			r.claims[addr] = collect.Claim{MaxAge: max(r.claims[addr].MaxAge, age)}
-			r.owners[addr] = owner{account: u.key.account, gateway: u.pt.gw.ID}
+			r.owners[addr] = owner{account: u.key.account, gateway: u.pt.gateway}
 		}
 	}
 	return r

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"flowlog/internal/control"
+	"flowlog/internal/desired"
 	"flowlog/internal/export"
 	"flowlog/internal/ingest"
 	"flowlog/internal/store"
@@ -18,13 +18,12 @@ import (
 // stream is the ingest pipeline of one log stream, shared by the flow logs
 // writing to it.
 type stream struct {
-	pipe      *ingest.Pipeline
-	users     int
-	retention time.Duration // as when opened; bounds the age of collected records
+	pipe  *ingest.Pipeline
+	users int
 }
 
 // openOutputs opens the sinks a flow log asks for.
-func (p *Plane) openOutputs(ctx context.Context, fl control.FlowLog) (*outputs, error) {
+func (p *Plane) openOutputs(ctx context.Context, fl desired.FlowLog) (*outputs, error) {
 	o := &outputs{}
 	sls, nf := fl.Outputs()
 	if nf {
@@ -47,18 +46,20 @@ func (p *Plane) openOutputs(ctx context.Context, fl control.FlowLog) (*outputs, 
 	return o, nil
 }
 
-// closeOutputs closes what openOutputs opened. A log stream's queue is
-// written out before its pipeline closes.
-func (p *Plane) closeOutputs(o *outputs) {
+// closeOutputs closes what openOutputs opened for f, keeping what they
+// counted in f's totals. A log stream's queue is written out before its
+// pipeline closes.
+func (p *Plane) closeOutputs(f *flowRun, o *outputs) {
 	if o.netflow != nil {
 		o.netflow.Close()
 	}
 	if o.sls != nil {
 		p.releaseStream(o.stream)
 	}
+	f.tot.retireOutputs(o)
 }
 
-func openExporter(fl control.FlowLog) (*export.Exporter, error) {
+func openExporter(fl desired.FlowLog) (*export.Exporter, error) {
 	addr, err := netip.ParseAddr(fl.NetflowServerIP)
 	if err != nil || addr.IsUnspecified() || addr == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
 		return nil, fmt.Errorf("netflow collector address %q is not a host address", fl.NetflowServerIP)
@@ -77,7 +78,7 @@ func openExporter(fl control.FlowLog) (*export.Exporter, error) {
 }
 
 // openStream returns the flow log's source in its log stream's pipeline.
-func (p *Plane) openStream(ctx context.Context, fl control.FlowLog) (*ingest.Source, store.StreamID, error) {
+func (p *Plane) openStream(ctx context.Context, fl desired.FlowLog) (*ingest.Source, store.StreamID, error) {
 	id := store.StreamID{Account: fl.AccountID, Stream: fl.LogStreamID}
 	s, err := p.stream(ctx, id)
 	if err != nil {
@@ -96,8 +97,8 @@ func (p *Plane) stream(ctx context.Context, id store.StreamID) (*stream, error) 
 	if p.cfg.Store == nil || p.cfg.Spool == nil {
 		return nil, errors.New("this server has no log store")
 	}
-	ls, err := p.cfg.Control.GetLogStream(ctx, id.Account, id.Stream)
-	if err != nil {
+	ls, ok := p.logStream(id)
+	if !ok {
 		return nil, fmt.Errorf("log stream %s no longer exists", id.Stream)
 	}
 	// The store holds a stream from its first write; its group and
@@ -111,7 +112,7 @@ func (p *Plane) stream(ctx context.Context, id store.StreamID) (*stream, error) 
 	if err != nil {
 		return nil, fmt.Errorf("log store: %v", err)
 	}
-	s := &stream{pipe: pipe, retention: time.Duration(ls.RetentionDays) * 24 * time.Hour}
+	s := &stream{pipe: pipe}
 	p.streams[id] = s
 	return s, nil
 }
@@ -129,7 +130,7 @@ func (p *Plane) resumeSpools(ctx context.Context) {
 		return
 	}
 	for _, id := range ids {
-		if _, err := p.cfg.Control.GetLogStream(ctx, id.Account, id.Stream); err != nil {
+		if _, ok := p.logStream(id); !ok {
 			p.dropSpool(id)
 			continue
 		}
@@ -141,24 +142,27 @@ func (p *Plane) resumeSpools(ctx context.Context) {
 
 // closeIdleStreams closes the pipelines no flow log writes to once their
 // spool is empty, and those of deleted log streams at once, with their
-// spool.
-func (p *Plane) closeIdleStreams(ctx context.Context) {
+// spool. It says whether it closed any.
+func (p *Plane) closeIdleStreams(ctx context.Context) bool {
+	n := len(p.streams)
 	for id, s := range p.streams {
 		if s.users > 0 {
 			continue
 		}
-		_, err := p.cfg.Control.GetLogStream(ctx, id.Account, id.Stream)
+		_, exists := p.logStream(id)
 		switch {
-		case err != nil:
+		case !exists:
 			cancelled, cancel := context.WithCancel(ctx)
 			cancel()
 			s.pipe.Close(cancelled)
 			delete(p.streams, id)
+			p.totals.dropStream(id)
 			p.dropSpool(id)
 		case s.pipe.Stats().Queued == 0:
 			p.closeStream(id, s)
 		}
 	}
+	return len(p.streams) < n
 }
 
 func (p *Plane) dropSpool(id store.StreamID) {
@@ -182,5 +186,21 @@ func (p *Plane) closeStream(id store.StreamID, s *stream) {
 		st := s.pipe.Stats()
 		p.log.Warn("log stream not written out; its spool keeps the rest", "log_stream", id.Stream, "records", st.Queued, "err", err)
 	}
+	p.totals.retireStream(id, s.pipe.Stats())
 	delete(p.streams, id)
+}
+
+// logStream returns the log stream id names in the desired state.
+func (p *Plane) logStream(id store.StreamID) (desired.LogStream, bool) {
+	ls, ok := p.logStreams[id]
+	return ls, ok
+}
+
+// setState makes st the desired state to apply.
+func (p *Plane) setState(st desired.State) {
+	p.state = st
+	p.logStreams = make(map[store.StreamID]desired.LogStream, len(st.LogStreams))
+	for _, ls := range st.LogStreams {
+		p.logStreams[ls.StoreStream().StreamID] = ls
+	}
 }

@@ -108,15 +108,15 @@ func (p *Plane) attachTap(u *unit, iface string) error {
 
 // mayReplay keeps an account from reading files of the server's host that
 // are not meant for it: only the operator's account replays any file;
-// others, only files inside PcapDir. The control plane checks the path when
-// the gateway is made; this checks again when the replay starts, since a
-// link inside the directory may have been pointed elsewhere meanwhile.
-func (p *Plane) mayReplay(account, path string) error {
-	boot, err := p.cfg.Control.IsBootstrap(context.Background(), account)
-	if err != nil || boot {
-		return err
+// others (fenced), only files inside PcapDir. The control plane checks the
+// path when the gateway is made; this checks again when the replay starts,
+// since a link inside the directory may have been pointed elsewhere
+// meanwhile.
+func (p *Plane) mayReplay(pt point) error {
+	if !pt.pcapFenced {
+		return nil
 	}
-	return control.InPcapDir(p.cfg.PcapDir, path)
+	return control.InPcapDir(p.cfg.PcapDir, pt.pcapPath)
 }
 
 // replay feeds a pcap file to u's meter, once, with its timestamps moved to

@@ -1,0 +1,288 @@
+package control
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"flowlog/internal/desired"
+)
+
+// versions is the desired state's version as committed, which data planes
+// watch, and the last status each data plane reported.
+type versions struct {
+	mu      sync.Mutex
+	current uint64
+	wake    chan struct{} // closed and replaced when current grows
+	planes  map[string]PlaneReport
+}
+
+// PlaneReport is the last status a data plane reported, and when.
+type PlaneReport struct {
+	desired.Status
+	At time.Time `json:"at"`
+}
+
+func newVersions() *versions {
+	return &versions{wake: make(chan struct{}), planes: map[string]PlaneReport{}}
+}
+
+// publish makes v the current version (if it is newer) and wakes watchers.
+func (vs *versions) publish(v uint64) {
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if v <= vs.current {
+		return
+	}
+	vs.current = v
+	close(vs.wake)
+	vs.wake = make(chan struct{})
+}
+
+// change runs fn in a transaction that makes a new version of the desired
+// state (rev), and wakes the watchers once it is committed. Every write
+// that changes what data planes run goes through it.
+func (s *Service) change(ctx context.Context, fn func(tx *sql.Tx, rev uint64) error) error {
+	var rev uint64
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `UPDATE revision SET version = version + 1 RETURNING version`).
+			Scan(&rev); err != nil {
+			return err
+		}
+		return fn(tx, rev)
+	})
+	if err == nil {
+		s.ver.publish(rev)
+	}
+	return err
+}
+
+// loadVersion reads the committed version, at start.
+func (s *Service) loadVersion(ctx context.Context) error {
+	var v uint64
+	if err := s.db.QueryRowContext(ctx, `SELECT version FROM revision`).Scan(&v); err != nil {
+		return err
+	}
+	s.ver.publish(v)
+	return nil
+}
+
+// Version returns the desired state's current version.
+func (s *Service) Version() uint64 {
+	s.ver.mu.Lock()
+	defer s.ver.mu.Unlock()
+	return s.ver.current
+}
+
+// Watch waits until the desired state's version is past after, and returns
+// it. It reads nothing from the database: commits wake it.
+func (s *Service) Watch(ctx context.Context, after uint64) (uint64, error) {
+	for {
+		s.ver.mu.Lock()
+		v, wake := s.ver.current, s.ver.wake
+		s.ver.mu.Unlock()
+		if v > after {
+			return v, nil
+		}
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return v, ctx.Err()
+		}
+	}
+}
+
+// Snapshot returns the desired state of the data plane called plane ("" for
+// the server's own), read in one transaction: a fixed number of queries
+// whatever the number of flow logs.
+func (s *Service) Snapshot(ctx context.Context, plane string) (desired.State, error) {
+	var st desired.State
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		st, err = s.readState(ctx, tx)
+		return err
+	})
+	return st.For(plane), err
+}
+
+func (s *Service) readState(ctx context.Context, tx *sql.Tx) (desired.State, error) {
+	st := desired.State{}
+	if err := tx.QueryRowContext(ctx, `SELECT version FROM revision`).Scan(&st.Version); err != nil {
+		return st, err
+	}
+	fences, err := allFences(ctx, tx, s.pcapDir)
+	if err != nil {
+		return st, err
+	}
+	gws, err := desiredGateways(ctx, tx, fences)
+	if err != nil {
+		return st, err
+	}
+	if st.FlowLogs, err = desiredFlowLogs(ctx, tx); err != nil {
+		return st, err
+	}
+	if st.LogStreams, err = desiredLogStreams(ctx, tx); err != nil {
+		return st, err
+	}
+	for i := range st.FlowLogs {
+		f := &st.FlowLogs[i]
+		f.Refused = refused(f, gws, fences[f.AccountID])
+	}
+	for _, g := range gws {
+		st.Gateways = append(st.Gateways, g)
+	}
+	slices.SortFunc(st.Gateways, func(a, b desired.Gateway) int { return strings.Compare(a.ID, b.ID) })
+	return st, nil
+}
+
+// desiredFlowLogs reads the flow logs not being deleted, with their targets.
+func desiredFlowLogs(ctx context.Context, q querier) ([]desired.FlowLog, error) {
+	fls, err := queryAll(ctx, q, func(r scanner) (desired.FlowLog, error) {
+		var f desired.FlowLog
+		err := r.Scan(&f.ID, &f.AccountID, &f.Enabled, &f.Revision, &f.ActiveAging, &f.InactiveAging,
+			&f.AggregationInterval, &f.Sampling, &f.OutputType, &f.LogStreamID, &f.NetflowServerIP,
+			&f.NetflowServerPort, &f.NetflowVersion)
+		return f, err
+	}, `SELECT id, account_id, enabled, revision, active_aging, inactive_aging, aggregation_interval, sampling,
+		output_type, log_stream_id, netflow_ip, netflow_port, netflow_version
+		FROM flow_logs WHERE state <> ? ORDER BY id`, StateDeleting)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := allTargets(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	for i := range fls {
+		fls[i].Targets = []desired.Target{}
+		for _, t := range targets[fls[i].ID] {
+			fls[i].Targets = append(fls[i].Targets, desired.Target(t))
+		}
+	}
+	return fls, nil
+}
+
+// allTargets reads every flow log's targets at once, by flow log.
+func allTargets(ctx context.Context, q querier) (map[string][]Target, error) {
+	type row struct {
+		id string
+		t  Target
+	}
+	rows, err := queryAll(ctx, q, func(r scanner) (row, error) {
+		var x row
+		err := r.Scan(&x.id, &x.t.GatewayID, &x.t.AttachmentID)
+		return x, err
+	}, `SELECT flow_log_id, gateway_id, attachment_id FROM flow_log_targets
+		ORDER BY flow_log_id, gateway_id, attachment_id`)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string][]Target{}
+	for _, x := range rows {
+		out[x.id] = append(out[x.id], x.t)
+	}
+	return out, nil
+}
+
+// desiredGateways reads every gateway with its attachments, by id.
+func desiredGateways(ctx context.Context, q querier, fences map[string]Fence) (map[string]desired.Gateway, error) {
+	gws, err := queryAll(ctx, q, scanGateway, `SELECT `+gatewayCols+` FROM gateways`)
+	if err != nil {
+		return nil, err
+	}
+	atts, err := queryAll(ctx, q, scanAttachment, `SELECT `+attachmentCols+` FROM attachments
+		ORDER BY created_at, id`)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]desired.Gateway, len(gws))
+	for _, g := range gws {
+		out[g.ID] = desired.Gateway{ID: g.ID, AccountID: g.AccountID, Kind: g.Kind, PcapPath: g.PcapPath,
+			PcapPace: g.PcapPace, PcapFenced: !fences[g.AccountID].all, Exporter: g.Exporter,
+			Attachments: []desired.Attachment{}}
+	}
+	for _, a := range atts {
+		if g, ok := out[a.GatewayID]; ok {
+			g.Attachments = append(g.Attachments, desired.Attachment{ID: a.ID, Interface: a.Interface, IfIndex: a.IfIndex})
+			out[a.GatewayID] = g
+		}
+	}
+	return out, nil
+}
+
+func desiredLogStreams(ctx context.Context, q querier) ([]desired.LogStream, error) {
+	all, err := queryAll(ctx, q, scanLogStream, `SELECT `+logStreamCols+` FROM log_streams ORDER BY id`)
+	out := make([]desired.LogStream, len(all))
+	for i, ls := range all {
+		out[i] = ls.desired()
+	}
+	return out, err
+}
+
+// refused is why an account's fence keeps a flow log from observing one of
+// its targets (a grant was withdrawn since it was made); "" if nothing does.
+func refused(f *desired.FlowLog, gws map[string]desired.Gateway, fence Fence) string {
+	for _, t := range f.Targets {
+		g := gws[t.GatewayID]
+		if g.Kind == KindExporter {
+			if err := fence.Exporter(g.Exporter); err != nil {
+				return err.Error()
+			}
+		}
+		if g.Kind != KindCapture {
+			continue
+		}
+		for _, a := range g.Attachments {
+			if t.AttachmentID != "" && a.ID != t.AttachmentID {
+				continue
+			}
+			if err := fence.Interface(a.Interface); err != nil {
+				return err.Error()
+			}
+		}
+	}
+	return ""
+}
+
+// Report records what a data plane applied and settles the states of the
+// flow logs it reports on: pending, modifying, failed and available ones
+// become available, or failed with the reason. A flow log changed after
+// st.Version keeps its state: the report does not tell of that change.
+// Flow logs being deleted since no later than st.Version are removed: the
+// data plane has stopped them and delivered what they held.
+func (s *Service) Report(ctx context.Context, st desired.Status) error {
+	s.ver.mu.Lock()
+	s.ver.planes[st.Plane] = PlaneReport{Status: st, At: s.now()}
+	s.ver.mu.Unlock()
+	return inTx(ctx, s.db, func(tx *sql.Tx) error {
+		for _, f := range st.FlowLogs {
+			state := StateAvailable
+			if f.Reason != "" {
+				state = StateFailed
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE flow_logs SET state = ?, state_reason = ?
+				WHERE id = ? AND revision <= ? AND state IN (?, ?, ?, ?) AND NOT (state = ? AND state_reason = ?)`,
+				state, f.Reason, f.ID, int64(st.Version), StatePending, StateModifying, StateFailed, StateAvailable,
+				state, f.Reason); err != nil {
+				return err
+			}
+		}
+		_, err := tx.ExecContext(ctx, `DELETE FROM flow_logs WHERE state = ? AND revision <= ?`,
+			StateDeleting, int64(st.Version))
+		return err
+	})
+}
+
+// Planes returns the last status of every data plane that reported, by name.
+func (s *Service) Planes() map[string]PlaneReport {
+	s.ver.mu.Lock()
+	defer s.ver.mu.Unlock()
+	out := make(map[string]PlaneReport, len(s.ver.planes))
+	for k, v := range s.ver.planes {
+		out[k] = v
+	}
+	return out
+}
