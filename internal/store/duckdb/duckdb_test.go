@@ -16,6 +16,7 @@ import (
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/query"
+	"flowlog/internal/store/rollup"
 	"flowlog/internal/store/storetest"
 )
 
@@ -57,8 +58,8 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = open(t, dir)
-	if days, rolled := tables(t, s); days != 3 || rolled != 3*len(rollups) {
-		t.Fatalf("%d day tables and %d rollup tables, want 3 and %d", days, rolled, 3*len(rollups))
+	if days, rolled := tables(t, s); days != 3 || rolled != 3*len(rollup.All) {
+		t.Fatalf("%d day tables and %d rollup tables, want 3 and %d", days, rolled, 3*len(rollup.All))
 	}
 	q := query.Request{Since: storetest.Base, Until: storetest.Base.Add(30 * time.Hour), Limit: 5000}
 	resp, err := s.Query(ctx, id, q)
@@ -69,8 +70,8 @@ func TestReopen(t *testing.T) {
 	if err := s.Expire(ctx, storetest.Base.Add(26*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if days, rolled := tables(t, s); days != 1 || rolled != len(rollups) {
-		t.Fatalf("%d day tables and %d rollup tables after expiry, want 1 and %d", days, rolled, len(rollups))
+	if days, rolled := tables(t, s); days != 1 || rolled != len(rollup.All) {
+		t.Fatalf("%d day tables and %d rollup tables after expiry, want 1 and %d", days, rolled, len(rollup.All))
 	}
 }
 
