@@ -8,6 +8,9 @@
 // boundaries: rows carry their spool position, a small table per stream
 // holds the committed one, and each attempt goes through a staging table
 // of its own (commit.go). Append keeps no position and does not deduplicate.
+// Materialized views sum each stream's records into rollups as they are
+// written, which answer top-N and series over whole minutes or hours
+// (rollup.go).
 package clickhouse
 
 import (
@@ -295,7 +298,7 @@ func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (
 }
 
 // QueryStreams implements store.Store: the streams' tables are read as one
-// UNION ALL.
+// UNION ALL, or, for a query a rollup answers, their rollups (rollup.go).
 func (s *Store) QueryStreams(ctx context.Context, ids []store.StreamID, q query.Request) (*query.Response, error) {
 	p, err := s.plan(ctx, ids, q)
 	if err != nil {
