@@ -83,7 +83,9 @@ type served struct {
 
 // BenchmarkServeQuery asks the two questions through a running `flowlog
 // serve` (its query API, signed as the CLI signs), of ClickHouse 18.16
-// holding the same records, and of nfdump over nfcapd's files of them.
+// holding the same records (through flowlog's ClickHouse store, with its
+// rollups and from the records alone), and of nfdump over nfcapd's files
+// of them.
 // The records are the flows of a real exporter's export, replayed (see
 // Recorded.Replay): FLOWLOG_BENCH_TOP_RECORDS (default 10M) over one
 // hour, FLOWLOG_BENCH_SERIES_RECORDS (default 100M) over one day. They
@@ -210,19 +212,26 @@ type engine struct {
 func (s *served) engines(q *question) []engine {
 	ctx := context.Background()
 	servePID, chPID := s.srv.PID(), s.chPID
+	chAsk := func() (answer, error) {
+		resp, err := s.ch.Query(ctx, store.StreamID{Account: s.srv.Account, Stream: q.stream}, q.req)
+		if err != nil {
+			return nil, err
+		}
+		return rows(resp), nil
+	}
+	chCPU := func() time.Duration { return cpuPID(chPID) } // its query threads come and go
 	return []engine{
 		{"flowlog serve (DuckDB)", func() (answer, error) {
 			var resp query.Response
 			err := s.api.JSON(ctx, "POST", "/v1/log-streams/"+q.stream+"/query", nil, q.req, &resp)
 			return rows(&resp), err
 		}, func() time.Duration { return cpuTasks(servePID) }},
-		{"ClickHouse 18.16", func() (answer, error) {
-			resp, err := s.ch.Query(ctx, store.StreamID{Account: s.srv.Account, Stream: q.stream}, q.req)
-			if err != nil {
-				return nil, err
-			}
-			return rows(resp), nil
-		}, func() time.Duration { return cpuPID(chPID) }}, // its query threads come and go
+		{"ClickHouse 18.16", chAsk, chCPU},
+		{"ClickHouse 18.16, records only", func() (answer, error) { // as before it had rollups
+			s.ch.UseRollups(false)
+			defer s.ch.UseRollups(true)
+			return chAsk()
+		}, chCPU},
 		{"nfdump 1.7.1", func() (answer, error) { return q.nfdump(s.nfdump, q.nfDir) }, cpuChildren},
 	}
 }

@@ -8,6 +8,9 @@
 // boundaries: rows carry their spool position, a small table per stream
 // holds the committed one, and each attempt goes through a staging table
 // of its own (commit.go). Append keeps no position and does not deduplicate.
+// Materialized views sum each stream's records into rollups as they are
+// written, which answer top-N and series over whole minutes or hours
+// (rollup.go).
 package clickhouse
 
 import (
@@ -22,11 +25,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/query"
+	"flowlog/internal/store/rollup"
 )
 
 // Config configures the connection.
@@ -46,6 +51,8 @@ type Store struct {
 	mu        sync.Mutex
 	streams   map[store.StreamID]bool      // known to exist
 	positions map[store.StreamID]*position // what Commit knows of each stream's marks
+	rolled    map[store.StreamID]bool      // whether a stream has rollups (rollup.go)
+	noRollups atomic.Bool                  // answer everything from the records
 }
 
 var _ store.Store = (*Store)(nil)
@@ -67,6 +74,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		db:        cfg.Database,
 		streams:   map[store.StreamID]bool{},
 		positions: map[store.StreamID]*position{},
+		rolled:    map[store.StreamID]bool{},
 	}
 	rows, err := s.c.selectTSV(ctx, "SELECT version()", []query.SQLType{query.SQLString})
 	if err != nil {
@@ -128,23 +136,28 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 	if err := st.Validate(); err != nil {
 		return err
 	}
+	created := false
 	if old, err := s.Stream(ctx, st.StreamID); err == nil {
 		st.Created = old.Created
 	} else if !errors.Is(err, store.ErrNoStream) {
 		return err
 	} else {
-		st.Created = time.Now()
+		st.Created, created = time.Now(), true
 	}
 	cols := make([]string, len(query.Columns))
 	for i, c := range query.Columns {
 		cols[i] = query.Quote(c.Name) + " " + chType[c.Type]
 	}
-	for _, ddl := range []string{
+	ddls := []string{
 		"CREATE TABLE IF NOT EXISTS " + s.dataTable(st.StreamID) + " (" + strings.Join(cols, ", ") +
 			", day Date, " + seqColumn + " UInt64) ENGINE = MergeTree PARTITION BY day ORDER BY (" + query.Quote(query.TimeColumn) + ")",
 		// The marks of commit.go: the highest of each kind wins.
 		"CREATE TABLE IF NOT EXISTS " + s.marksTable(st.StreamID) + " (kind UInt64, next UInt64) ENGINE = ReplacingMergeTree(next) ORDER BY kind",
-	} {
+	}
+	if created { // before the catalog row, so before any record is written
+		ddls = append(ddls, s.rollupDDL(st.StreamID)...)
+	}
+	for _, ddl := range ddls {
 		if err := s.c.exec(ctx, ddl); err != nil {
 			return fmt.Errorf("clickhouse store: create stream %s: %w", st.StreamID, err)
 		}
@@ -154,8 +167,16 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 		if st.RetentionDays > 0 {
 			ttl = fmt.Sprintf("MODIFY TTL day + toIntervalDay(%d)", st.RetentionDays)
 		}
-		if err := s.c.exec(ctx, "ALTER TABLE "+s.dataTable(st.StreamID)+" "+ttl); err != nil && st.RetentionDays > 0 {
-			return fmt.Errorf("clickhouse store: retention of %s: %w", st.StreamID, err)
+		tables := []string{tableID(st.StreamID)}
+		if has, err := s.hasRollups(ctx, st.StreamID); err != nil {
+			return err
+		} else if has {
+			tables = append(tables, rollupTableIDs(st.StreamID)...)
+		}
+		for _, t := range tables {
+			if err := s.c.exec(ctx, "ALTER TABLE "+s.table(t)+" "+ttl); err != nil && st.RetentionDays > 0 {
+				return fmt.Errorf("clickhouse store: retention of %s: %w", st.StreamID, err)
+			}
 		}
 	}
 	if err := s.putCatalog(ctx, st, false); err != nil {
@@ -237,11 +258,12 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 	s.mu.Lock()
 	delete(s.streams, id)
 	delete(s.positions, id)
+	delete(s.rolled, id)
 	s.mu.Unlock()
 	if err := s.putCatalog(ctx, st, true); err != nil {
 		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 	}
-	for _, t := range []string{s.marksTable(id), s.dataTable(id)} {
+	for _, t := range append(s.rollupObjects(id), s.marksTable(id), s.dataTable(id)) {
 		if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
 			return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 		}
@@ -276,13 +298,9 @@ func (s *Store) Query(ctx context.Context, id store.StreamID, q query.Request) (
 }
 
 // QueryStreams implements store.Store: the streams' tables are read as one
-// UNION ALL.
+// UNION ALL, or, for a query a rollup answers, their rollups (rollup.go).
 func (s *Store) QueryStreams(ctx context.Context, ids []store.StreamID, q query.Request) (*query.Response, error) {
-	from, err := s.source(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	p, err := query.Compile(q, from, Dialect{})
+	p, err := s.plan(ctx, ids, q)
 	if err != nil {
 		return nil, err
 	}
@@ -300,32 +318,55 @@ func (s *Store) QueryStreams(ctx context.Context, ids []store.StreamID, q query.
 	return resp, nil
 }
 
-// source is the table a query over the streams reads: the union of the
-// tables of those that exist, each once, or emptySource.
-func (s *Store) source(ctx context.Context, ids []store.StreamID) (string, error) {
-	var tables []string
+// plan compiles a query over the streams.
+func (s *Store) plan(ctx context.Context, ids []store.StreamID, q query.Request) (*query.Plan, error) {
+	streams, err := s.existing(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	if from, ok, err := s.rollupSource(ctx, streams, q); err != nil {
+		return nil, err
+	} else if ok {
+		return query.CompileWith(q, from, rollupDialect{}, query.Options{Count: rollup.CountColumn})
+	}
+	return query.Compile(q, s.source(streams), Dialect{})
+}
+
+// existing returns the streams that exist, each once.
+func (s *Store) existing(ctx context.Context, ids []store.StreamID) ([]store.StreamID, error) {
+	var out []store.StreamID
 	for _, id := range ids {
 		err := s.exists(ctx, id)
 		if errors.Is(err, store.ErrNoStream) {
 			continue
 		} else if err != nil {
-			return "", err
+			return nil, err
 		}
-		if t := s.dataTable(id); !slices.Contains(tables, t) {
-			tables = append(tables, t)
+		if !slices.Contains(out, id) {
+			out = append(out, id)
 		}
+	}
+	return out, nil
+}
+
+// source is the table a query over the streams reads: the union of their
+// tables, or emptySource.
+func (s *Store) source(streams []store.StreamID) string {
+	tables := make([]string, len(streams))
+	for i, id := range streams {
+		tables[i] = s.dataTable(id)
 	}
 	switch len(tables) {
 	case 0:
-		return emptySource, nil
+		return emptySource
 	case 1:
-		return tables[0], nil
+		return tables[0]
 	}
 	parts := make([]string, len(tables))
 	for i, t := range tables {
 		parts[i] = "SELECT " + columnList + " FROM " + t
 	}
-	return "(" + strings.Join(parts, " UNION ALL ") + ")", nil
+	return "(" + strings.Join(parts, " UNION ALL ") + ")"
 }
 
 // columnList names the records' columns, which every stream's table has.
@@ -355,9 +396,19 @@ func (s *Store) Expire(ctx context.Context, now time.Time) error {
 	return nil
 }
 
+// dropBefore drops the old partitions of the stream's table and rollups.
 func (s *Store) dropBefore(ctx context.Context, id store.StreamID, firstDay int64) error {
+	for _, t := range append([]string{tableID(id)}, rollupTableIDs(id)...) {
+		if err := s.dropTableBefore(ctx, id, t, firstDay); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) dropTableBefore(ctx context.Context, id store.StreamID, table string, firstDay int64) error {
 	parts, err := s.c.selectTSV(ctx, "SELECT DISTINCT partition FROM system.parts WHERE active AND database = "+
-		literal(s.db)+" AND table = "+literal(tableID(id)), []query.SQLType{query.SQLString})
+		literal(s.db)+" AND table = "+literal(table), []query.SQLType{query.SQLString})
 	if err != nil {
 		return fmt.Errorf("clickhouse store: expire %s: %w", id, err)
 	}
@@ -367,7 +418,7 @@ func (s *Store) dropBefore(ctx context.Context, id store.StreamID, firstDay int6
 		if _, err := time.Parse(time.DateOnly, day); err != nil || day >= cutoff {
 			continue
 		}
-		if err := s.c.exec(ctx, "ALTER TABLE "+s.dataTable(id)+" DROP PARTITION "+literalDate(day)); err != nil {
+		if err := s.c.exec(ctx, "ALTER TABLE "+s.table(table)+" DROP PARTITION "+literalDate(day)); err != nil {
 			return fmt.Errorf("clickhouse store: expire %s: %w", id, err)
 		}
 	}
@@ -391,8 +442,12 @@ func (Dialect) Uint(x string) string { return "toUInt64(" + x + ")" }
 // 32 bits, which cannot overflow below 2^32 rows, and the total saturates
 // at 2^64−1.
 func (Dialect) Sum(col string) string {
-	hi := "sum(intDiv(" + col + ", 4294967296))"
-	lo := "sum(" + col + " % 4294967296)"
+	return sumHalves("sum(intDiv("+col+", "+half+"))", "sum("+col+" % "+half+")")
+}
+
+// sumHalves adds up the sums of the high and low 32-bit halves of a
+// counter, saturating at 2^64−1.
+func sumHalves(hi, lo string) string {
 	carried := "(" + hi + " + intDiv(" + lo + ", 4294967296))"
 	return "if(" + carried + " >= 4294967296, 18446744073709551615, " +
 		carried + " * 4294967296 + " + lo + " % 4294967296)"

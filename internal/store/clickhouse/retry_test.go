@@ -224,7 +224,8 @@ func commitAll(t *testing.T, s *Store, p *faultyProxy, id store.StreamID, recs [
 }
 
 // wantOnce fails unless the stream holds recs, each exactly once, its
-// position is after the last, and no staging table of it is left.
+// position is after the last, no staging table of it is left, and its
+// rollups sum each record once.
 func wantOnce(t *testing.T, s *Store, id store.StreamID, recs []flow.Record) {
 	t.Helper()
 	ctx := context.Background()
@@ -239,6 +240,7 @@ func wantOnce(t *testing.T, s *Store, id store.StreamID, recs []flow.Record) {
 	if left, err := s.stages(ctx, id); err != nil || len(left) > 0 {
 		t.Errorf("staging tables left: %v, %v", left, err)
 	}
+	wantRolledOnce(t, s, id, recs)
 }
 
 func (p *faultyProxy) checkLanded(t *testing.T, want func(n, size int) bool, size int) {

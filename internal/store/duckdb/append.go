@@ -13,6 +13,7 @@ import (
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/query"
+	"flowlog/internal/store/rollup"
 )
 
 // Append implements store.Store: one transaction holding the records, the
@@ -64,7 +65,7 @@ type dayBatch struct {
 	day     int64
 	table   string
 	records *colSet
-	rollups []*colSet // one per rollup, in the order of rollups
+	rollups []*colSet // one per rollup, in the order of rollup.All
 }
 
 // layOut splits a batch by day and lays each day out in columns.
@@ -105,9 +106,9 @@ func splitDays(recs []flow.Record) ([]int64, map[int64][]int) {
 
 // aggregate sums a day's records into each rollup.
 func (b *dayBatch) aggregate() {
-	b.rollups = make([]*colSet, len(rollups))
-	for i, r := range rollups {
-		b.rollups[i] = r.aggregate(b.records)
+	b.rollups = make([]*colSet, len(rollup.All))
+	for i, r := range rollup.All {
+		b.rollups[i] = aggregate(r, b.records)
 	}
 }
 
@@ -142,8 +143,8 @@ func (s *Store) appendTx(ctx context.Context, st *streamState, days []dayBatch, 
 		if err != nil {
 			return nil, err
 		}
-		for i, r := range rollups {
-			if err := s.feeds.insert(ctx, s.w, r.table(b.table), b.rollups[i]); err != nil {
+		for i, r := range rollup.All {
+			if err := s.feeds.insert(ctx, s.w, rollupTable(r, b.table), b.rollups[i]); err != nil {
 				return nil, err
 			}
 		}
@@ -160,8 +161,8 @@ func (s *Store) appendTx(ctx context.Context, st *streamState, days []dayBatch, 
 // createDay creates a day table and its rollup tables.
 func (s *Store) createDay(ctx context.Context, table string) error {
 	ddl := []string{createTable(table)}
-	for _, r := range rollups {
-		ddl = append(ddl, r.createTable(r.table(table)))
+	for _, r := range rollup.All {
+		ddl = append(ddl, createRollupTable(r, rollupTable(r, table)))
 	}
 	for _, q := range ddl {
 		if _, err := s.w.ExecContext(ctx, q); err != nil {

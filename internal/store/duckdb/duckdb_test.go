@@ -16,6 +16,7 @@ import (
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/query"
+	"flowlog/internal/store/rollup"
 	"flowlog/internal/store/storetest"
 )
 
@@ -57,8 +58,8 @@ func TestReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	s = open(t, dir)
-	if days, rolled := tables(t, s); days != 3 || rolled != 3*len(rollups) {
-		t.Fatalf("%d day tables and %d rollup tables, want 3 and %d", days, rolled, 3*len(rollups))
+	if days, rolled := tables(t, s); days != 3 || rolled != 3*len(rollup.All) {
+		t.Fatalf("%d day tables and %d rollup tables, want 3 and %d", days, rolled, 3*len(rollup.All))
 	}
 	q := query.Request{Since: storetest.Base, Until: storetest.Base.Add(30 * time.Hour), Limit: 5000}
 	resp, err := s.Query(ctx, id, q)
@@ -69,8 +70,8 @@ func TestReopen(t *testing.T) {
 	if err := s.Expire(ctx, storetest.Base.Add(26*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
-	if days, rolled := tables(t, s); days != 1 || rolled != len(rollups) {
-		t.Fatalf("%d day tables and %d rollup tables after expiry, want 1 and %d", days, rolled, len(rollups))
+	if days, rolled := tables(t, s); days != 1 || rolled != len(rollup.All) {
+		t.Fatalf("%d day tables and %d rollup tables after expiry, want 1 and %d", days, rolled, len(rollup.All))
 	}
 }
 
@@ -173,32 +174,13 @@ func TestRollups(t *testing.T) {
 	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
 		t.Fatal(err)
 	}
-	recs := storetest.Records(30000, 3*time.Hour, 5) // crosses midnight
-	// Counters whose sums pass 64 bits, in the same minute and key.
-	big := recs[0]
-	big.Bytes, big.Packets = 1<<63+5, 3
-	huge := big
-	huge.Bytes, huge.Packets = math.MaxUint64-1, math.MaxUint64/2
-	recs = append([]flow.Record{big, big, huge, huge}, recs...) // merged with every later batch
+	recs := storetest.RollupRecords() // crosses midnight; the huge counters are merged with every later batch
 	for b := range slices.Chunk(recs, 1000) {
 		if err := s.Append(ctx, id, b); err != nil {
 			t.Fatal(err)
 		}
 	}
-	base := storetest.Base
-	odd := func(d time.Duration) time.Time { return base.Add(d + 61*time.Second + 7*time.Millisecond) }
-	sum := func(f string) query.Aggregate { return query.Aggregate{Func: "sum", Field: f} }
-	count := query.Aggregate{Func: "count"}
-	qs := []query.Request{
-		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets"), count, sum("bytes")}, Limit: 10},
-		{Since: odd(0), Until: odd(2 * time.Hour), GroupBy: []string{"srcaddr"}, Aggregates: []query.Aggregate{sum("packets")}, Limit: 10},
-		{Since: odd(time.Hour), Until: base.Add(3 * time.Hour), Where: "srcaddr in 10.1.0.0/16", Aggregates: []query.Aggregate{count}},
-		{Since: base, Until: odd(150 * time.Minute), Interval: "1h", Where: "srcaddr in 10.0.0.0/8", Aggregates: []query.Aggregate{sum("packets")}, Limit: 1000},
-		{Since: odd(0), Until: odd(160 * time.Minute), Interval: "1h", GroupBy: []string{"protocol"}, Aggregates: []query.Aggregate{count, sum("packets")}, Limit: 1000},
-		{Since: base, Until: base.Add(3 * time.Hour), GroupBy: []string{"dstport"}, Where: "protocol = 6 and dstport in (80, 443)", Aggregates: []query.Aggregate{count}, OrderBy: "dstport", Ascending: true},
-		{Since: odd(30 * time.Minute), Until: odd(90 * time.Minute), GroupBy: []string{"dstport"}, Where: "protocol != 1", Aggregates: []query.Aggregate{count}, Limit: 5},
-		{Since: base.Add(30 * time.Second), Until: base.Add(50 * time.Second), Aggregates: []query.Aggregate{count}}, // no whole minute
-	}
+	qs := storetest.RollupCases()
 	for i, q := range qs {
 		_, opts := s.source([]store.StreamID{id}, q)
 		if rolled := opts.Count != ""; rolled != (i < len(qs)-1) {

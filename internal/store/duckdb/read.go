@@ -15,6 +15,7 @@ import (
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	"flowlog/internal/store/query"
+	"flowlog/internal/store/rollup"
 )
 
 // Query implements store.Store.
@@ -91,8 +92,8 @@ func (s *Store) source(ids []store.StreamID, q query.Request) (string, query.Opt
 	if len(days) == 0 { // no day of the window holds data
 		return decoded([]string{emptyTable}), query.Options{}
 	}
-	if r, from, to, ok := rollupFor(q); ok && !s.noRollups.Load() {
-		return rollupSource(r, days, q, from, to), query.Options{Count: countColumn}
+	if p, ok := rollup.For(q); ok && !s.noRollups.Load() {
+		return rollupSource(p, days), query.Options{Count: countColumn}
 	}
 	return decoded(names(days)), query.Options{}
 }
@@ -157,41 +158,36 @@ func union(tables []string, cols, where string) string {
 
 const unionFan = 16
 
-// rollupSource reads the rollup's whole steps [from, to) of the window,
-// and the records of the parts of a step at either end of it, summed the
-// same way (each record counting once).
-func rollupSource(r rollup, days []dayTable, q query.Request, from, to int64) string {
-	keys := r.keyColumns()
+// rollupSource reads the rollup's whole steps of the window, and the
+// records of the parts of a step at either end of it, summed the same way
+// (each record counting once).
+func rollupSource(p rollup.Plan, days []dayTable) string {
+	keys := p.KeyColumns()
 	rolled := make([]string, len(days))
 	for i, d := range days {
-		rolled[i] = r.table(d.name)
+		rolled[i] = rollupTable(p.Rollup, d.name)
 	}
-	f, t := strconv.FormatInt(from, 10), strconv.FormatInt(to, 10)
-	parts := []string{union(rolled, `"end", `+keys+", packets, bytes, "+countColumn,
-		` WHERE "end" >= `+f+` AND "end" < `+t)}
+	parts := []string{union(rolled, `"end", `+keys+", packets, bytes, "+countColumn, between(p.Steps))}
 	// Each end is its own range within one day (steps divide days), read
 	// from each stream's table of that day, which DuckDB filters while
 	// scanning.
-	edge := func(day int64, a, b string) {
+	for _, e := range p.Edges {
 		var tables []string
 		for _, d := range days {
-			if d.day == day {
+			if d.day == store.Day(e.From) {
 				tables = append(tables, d.name)
 			}
 		}
 		if len(tables) > 0 {
-			parts = append(parts, union(tables, `"end", `+keys+", packets, bytes, CAST(1 AS UBIGINT) AS "+countColumn,
-				` WHERE "end" >= `+a+` AND "end" < `+b))
+			parts = append(parts, union(tables, `"end", `+keys+", packets, bytes, CAST(1 AS UBIGINT) AS "+countColumn, between(e)))
 		}
 	}
-	since, until := q.Since.UnixMilli(), q.Until.UnixMilli()
-	if since < from {
-		edge(store.Day(since), strconv.FormatInt(since, 10), f)
-	}
-	if until > to {
-		edge(store.Day(until-1), t, strconv.FormatInt(until, 10))
-	}
 	return "(" + strings.Join(parts, " UNION ALL ") + ")"
+}
+
+// between is a condition on the time column: within the span.
+func between(s rollup.Span) string {
+	return ` WHERE "end" >= ` + strconv.FormatInt(s.From, 10) + ` AND "end" < ` + strconv.FormatInt(s.To, 10)
 }
 
 func scanTargets(types []query.SQLType) ([]any, []any) {

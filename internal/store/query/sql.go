@@ -51,6 +51,11 @@ var Columns = func() []StoredColumn {
 	return cs
 }()
 
+// ColumnIndex is the index of a stored column in Columns, or -1.
+func ColumnIndex(name string) int {
+	return slices.IndexFunc(Columns, func(c StoredColumn) bool { return c.Name == name })
+}
+
 // TimeColumn is the column that places a record in time (its last packet).
 const TimeColumn = "end"
 
