@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"flowlog/internal/desired"
+	"flowlog/internal/store"
 )
 
 // Agent is a data plane running outside the server, on the gateways
@@ -60,12 +61,31 @@ func (s *Service) CreateAgent(ctx context.Context, caller, name string) (Agent, 
 	}
 	a := Agent{Name: name, CreatedAt: s.now()}
 	a.KeyID, a.Secret = NewAccessKey()
-	_, err := s.db.ExecContext(ctx, `INSERT INTO agents (name, key_id, secret, created_at) VALUES (?,?,?,?)`,
-		a.Name, a.KeyID, a.Secret, unixNano(a.CreatedAt))
-	if isUnique(err) {
-		return Agent{}, conflict("agent %s already exists", name)
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		names, err := queryAll(ctx, tx, func(r scanner) (string, error) {
+			var n string
+			return n, r.Scan(&n)
+		}, `SELECT name FROM agents`)
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			// Writers to a shared log store keep apart by this number.
+			if n != name && store.WriterNumber(n) == store.WriterNumber(name) {
+				return conflict("agent name %s would share its store writer number with agent %s; choose another name", name, n)
+			}
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO agents (name, key_id, secret, created_at) VALUES (?,?,?,?)`,
+			a.Name, a.KeyID, a.Secret, unixNano(a.CreatedAt))
+		if isUnique(err) {
+			return conflict("agent %s already exists", name)
+		}
+		return err
+	})
+	if err != nil {
+		return Agent{}, err
 	}
-	return a, err
+	return a, nil
 }
 
 // LookupAgentKey returns the agent whose key is keyID, with its secret, for

@@ -36,6 +36,10 @@ type Config struct {
 	User     string
 	Password string
 	Timeout  time.Duration // per request; default 60s
+	// Writer names the process whose spool Commit stores from: "" for
+	// the server, an agent's name for an agent. Each writer of a stream
+	// keeps positions and marks of its own (store.WriterNumber).
+	Writer string
 }
 
 // Store is the ClickHouse backend of store.Store.
@@ -46,6 +50,7 @@ type Store struct {
 	mu        sync.Mutex
 	streams   map[store.StreamID]bool      // known to exist
 	positions map[store.StreamID]*position // what Commit knows of each stream's marks
+	writer    uint64                       // store.WriterNumber of Config.Writer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -67,6 +72,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		db:        cfg.Database,
 		streams:   map[store.StreamID]bool{},
 		positions: map[store.StreamID]*position{},
+		writer:    store.WriterNumber(cfg.Writer),
 	}
 	rows, err := s.c.selectTSV(ctx, "SELECT version()", []query.SQLType{query.SQLString})
 	if err != nil {
