@@ -126,6 +126,7 @@ func runAgent(ctx context.Context, f agentFlags) error {
 		}
 		mux := http.NewServeMux()
 		mux.Handle("GET /metrics", plane.MetricsHandler())
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok\n")) })
 		hs := newHTTPServer(mux, nil, log)
 		go hs.Serve(ln)
 		defer hs.Close()
