@@ -110,7 +110,11 @@ func TestAgentScaleOut(t *testing.T) {
 	away := flowLogTo(t, srv, "away", ls3, pcapGateway(t, srv, "away", "realtime", "edge1"))
 	waitTrue(t, "the real-time replay running", func() bool { return flowLogState(t, srv, away) == "available" })
 	table3 := db + "." + streamTable(srv.Account, ls3)
-	srv.Stop()
+	stopping := time.Now()
+	srv.Stop() // the agent's long poll must not hold the shutdown
+	if took := time.Since(stopping); took > 5*time.Second || srv.ExitCode() != 0 {
+		t.Errorf("serve took %v to stop, exit code %d", took.Round(time.Millisecond), srv.ExitCode())
+	}
 	rows := func() int {
 		n, _ := strconv.Atoi(chSelect(t, chURL, "SELECT count() FROM "+table3))
 		return n

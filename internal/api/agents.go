@@ -96,7 +96,9 @@ func (s *Server) agentDesired(w http.ResponseWriter, r *http.Request, agent stri
 			wait = d
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), wait)
+		stop := context.AfterFunc(s.stopping, cancel)
 		s.svc.Watch(ctx, after)
+		stop()
 		cancel()
 		if r.Context().Err() != nil {
 			return
@@ -106,10 +108,20 @@ func (s *Server) agentDesired(w http.ResponseWriter, r *http.Request, agent stri
 	s.reply(w, r, http.StatusOK, st, err)
 }
 
+// EndLongPolls answers the agents' long polls at once, so that the
+// server's shutdown does not wait for them; call it as the HTTP server
+// shuts down.
+func (s *Server) EndLongPolls() { s.endLongPoll() }
+
 // agentStatus takes the agent's report of the version it applied.
 func (s *Server) agentStatus(w http.ResponseWriter, r *http.Request, agent string, body []byte) {
 	var st desired.Status
 	if !decode(w, r, body, &st) {
+		return
+	}
+	if st.Version > s.svc.Version() {
+		writeError(w, r, http.StatusBadRequest, "InvalidParameter.version",
+			"version: no desired state has this version yet")
 		return
 	}
 	st.Plane = agent // an agent reports for itself only

@@ -77,6 +77,9 @@ type Server struct {
 	// Console sign-in state, in memory only: a restart signs consoles out.
 	sessions *console.Sessions
 	throttle *console.Throttle
+	// stopping ends agents' long polls when the server shuts down.
+	stopping    context.Context
+	endLongPoll context.CancelFunc
 }
 
 // New builds the API handler over the control plane.
@@ -99,6 +102,7 @@ func New(cfg Config, svc *control.Service) *Server {
 	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux(), keys: KeyLookup(svc), bodies: front.New(cfg.Bodies),
 		replays: auth.NewReplayCache(cfg.Replay), queries: newQueryLimiter(cfg.QueryConcurrency),
 		sessions: console.NewSessions(cfg.Console), throttle: console.NewThrottle(cfg.Console)}
+	s.stopping, s.endLongPoll = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})

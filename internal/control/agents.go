@@ -151,11 +151,28 @@ func (s *Service) ListAgents(ctx context.Context, caller string) ([]AgentStatus,
 	for _, c := range cs {
 		counts[c.agent] = c.n
 	}
+	// Reports are kept in memory; across a restart of the server, the
+	// version each plane last applied is read from the database.
+	applied := map[string]uint64{}
+	type planeVersion struct {
+		name    string
+		version uint64
+	}
+	pvs, err := queryAll(ctx, s.db, func(r scanner) (planeVersion, error) {
+		var p planeVersion
+		return p, r.Scan(&p.name, &p.version)
+	}, `SELECT name, version FROM planes`)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range pvs {
+		applied[p.name] = p.version
+	}
 	reports, seen := s.Planes(), s.seen()
 	out := make([]AgentStatus, 0, len(agents))
 	for _, a := range agents {
 		st := AgentStatus{Name: a.Name, KeyID: a.KeyID, CreatedAt: a.CreatedAt, Gateways: counts[a.Name],
-			Errors: []string{}}
+			Version: applied[a.Name], Errors: []string{}}
 		if t, ok := seen[a.Name]; ok {
 			st.LastSeen = &t
 		}
