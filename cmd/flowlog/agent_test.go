@@ -28,7 +28,8 @@ import (
 //     records spooled while ClickHouse was away, then restarted, stores
 //     each of them once;
 //   - with the server stopped for 30 s the agent keeps storing, and once
-//     the server is back, a new flow log reaches the agent.
+//     the server is back, a new flow log reaches the agent, which stores
+//     and exports (IPFIX) its records.
 func TestAgentScaleOut(t *testing.T) {
 	chURL := chtest.Start(t)
 	const db = "flowlog_agents"
@@ -125,9 +126,23 @@ func TestAgentScaleOut(t *testing.T) {
 		t.Errorf("the agent stored nothing while the server was away: %d rows, then %d", before, after)
 	}
 	srv.Start()
+	// A new flow log reaches the agent, which stores its records and
+	// exports them as IPFIX too.
+	collector, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer collector.Close()
 	ls4 := newStream(t, srv, "back")
-	flowLogTo(t, srv, "back", ls4, pcapGateway(t, srv, "back", "fast", "edge1"))
+	cliOK(t, srv, "flow-logs", "create", "--name", "back", "--output-type", "all", "--log-stream", ls4,
+		"--netflow-server-ip", "127.0.0.1", "--netflow-server-port", strconv.Itoa(collector.LocalAddr().(*net.UDPAddr).Port),
+		"--netflow-version", "V10", "--gateway", pcapGateway(t, srv, "back", "fast", "edge1"))
 	reach(t, srv, ls4, want, same, time.Minute)
+	collector.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 65536)
+	if n, _, err := collector.ReadFrom(buf); err != nil || n < 16 || buf[0] != 0 || buf[1] != 10 {
+		t.Errorf("no IPFIX message from the agent: %d bytes, %v", n, err)
+	}
 	// Real time ages flows by the clock: the split into flows may differ,
 	// the packets and bytes may not.
 	reach(t, srv, ls3, want, sameVolume, 3*time.Minute)
