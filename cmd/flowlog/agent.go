@@ -29,11 +29,11 @@ func init() { commands = append(commands, newAgentCmd, newAgentsCmd) }
 
 // agentFlags configure `flowlog agent`.
 type agentFlags struct {
-	server, caFile, name, dataDir, store   string
-	metricsListen, netflowListen, sflowLis string
-	pcapDir, logLevel                      string
-	spoolMaxMB, memoryMB                   int
-	v9FlowCount                            bool
+	server, caFile, name, dataDir, store      string
+	metricsListen, netflowListen, sflowListen string
+	pcapDir, logLevel                         string
+	spoolMaxMB, memoryMB                      int
+	v9FlowCount                               bool
 }
 
 func newAgentCmd() *cobra.Command {
@@ -63,7 +63,7 @@ FLOWLOG_ACCESS_KEY_ID / FLOWLOG_ACCESS_KEY_SECRET are the agent's key, as
 	fl.StringVar(&f.store, "store", os.Getenv("FLOWLOG_STORE"), "the shared log store: clickhouse://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE] (env FLOWLOG_STORE)")
 	fl.StringVar(&f.metricsListen, "metrics-listen", cmp.Or(os.Getenv("FLOWLOG_METRICS_LISTEN"), "127.0.0.1:9464"), "where /metrics is served, or off (env FLOWLOG_METRICS_LISTEN)")
 	fl.StringVar(&f.netflowListen, "netflow-listen", cmp.Or(os.Getenv("FLOWLOG_NETFLOW_LISTEN"), config.DefaultNetflowListen), "where exporter gateways send NetFlow v5/v9/IPFIX, or off (env FLOWLOG_NETFLOW_LISTEN)")
-	fl.StringVar(&f.sflowLis, "sflow-listen", cmp.Or(os.Getenv("FLOWLOG_SFLOW_LISTEN"), config.DefaultSFlowListen), "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN)")
+	fl.StringVar(&f.sflowListen, "sflow-listen", cmp.Or(os.Getenv("FLOWLOG_SFLOW_LISTEN"), config.DefaultSFlowListen), "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN)")
 	fl.BoolVar(&f.v9FlowCount, "netflow-v9-flow-count", false, "accept NetFlow v9 packets counting only flow records, as softflowd's do")
 	fl.StringVar(&f.pcapDir, "pcap-dir", os.Getenv("FLOWLOG_PCAP_DIR"), "where accounts other than the bootstrap one may replay capture files from (env FLOWLOG_PCAP_DIR; default: nowhere)")
 	fl.StringVar(&f.logLevel, "log-level", cmp.Or(os.Getenv("FLOWLOG_LOG_LEVEL"), "info"), "debug, info, warn or error (env FLOWLOG_LOG_LEVEL)")
@@ -114,7 +114,7 @@ func runAgent(ctx context.Context, f agentFlags) error {
 	}
 	plane, err := dataplane.New(dataplane.Config{Control: agent.New(c, f.name, f.dataDir, log), Name: f.name,
 		Store: logs, Spool: sp, Memory: ingest.NewMemory(int64(f.memoryMB) << 20), DataDir: f.dataDir,
-		NetflowListen: config.Listener(f.netflowListen), SFlowListen: config.Listener(f.sflowLis),
+		NetflowListen: config.Listener(f.netflowListen), SFlowListen: config.Listener(f.sflowListen),
 		Session: netflow.SessionConfig{V9FlowCount: f.v9FlowCount}, PcapDir: f.pcapDir, Logger: log})
 	if err != nil {
 		return err
