@@ -13,25 +13,28 @@ func init() { commands = append(commands, newGrantsCmd) }
 func newGrantsCmd() *cobra.Command {
 	var a apiFlags
 	cmd := &cobra.Command{Use: "grants",
-		Short: "Grant accounts host interfaces and exporter addresses (bootstrap account)"}
+		Short: "Grant accounts host interfaces, exporter addresses and agents (bootstrap account)"}
 	a.register(cmd)
-	create := leaf("create", "Grant an account an interface (--interface) or exporter addresses (--exporter)", 0,
+	create := leaf("create", "Grant an account an interface (--interface), exporter addresses (--exporter) or an agent (--agent)", 0,
 		func(cmd *cobra.Command, _ []string) error {
 			account, _ := cmd.Flags().GetString("account")
-			iface, _ := cmd.Flags().GetString("interface")
-			prefix, _ := cmd.Flags().GetString("exporter")
-			if account == "" || (iface == "") == (prefix == "") {
-				return errors.New("give --account and one of --interface or --exporter")
+			var kinds []string
+			body := map[string]string{"account_id": account}
+			for flag, kind := range map[string]string{"interface": "capture_interface", "exporter": "exporter_addr", "agent": "agent"} {
+				if v, _ := cmd.Flags().GetString(flag); v != "" {
+					kinds = append(kinds, kind)
+					body["kind"], body["value"] = kind, v
+				}
 			}
-			body := map[string]string{"account_id": account, "kind": "capture_interface", "value": iface}
-			if prefix != "" {
-				body["kind"], body["value"] = "exporter_addr", prefix
+			if account == "" || len(kinds) != 1 {
+				return errors.New("give --account and one of --interface, --exporter or --agent")
 			}
 			return a.call("POST", "/v1/grants", nil, body, "", nil)
 		})
 	create.Flags().String("account", "", "the account granted")
 	create.Flags().String("interface", "", "a host interface its capture gateways may attach")
 	create.Flags().String("exporter", "", "an address or prefix (192.0.2.0/24) its exporter gateways may claim")
+	create.Flags().String("agent", "", "an agent its gateways may be assigned to")
 	list := leaf("list", "List grants (all of them for the bootstrap account, else your own)", 0,
 		func(cmd *cobra.Command, _ []string) error {
 			q := url.Values{}

@@ -26,18 +26,21 @@ func TestCLIGrants(t *testing.T) {
 		t.Fatalf("grants create --exporter: exit %d: %s%s", code, out, errOut)
 	}
 	_, errOut, code = runCLI(t, srv, "grants", "create", "--account", account, "--interface", "lo", "--exporter", "192.0.2.1")
-	if code == 0 || !strings.Contains(errOut, "one of --interface or --exporter") {
+	if code == 0 || !strings.Contains(errOut, "one of --interface, --exporter or --agent") {
 		t.Fatalf("both kinds at once: exit %d: %s", code, errOut)
 	}
+	if _, errOut, code = runCLI(t, srv, "grants", "create", "--account", account, "--agent", "edge1"); code != 0 {
+		t.Fatalf("grants create --agent: exit %d: %s", code, errOut)
+	}
 	out, _, _ = runCLI(t, srv, "grants", "list", "--account", account)
-	if !strings.Contains(out, "capture_interface") || !strings.Contains(out, "192.0.2.0/24") {
+	if !strings.Contains(out, "capture_interface") || !strings.Contains(out, "192.0.2.0/24") || !strings.Contains(out, "edge1") {
 		t.Fatalf("grants list:\n%s", out)
 	}
 	if _, errOut, code = runCLI(t, srv, "grants", "delete", iface); code != 0 {
 		t.Fatalf("grants delete: exit %d: %s", code, errOut)
 	}
 	out, _, _ = runCLI(t, srv, "grants", "list", "-o", "id")
-	if strings.Contains(out, iface) || strings.Count(strings.TrimSpace(out), "\n") != 0 {
+	if strings.Contains(out, iface) || strings.Count(strings.TrimSpace(out), "\n") != 1 {
 		t.Fatalf("after delete, grants list -o id:\n%s", out)
 	}
 }

@@ -177,13 +177,14 @@ var gatewayFields = []field{
 	{"pcap-path", "pcap_path", "string", "pcap gateways: the capture file to replay"},
 	{"pcap-pace", "pcap_pace", "string", "pcap gateways: realtime or fast"},
 	{"exporter-addr", "exporter_addr", "string", "exporter gateways: the router's source address"},
+	{"agent", "agent", "string", "the agent that runs the gateway (flowlog agents create); empty: the server"},
 }
 
 func newGatewaysCmd() *cobra.Command {
 	var a apiFlags
 	cmd := &cobra.Command{Use: "gateways", Short: "Manage gateways (observation points) and their attachments"}
 	a.register(cmd)
-	cols := []string{"id", "name", "kind", "description"}
+	cols := []string{"id", "name", "kind", "agent", "description"}
 	attCols := []string{"id", "name", "interface", "if_index"}
 	create := leaf("create", "Create a gateway", 0, func(cmd *cobra.Command, _ []string) error {
 		return a.call("POST", "/v1/gateways", nil, bodyOf(cmd, gatewayFields), "", nil)

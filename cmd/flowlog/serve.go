@@ -172,6 +172,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 		return err
 	}
 	hs := newHTTPServer(srv, tlsCfg, log)
+	hs.RegisterOnShutdown(srv.EndLongPolls)
 	log.Info("flowlog serving", "listen", ln.Addr().String(), "tls", tlsCfg != nil, "data_dir", cfg.DataDir,
 		"store", cfg.LogStore().String(), "account", boot.Key.AccountID, "collector", plane.CollectorAddrs())
 	errc := make(chan error, 1)

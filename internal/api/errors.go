@@ -38,12 +38,12 @@ func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 var resourceNames = map[string]string{
 	"flow_log": "FlowLog", "gateway": "Gateway", "attachment": "Attachment",
 	"log_group": "LogGroup", "log_stream": "LogStream", "access_key": "AccessKey",
-	"account": "Account", "grant": "Grant",
+	"account": "Account", "grant": "Grant", "agent": "Agent",
 }
 
 // fieldWords turns the fields of conflicts and refusals into code words.
 var fieldWords = map[string]string{
-	"exporter_addr": "ExporterAddr", "interface": "Interface", "pcap_path": "PcapPath",
+	"exporter_addr": "ExporterAddr", "interface": "Interface", "pcap_path": "PcapPath", "agent": "Agent",
 }
 
 // fail writes the error err as the native API reports it.

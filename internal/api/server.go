@@ -49,6 +49,9 @@ type Config struct {
 	// Web serves the web console's pages and assets (internal/web); nil:
 	// none.
 	Web WebConsole
+	// AgentWait bounds how long an agent's long poll of its desired state
+	// is held; default DefaultAgentWait.
+	AgentWait time.Duration
 	// Exporters tells what the collector knows of exporter gateways'
 	// routers (GET /v1/exporters); nil: 503 ExportersUnavailable.
 	Exporters Exporters
@@ -74,6 +77,9 @@ type Server struct {
 	// Console sign-in state, in memory only: a restart signs consoles out.
 	sessions *console.Sessions
 	throttle *console.Throttle
+	// stopping ends agents' long polls when the server shuts down.
+	stopping    context.Context
+	endLongPoll context.CancelFunc
 }
 
 // New builds the API handler over the control plane.
@@ -87,12 +93,16 @@ func New(cfg Config, svc *control.Service) *Server {
 	if cfg.QueryTimeout <= 0 {
 		cfg.QueryTimeout = DefaultQueryTimeout
 	}
+	if cfg.AgentWait <= 0 {
+		cfg.AgentWait = DefaultAgentWait
+	}
 	if cfg.QueryConcurrency <= 0 {
 		cfg.QueryConcurrency = DefaultQueryConcurrency
 	}
 	s := &Server{cfg: cfg, svc: svc, mux: http.NewServeMux(), keys: KeyLookup(svc), bodies: front.New(cfg.Bodies),
 		replays: auth.NewReplayCache(cfg.Replay), queries: newQueryLimiter(cfg.QueryConcurrency),
 		sessions: console.NewSessions(cfg.Console), throttle: console.NewThrottle(cfg.Console)}
+	s.stopping, s.endLongPoll = context.WithCancel(context.Background())
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
@@ -101,6 +111,7 @@ func New(cfg Config, svc *control.Service) *Server {
 		s.mux.Handle("GET /metrics", bearer(cfg.MetricsToken, cfg.Metrics))
 	}
 	s.routes()
+	s.agentRoutes()
 	s.consoleRoutes()
 	aliyun.Register(s.mux, aliyun.Config{Logger: cfg.Logger, Now: cfg.Now, MaxNonces: cfg.Replay.MaxPerAccount,
 		Bodies: front.New(cfg.Bodies)}, aliyun.Deps{Control: svc, Keys: s.keys})
@@ -179,6 +190,7 @@ func KeyLookup(svc *control.Service) auth.Lookup {
 // console session's request, the session and its token.
 type caller struct {
 	account string
+	keyID   string // of a signed request
 	body    []byte
 	session *console.Session
 	token   string
@@ -206,27 +218,12 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller)) http
 // checked before the body is read, the body and signature after, and a
 // changing request is accepted once.
 func (s *Server) signedCaller(w http.ResponseWriter, r *http.Request) (caller, bool) {
-	p, err := auth.Begin(r.Context(), r, s.keys, s.cfg.Now())
-	if err != nil {
-		front.Unread(w, r)
-		s.authFailed(w, r, err)
-		return caller{}, false
+	c, ok := s.verified(w, r, s.keys)
+	if ok {
+		// Only a verified request counts as the key's use.
+		s.keyUsed(r, c.keyID)
 	}
-	body, err := s.bodies.Read(w, r)
-	if err != nil {
-		s.bodyFailed(w, r, err)
-		return caller{}, false
-	}
-	if err = p.Finish(r, body); err == nil {
-		err = p.Claim(s.replays, r.Method, s.cfg.Now())
-	}
-	if err != nil {
-		s.authFailed(w, r, err)
-		return caller{}, false
-	}
-	// Only a verified request counts as the key's use.
-	s.keyUsed(r, p.Key.ID)
-	return caller{account: p.Key.AccountID, body: body}, true
+	return c, ok
 }
 
 func (s *Server) authFailed(w http.ResponseWriter, r *http.Request, err error) {

@@ -149,11 +149,12 @@ type gatewayBody struct {
 	PcapPath    *string `json:"pcap_path"`
 	PcapPace    *string `json:"pcap_pace"`
 	Exporter    *string `json:"exporter_addr"`
+	Agent       *string `json:"agent"`
 }
 
 func (b gatewayBody) input() control.GatewayInput {
 	return control.GatewayInput{Name: b.Name, Description: b.Description, Kind: b.Kind,
-		PcapPath: b.PcapPath, PcapPace: b.PcapPace, Exporter: b.Exporter}
+		PcapPath: b.PcapPath, PcapPace: b.PcapPace, Exporter: b.Exporter, Agent: b.Agent}
 }
 
 func (s *Server) createGateway(w http.ResponseWriter, r *http.Request, c caller) {

@@ -63,6 +63,14 @@ CREATE TABLE IF NOT EXISTS grants (
 	id TEXT PRIMARY KEY, account_id TEXT NOT NULL REFERENCES accounts(id),
 	kind TEXT NOT NULL, value TEXT NOT NULL, created_at INTEGER NOT NULL,
 	UNIQUE (account_id, kind, value));
+CREATE TABLE IF NOT EXISTS agents (
+	name TEXT PRIMARY KEY, key_id TEXT NOT NULL UNIQUE, secret TEXT NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS planes (
+	name TEXT PRIMARY KEY, version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS flow_log_planes (
+	flow_log_id TEXT NOT NULL REFERENCES flow_logs(id) ON DELETE CASCADE,
+	plane TEXT NOT NULL, version INTEGER NOT NULL, reason TEXT NOT NULL,
+	PRIMARY KEY (flow_log_id, plane));
 `
 
 // dbFile is the control-plane database's name in the data dir.
@@ -119,6 +127,7 @@ var addedColumns = []struct{ table, column, def string }{
 	{"access_keys", "enabled", "INTEGER NOT NULL DEFAULT 1"},
 	{"access_keys", "last_used_at", "INTEGER NOT NULL DEFAULT 0"},
 	{"flow_logs", "revision", "INTEGER NOT NULL DEFAULT 0"}, // version of its last change
+	{"gateways", "agent", "TEXT NOT NULL DEFAULT ''"},       // the agent running it; "" for the server
 }
 
 func addColumns(ctx context.Context, db *sql.DB) error {

@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ type versions struct {
 	current uint64
 	wake    chan struct{} // closed and replaced when current grows
 	planes  map[string]PlaneReport
+	seenAt  map[string]time.Time // agents' last requests
 }
 
 // PlaneReport is the last status a data plane reported, and when.
@@ -27,7 +29,7 @@ type PlaneReport struct {
 }
 
 func newVersions() *versions {
-	return &versions{wake: make(chan struct{}), planes: map[string]PlaneReport{}}
+	return &versions{wake: make(chan struct{}), planes: map[string]PlaneReport{}, seenAt: map[string]time.Time{}}
 }
 
 // publish makes v the current version (if it is newer) and wakes watchers.
@@ -201,7 +203,7 @@ func desiredGateways(ctx context.Context, q querier, fences map[string]Fence) (m
 	out := make(map[string]desired.Gateway, len(gws))
 	for _, g := range gws {
 		out[g.ID] = desired.Gateway{ID: g.ID, AccountID: g.AccountID, Kind: g.Kind, PcapPath: g.PcapPath,
-			PcapPace: g.PcapPace, PcapFenced: !fences[g.AccountID].all, Exporter: g.Exporter,
+			PcapPace: g.PcapPace, PcapFenced: !fences[g.AccountID].all, Exporter: g.Exporter, Plane: g.Agent,
 			Attachments: []desired.Attachment{}}
 	}
 	for _, a := range atts {
@@ -227,6 +229,11 @@ func desiredLogStreams(ctx context.Context, q querier) ([]desired.LogStream, err
 func refused(f *desired.FlowLog, gws map[string]desired.Gateway, fence Fence) string {
 	for _, t := range f.Targets {
 		g := gws[t.GatewayID]
+		if g.Plane != "" {
+			if err := fence.Agent(g.Plane); err != nil {
+				return err.Error()
+			}
+		}
 		if g.Kind == KindExporter {
 			if err := fence.Exporter(g.Exporter); err != nil {
 				return err.Error()
@@ -248,32 +255,122 @@ func refused(f *desired.FlowLog, gws map[string]desired.Gateway, fence Fence) st
 }
 
 // Report records what a data plane applied and settles the states of the
-// flow logs it reports on: pending, modifying, failed and available ones
-// become available, or failed with the reason. A flow log changed after
-// st.Version keeps its state: the report does not tell of that change.
-// Flow logs being deleted since no later than st.Version are removed: the
-// data plane has stopped them and delivered what they held.
+// flow logs it reports on. A flow log may run on several data planes (its
+// gateways on the server and on agents): it becomes available once every
+// plane running part of it reported it running at a version that includes
+// its last change, and failed, with their reasons, as soon as one of them
+// reported it cannot run. A flow log changed after st.Version keeps its
+// state: the report does not tell of that change. Flow logs being deleted
+// are removed once every plane that ran them applied a version without
+// them: they have stopped them and delivered what they held.
 func (s *Service) Report(ctx context.Context, st desired.Status) error {
 	s.ver.mu.Lock()
 	s.ver.planes[st.Plane] = PlaneReport{Status: st, At: s.now()}
 	s.ver.mu.Unlock()
 	return inTx(ctx, s.db, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO planes (name, version) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET version = max(version, excluded.version)`,
+			st.Plane, int64(st.Version)); err != nil {
+			return err
+		}
 		for _, f := range st.FlowLogs {
-			state := StateAvailable
-			if f.Reason != "" {
-				state = StateFailed
+			if _, err := tx.ExecContext(ctx, `INSERT INTO flow_log_planes (flow_log_id, plane, version, reason)
+				SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM flow_logs WHERE id = ?)
+				ON CONFLICT (flow_log_id, plane) DO UPDATE SET version = excluded.version, reason = excluded.reason`,
+				f.ID, st.Plane, int64(st.Version), f.Reason, f.ID); err != nil {
+				return err
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE flow_logs SET state = ?, state_reason = ?
-				WHERE id = ? AND revision <= ? AND state IN (?, ?, ?, ?) AND NOT (state = ? AND state_reason = ?)`,
-				state, f.Reason, f.ID, int64(st.Version), StatePending, StateModifying, StateFailed, StateAvailable,
-				state, f.Reason); err != nil {
+			if err := settleFlowLog(ctx, tx, f.ID); err != nil {
 				return err
 			}
 		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM flow_logs WHERE state = ? AND revision <= ?`,
-			StateDeleting, int64(st.Version))
-		return err
+		return dropDeleted(ctx, tx)
 	})
+}
+
+// settleFlowLog sets flow log id's state from what the planes running it
+// reported for versions that include its last change.
+func settleFlowLog(ctx context.Context, tx *sql.Tx, id string) error {
+	var rev int64
+	var state string
+	err := tx.QueryRowContext(ctx, `SELECT revision, state FROM flow_logs WHERE id = ?`, id).Scan(&rev, &state)
+	if errors.Is(err, sql.ErrNoRows) || state == StateDeleting {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	planes, err := planesOf(ctx, tx, id)
+	if err != nil {
+		return err
+	}
+	var reasons []string
+	settled := true
+	for _, p := range planes {
+		var reason string
+		err := tx.QueryRowContext(ctx, `SELECT reason FROM flow_log_planes WHERE flow_log_id = ? AND plane = ?
+			AND version >= ?`, id, p, rev).Scan(&reason)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			settled = false
+		case err != nil:
+			return err
+		case reason != "" && len(planes) > 1:
+			reasons = append(reasons, planeName(p)+": "+reason)
+		case reason != "":
+			reasons = append(reasons, reason)
+		}
+	}
+	next, reason := StateAvailable, joinReasons(reasons)
+	switch {
+	case reason != "":
+		next = StateFailed
+	case !settled:
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE flow_logs SET state = ?, state_reason = ? WHERE id = ?
+		AND NOT (state = ? AND state_reason = ?)`, next, reason, id, next, reason)
+	return err
+}
+
+// dropDeleted removes the flow logs being deleted that every plane which
+// ran them has stopped: each applied a version from their deletion on.
+func dropDeleted(ctx context.Context, tx *sql.Tx) error {
+	type del struct {
+		id  string
+		rev int64
+	}
+	dels, err := queryAll(ctx, tx, func(r scanner) (del, error) {
+		var d del
+		return d, r.Scan(&d.id, &d.rev)
+	}, `SELECT id, revision FROM flow_logs WHERE state = ?`, StateDeleting)
+	if err != nil {
+		return err
+	}
+	for _, d := range dels {
+		planes, err := planesOf(ctx, tx, d.id)
+		if err != nil {
+			return err
+		}
+		var behind int
+		for _, p := range planes {
+			var v int64
+			err := tx.QueryRowContext(ctx, `SELECT version FROM planes WHERE name = ?`, p).Scan(&v)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			if v < d.rev {
+				behind++
+			}
+		}
+		if behind > 0 {
+			continue
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM flow_logs WHERE id = ?`, d.id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Planes returns the last status of every data plane that reported, by name.

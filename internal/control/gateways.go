@@ -17,6 +17,7 @@ type GatewayInput struct {
 	PcapPath    *string
 	PcapPace    *string
 	Exporter    *string
+	Agent       *string // "" runs it inside the server
 }
 
 func checkName(field string, v *string, required bool) error {
@@ -66,6 +67,7 @@ func applyGateway(g *Gateway, in GatewayInput, create bool) error {
 	set(&g.PcapPath, in.PcapPath)
 	set(&g.PcapPace, in.PcapPace)
 	set(&g.Exporter, in.Exporter)
+	set(&g.Agent, in.Agent)
 	switch g.Kind {
 	case KindCapture:
 		if g.PcapPath != "" || g.Exporter != "" {
@@ -111,8 +113,8 @@ func (s *Service) CreateGateway(ctx context.Context, account string, in GatewayI
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO gateways (id, account_id, name, description, kind,
-			pcap_path, pcap_pace, exporter, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)`,
-			g.ID, g.AccountID, g.Name, g.Description, g.Kind, g.PcapPath, g.PcapPace, g.Exporter,
+			pcap_path, pcap_pace, exporter, agent, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			g.ID, g.AccountID, g.Name, g.Description, g.Kind, g.PcapPath, g.PcapPace, g.Exporter, g.Agent,
 			unixNano(g.CreatedAt), unixNano(g.UpdatedAt))
 		return err
 	})
@@ -127,6 +129,14 @@ func (s *Service) admit(ctx context.Context, tx *sql.Tx, g *Gateway, in GatewayI
 	fence, err := fenceOf(ctx, tx, g.AccountID, s.pcapDir)
 	if err != nil {
 		return err
+	}
+	if in.Agent != nil && g.Agent != "" {
+		if err := agentExists(ctx, tx, g.Agent); err != nil {
+			return err
+		}
+		if err := fence.Agent(g.Agent); err != nil {
+			return err
+		}
 	}
 	switch {
 	case g.Kind == KindPcap && in.PcapPath != nil:
@@ -163,13 +173,13 @@ func claimExporter(ctx context.Context, q querier, g *Gateway) error {
 	return e
 }
 
-const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, created_at, updated_at`
+const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, agent, created_at, updated_at`
 
 func scanGateway(row scanner) (Gateway, error) {
 	var g Gateway
 	var c, u int64
 	err := row.Scan(&g.ID, &g.AccountID, &g.Name, &g.Description, &g.Kind, &g.PcapPath, &g.PcapPace,
-		&g.Exporter, &c, &u)
+		&g.Exporter, &g.Agent, &c, &u)
 	g.CreatedAt, g.UpdatedAt = fromNano(c), fromNano(u)
 	return g, err
 }
@@ -197,14 +207,16 @@ func (s *Service) ListGateways(ctx context.Context, account string) ([]Gateway, 
 		WHERE account_id = ? ORDER BY created_at, id`, account)
 }
 
-// UpdateGateway changes a gateway's name, description or kind-specific fields.
+// UpdateGateway changes a gateway's name, description, agent or
+// kind-specific fields.
 func (s *Service) UpdateGateway(ctx context.Context, account, id string, in GatewayInput) (Gateway, error) {
 	var g Gateway
-	err := s.change(ctx, func(tx *sql.Tx, _ uint64) error {
+	err := s.change(ctx, func(tx *sql.Tx, rev uint64) error {
 		var err error
 		if g, err = getGateway(ctx, tx, account, id); err != nil {
 			return err
 		}
+		was := g.Agent
 		if err := applyGateway(&g, in, false); err != nil {
 			return err
 		}
@@ -212,9 +224,14 @@ func (s *Service) UpdateGateway(ctx context.Context, account, id string, in Gate
 			return err
 		}
 		g.UpdatedAt = s.now()
+		if g.Agent != was {
+			if err := moved(ctx, tx, g.ID, rev); err != nil {
+				return err
+			}
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE gateways SET name=?, description=?, pcap_path=?, pcap_pace=?,
-			exporter=?, updated_at=? WHERE id=?`, g.Name, g.Description, g.PcapPath, g.PcapPace, g.Exporter,
-			unixNano(g.UpdatedAt), g.ID)
+			exporter=?, agent=?, updated_at=? WHERE id=?`, g.Name, g.Description, g.PcapPath, g.PcapPace, g.Exporter,
+			g.Agent, unixNano(g.UpdatedAt), g.ID)
 		return err
 	})
 	return g, err

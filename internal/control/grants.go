@@ -16,6 +16,7 @@ import (
 const (
 	GrantInterface = "capture_interface" // a host interface capture gateways may attach
 	GrantExporter  = "exporter_addr"     // an address or prefix exporter gateways may claim
+	GrantAgent     = "agent"             // an agent the account's gateways may be assigned to
 )
 
 // Grant lets one account (not the bootstrap one, which may observe anything)
@@ -57,8 +58,10 @@ func normalGrant(kind, value string) (string, error) {
 			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		return p.Masked().String(), nil
+	case GrantAgent:
+		return value, checkAgentName(value)
 	}
-	return "", illegal("kind", "must be %s or %s", GrantInterface, GrantExporter)
+	return "", illegal("kind", "must be %s, %s or %s", GrantInterface, GrantExporter, GrantAgent)
 }
 
 // checkInterface checks a Linux interface name.
@@ -171,6 +174,7 @@ type Fence struct {
 	all        bool
 	interfaces map[string]bool
 	exporters  []netip.Prefix
+	agents     map[string]bool
 	pcapDir    string
 }
 
@@ -224,7 +228,7 @@ func allFences(ctx context.Context, q querier, pcapDir string) (map[string]Fence
 // newFence is the fence of an account: the operator's (all), or one with
 // grants.
 func newFence(all bool, grants []Grant, pcapDir string) Fence {
-	f := Fence{all: all, interfaces: map[string]bool{}, pcapDir: pcapDir}
+	f := Fence{all: all, interfaces: map[string]bool{}, agents: map[string]bool{}, pcapDir: pcapDir}
 	for _, g := range grants {
 		switch g.Kind {
 		case GrantInterface:
@@ -233,6 +237,8 @@ func newFence(all bool, grants []Grant, pcapDir string) Fence {
 			if p, err := netip.ParsePrefix(g.Value); err == nil {
 				f.exporters = append(f.exporters, p)
 			}
+		case GrantAgent:
+			f.agents[g.Value] = true
 		}
 	}
 	return f
@@ -261,6 +267,17 @@ func (f Fence) Exporter(addr string) error {
 	}
 	return forbidden("exporter_addr", "exporter address %s is not granted to this account; "+
 		"ask the operator for an %s grant covering it", addr, GrantExporter)
+}
+
+// Agent refuses an agent the account was not granted: an agent's host is
+// the operator's, and only the operator decides which tenants' traffic it
+// observes.
+func (f Fence) Agent(name string) error {
+	if f.all || f.agents[name] {
+		return nil
+	}
+	return forbidden("agent", "agent %s is not granted to this account; ask the operator for an %s grant",
+		name, GrantAgent)
 }
 
 // PcapPath refuses a capture file outside the server's pcap directory.

@@ -85,6 +85,7 @@ type Gateway struct {
 	PcapPath    string    `json:"pcap_path,omitempty"`     // pcap: the file replayed
 	PcapPace    string    `json:"pcap_pace,omitempty"`     // pcap: "realtime" or "fast"
 	Exporter    string    `json:"exporter_addr,omitempty"` // exporter: its source address
+	Agent       string    `json:"agent"`                   // the agent running it; "" for the server
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
 }

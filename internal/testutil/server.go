@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,7 +76,11 @@ type Server struct {
 	DataDir string
 	Env     []string // extra environment, e.g. FLOWLOG_FLOW_LOG_QUOTA=3
 	Args    []string // extra flags
-	KeyID   string   // bootstrap access key
+	// Cmd replaces "serve --listen Addr --data-dir DataDir" before Args,
+	// for another long-running subcommand (an agent) answering
+	// /healthz and /metrics on Addr.
+	Cmd     []string
+	KeyID   string // bootstrap access key
 	Secret  string
 	Account string
 	// HTTP polls /healthz at start (e.g. one trusting a test CA when the
@@ -121,7 +126,11 @@ func (s *Server) UseTestKey() {
 func (s *Server) Start() {
 	s.t.Helper()
 	s.stdout, s.stderr = &syncBuffer{}, &syncBuffer{}
-	args := append([]string{"serve", "--listen", s.Addr, "--data-dir", s.DataDir}, s.Args...)
+	args := []string{"serve", "--listen", s.Addr, "--data-dir", s.DataDir}
+	if s.Cmd != nil {
+		args = s.Cmd
+	}
+	args = append(slices.Clone(args), s.Args...)
 	s.cmd = exec.Command(Binary(s.t), args...)
 	// Collectors are off unless a test turns them on (Env), so that servers
 	// running side by side do not compete for the default ports.
@@ -143,7 +152,7 @@ func (s *Server) Start() {
 	s.done = make(chan struct{})
 	go func(c *exec.Cmd, done chan struct{}) { c.Wait(); close(done) }(s.cmd, s.done)
 	if err := waitHTTP(s.HTTP, s.URL+"/healthz", 60*time.Second, s.done); err != nil {
-		s.t.Fatalf("flowlog serve %v:\n%s", err, s.stderr.String())
+		s.t.Fatalf("flowlog %s %v:\n%s", args[0], err, s.stderr.String())
 	}
 }
 

@@ -25,6 +25,9 @@ type Config struct {
 	Store   config.Store
 	DataDir string // the embedded store's directory
 	Threads int    // the embedded store's worker threads; 0: one per core
+	// Writer is the process writing to a shared store: "" for the server,
+	// an agent's name (clickhouse.Config.Writer).
+	Writer string
 	// Timeout bounds the first contact with a ClickHouse server; 0: 15s.
 	Timeout time.Duration
 }
@@ -47,7 +50,7 @@ func New(ctx context.Context, cfg Config) (store.Store, error) {
 	defer cancel()
 	st := cfg.Store
 	s, err := clickhouse.New(ctx, clickhouse.Config{URL: "http://" + st.Addr, Database: st.Database,
-		User: st.User, Password: st.Password})
+		User: st.User, Password: st.Password, Writer: cfg.Writer})
 	if err == nil {
 		return s, nil
 	}

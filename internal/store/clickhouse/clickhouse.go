@@ -41,6 +41,10 @@ type Config struct {
 	User     string
 	Password string
 	Timeout  time.Duration // per request; default 60s
+	// Writer names the process whose spool Commit stores from: "" for
+	// the server, an agent's name for an agent. Each writer of a stream
+	// keeps positions and marks of its own (store.WriterNumber).
+	Writer string
 }
 
 // Store is the ClickHouse backend of store.Store.
@@ -53,6 +57,7 @@ type Store struct {
 	positions map[store.StreamID]*position // what Commit knows of each stream's marks
 	rolled    map[store.StreamID]bool      // whether a stream has rollups (rollup.go)
 	noRollups atomic.Bool                  // answer everything from the records
+	writer    uint64                       // store.WriterNumber of Config.Writer
 }
 
 var _ store.Store = (*Store)(nil)
@@ -75,6 +80,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		streams:   map[store.StreamID]bool{},
 		positions: map[store.StreamID]*position{},
 		rolled:    map[store.StreamID]bool{},
+		writer:    store.WriterNumber(cfg.Writer),
 	}
 	rows, err := s.c.selectTSV(ctx, "SELECT version()", []query.SQLType{query.SQLString})
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 
 	"flowlog/internal/store"
@@ -50,7 +52,10 @@ import (
 // staging tables use the Memory engine, so the rows pass through no disk
 // on their way.
 //
-// One committer per stream is assumed (the spool is the agent's).
+// One committer per stream and writer is assumed (the spool is the
+// writer's). Writers (the server, agents) keep apart: a row's seq carries
+// the writer's number above its position (store.PositionBits), each
+// writer has marks of its own kinds, its own query id and staging tables.
 
 // reserveAhead is how far the pending mark runs ahead of the batch that
 // moves it: how many positions after a restart may need a check.
@@ -91,8 +96,22 @@ func (s *Store) position(id store.StreamID) *position {
 func (s *Store) marksTable(id store.StreamID) string { return s.table(tableID(id) + "_marks") }
 
 // commitQueryID is the query id of every INSERT Commit sends to the
-// stream, from any process.
+// stream, from any process of the server's writer.
 func commitQueryID(id store.StreamID) string { return "flowlog-commit-" + tableID(id) }
+
+// queryID is commitQueryID for this Store's writer.
+func (s *Store) queryID(id store.StreamID) string {
+	if s.writer == 0 {
+		return commitQueryID(id)
+	}
+	return commitQueryID(id) + "-w" + strconv.FormatUint(s.writer, 10)
+}
+
+// base is the writer's part of its rows' seq.
+func (s *Store) base() uint64 { return s.writer << store.PositionBits }
+
+// kind is the writer's mark of kind k.
+func (s *Store) kind(k uint64) uint64 { return 2*s.writer + k }
 
 // Commit implements store.Store.
 func (s *Store) Commit(ctx context.Context, id store.StreamID, b store.Batch) error {
@@ -140,7 +159,7 @@ func (s *Store) commit(ctx context.Context, id store.StreamID, p *position, b st
 
 // insertNew stores the records of b that are not on the server yet.
 func (s *Store) insertNew(ctx context.Context, id store.StreamID, p *position, b store.Batch) error {
-	r := encode(b.Records, b.First+1)
+	r := encode(b.Records, s.base()+b.First+1)
 	body := r.buf
 	if b.First < p.unsure {
 		landed, err := s.landed(ctx, id, b.First, min(b.Next(), p.unsure), r)
@@ -167,15 +186,24 @@ func (s *Store) insertNew(ctx context.Context, id store.StreamID, p *position, b
 	return nil
 }
 
-// stagePrefix begins the names of the stream's staging tables.
+// stagePrefix begins the names of the stream's staging tables; writerStage
+// then names the writer's, but for the server's (writer 0), which keep
+// the names they had before agents.
 func stagePrefix(id store.StreamID) string { return tableID(id) + "_stage_" }
+
+func (s *Store) writerStage(id store.StreamID) string {
+	if s.writer == 0 {
+		return stagePrefix(id)
+	}
+	return stagePrefix(id) + "w" + strconv.FormatUint(s.writer, 10) + "_"
+}
 
 // insertStaged stores rows in the stream's table through a staging table
 // of this attempt. On error the staging table may be left.
 func (s *Store) insertStaged(ctx context.Context, id store.StreamID, body []byte) error {
 	var suffix [8]byte
 	rand.Read(suffix[:])
-	stage := s.table(stagePrefix(id) + hex.EncodeToString(suffix[:]))
+	stage := s.table(s.writerStage(id) + hex.EncodeToString(suffix[:]))
 	if err := s.c.exec(ctx, "CREATE TABLE "+stage+" AS "+s.dataTable(id)+" ENGINE = Memory"); err != nil {
 		return err
 	}
@@ -183,7 +211,7 @@ func (s *Store) insertStaged(ctx context.Context, id store.StreamID, body []byte
 		return err
 	}
 	move := "INSERT INTO " + s.dataTable(id) + " SELECT * FROM " + stage
-	if _, err := s.c.doWith(ctx, move, url.Values{"query_id": {commitQueryID(id)}}, nil); err != nil {
+	if _, err := s.c.doWith(ctx, move, url.Values{"query_id": {s.queryID(id)}}, nil); err != nil {
 		return err
 	}
 	return s.c.exec(ctx, "DROP TABLE "+stage)
@@ -206,12 +234,15 @@ func (s *Store) dropStages(ctx context.Context, id store.StreamID) error {
 
 // stages lists the stream's staging tables.
 func (s *Store) stages(ctx context.Context, id store.StreamID) ([]string, error) {
-	prefix := stagePrefix(id)
+	prefix := s.writerStage(id)
 	rows, err := s.c.selectTSV(ctx, "SELECT name FROM system.tables WHERE database = "+literal(s.db)+
 		" AND substring(name, 1, "+literal(uint64(len(prefix)))+") = "+literal(prefix), []query.SQLType{query.SQLString})
-	names := make([]string, len(rows))
-	for i, r := range rows {
-		names[i] = r[0].(string)
+	names := make([]string, 0, len(rows))
+	for _, r := range rows {
+		// The server's prefix also begins agents' names ("…_stage_w").
+		if n := r[0].(string); s.writer != 0 || !strings.HasPrefix(n[len(prefix):], "w") {
+			names = append(names, n)
+		}
 	}
 	return names, err
 }
@@ -220,7 +251,7 @@ func (s *Store) stages(ctx context.Context, id store.StreamID) ([]string, error)
 // table, as indexes into the batch r encodes (which starts at from), once
 // no earlier INSERT of the stream runs on the server.
 func (s *Store) landed(ctx context.Context, id store.StreamID, from, to uint64, r *rows) (map[int]bool, error) {
-	running, err := s.c.selectTSV(ctx, "SELECT count() FROM system.processes WHERE query_id = "+literal(commitQueryID(id)),
+	running, err := s.c.selectTSV(ctx, "SELECT count() FROM system.processes WHERE query_id = "+literal(s.queryID(id)),
 		[]query.SQLType{query.SQLUint})
 	if err != nil {
 		return nil, err
@@ -230,36 +261,38 @@ func (s *Store) landed(ctx context.Context, id store.StreamID, from, to uint64, 
 	}
 	// The records of these positions are those of the batch, so they lie
 	// within its time range, which the table's order narrows down.
+	base := s.base()
 	found, err := s.c.selectTSV(ctx, "SELECT "+seqColumn+" FROM "+s.dataTable(id)+" WHERE "+query.Quote(query.TimeColumn)+
-		" BETWEEN "+literal(r.minEnd)+" AND "+literal(r.maxEnd)+" AND "+seqColumn+" BETWEEN "+literal(from+1)+" AND "+literal(to),
+		" BETWEEN "+literal(r.minEnd)+" AND "+literal(r.maxEnd)+" AND "+seqColumn+" BETWEEN "+literal(base+from+1)+" AND "+literal(base+to),
 		[]query.SQLType{query.SQLUint})
 	if err != nil {
 		return nil, err
 	}
 	landed := make(map[int]bool, len(found))
 	for _, f := range found {
-		landed[int(f[0].(uint64)-1-from)] = true
+		landed[int(f[0].(uint64)-base-1-from)] = true
 	}
 	return landed, nil
 }
 
 // mark raises a mark of the stream to next.
 func (s *Store) mark(ctx context.Context, id store.StreamID, kind, next uint64) error {
-	return s.c.exec(ctx, "INSERT INTO "+s.marksTable(id)+" (kind, next) SELECT "+literal(kind)+", "+literal(next))
+	return s.c.exec(ctx, "INSERT INTO "+s.marksTable(id)+" (kind, next) SELECT "+literal(s.kind(kind))+", "+literal(next))
 }
 
 // marks reads the stream's marks; 0 for one never written.
 func (s *Store) marks(ctx context.Context, id store.StreamID) (committed, pending uint64, err error) {
-	rows, err := s.c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" GROUP BY kind",
+	rows, err := s.c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" WHERE kind IN ("+
+		literal(s.kind(committedMark))+", "+literal(s.kind(pendingMark))+") GROUP BY kind",
 		[]query.SQLType{query.SQLUint, query.SQLUint})
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, r := range rows {
 		switch r[0].(uint64) {
-		case committedMark:
+		case s.kind(committedMark):
 			committed = r[1].(uint64)
-		case pendingMark:
+		case s.kind(pendingMark):
 			pending = r[1].(uint64)
 		}
 	}
