@@ -22,7 +22,7 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 's
 
 // Routes are the console's client-side routes (web/src/router.ts): a
 // browser loading one directly gets index.html.
-var Routes = []string{"/", "/sign-in", "/overview", "/explore", "/records", "/flow-logs", "/gateways", "/exporters", "/log-groups", "/access-keys"}
+var Routes = []string{"/", "/sign-in", "/overview", "/explore", "/records", "/flow-logs", "/gateways", "/exporters", "/agents", "/log-groups", "/access-keys"}
 
 // Console serves the embedded console.
 type Console struct {

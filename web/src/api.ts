@@ -407,3 +407,20 @@ export async function exportRecords(
   const name = /filename="([^"]+)"/.exec(resp.headers.get('Content-Disposition') ?? '')?.[1] ?? `records.${req.format}`
   return { name, blob: await resp.blob() }
 }
+
+// An agent: a data plane on another host, as the operator sees it.
+export interface AgentStatus {
+  name: string
+  access_key_id: string
+  created_at: string
+  last_seen?: string
+  version_applied: number
+  reported_at?: string
+  gateways: number
+  errors: string[]
+}
+
+// listAgents is the operator's; other accounts get 403 Forbidden.
+export async function listAgents(signal?: AbortSignal): Promise<AgentStatus[]> {
+  return (await call<{ agents: AgentStatus[] }>('GET', '/v1/agents', undefined, signal)).agents
+}

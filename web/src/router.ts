@@ -9,6 +9,7 @@ import AccessKeys from './views/AccessKeys.vue'
 import Gateways from './views/Gateways.vue'
 import Records from './views/Records.vue'
 import Exporters from './views/Exporters.vue'
+import Agents from './views/Agents.vue'
 
 // Client routes; the server answers each with index.html (internal/web).
 export const router = createRouter({
@@ -22,6 +23,7 @@ export const router = createRouter({
     { path: '/flow-logs', component: FlowLogs },
     { path: '/gateways', component: Gateways },
     { path: '/exporters', component: Exporters },
+    { path: '/agents', component: Agents },
     { path: '/log-groups', component: LogGroups },
     { path: '/access-keys', component: AccessKeys },
     { path: '/:rest(.*)', redirect: '/overview' },

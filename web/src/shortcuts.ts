@@ -13,6 +13,7 @@ export const pages: [key: string, path: string, name: string][] = [
   ['f', '/flow-logs', 'Flow logs'],
   ['w', '/gateways', 'Gateways'],
   ['x', '/exporters', 'Exporters'],
+  ['a', '/agents', 'Agents'],
   ['l', '/log-groups', 'Log groups'],
   ['k', '/access-keys', 'Access keys'],
 ]
