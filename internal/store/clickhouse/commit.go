@@ -88,7 +88,9 @@ func (s *Store) position(id store.StreamID) *position {
 	return p
 }
 
-func (s *Store) marksTable(id store.StreamID) string { return s.table(tableID(id) + "_marks") }
+func (s *Store) marksTable(id store.StreamID) string { return s.table(marksName(id)) }
+
+func marksName(id store.StreamID) string { return tableID(id) + "_marks" }
 
 // commitQueryID is the query id of every INSERT Commit sends to the
 // stream, from any process.
@@ -189,25 +191,36 @@ func (s *Store) insertStaged(ctx context.Context, id store.StreamID, body []byte
 	return s.c.exec(ctx, "DROP TABLE "+stage)
 }
 
-// dropStages drops the stream's staging tables; once it returns, no
-// request of the attempts they belong to can store anything.
+// dropStages drops the stream's staging tables on every server that is
+// up; once it returns, no request of the attempts they belong to can store
+// anything. (A server that is down lost its requests and, with the Memory
+// engine, its staged rows.)
 func (s *Store) dropStages(ctx context.Context, id store.StreamID) error {
-	names, err := s.stages(ctx, id)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+s.table(n)); err != nil {
+	for _, c := range s.c.each() {
+		names, err := stages(ctx, c, s.db, id)
+		if isDown(err) {
+			continue
+		} else if err != nil {
 			return err
+		}
+		for _, n := range names {
+			if err := c.exec(ctx, "DROP TABLE IF EXISTS "+s.table(n)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
 }
 
-// stages lists the stream's staging tables.
+// stages lists the stream's staging tables on the server talked to.
 func (s *Store) stages(ctx context.Context, id store.StreamID) ([]string, error) {
+	return stages(ctx, s.c, s.db, id)
+}
+
+// stages lists the staging tables of the stream in db on c's server.
+func stages(ctx context.Context, c *client, db string, id store.StreamID) ([]string, error) {
 	prefix := stagePrefix(id)
-	rows, err := s.c.selectTSV(ctx, "SELECT name FROM system.tables WHERE database = "+literal(s.db)+
+	rows, err := c.selectTSV(ctx, "SELECT name FROM system.tables WHERE database = "+literal(db)+
 		" AND substring(name, 1, "+literal(uint64(len(prefix)))+") = "+literal(prefix), []query.SQLType{query.SQLString})
 	names := make([]string, len(rows))
 	for i, r := range rows {
@@ -218,15 +231,14 @@ func (s *Store) stages(ctx context.Context, id store.StreamID) ([]string, error)
 
 // landed returns which of the positions [from, to) are in the stream's
 // table, as indexes into the batch r encodes (which starts at from), once
-// no earlier INSERT of the stream runs on the server.
+// no earlier INSERT of the stream runs on any server and the one talked to
+// holds what the others stored.
 func (s *Store) landed(ctx context.Context, id store.StreamID, from, to uint64, r *rows) (map[int]bool, error) {
-	running, err := s.c.selectTSV(ctx, "SELECT count() FROM system.processes WHERE query_id = "+literal(commitQueryID(id)),
-		[]query.SQLType{query.SQLUint})
-	if err != nil {
+	if err := s.noneRunning(ctx, id); err != nil {
 		return nil, err
 	}
-	if running[0][0].(uint64) > 0 {
-		return nil, errStillRunning
+	if err := s.caughtUp(ctx, tableID(id)); err != nil {
+		return nil, err
 	}
 	// The records of these positions are those of the batch, so they lie
 	// within its time range, which the table's order narrows down.
@@ -243,6 +255,24 @@ func (s *Store) landed(ctx context.Context, id store.StreamID, from, to uint64, 
 	return landed, nil
 }
 
+// noneRunning returns errStillRunning while an INSERT of Commit into the
+// stream's table runs on a server that is up.
+func (s *Store) noneRunning(ctx context.Context, id store.StreamID) error {
+	for _, c := range s.c.each() {
+		running, err := c.selectTSV(ctx, "SELECT count() FROM system.processes WHERE query_id = "+literal(commitQueryID(id)),
+			[]query.SQLType{query.SQLUint})
+		if isDown(err) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if running[0][0].(uint64) > 0 {
+			return errStillRunning
+		}
+	}
+	return nil
+}
+
 // mark raises a mark of the stream to next.
 func (s *Store) mark(ctx context.Context, id store.StreamID, kind, next uint64) error {
 	return s.c.exec(ctx, "INSERT INTO "+s.marksTable(id)+" (kind, next) SELECT "+literal(kind)+", "+literal(next))
@@ -250,6 +280,9 @@ func (s *Store) mark(ctx context.Context, id store.StreamID, kind, next uint64) 
 
 // marks reads the stream's marks; 0 for one never written.
 func (s *Store) marks(ctx context.Context, id store.StreamID) (committed, pending uint64, err error) {
+	if err := s.caughtUp(ctx, marksName(id)); err != nil {
+		return 0, 0, err
+	}
 	rows, err := s.c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" GROUP BY kind",
 		[]query.SQLType{query.SQLUint, query.SQLUint})
 	if err != nil {
@@ -266,12 +299,20 @@ func (s *Store) marks(ctx context.Context, id store.StreamID) (committed, pendin
 	return committed, max(committed, pending), nil
 }
 
-// Committed implements store.Store.
+// Committed implements store.Store. What this Store's Commits have
+// stored is known without a read (there is one committer per stream), so
+// it needs no replica to have caught up.
 func (s *Store) Committed(ctx context.Context, id store.StreamID) (uint64, error) {
 	if err := s.exists(ctx, id); errors.Is(err, store.ErrNoStream) {
 		return 0, nil
 	} else if err != nil {
 		return 0, err
+	}
+	p := s.position(id)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.loaded {
+		return p.next, nil
 	}
 	committed, _, err := s.marks(ctx, id)
 	if err != nil {

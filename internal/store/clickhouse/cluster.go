@@ -1,0 +1,141 @@
+package clickhouse
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"flowlog/internal/store"
+	"flowlog/internal/store/query"
+)
+
+// In cluster mode (Config.Cluster) every table flowlog keeps is created
+// ON CLUSTER as a Replicated*MergeTree of one shard, replicated through
+// ZooKeeper, and each stream's table also gets a Distributed table over
+// its replicas, which queries read. Writes and the reads that Commit
+// decides on go to the local replicated tables of the server the client
+// talks to; when it moves on to another replica (one is down), that one
+// first catches up with the replication log before it is read (caughtUp).
+//
+// Replication is asynchronous (no insert_quorum, which would stop every
+// INSERT while a replica of two is down): a Commit that succeeded is on
+// the replica that took it, and ZooKeeper's log records it at once, so the
+// other replicas fetch it, if need be when that replica is back.
+
+// ddlWait is how long a statement ON CLUSTER waits for every replica to
+// run it; one that is down runs it from the queue in ZooKeeper when back.
+const ddlWait = "5"
+
+// errReplicaBehind makes the caller retry later: the replica talked to
+// has not fetched every part the replication log holds yet.
+var errReplicaBehind = errors.New("the ClickHouse replica has not caught up with the replication log yet")
+
+// onCluster is the ON CLUSTER clause of a DDL statement, or nothing.
+func (s *Store) onCluster() string {
+	if s.cluster == "" {
+		return ""
+	}
+	return " ON CLUSTER " + query.Quote(s.cluster)
+}
+
+// engine is the table engine kind(args…) of the table name, replicated in
+// cluster mode.
+func (s *Store) engine(kind, name string, args ...string) string {
+	if s.cluster != "" {
+		kind = "Replicated" + kind
+		args = append([]string{"'/clickhouse/tables/{shard}/" + s.db + "/" + name + "'", "'{replica}'"}, args...)
+	}
+	return kind + "(" + strings.Join(args, ", ") + ")"
+}
+
+// createTable creates the table name (with columns and ENGINE = engine …)
+// if missing, on every replica.
+func (s *Store) createTable(ctx context.Context, name, columns, engine string) error {
+	return s.ddl(ctx, "CREATE TABLE IF NOT EXISTS "+s.table(name)+s.onCluster()+" "+columns+" ENGINE = "+engine,
+		tableCount(s.db, name)+" = 1")
+}
+
+// dropTable drops the table name if it exists, on every replica.
+func (s *Store) dropTable(ctx context.Context, name string) error {
+	return s.ddl(ctx, "DROP TABLE IF EXISTS "+s.table(name)+s.onCluster(), tableCount(s.db, name)+" = 0")
+}
+
+// tableCount is a query of how many tables named name db has.
+func tableCount(db, name string) string {
+	return "(SELECT count() FROM system.tables WHERE database = " + literal(db) + " AND name = " + literal(name) + ")"
+}
+
+// ddl runs a DDL statement. On a cluster, a replica that is down makes the
+// statement time out; it succeeded for flowlog's purpose when done holds
+// on the server talked to, as writes and reads go there.
+func (s *Store) ddl(ctx context.Context, stmt, done string) error {
+	if s.cluster == "" {
+		return s.c.exec(ctx, stmt)
+	}
+	_, err := s.c.doWith(ctx, "", url.Values{"distributed_ddl_task_timeout": {ddlWait}}, strings.NewReader(stmt))
+	var se *serverError
+	if err == nil || !errors.As(err, &se) || !strings.Contains(string(se.msg), "distributed_ddl_task_timeout") {
+		return err
+	}
+	rows, cerr := s.c.selectTSV(ctx, "SELECT "+done, []query.SQLType{query.SQLUint})
+	if cerr != nil || rows[0][0].(uint64) != 1 {
+		return err
+	}
+	return nil
+}
+
+// readTable is the table queries read of a stream: its Distributed table
+// on a cluster.
+func (s *Store) readTable(id store.StreamID) string {
+	if s.cluster == "" {
+		return s.dataTable(id)
+	}
+	return s.table(tableID(id) + "_all")
+}
+
+// createReadTable creates the Distributed table of a stream on a cluster.
+func (s *Store) createReadTable(ctx context.Context, id store.StreamID) error {
+	if s.cluster == "" {
+		return nil
+	}
+	return s.createTable(ctx, tableID(id)+"_all", "AS "+s.dataTable(id),
+		"Distributed("+query.Quote(s.cluster)+", "+query.Quote(s.db)+", "+query.Quote(tableID(id))+")")
+}
+
+// caughtUp returns errReplicaBehind unless the replica talked to holds
+// every part that the replication log of table records, which holds every
+// INSERT that succeeded on any replica. Without a cluster it returns nil.
+func (s *Store) caughtUp(ctx context.Context, table string) error {
+	if s.cluster == "" {
+		return nil
+	}
+	rows, err := s.c.selectTSV(ctx, "SELECT zookeeper_path, log_pointer, log_max_index, inserts_in_queue, is_readonly FROM system.replicas"+
+		" WHERE database = "+literal(s.db)+" AND table = "+literal(table),
+		[]query.SQLType{query.SQLString, query.SQLUint, query.SQLUint, query.SQLUint, query.SQLUint})
+	if err != nil {
+		return err
+	}
+	if len(rows) != 1 {
+		return fmt.Errorf("table %s is not replicated on this server", table)
+	}
+	path, pointer, maxIndex, inserts, readonly := rows[0][0].(string), rows[0][1].(uint64), rows[0][2].(uint64), rows[0][3].(uint64), rows[0][4].(uint64)
+	if readonly != 0 || inserts != 0 {
+		return errReplicaBehind
+	}
+	if pointer > maxIndex {
+		return nil
+	}
+	// Both are 0 for an empty log and for one whose first entry is not
+	// copied yet: only the log itself tells.
+	entries, err := s.c.selectTSV(ctx, "SELECT count() FROM system.zookeeper WHERE path = "+literal(path+"/log"),
+		[]query.SQLType{query.SQLUint})
+	if err != nil {
+		return err
+	}
+	if pointer == 0 && entries[0][0].(uint64) == 0 {
+		return nil
+	}
+	return errReplicaBehind
+}
