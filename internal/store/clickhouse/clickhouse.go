@@ -263,7 +263,7 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 			return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 		}
 	}
-	if err := s.dropStages(ctx, id); err != nil {
+	if _, err := s.dropStages(ctx, id); err != nil {
 		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 	}
 	return nil

@@ -129,7 +129,12 @@ func (s *Store) caughtUp(ctx context.Context, table string) error {
 	}
 	// Both are 0 for an empty log and for one whose first entry is not
 	// copied yet: only the log itself tells.
-	entries, err := s.c.selectTSV(ctx, "SELECT count() FROM system.zookeeper WHERE path = "+literal(path+"/log"),
+	// system.zookeeper takes only a plain string literal as path; the
+	// path is made of names flowlog checked and the server's macros.
+	if strings.ContainsAny(path, `'\`) {
+		return fmt.Errorf("unexpected replication path %q", path)
+	}
+	entries, err := s.c.selectTSV(ctx, "SELECT count() FROM system.zookeeper WHERE path = '"+path+"/log'",
 		[]query.SQLType{query.SQLUint})
 	if err != nil {
 		return err

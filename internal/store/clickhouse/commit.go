@@ -119,10 +119,11 @@ func (s *Store) commit(ctx context.Context, id store.StreamID, p *position, b st
 		p.loaded, p.next, p.reserved, p.unsure, p.staged = true, committed, pending, pending, true
 	}
 	if p.staged {
-		if err := s.dropStages(ctx, id); err != nil {
+		all, err := s.dropStages(ctx, id)
+		if err != nil {
 			return err
 		}
-		p.staged = false
+		p.staged = !all
 	}
 	if b = b.After(p.next); b.Next() <= p.next {
 		return nil
@@ -194,22 +195,25 @@ func (s *Store) insertStaged(ctx context.Context, id store.StreamID, body []byte
 // dropStages drops the stream's staging tables on every server that is
 // up; once it returns, no request of the attempts they belong to can store
 // anything. (A server that is down lost its requests and, with the Memory
-// engine, its staged rows.)
-func (s *Store) dropStages(ctx context.Context, id store.StreamID) error {
+// engine, its staged rows; all is false then, as its empty staging tables
+// are left to drop when it is back.)
+func (s *Store) dropStages(ctx context.Context, id store.StreamID) (all bool, err error) {
+	all = true
 	for _, c := range s.c.each() {
 		names, err := stages(ctx, c, s.db, id)
 		if isDown(err) {
+			all = false
 			continue
 		} else if err != nil {
-			return err
+			return false, err
 		}
 		for _, n := range names {
 			if err := c.exec(ctx, "DROP TABLE IF EXISTS "+s.table(n)); err != nil {
-				return err
+				return false, err
 			}
 		}
 	}
-	return nil
+	return all, nil
 }
 
 // stages lists the stream's staging tables on the server talked to.

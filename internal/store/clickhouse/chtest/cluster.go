@@ -1,7 +1,9 @@
 package chtest
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -77,7 +79,7 @@ func startZooKeeper(t testing.TB) int {
 	dir := t.TempDir()
 	port := testutil.FreeTCPPort(t)
 	cfg := fmt.Sprintf("tickTime=500\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\n"+
-		"admin.enableServer=false\n4lw.commands.whitelist=ruok\n", filepath.Join(dir, "data"), port)
+		"admin.enableServer=false\n4lw.commands.whitelist=srvr\n", filepath.Join(dir, "data"), port)
 	path := filepath.Join(dir, "zoo.cfg")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -100,7 +102,9 @@ func startZooKeeper(t testing.TB) int {
 	return port
 }
 
-// zooKeeperOK tells whether ZooKeeper answers "ruok" on port.
+// zooKeeperOK tells whether ZooKeeper serves on port: its answer to
+// "srvr" gives its mode once it does (it answers "imok" to "ruok" before,
+// and drops sessions then).
 func zooKeeperOK(port int) bool {
 	conn, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", port), time.Second)
 	if err != nil {
@@ -108,8 +112,7 @@ func zooKeeperOK(port int) bool {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(time.Second))
-	conn.Write([]byte("ruok"))
-	buf := make([]byte, 4)
-	n, _ := conn.Read(buf)
-	return string(buf[:n]) == "imok"
+	conn.Write([]byte("srvr"))
+	out, _ := io.ReadAll(conn)
+	return bytes.Contains(out, []byte("Mode: standalone"))
 }
