@@ -104,15 +104,32 @@ func (s *Store) createReadTable(ctx context.Context, id store.StreamID) error {
 		"Distributed("+query.Quote(s.cluster)+", "+query.Quote(s.db)+", "+query.Quote(tableID(id))+")")
 }
 
+// logNeed is how much of a table's replication log a replica must have
+// fetched before Commit reads what landed: every part whose entry is at
+// most index or was made before at (the server's time, in seconds; for
+// entries the log no longer holds).
+// Both are taken at the first read after what landed became uncertain
+// (a Store's start, an INSERT without answer), and kept until the next
+// time: parts logged later are of INSERTs that this Store saw succeed,
+// which stored only positions it no longer reads. So a replica that lacks
+// those, as their replica went down, is read without waiting for it.
+type logNeed struct {
+	set   bool
+	empty bool // the log had no entry
+	index uint64
+	at    uint64
+}
+
 // caughtUp returns errReplicaBehind unless the replica talked to holds
-// every part that the replication log of table records, which holds every
-// INSERT that succeeded on any replica. Without a cluster it returns nil.
-func (s *Store) caughtUp(ctx context.Context, table string) error {
+// every part of table that need asks for; an unset need is set to the
+// whole replication log as it is now, which holds every INSERT that
+// succeeded on any replica. Without a cluster it returns nil.
+func (s *Store) caughtUp(ctx context.Context, table string, need *logNeed) error {
 	if s.cluster == "" {
 		return nil
 	}
-	rows, err := s.c.selectTSV(ctx, "SELECT zookeeper_path, log_pointer, log_max_index, inserts_in_queue, is_readonly FROM system.replicas"+
-		" WHERE database = "+literal(s.db)+" AND table = "+literal(table),
+	rows, err := s.c.selectTSV(ctx, "SELECT zookeeper_path, log_pointer, log_max_index, is_readonly, toUInt64(toUnixTimestamp(now()))"+
+		" FROM system.replicas WHERE database = "+literal(s.db)+" AND table = "+literal(table),
 		[]query.SQLType{query.SQLString, query.SQLUint, query.SQLUint, query.SQLUint, query.SQLUint})
 	if err != nil {
 		return err
@@ -120,27 +137,59 @@ func (s *Store) caughtUp(ctx context.Context, table string) error {
 	if len(rows) != 1 {
 		return fmt.Errorf("table %s is not replicated on this server", table)
 	}
-	path, pointer, maxIndex, inserts, readonly := rows[0][0].(string), rows[0][1].(uint64), rows[0][2].(uint64), rows[0][3].(uint64), rows[0][4].(uint64)
-	if readonly != 0 || inserts != 0 {
+	path, pointer, maxIndex, readonly, now := rows[0][0].(string), rows[0][1].(uint64), rows[0][2].(uint64), rows[0][3].(uint64), rows[0][4].(uint64)
+	if readonly != 0 {
 		return errReplicaBehind
 	}
-	if pointer > maxIndex {
-		return nil
-	}
-	// Both are 0 for an empty log and for one whose first entry is not
-	// copied yet: only the log itself tells.
-	// system.zookeeper takes only a plain string literal as path; the
-	// path is made of names flowlog checked and the server's macros.
-	if strings.ContainsAny(path, `'\`) {
-		return fmt.Errorf("unexpected replication path %q", path)
-	}
-	entries, err := s.c.selectTSV(ctx, "SELECT count() FROM system.zookeeper WHERE path = '"+path+"/log'",
-		[]query.SQLType{query.SQLUint})
+	log, err := zooKeeperLog(path)
 	if err != nil {
 		return err
 	}
-	if pointer == 0 && entries[0][0].(uint64) == 0 {
-		return nil
+	if !need.set {
+		empty, err := s.emptyLog(ctx, log, maxIndex)
+		if err != nil {
+			return err
+		}
+		*need = logNeed{set: true, empty: empty, index: maxIndex, at: now}
 	}
-	return errReplicaBehind
+	if !need.empty && pointer <= need.index {
+		return errReplicaBehind
+	}
+	// A log entry that fetches a part reads "get", then the part's name.
+	missing, err := s.c.selectTSV(ctx, "SELECT count() FROM system.replication_queue WHERE database = "+literal(s.db)+
+		" AND table = "+literal(table)+" AND type = 'GET_PART' AND (toUnixTimestamp(create_time) < "+literal(need.at)+
+		" OR new_part_name IN (SELECT extract(value, 'get\\n([^\\n]+)') FROM system.zookeeper WHERE path = "+log+
+		fmt.Sprintf(" AND name <= 'log-%010d'))", need.index), []query.SQLType{query.SQLUint})
+	if err != nil {
+		return err
+	}
+	if missing[0][0].(uint64) > 0 {
+		return errReplicaBehind
+	}
+	return nil
+}
+
+// zooKeeperLog is the path of the replication log of the table whose
+// path in ZooKeeper is path, as a literal. system.zookeeper takes only a
+// plain string literal; the path is made of names flowlog checked and the
+// server's macros.
+func zooKeeperLog(path string) (string, error) {
+	if strings.ContainsAny(path, `'\`) {
+		return "", fmt.Errorf("unexpected replication path %q", path)
+	}
+	return "'" + path + "/log'", nil
+}
+
+// emptyLog tells whether the replication log (a zooKeeperLog) has no
+// entry, which its highest index (0 then, as with one entry) does not say.
+func (s *Store) emptyLog(ctx context.Context, log string, maxIndex uint64) (bool, error) {
+	if maxIndex > 0 {
+		return false, nil
+	}
+	entries, err := s.c.selectTSV(ctx, "SELECT count() FROM system.zookeeper WHERE path = "+log,
+		[]query.SQLType{query.SQLUint})
+	if err != nil {
+		return false, err
+	}
+	return entries[0][0].(uint64) == 0, nil
 }

@@ -71,10 +71,11 @@ var errStillRunning = errors.New("an earlier INSERT of this stream is still runn
 type position struct {
 	mu       sync.Mutex
 	loaded   bool
-	next     uint64 // committed: positions before it are stored
-	reserved uint64 // pending, as last written
-	unsure   uint64 // positions in [next, unsure) may have landed unseen
-	staged   bool   // staging tables of failed attempts may be left
+	next     uint64  // committed: positions before it are stored
+	reserved uint64  // pending, as last written
+	unsure   uint64  // positions in [next, unsure) may have landed unseen
+	need     logNeed // what a replica must hold to read what landed (cluster.go)
+	staged   bool    // staging tables of failed attempts may be left
 }
 
 func (s *Store) position(id store.StreamID) *position {
@@ -134,7 +135,7 @@ func (s *Store) commit(ctx context.Context, id store.StreamID, p *position, b st
 		}
 	}
 	if err := s.mark(ctx, id, committedMark, b.Next()); err != nil {
-		p.unsure = max(p.unsure, b.Next())
+		p.unsure, p.need = max(p.unsure, b.Next()), logNeed{}
 		return err
 	}
 	p.next = b.Next()
@@ -146,7 +147,7 @@ func (s *Store) insertNew(ctx context.Context, id store.StreamID, p *position, b
 	r := encode(b.Records, b.First+1)
 	body := r.buf
 	if b.First < p.unsure {
-		landed, err := s.landed(ctx, id, b.First, min(b.Next(), p.unsure), r)
+		landed, err := s.landed(ctx, id, p, b.First, min(b.Next(), p.unsure), r)
 		if err != nil {
 			return err
 		}
@@ -163,7 +164,7 @@ func (s *Store) insertNew(ctx context.Context, id store.StreamID, p *position, b
 	}
 	p.staged = true
 	if err := s.insertStaged(ctx, id, body); err != nil {
-		p.unsure = max(p.unsure, b.Next())
+		p.unsure, p.need = max(p.unsure, b.Next()), logNeed{}
 		return err
 	}
 	p.staged = false
@@ -237,11 +238,11 @@ func stages(ctx context.Context, c *client, db string, id store.StreamID) ([]str
 // table, as indexes into the batch r encodes (which starts at from), once
 // no earlier INSERT of the stream runs on any server and the one talked to
 // holds what the others stored.
-func (s *Store) landed(ctx context.Context, id store.StreamID, from, to uint64, r *rows) (map[int]bool, error) {
+func (s *Store) landed(ctx context.Context, id store.StreamID, p *position, from, to uint64, r *rows) (map[int]bool, error) {
 	if err := s.noneRunning(ctx, id); err != nil {
 		return nil, err
 	}
-	if err := s.caughtUp(ctx, tableID(id)); err != nil {
+	if err := s.caughtUp(ctx, tableID(id), &p.need); err != nil {
 		return nil, err
 	}
 	// The records of these positions are those of the batch, so they lie
@@ -284,7 +285,7 @@ func (s *Store) mark(ctx context.Context, id store.StreamID, kind, next uint64) 
 
 // marks reads the stream's marks; 0 for one never written.
 func (s *Store) marks(ctx context.Context, id store.StreamID) (committed, pending uint64, err error) {
-	if err := s.caughtUp(ctx, marksName(id)); err != nil {
+	if err := s.caughtUp(ctx, marksName(id), &logNeed{}); err != nil {
 		return 0, 0, err
 	}
 	rows, err := s.c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" GROUP BY kind",
