@@ -102,10 +102,10 @@ func TestClusterReplicaLoss(t *testing.T) {
 	commitUntil(t, s, id, recs, 2*size, len(recs), nil)
 	<-done
 
-	wantOnce(t, s, id, recs)
 	for _, u := range c.URLs {
 		wantReplicaOnce(t, u, "flowlog_cluster", id, len(recs))
 	}
+	wantOnce(t, s, id, recs) // through the Distributed table, once caught up
 }
 
 // commitUntil commits recs from Committed on in batches of size until
