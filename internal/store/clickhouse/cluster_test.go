@@ -179,3 +179,48 @@ func wantReplicaOnce(t *testing.T, url, db string, id store.StreamID, n int) {
 		t.Errorf("%s: rows, distinct positions, first, last = %v; want %v", url, got[0], want)
 	}
 }
+
+// TestClusterExpire checks that retention, run through one replica, drops
+// the old days on both.
+func TestClusterExpire(t *testing.T) {
+	ctx := context.Background()
+	c := chtest.StartCluster(t)
+	s := newClusterStore(t, c.URLs, "flowlog_expire")
+	id := store.StreamID{Account: "acct", Stream: "kept-3-days"}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id, RetentionDays: 3}); err != nil {
+		t.Fatal(err)
+	}
+	recs := storetest.Records(2000, 3*time.Hour, 7) // two days
+	if err := s.Commit(ctx, id, store.Batch{First: 0, Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range c.URLs {
+		wantReplicaOnce(t, u, "flowlog_expire", id, len(recs))
+	}
+	// Three days after the first: only the second is kept.
+	if err := s.Expire(ctx, storetest.Base.Add(3*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	kept := 0
+	for _, r := range recs {
+		if store.Day(r.End) > store.Day(storetest.Base.UnixMilli()) {
+			kept++
+		}
+	}
+	if kept == 0 || kept == len(recs) {
+		t.Fatalf("%d of %d records on the second day: the test does not test", kept, len(recs))
+	}
+	q := "SELECT count() FROM flowlog_expire." + query.Quote(tableID(id))
+	for _, u := range c.URLs {
+		cl := newClient(u, nil, "", "", 0)
+		var got [][]any
+		for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+			if got, _ = cl.selectTSV(ctx, q, []query.SQLType{query.SQLUint}); got != nil && got[0][0].(uint64) == uint64(kept) {
+				break
+			}
+		}
+		if got == nil || got[0][0].(uint64) != uint64(kept) {
+			t.Errorf("%s: %v rows after expiry, want %d", u, got, kept)
+		}
+	}
+}
