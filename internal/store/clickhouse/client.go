@@ -45,11 +45,27 @@ func newClient(urls string, settings url.Values, user, password string, timeout 
 func (c *client) each() []*client {
 	out := make([]*client, len(c.bases))
 	for i, b := range c.bases {
-		one := *c
-		one.bases, one.cur = []string{b}, &atomic.Int32{}
-		out[i] = &one
+		out[i] = c.only(b)
 	}
 	return out
+}
+
+// pinned returns a client of the server talked to, which does not move
+// on, for reads that must all be answered by one replica; done(err) moves
+// c on when that server was found down.
+func (c *client) pinned() (one *client, done func(error)) {
+	n := c.cur.Load()
+	return c.only(c.bases[n]), func(err error) {
+		if isDown(err) {
+			c.cur.CompareAndSwap(n, (n+1)%int32(len(c.bases)))
+		}
+	}
+}
+
+func (c *client) only(base string) *client {
+	one := *c
+	one.bases, one.cur = []string{base}, &atomic.Int32{}
+	return &one
 }
 
 func (c *client) url(base, q string, params url.Values) string {

@@ -120,15 +120,16 @@ type logNeed struct {
 	at    uint64
 }
 
-// caughtUp returns errReplicaBehind unless the replica talked to holds
+// caughtUp returns errReplicaBehind unless the replica c talks to holds
 // every part of table that need asks for; an unset need is set to the
 // whole replication log as it is now, which holds every INSERT that
-// succeeded on any replica. Without a cluster it returns nil.
-func (s *Store) caughtUp(ctx context.Context, table string, need *logNeed) error {
+// succeeded on any replica. Without a cluster it returns nil. The caller
+// reads on c, which does not move on to another replica.
+func (s *Store) caughtUp(ctx context.Context, c *client, table string, need *logNeed) error {
 	if s.cluster == "" {
 		return nil
 	}
-	rows, err := s.c.selectTSV(ctx, "SELECT zookeeper_path, log_pointer, log_max_index, is_readonly, toUInt64(toUnixTimestamp(now()))"+
+	rows, err := c.selectTSV(ctx, "SELECT zookeeper_path, log_pointer, log_max_index, is_readonly, toUInt64(toUnixTimestamp(now()))"+
 		" FROM system.replicas WHERE database = "+literal(s.db)+" AND table = "+literal(table),
 		[]query.SQLType{query.SQLString, query.SQLUint, query.SQLUint, query.SQLUint, query.SQLUint})
 	if err != nil {
@@ -146,7 +147,7 @@ func (s *Store) caughtUp(ctx context.Context, table string, need *logNeed) error
 		return err
 	}
 	if !need.set {
-		empty, err := s.emptyLog(ctx, log, maxIndex)
+		empty, err := emptyLog(ctx, c, log, maxIndex)
 		if err != nil {
 			return err
 		}
@@ -156,7 +157,7 @@ func (s *Store) caughtUp(ctx context.Context, table string, need *logNeed) error
 		return errReplicaBehind
 	}
 	// A log entry that fetches a part reads "get", then the part's name.
-	missing, err := s.c.selectTSV(ctx, "SELECT count() FROM system.replication_queue WHERE database = "+literal(s.db)+
+	missing, err := c.selectTSV(ctx, "SELECT count() FROM system.replication_queue WHERE database = "+literal(s.db)+
 		" AND table = "+literal(table)+" AND type = 'GET_PART' AND (toUnixTimestamp(create_time) < "+literal(need.at)+
 		" OR new_part_name IN (SELECT extract(value, 'get\\n([^\\n]+)') FROM system.zookeeper WHERE path = "+log+
 		fmt.Sprintf(" AND name <= 'log-%010d'))", need.index), []query.SQLType{query.SQLUint})
@@ -182,11 +183,11 @@ func zooKeeperLog(path string) (string, error) {
 
 // emptyLog tells whether the replication log (a zooKeeperLog) has no
 // entry, which its highest index (0 then, as with one entry) does not say.
-func (s *Store) emptyLog(ctx context.Context, log string, maxIndex uint64) (bool, error) {
+func emptyLog(ctx context.Context, c *client, log string, maxIndex uint64) (bool, error) {
 	if maxIndex > 0 {
 		return false, nil
 	}
-	entries, err := s.c.selectTSV(ctx, "SELECT count() FROM system.zookeeper WHERE path = "+log,
+	entries, err := c.selectTSV(ctx, "SELECT count() FROM system.zookeeper WHERE path = "+log,
 		[]query.SQLType{query.SQLUint})
 	if err != nil {
 		return false, err

@@ -242,15 +242,17 @@ func (s *Store) landed(ctx context.Context, id store.StreamID, p *position, from
 	if err := s.noneRunning(ctx, id); err != nil {
 		return nil, err
 	}
-	if err := s.caughtUp(ctx, tableID(id), &p.need); err != nil {
-		return nil, err
+	c, done := s.c.pinned()
+	var found [][]any
+	err := s.caughtUp(ctx, c, tableID(id), &p.need)
+	if err == nil {
+		// The records of these positions are those of the batch, so they
+		// lie within its time range, which the table's order narrows down.
+		found, err = c.selectTSV(ctx, "SELECT "+seqColumn+" FROM "+s.dataTable(id)+" WHERE "+query.Quote(query.TimeColumn)+
+			" BETWEEN "+literal(r.minEnd)+" AND "+literal(r.maxEnd)+" AND "+seqColumn+" BETWEEN "+literal(from+1)+" AND "+literal(to),
+			[]query.SQLType{query.SQLUint})
 	}
-	// The records of these positions are those of the batch, so they lie
-	// within its time range, which the table's order narrows down.
-	found, err := s.c.selectTSV(ctx, "SELECT "+seqColumn+" FROM "+s.dataTable(id)+" WHERE "+query.Quote(query.TimeColumn)+
-		" BETWEEN "+literal(r.minEnd)+" AND "+literal(r.maxEnd)+" AND "+seqColumn+" BETWEEN "+literal(from+1)+" AND "+literal(to),
-		[]query.SQLType{query.SQLUint})
-	if err != nil {
+	if done(err); err != nil {
 		return nil, err
 	}
 	landed := make(map[int]bool, len(found))
@@ -285,12 +287,14 @@ func (s *Store) mark(ctx context.Context, id store.StreamID, kind, next uint64) 
 
 // marks reads the stream's marks; 0 for one never written.
 func (s *Store) marks(ctx context.Context, id store.StreamID) (committed, pending uint64, err error) {
-	if err := s.caughtUp(ctx, marksName(id), &logNeed{}); err != nil {
-		return 0, 0, err
+	c, done := s.c.pinned()
+	var rows [][]any
+	err = s.caughtUp(ctx, c, marksName(id), &logNeed{})
+	if err == nil {
+		rows, err = c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" GROUP BY kind",
+			[]query.SQLType{query.SQLUint, query.SQLUint})
 	}
-	rows, err := s.c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" GROUP BY kind",
-		[]query.SQLType{query.SQLUint, query.SQLUint})
-	if err != nil {
+	if done(err); err != nil {
 		return 0, 0, err
 	}
 	for _, r := range rows {
