@@ -84,6 +84,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 			retention_days UInt32, created Int64, deleted UInt8, version UInt64)`,
 			s.engine("ReplacingMergeTree", "streams", "version")+" ORDER BY (account, stream)")
 	}
+	if err == nil {
+		err = s.checkReplicated(ctx)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse store: init: %w", err)
 	}

@@ -86,6 +86,24 @@ func (s *Store) ddl(ctx context.Context, stmt, done string) error {
 	return nil
 }
 
+// checkReplicated fails on a cluster whose database flowlog made on one
+// server: its tables stay as they are (there is no conversion), and
+// Commit's reads would not be exact on them.
+func (s *Store) checkReplicated(ctx context.Context) error {
+	if s.cluster == "" {
+		return nil
+	}
+	rows, err := s.c.selectTSV(ctx, "SELECT engine FROM system.tables WHERE database = "+literal(s.db)+" AND name = 'streams'",
+		[]query.SQLType{query.SQLString})
+	if err != nil {
+		return err
+	}
+	if len(rows) != 1 || !strings.HasPrefix(rows[0][0].(string), "Replicated") {
+		return fmt.Errorf("database %s was made without a cluster; use a new database for cluster %s", s.db, s.cluster)
+	}
+	return nil
+}
+
 // readTable is the table queries read of a stream: its Distributed table
 // on a cluster.
 func (s *Store) readTable(id store.StreamID) string {

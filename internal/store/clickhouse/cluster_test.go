@@ -224,3 +224,16 @@ func TestClusterExpire(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterRefusesSingleDatabase checks that a database made on one
+// server is not taken for a replicated one.
+func TestClusterRefusesSingleDatabase(t *testing.T) {
+	c := chtest.StartCluster(t)
+	if _, err := New(context.Background(), Config{URL: c.URLs[0], Database: "flowlog_single"}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := New(context.Background(), Config{URL: c.URLs[0], Database: "flowlog_single", Cluster: chtest.ClusterName})
+	if err == nil || !strings.Contains(err.Error(), "database flowlog_single was made without a cluster") {
+		t.Errorf("cluster mode on a database of one server: %v", err)
+	}
+}
