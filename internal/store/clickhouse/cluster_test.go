@@ -237,3 +237,27 @@ func TestClusterRefusesSingleDatabase(t *testing.T) {
 		t.Errorf("cluster mode on a database of one server: %v", err)
 	}
 }
+
+// TestClusterCreateWhileReplicaDown makes a stream and commits to it while
+// the second replica is down; back, it gets the stream's tables from the
+// queue of statements ON CLUSTER, then its records.
+func TestClusterCreateWhileReplicaDown(t *testing.T) {
+	ctx := context.Background()
+	c := chtest.StartCluster(t)
+	s := newClusterStore(t, c.URLs, "flowlog_down")
+	c.Kill(1)
+	id := store.StreamID{Account: "acct", Stream: "made-while-down"}
+	start := time.Now()
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id}); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("CreateStream with a replica down: %v", time.Since(start).Round(time.Millisecond))
+	recs := storetest.Records(3000, 3*time.Hour, 9)
+	if err := s.Commit(ctx, id, store.Batch{First: 0, Records: recs}); err != nil {
+		t.Fatal(err)
+	}
+	c.Start(t, 1)
+	for _, u := range c.URLs {
+		wantReplicaOnce(t, u, "flowlog_down", id, len(recs))
+	}
+}
