@@ -7,7 +7,8 @@ export PATH="$PATH:/usr/local/go/bin"
 cd "$(dirname "$0")/.."
 
 peers=(tshark nfdump softflowd pmacct tcpreplay clickhouse-server iproute2 iputils-ping jq
-       netcat-openbsd tcpdump curl gcc chromium)
+       netcat-openbsd tcpdump curl gcc chromium
+       zookeeper default-jre-headless) # ZooKeeper of the ClickHouse cluster tests
 # Node.js from Debian (18, with npm 9) unless the machine has one already,
 # e.g. NodeSource's 20, whose package bundles npm: installing Debian's npm
 # beside it would replace it.

@@ -25,13 +25,14 @@ const (
 )
 
 // StoreSyntax is what a store setting may be, for error messages.
-const StoreSyntax = "duckdb or clickhouse://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE]"
+const StoreSyntax = "duckdb or clickhouse://[USER[:PASSWORD]@]HOST[:PORT][,HOST[:PORT]…][/DATABASE][?cluster=NAME]"
 
 // Store is a parsed store setting (--store, store:, FLOWLOG_STORE).
 type Store struct {
 	Kind     string // StoreDuckDB or StoreClickHouse
-	Addr     string // HOST:PORT of ClickHouse's HTTP interface
+	Addr     string // HOST:PORT of ClickHouse's HTTP interface; in a cluster, one per replica, comma-separated
 	Database string
+	Cluster  string // the cluster of remote_servers whose tables are replicated; "" for one server
 	User     string
 	Password string
 }
@@ -54,6 +55,7 @@ func ParseStore(s string) (Store, error) {
 	if scheme != StoreClickHouse {
 		return fail("unknown scheme %q", scheme)
 	}
+	s, hosts := oneHost(s)
 	u, err := url.Parse(s)
 	if err != nil {
 		// The reason is taken from the URL without its password, since
@@ -72,24 +74,28 @@ func ParseStore(s string) (Store, error) {
 		return fail("not a valid URL (percent-encode any : / ? # @ %% in the user or password)")
 	}
 	st := Store{Kind: StoreClickHouse, Database: DefaultClickHouseDatabase}
-	host, port := u.Hostname(), u.Port()
-	if host == "" {
-		return fail("no host")
+	if hosts == "" {
+		hosts = u.Host
 	}
-	if port == "" {
-		port = DefaultClickHousePort
-	} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-		return fail("port %q is not a number from 1 to 65535", port)
+	addrs, err := parseHosts(hosts)
+	if err != nil {
+		return fail("%v", err)
 	}
-	st.Addr = net.JoinHostPort(host, port)
+	st.Addr = strings.Join(addrs, ",")
 	if db := strings.Trim(u.Path, "/"); db != "" {
 		if !databaseName.MatchString(db) {
 			return fail("database %q is not a name of letters, digits and _", db)
 		}
 		st.Database = db
 	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fail("no ?options or #fragment are understood")
+	if u.Fragment != "" {
+		return fail("no #fragment is understood")
+	}
+	if st.Cluster, err = parseOptions(u.RawQuery); err != nil {
+		return fail("%v", err)
+	}
+	if len(addrs) > 1 && st.Cluster == "" {
+		return fail("several hosts are the replicas of a cluster: add ?cluster=NAME")
 	}
 	if u.User != nil {
 		st.User = u.User.Username()
@@ -101,6 +107,61 @@ func ParseStore(s string) (Store, error) {
 	return st, nil
 }
 
+// oneHost replaces a list of several hosts in a store URL by one, which
+// url.Parse can read, and returns the list.
+func oneHost(s string) (string, string) {
+	scheme, rest, _ := strings.Cut(s, "://")
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	start := strings.LastIndex(rest[:end], "@") + 1
+	if !strings.Contains(rest[start:end], ",") {
+		return s, ""
+	}
+	return scheme + "://" + rest[:start] + "hosts" + rest[end:], rest[start:end]
+}
+
+// parseHosts reads the comma-separated HOST[:PORT] list of a store URL.
+func parseHosts(list string) ([]string, error) {
+	var addrs []string
+	for h := range strings.SplitSeq(list, ",") {
+		u := url.URL{Host: h}
+		host, port := u.Hostname(), u.Port()
+		if host == "" {
+			return nil, errors.New("no host")
+		}
+		if port == "" {
+			port = DefaultClickHousePort
+		} else if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("port %q is not a number from 1 to 65535", port)
+		}
+		addrs = append(addrs, net.JoinHostPort(host, port))
+	}
+	return addrs, nil
+}
+
+// parseOptions reads the ?options of a store URL: only cluster=NAME.
+func parseOptions(raw string) (cluster string, err error) {
+	opts, err := url.ParseQuery(raw)
+	if err != nil {
+		return "", fmt.Errorf("options %q: %v", raw, err)
+	}
+	for k, v := range opts {
+		switch {
+		case k != "cluster":
+			return "", fmt.Errorf("option %q is not understood (the only option is cluster=NAME)", k)
+		case len(v) != 1 || !databaseName.MatchString(v[0]):
+			return "", fmt.Errorf("cluster %q is not one name of letters, digits and _", strings.Join(v, ","))
+		}
+		cluster = v[0]
+	}
+	return cluster, nil
+}
+
+// Addrs returns the HOST:PORT of each server of a ClickHouse store.
+func (s Store) Addrs() []string { return strings.Split(s.Addr, ",") }
+
 // String is the setting without its password: for logs, errors and the
 // data dir.
 func (s Store) String() string {
@@ -108,6 +169,9 @@ func (s Store) String() string {
 		return StoreDuckDB
 	}
 	u := url.URL{Scheme: StoreClickHouse, Host: s.Addr, Path: "/" + s.Database}
+	if s.Cluster != "" {
+		u.RawQuery = "cluster=" + s.Cluster
+	}
 	if s.User != "" {
 		u.User = url.User(s.User)
 	}

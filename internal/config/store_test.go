@@ -17,6 +17,9 @@ func TestParseStore(t *testing.T) {
 			User: "flow"},
 		"clickhouse://flow:p%40ss%2Fw:rd@ch1:8123/db": {Kind: StoreClickHouse, Addr: "ch1:8123", Database: "db",
 			User: "flow", Password: "p@ss/w:rd"},
+		"clickhouse://ch1?cluster=c1": {Kind: StoreClickHouse, Addr: "ch1:8123", Database: "flowlog", Cluster: "c1"},
+		"clickhouse://ch1,ch2:9000,[::1]/x?cluster=logs": {Kind: StoreClickHouse, Addr: "ch1:8123,ch2:9000,[::1]:8123",
+			Database: "x", Cluster: "logs"},
 	} {
 		got, err := ParseStore(in)
 		if err != nil || got != want {
@@ -39,13 +42,18 @@ func TestStoreErrors(t *testing.T) {
 		"clickhouse://ch1:http/db":                 `invalid port ":http"`,
 		"clickhouse://ch1/a/b":                     `database "a/b" is not a name`,
 		"clickhouse://ch1/fl-ow":                   `database "fl-ow"`,
-		"clickhouse://ch1/db?secure=1":             "no ?options",
+		"clickhouse://ch1/db?secure=1":             `option "secure" is not understood (the only option is cluster=NAME)`,
+		"clickhouse://ch1/db?cluster=a&cluster=b":  `cluster "a,b" is not one name`,
+		"clickhouse://ch1/db?cluster=a-b":          `cluster "a-b"`,
+		"clickhouse://ch1,ch2/db":                  "add ?cluster=NAME",
+		"clickhouse://ch1,/db?cluster=c":           "no host",
+		"clickhouse://ch1:0,ch2/db?cluster=c":      `port "0"`,
 		"clickhouse://:" + secret + "@ch1/db":      "a password without a user",
 		"clickhouse://u:" + secret + "@ch1:x/db":   `invalid port ":x"`,
 		"clickhouse://u:" + secret + "/x@ch1/db":   "percent-encode",
 		"clickhouse://u:12#" + secret + "@ch1/db":  "percent-encode",
 		"clickhouse://u:" + secret + "%zz@ch1/db":  "percent-encode",
-		"clickhouse://u:" + secret + "@ch1/d?b#@x": "no ?options",
+		"clickhouse://u:" + secret + "@ch1/d?b#@x": "no #fragment",
 	} {
 		_, err := ParseStore(in)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), StoreSyntax) {
@@ -60,9 +68,10 @@ func TestStoreErrors(t *testing.T) {
 
 func TestStoreString(t *testing.T) {
 	for in, want := range map[string]string{
-		"":                                  "duckdb",
-		"clickhouse://ch1":                  "clickhouse://ch1:8123/flowlog",
-		"clickhouse://flow:secret@ch1:9/db": "clickhouse://flow@ch1:9/db",
+		"":                                    "duckdb",
+		"clickhouse://ch1":                    "clickhouse://ch1:8123/flowlog",
+		"clickhouse://flow:secret@ch1:9/db":   "clickhouse://flow@ch1:9/db",
+		"clickhouse://ch1,ch2:9/db?cluster=c": "clickhouse://ch1:8123,ch2:9/db?cluster=c",
 	} {
 		st, err := ParseStore(in)
 		if err != nil || st.String() != want {

@@ -17,12 +17,27 @@ func Peer(t testing.TB, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("FLOWLOG_REQUIRE_PEERS") == "1" {
-			t.Fatalf("peer %s is required (FLOWLOG_REQUIRE_PEERS=1) but not installed", name)
-		}
-		t.Skipf("peer %s not installed", name)
+		missingPeer(t, name)
 	}
 	return p
+}
+
+// PeerFile returns path, a file of a peer that is not a command on PATH
+// (a jar), or skips or fails as Peer does when it is missing.
+func PeerFile(t testing.TB, name, path string) string {
+	t.Helper()
+	if _, err := os.Stat(path); err != nil {
+		missingPeer(t, name+" ("+path+")")
+	}
+	return path
+}
+
+func missingPeer(t testing.TB, name string) {
+	t.Helper()
+	if os.Getenv("FLOWLOG_REQUIRE_PEERS") == "1" {
+		t.Fatalf("peer %s is required (FLOWLOG_REQUIRE_PEERS=1) but not installed", name)
+	}
+	t.Skipf("peer %s not installed", name)
 }
 
 // Root skips the test unless it runs as root (network namespaces, AF_PACKET),

@@ -49,8 +49,8 @@ func New(ctx context.Context, cfg Config) (store.Store, error) {
 	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 	defer cancel()
 	st := cfg.Store
-	s, err := clickhouse.New(ctx, clickhouse.Config{URL: "http://" + st.Addr, Database: st.Database,
-		User: st.User, Password: st.Password, Writer: cfg.Writer})
+	s, err := clickhouse.New(ctx, clickhouse.Config{URL: "http://" + strings.Join(st.Addrs(), ",http://"), Database: st.Database,
+		Cluster: st.Cluster, User: st.User, Password: st.Password, Writer: cfg.Writer})
 	if err == nil {
 		return s, nil
 	}

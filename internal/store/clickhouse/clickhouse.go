@@ -20,7 +20,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -36,8 +36,9 @@ import (
 
 // Config configures the connection.
 type Config struct {
-	URL      string // HTTP interface, e.g. http://127.0.0.1:8123
+	URL      string // HTTP interface, e.g. http://127.0.0.1:8123; on a cluster, one per replica, comma-separated
 	Database string // default "flowlog"
+	Cluster  string // the cluster (of remote_servers) to replicate the tables on; "" for one server (cluster.go)
 	User     string
 	Password string
 	Timeout  time.Duration // per request; default 60s
@@ -51,6 +52,7 @@ type Config struct {
 type Store struct {
 	c         *client
 	db        string
+	cluster   string
 	hasTTL    bool // server ≥ 19.6
 	mu        sync.Mutex
 	streams   map[store.StreamID]bool      // known to exist
@@ -75,8 +77,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		cfg.Timeout = 60 * time.Second
 	}
 	s := &Store{
-		c:         &client{base: strings.TrimRight(cfg.URL, "/"), user: cfg.User, password: cfg.Password, http: &http.Client{Timeout: cfg.Timeout}},
+		c:         newClient(cfg.URL, clusterSettings(cfg.Cluster), cfg.User, cfg.Password, cfg.Timeout),
 		db:        cfg.Database,
+		cluster:   cfg.Cluster,
 		streams:   map[store.StreamID]bool{},
 		positions: map[store.StreamID]*position{},
 		rolled:    map[store.StreamID]bool{},
@@ -87,18 +90,32 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("clickhouse store: %w", err)
 	}
 	s.hasTTL = versionAtLeast(rows[0][0].(string), 19, 6)
-	for _, q := range []string{
-		"CREATE DATABASE IF NOT EXISTS " + query.Quote(s.db),
+	err = s.ddl(ctx, "CREATE DATABASE IF NOT EXISTS "+query.Quote(s.db)+s.onCluster(),
+		"(SELECT count() FROM system.databases WHERE name = "+literal(s.db)+") = 1")
+	if err == nil {
 		// The catalog: the latest version of each stream row wins.
-		"CREATE TABLE IF NOT EXISTS " + s.table("streams") + ` (account String, stream String, log_group String,
-			retention_days UInt32, created Int64, deleted UInt8, version UInt64)
-			ENGINE = ReplacingMergeTree(version) ORDER BY (account, stream)`,
-	} {
-		if err := s.c.exec(ctx, q); err != nil {
-			return nil, fmt.Errorf("clickhouse store: init: %w", err)
-		}
+		err = s.createTable(ctx, "streams", `(account String, stream String, log_group String,
+			retention_days UInt32, created Int64, deleted UInt8, version UInt64)`,
+			s.engine("ReplacingMergeTree", "streams", "version")+" ORDER BY (account, stream)")
+	}
+	if err == nil {
+		err = s.checkReplicated(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: init: %w", err)
 	}
 	return s, nil
+}
+
+// clusterSettings are the settings of every request on a cluster: no
+// deduplication of repeated INSERT blocks by the replicated tables, so
+// that Append stores what it is given as on one server, and Commit keeps
+// its own exact account of positions.
+func clusterSettings(cluster string) url.Values {
+	if cluster == "" {
+		return nil
+	}
+	return url.Values{"insert_deduplicate": {"0"}}
 }
 
 // versionAtLeast compares a "major.minor.…" version string.
@@ -154,19 +171,21 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 	for i, c := range query.Columns {
 		cols[i] = query.Quote(c.Name) + " " + chType[c.Type]
 	}
-	ddls := []string{
-		"CREATE TABLE IF NOT EXISTS " + s.dataTable(st.StreamID) + " (" + strings.Join(cols, ", ") +
-			", day Date, " + seqColumn + " UInt64) ENGINE = MergeTree PARTITION BY day ORDER BY (" + query.Quote(query.TimeColumn) + ")",
+	data, marks := tableID(st.StreamID), marksName(st.StreamID)
+	err := s.createTable(ctx, data, "("+strings.Join(cols, ", ")+", day Date, "+seqColumn+" UInt64)",
+		s.engine("MergeTree", data)+" PARTITION BY day ORDER BY ("+query.Quote(query.TimeColumn)+")")
+	if err == nil {
 		// The marks of commit.go: the highest of each kind wins.
-		"CREATE TABLE IF NOT EXISTS " + s.marksTable(st.StreamID) + " (kind UInt64, next UInt64) ENGINE = ReplacingMergeTree(next) ORDER BY kind",
+		err = s.createTable(ctx, marks, "(kind UInt64, next UInt64)", s.engine("ReplacingMergeTree", marks, "next")+" ORDER BY kind")
 	}
-	if created { // before the catalog row, so before any record is written
-		ddls = append(ddls, s.rollupDDL(st.StreamID)...)
+	if err == nil {
+		err = s.createReadTable(ctx, st.StreamID)
 	}
-	for _, ddl := range ddls {
-		if err := s.c.exec(ctx, ddl); err != nil {
-			return fmt.Errorf("clickhouse store: create stream %s: %w", st.StreamID, err)
-		}
+	if err == nil && created { // before the catalog row, so before any record is written
+		err = s.createRollups(ctx, st.StreamID)
+	}
+	if err != nil {
+		return fmt.Errorf("clickhouse store: create stream %s: %w", st.StreamID, err)
 	}
 	if s.hasTTL {
 		ttl := "REMOVE TTL"
@@ -269,12 +288,12 @@ func (s *Store) DeleteStream(ctx context.Context, id store.StreamID) error {
 	if err := s.putCatalog(ctx, st, true); err != nil {
 		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 	}
-	for _, t := range append(s.rollupObjects(id), s.marksTable(id), s.dataTable(id)) {
-		if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+t); err != nil {
+	for _, t := range append(rollupObjects(id), marksName(id), tableID(id)+"_all", tableID(id)) {
+		if err := s.dropTable(ctx, t); err != nil {
 			return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 		}
 	}
-	if err := s.dropStages(ctx, id); err != nil {
+	if _, err := s.dropStages(ctx, id); err != nil {
 		return fmt.Errorf("clickhouse store: delete stream %s: %w", id, err)
 	}
 	return nil

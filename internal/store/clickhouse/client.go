@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"flowlog/internal/store/query"
@@ -19,22 +21,71 @@ import (
 
 // client speaks ClickHouse's HTTP interface, the one every server version
 // from 18.16 on answers the same way: SQL in, TabSeparated or RowBinary.
+// With several servers (the replicas of a cluster) it talks to one at a
+// time and moves on to the next when one is down or stops answering.
 type client struct {
-	base     string
+	bases    []string
+	cur      *atomic.Int32 // index in bases of the server talked to
+	settings url.Values    // sent with every request
 	user     string
 	password string
 	http     *http.Client
 }
 
-func (c *client) url(q string, params url.Values) string {
+func newClient(urls string, settings url.Values, user, password string, timeout time.Duration) *client {
+	var bases []string
+	for u := range strings.SplitSeq(urls, ",") {
+		bases = append(bases, strings.TrimRight(u, "/"))
+	}
+	return &client{bases: bases, cur: &atomic.Int32{}, settings: settings, user: user, password: password,
+		http: &http.Client{Timeout: timeout}}
+}
+
+// each returns a client of each server, which does not move on.
+func (c *client) each() []*client {
+	out := make([]*client, len(c.bases))
+	for i, b := range c.bases {
+		out[i] = c.only(b)
+	}
+	return out
+}
+
+// pinned returns a client of the server talked to, which does not move
+// on, for reads that must all be answered by one replica; done(err) moves
+// c on when that server was found down.
+func (c *client) pinned() (one *client, done func(error)) {
+	n := c.cur.Load()
+	return c.only(c.bases[n]), func(err error) {
+		if isDown(err) {
+			c.cur.CompareAndSwap(n, (n+1)%int32(len(c.bases)))
+		}
+	}
+}
+
+func (c *client) only(base string) *client {
+	one := *c
+	one.bases, one.cur = []string{base}, &atomic.Int32{}
+	return &one
+}
+
+func (c *client) url(base, q string, params url.Values) string {
 	v := url.Values{}
-	for k, vs := range params {
-		v[k] = vs
+	for _, p := range []url.Values{c.settings, params} {
+		for k, vs := range p {
+			v[k] = vs
+		}
 	}
 	if q != "" {
 		v.Set("query", q)
 	}
-	return c.base + "/?" + v.Encode()
+	return base + "/?" + v.Encode()
+}
+
+// isDown tells an error of a server that took no request: one that
+// refused the connection or could not be reached.
+func isDown(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }
 
 // do sends body (SQL, or data when sqlInURL is set) and returns the answer.
@@ -42,9 +93,52 @@ func (c *client) do(ctx context.Context, sqlInURL string, body io.Reader) ([]byt
 	return c.doWith(ctx, sqlInURL, nil, body)
 }
 
-// doWith is do with further URL parameters (settings, query_id).
+// doWith is do with further URL parameters (settings, query_id). A server
+// that is down is skipped at once, as the request never reached it; after
+// any other failure to get an answer the next request goes to the next
+// server, and the caller, which cannot know what the request did, decides
+// whether to retry. The body is read once, so it is buffered for the skip.
 func (c *client) doWith(ctx context.Context, sqlInURL string, params url.Values, body io.Reader) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(sqlInURL, params), body)
+	var data []byte
+	if body != nil && len(c.bases) > 1 {
+		var err error
+		if data, err = io.ReadAll(body); err != nil {
+			return nil, err
+		}
+	}
+	first := int(c.cur.Load())
+	var err error
+	for i := range c.bases {
+		n := (first + i) % len(c.bases)
+		if data != nil {
+			body = bytes.NewReader(data)
+		}
+		var out []byte
+		out, err = c.send(ctx, c.bases[n], sqlInURL, params, body)
+		var se *serverError
+		switch {
+		case err == nil || errors.As(err, &se):
+			c.cur.Store(int32(n))
+			return out, err
+		case !isDown(err):
+			c.cur.Store(int32((n + 1) % len(c.bases)))
+			return nil, err
+		}
+	}
+	return nil, err
+}
+
+// serverError is an answer of the server other than 200 OK.
+type serverError struct {
+	status string
+	msg    []byte
+}
+
+func (e *serverError) Error() string { return fmt.Sprintf("clickhouse: %s: %s", e.status, e.msg) }
+
+// send makes one request to the server at base.
+func (c *client) send(ctx context.Context, base, sqlInURL string, params url.Values, body io.Reader) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(base, sqlInURL, params), body)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +156,7 @@ func (c *client) doWith(ctx context.Context, sqlInURL string, params url.Values,
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("clickhouse: %s: %s", resp.Status, bytes.TrimSpace(out))
+		return nil, &serverError{resp.Status, bytes.TrimSpace(out)}
 	}
 	return out, nil
 }

@@ -76,10 +76,11 @@ var errStillRunning = errors.New("an earlier INSERT of this stream is still runn
 type position struct {
 	mu       sync.Mutex
 	loaded   bool
-	next     uint64 // committed: positions before it are stored
-	reserved uint64 // pending, as last written
-	unsure   uint64 // positions in [next, unsure) may have landed unseen
-	staged   bool   // staging tables of failed attempts may be left
+	next     uint64  // committed: positions before it are stored
+	reserved uint64  // pending, as last written
+	unsure   uint64  // positions in [next, unsure) may have landed unseen
+	need     logNeed // what a replica must hold to read what landed (cluster.go)
+	staged   bool    // staging tables of failed attempts may be left
 }
 
 func (s *Store) position(id store.StreamID) *position {
@@ -93,7 +94,9 @@ func (s *Store) position(id store.StreamID) *position {
 	return p
 }
 
-func (s *Store) marksTable(id store.StreamID) string { return s.table(tableID(id) + "_marks") }
+func (s *Store) marksTable(id store.StreamID) string { return s.table(marksName(id)) }
+
+func marksName(id store.StreamID) string { return tableID(id) + "_marks" }
 
 // commitQueryID is the query id of every INSERT Commit sends to the
 // stream, from any process of the server's writer.
@@ -136,10 +139,11 @@ func (s *Store) commit(ctx context.Context, id store.StreamID, p *position, b st
 		p.loaded, p.next, p.reserved, p.unsure, p.staged = true, committed, pending, pending, true
 	}
 	if p.staged {
-		if err := s.dropStages(ctx, id); err != nil {
+		all, err := s.dropStages(ctx, id)
+		if err != nil {
 			return err
 		}
-		p.staged = false
+		p.staged = !all
 	}
 	if b = b.After(p.next); b.Next() <= p.next {
 		return nil
@@ -150,7 +154,7 @@ func (s *Store) commit(ctx context.Context, id store.StreamID, p *position, b st
 		}
 	}
 	if err := s.mark(ctx, id, committedMark, b.Next()); err != nil {
-		p.unsure = max(p.unsure, b.Next())
+		p.unsure, p.need = max(p.unsure, b.Next()), logNeed{}
 		return err
 	}
 	p.next = b.Next()
@@ -162,7 +166,7 @@ func (s *Store) insertNew(ctx context.Context, id store.StreamID, p *position, b
 	r := encode(b.Records, s.base()+b.First+1)
 	body := r.buf
 	if b.First < p.unsure {
-		landed, err := s.landed(ctx, id, b.First, min(b.Next(), p.unsure), r)
+		landed, err := s.landed(ctx, id, p, b.First, min(b.Next(), p.unsure), r)
 		if err != nil {
 			return err
 		}
@@ -179,7 +183,7 @@ func (s *Store) insertNew(ctx context.Context, id store.StreamID, p *position, b
 	}
 	p.staged = true
 	if err := s.insertStaged(ctx, id, body); err != nil {
-		p.unsure = max(p.unsure, b.Next())
+		p.unsure, p.need = max(p.unsure, b.Next()), logNeed{}
 		return err
 	}
 	p.staged = false
@@ -217,25 +221,39 @@ func (s *Store) insertStaged(ctx context.Context, id store.StreamID, body []byte
 	return s.c.exec(ctx, "DROP TABLE "+stage)
 }
 
-// dropStages drops the stream's staging tables; once it returns, no
-// request of the attempts they belong to can store anything.
-func (s *Store) dropStages(ctx context.Context, id store.StreamID) error {
-	names, err := s.stages(ctx, id)
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if err := s.c.exec(ctx, "DROP TABLE IF EXISTS "+s.table(n)); err != nil {
-			return err
+// dropStages drops the stream's staging tables on every server that is
+// up; once it returns, no request of the attempts they belong to can store
+// anything. (A server that is down lost its requests and, with the Memory
+// engine, its staged rows; all is false then, as its empty staging tables
+// are left to drop when it is back.)
+func (s *Store) dropStages(ctx context.Context, id store.StreamID) (all bool, err error) {
+	all = true
+	for _, c := range s.c.each() {
+		names, err := s.stagesOn(ctx, c, id)
+		if isDown(err) {
+			all = false
+			continue
+		} else if err != nil {
+			return false, err
+		}
+		for _, n := range names {
+			if err := c.exec(ctx, "DROP TABLE IF EXISTS "+s.table(n)); err != nil {
+				return false, err
+			}
 		}
 	}
-	return nil
+	return all, nil
 }
 
-// stages lists the stream's staging tables.
+// stages lists the stream's staging tables on the server talked to.
 func (s *Store) stages(ctx context.Context, id store.StreamID) ([]string, error) {
+	return s.stagesOn(ctx, s.c, id)
+}
+
+// stagesOn lists this writer's staging tables of the stream on c's server.
+func (s *Store) stagesOn(ctx context.Context, c *client, id store.StreamID) ([]string, error) {
 	prefix := s.writerStage(id)
-	rows, err := s.c.selectTSV(ctx, "SELECT name FROM system.tables WHERE database = "+literal(s.db)+
+	rows, err := c.selectTSV(ctx, "SELECT name FROM system.tables WHERE database = "+literal(s.db)+
 		" AND substring(name, 1, "+literal(uint64(len(prefix)))+") = "+literal(prefix), []query.SQLType{query.SQLString})
 	names := make([]string, 0, len(rows))
 	for _, r := range rows {
@@ -249,23 +267,24 @@ func (s *Store) stages(ctx context.Context, id store.StreamID) ([]string, error)
 
 // landed returns which of the positions [from, to) are in the stream's
 // table, as indexes into the batch r encodes (which starts at from), once
-// no earlier INSERT of the stream runs on the server.
-func (s *Store) landed(ctx context.Context, id store.StreamID, from, to uint64, r *rows) (map[int]bool, error) {
-	running, err := s.c.selectTSV(ctx, "SELECT count() FROM system.processes WHERE query_id = "+literal(s.queryID(id)),
-		[]query.SQLType{query.SQLUint})
-	if err != nil {
+// no earlier INSERT of the writer runs on any server and the one talked to
+// holds what the others stored.
+func (s *Store) landed(ctx context.Context, id store.StreamID, p *position, from, to uint64, r *rows) (map[int]bool, error) {
+	if err := s.noneRunning(ctx, id); err != nil {
 		return nil, err
 	}
-	if running[0][0].(uint64) > 0 {
-		return nil, errStillRunning
-	}
-	// The records of these positions are those of the batch, so they lie
-	// within its time range, which the table's order narrows down.
+	c, done := s.c.pinned()
+	var found [][]any
 	base := s.base()
-	found, err := s.c.selectTSV(ctx, "SELECT "+seqColumn+" FROM "+s.dataTable(id)+" WHERE "+query.Quote(query.TimeColumn)+
-		" BETWEEN "+literal(r.minEnd)+" AND "+literal(r.maxEnd)+" AND "+seqColumn+" BETWEEN "+literal(base+from+1)+" AND "+literal(base+to),
-		[]query.SQLType{query.SQLUint})
-	if err != nil {
+	err := s.caughtUp(ctx, c, tableID(id), &p.need)
+	if err == nil {
+		// The records of these positions are those of the batch, so they
+		// lie within its time range, which the table's order narrows down.
+		found, err = c.selectTSV(ctx, "SELECT "+seqColumn+" FROM "+s.dataTable(id)+" WHERE "+query.Quote(query.TimeColumn)+
+			" BETWEEN "+literal(r.minEnd)+" AND "+literal(r.maxEnd)+" AND "+seqColumn+" BETWEEN "+literal(base+from+1)+" AND "+literal(base+to),
+			[]query.SQLType{query.SQLUint})
+	}
+	if done(err); err != nil {
 		return nil, err
 	}
 	landed := make(map[int]bool, len(found))
@@ -275,6 +294,24 @@ func (s *Store) landed(ctx context.Context, id store.StreamID, from, to uint64, 
 	return landed, nil
 }
 
+// noneRunning returns errStillRunning while an INSERT of this writer's
+// Commit into the stream's table runs on a server that is up.
+func (s *Store) noneRunning(ctx context.Context, id store.StreamID) error {
+	for _, c := range s.c.each() {
+		running, err := c.selectTSV(ctx, "SELECT count() FROM system.processes WHERE query_id = "+literal(s.queryID(id)),
+			[]query.SQLType{query.SQLUint})
+		if isDown(err) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if running[0][0].(uint64) > 0 {
+			return errStillRunning
+		}
+	}
+	return nil
+}
+
 // mark raises a mark of the stream to next.
 func (s *Store) mark(ctx context.Context, id store.StreamID, kind, next uint64) error {
 	return s.c.exec(ctx, "INSERT INTO "+s.marksTable(id)+" (kind, next) SELECT "+literal(s.kind(kind))+", "+literal(next))
@@ -282,10 +319,15 @@ func (s *Store) mark(ctx context.Context, id store.StreamID, kind, next uint64) 
 
 // marks reads the stream's marks; 0 for one never written.
 func (s *Store) marks(ctx context.Context, id store.StreamID) (committed, pending uint64, err error) {
-	rows, err := s.c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" WHERE kind IN ("+
-		literal(s.kind(committedMark))+", "+literal(s.kind(pendingMark))+") GROUP BY kind",
-		[]query.SQLType{query.SQLUint, query.SQLUint})
-	if err != nil {
+	c, done := s.c.pinned()
+	var rows [][]any
+	err = s.caughtUp(ctx, c, marksName(id), &logNeed{})
+	if err == nil {
+		rows, err = c.selectTSV(ctx, "SELECT kind, max(next) FROM "+s.marksTable(id)+" WHERE kind IN ("+
+			literal(s.kind(committedMark))+", "+literal(s.kind(pendingMark))+") GROUP BY kind",
+			[]query.SQLType{query.SQLUint, query.SQLUint})
+	}
+	if done(err); err != nil {
 		return 0, 0, err
 	}
 	for _, r := range rows {
@@ -299,12 +341,20 @@ func (s *Store) marks(ctx context.Context, id store.StreamID) (committed, pendin
 	return committed, max(committed, pending), nil
 }
 
-// Committed implements store.Store.
+// Committed implements store.Store. What this Store's Commits have
+// stored is known without a read (there is one committer per stream), so
+// it needs no replica to have caught up.
 func (s *Store) Committed(ctx context.Context, id store.StreamID) (uint64, error) {
 	if err := s.exists(ctx, id); errors.Is(err, store.ErrNoStream) {
 		return 0, nil
 	} else if err != nil {
 		return 0, err
+	}
+	p := s.position(id)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.loaded {
+		return p.next, nil
 	}
 	committed, _, err := s.marks(ctx, id)
 	if err != nil {

@@ -402,7 +402,7 @@ func TestLateAttemptStoresNothing(t *testing.T) {
 // finished, so no part of an attempt's move can land after the drop.
 func TestDropWaitsForMove(t *testing.T) {
 	ctx := context.Background()
-	c := &client{base: chtest.Start(t), http: &http.Client{}}
+	c := newClient(chtest.Start(t), nil, "", "", 0)
 	for _, q := range []string{
 		"CREATE TABLE default.stage (x UInt64) ENGINE = Memory",
 		"INSERT INTO default.stage SELECT number FROM system.numbers LIMIT 20",

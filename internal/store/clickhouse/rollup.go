@@ -38,11 +38,11 @@ const stepColumn = "step"
 func rollupTableID(id store.StreamID, r rollup.Rollup) string { return tableID(id) + "_" + r.Name }
 func rollupViewID(id store.StreamID, r rollup.Rollup) string  { return rollupTableID(id, r) + "_feed" }
 
-// rollupDDL creates a new stream's rollup tables and the views feeding
-// them, to be run after its table is created and before any record is
-// written.
-func (s *Store) rollupDDL(id store.StreamID) []string {
-	var ddl []string
+// createRollups creates a new stream's rollup tables and the views feeding
+// them from its table, replicated on a cluster like the stream's table: a
+// view fires where an INSERT lands, and its rollup rows replicate from
+// there as the records do, so each record is summed once.
+func (s *Store) createRollups(ctx context.Context, id store.StreamID) error {
 	for _, r := range rollup.All {
 		cols := []string{query.Quote(stepColumn) + " Int64"}
 		var parts, sums, sel []string
@@ -61,14 +61,21 @@ func (s *Store) rollupDDL(id store.StreamID) []string {
 		cols = append(cols, count+" UInt64", "day Date")
 		sums = append(sums, count)
 		keys := strings.Join(append([]string{query.Quote(stepColumn)}, parts...), ", ")
-		ddl = append(ddl,
-			"CREATE TABLE IF NOT EXISTS "+s.table(rollupTableID(id, r))+" ("+strings.Join(cols, ", ")+
-				") ENGINE = SummingMergeTree(("+strings.Join(sums, ", ")+")) PARTITION BY day ORDER BY ("+keys+")",
-			"CREATE MATERIALIZED VIEW IF NOT EXISTS "+s.table(rollupViewID(id, r))+" TO "+s.table(rollupTableID(id, r))+
-				" AS SELECT "+stepOf(r.Step)+" AS "+query.Quote(stepColumn)+", "+strings.Join(parts, ", ")+", "+
-				strings.Join(sel, ", ")+", count() AS "+count+", day FROM "+s.dataTable(id)+" GROUP BY "+keys+", day")
+		table, view := rollupTableID(id, r), rollupViewID(id, r)
+		err := s.createTable(ctx, table, "("+strings.Join(cols, ", ")+")",
+			s.engine("SummingMergeTree", table, "("+strings.Join(sums, ", ")+")")+" PARTITION BY day ORDER BY ("+keys+")")
+		if err != nil {
+			return err
+		}
+		err = s.ddl(ctx, "CREATE MATERIALIZED VIEW IF NOT EXISTS "+s.table(view)+s.onCluster()+" TO "+s.table(table)+
+			" AS SELECT "+stepOf(r.Step)+" AS "+query.Quote(stepColumn)+", "+strings.Join(parts, ", ")+", "+
+			strings.Join(sel, ", ")+", count() AS "+count+", day FROM "+s.dataTable(id)+" GROUP BY "+keys+", day",
+			tableCount(s.db, view)+" = 1")
+		if err != nil {
+			return err
+		}
 	}
-	return ddl
+	return nil
 }
 
 // half is 2^32, where a counter is split.
@@ -83,12 +90,12 @@ func stepOf(step int64) string {
 }
 
 // rollupObjects names the stream's views and rollup tables, views first,
-// in the order they are dropped.
-func (s *Store) rollupObjects(id store.StreamID) []string {
+// so that dropping them in order leaves no view without its table.
+func rollupObjects(id store.StreamID) []string {
 	var views, tables []string
 	for _, r := range rollup.All {
-		views = append(views, s.table(rollupViewID(id, r)))
-		tables = append(tables, s.table(rollupTableID(id, r)))
+		views = append(views, rollupViewID(id, r))
+		tables = append(tables, rollupTableID(id, r))
 	}
 	return append(views, tables...)
 }

@@ -137,8 +137,8 @@ func TestStreamWithoutRollups(t *testing.T) {
 	url := chtest.Start(t)
 	old, cur := store.StreamID{Account: "a", Stream: "old"}, store.StreamID{Account: "a", Stream: "new"}
 	s := openRollups(t, url, "flowlog_old", old, cur)
-	for _, o := range s.rollupObjects(old) {
-		if err := s.c.exec(ctx, "DROP TABLE "+o); err != nil {
+	for _, o := range rollupObjects(old) {
+		if err := s.c.exec(ctx, "DROP TABLE "+s.table(o)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -33,7 +33,7 @@ const config = `<?xml version="1.0"?>
   <mark_cache_size>268435456</mark_cache_size>
   <timezone>UTC</timezone>
   <max_concurrent_queries>20</max_concurrent_queries>
-</yandex>
+{extra}</yandex>
 `
 
 var pids sync.Map // URL → server pid
@@ -91,39 +91,75 @@ func StartWithUser(t testing.TB, user, password string) string {
 // start runs a server with its files in dir and the given users config.
 func start(t testing.TB, dir, users string) string {
 	t.Helper()
-	bin := testutil.Peer(t, "clickhouse-server")
-	httpPort, tcpPort := testutil.FreeTCPPort(t), testutil.FreeTCPPort(t)
+	sv := newServer(t, dir, users, testutil.FreeTCPPort(t), testutil.FreeTCPPort(t))
+	sv.run(t, "")
+	return sv.url
+}
+
+// server is a clickhouse-server that can be stopped and run again on the
+// same files and ports.
+type server struct {
+	bin, dir, users string
+	http, tcp       int
+	url             string
+	cmd             *exec.Cmd
+	done            chan struct{}
+}
+
+func newServer(t testing.TB, dir, users string, httpPort, tcpPort int) *server {
+	t.Helper()
+	sv := &server{bin: testutil.Peer(t, "clickhouse-server"), dir: dir, users: users, http: httpPort, tcp: tcpPort,
+		url: fmt.Sprintf("http://127.0.0.1:%d", httpPort)}
 	if _, err := os.Stat(users); err != nil {
 		t.Fatalf("clickhouse users config: %v", err)
 	}
-	conf := strings.NewReplacer("{dir}", dir, "{http}", fmt.Sprint(httpPort), "{tcp}", fmt.Sprint(tcpPort), "{users}", users).Replace(config)
-	path := filepath.Join(dir, "config.xml")
+	t.Cleanup(sv.kill) // the data is thrown away with the temp dir
+	return sv
+}
+
+// run starts the server with extra in its config and waits until it
+// answers.
+func (sv *server) run(t testing.TB, extra string) {
+	t.Helper()
+	conf := strings.NewReplacer("{dir}", sv.dir, "{http}", fmt.Sprint(sv.http), "{tcp}", fmt.Sprint(sv.tcp),
+		"{users}", sv.users, "{extra}", extra).Replace(config)
+	path := filepath.Join(sv.dir, "config.xml")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config-file="+path)
+	sv.cmd, sv.done = background(t, sv.dir, "stdout.log", sv.bin, "--config-file="+path)
+	pids.Store(sv.url, sv.cmd.Process.Pid)
+	if err := testutil.WaitHTTP(sv.url+"/ping", 30*time.Second, sv.done); err != nil {
+		log, _ := os.ReadFile(filepath.Join(sv.dir, "log", "error.log"))
+		t.Fatalf("clickhouse-server %v: %s", err, log)
+	}
+}
+
+// kill stops the server at once (SIGKILL), as a crash would.
+func (sv *server) kill() {
+	if sv.cmd != nil {
+		sv.cmd.Process.Kill()
+		<-sv.done
+		sv.cmd = nil
+	}
+}
+
+// background starts a command in dir, its output in the file log there;
+// it dies with the test process, and done is closed when it exits.
+func background(t testing.TB, dir, log, bin string, args ...string) (*exec.Cmd, chan struct{}) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
-	out, err := os.Create(filepath.Join(dir, "stdout.log"))
+	out, err := os.OpenFile(filepath.Join(dir, log), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		t.Fatalf("start clickhouse-server: %v", err)
+		t.Fatalf("start %s: %v", bin, err)
 	}
 	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		cmd.Process.Kill() // the data is thrown away with the temp dir
-		<-done
-		out.Close()
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	pids.Store(url, cmd.Process.Pid)
-	if err := testutil.WaitHTTP(url+"/ping", 30*time.Second, done); err != nil {
-		log, _ := os.ReadFile(filepath.Join(dir, "log", "error.log"))
-		t.Fatalf("clickhouse-server %v: %s", err, log)
-	}
-	return url
+	go func() { cmd.Wait(); out.Close(); close(done) }()
+	return cmd, done
 }
