@@ -42,6 +42,7 @@ type config struct {
 	peer     bool
 	perfDir  string
 	out      string
+	store    string // serve's --store; "": the embedded one
 }
 
 func main() {
@@ -67,6 +68,7 @@ func parseFlags() (config, error) {
 	flag.BoolVar(&c.peer, "nfcapd", true, "replay to nfcapd too")
 	flag.StringVar(&c.perfDir, "perf", "", "record `perf` profiles of flowlog serve into this dir, one per rate")
 	flag.StringVar(&c.out, "o", "", "also write the markdown table to this file")
+	flag.StringVar(&c.store, "store", "", "serve's log store, e.g. clickhouse://127.0.0.1:8123/bench (default: the embedded one)")
 	flag.Parse()
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -164,7 +166,7 @@ func run(ctx context.Context, cfg config) error {
 func runFlowlog(ctx context.Context, cfg config, bin, work string, rp *replay, r *result, logf func(string, ...any)) error {
 	dataDir := filepath.Join(work, fmt.Sprintf("flowlog-%d", r.rate))
 	defer os.RemoveAll(dataDir)
-	srv, err := startServer(ctx, bin, dataDir)
+	srv, err := startServer(ctx, bin, dataDir, cfg.store)
 	if err != nil {
 		return err
 	}

@@ -181,7 +181,11 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 	if err == nil {
 		err = s.createReadTable(ctx, st.StreamID)
 	}
-	if err == nil && created { // before the catalog row, so before any record is written
+	// Rollups, before the catalog row, so before any record is written. Not
+	// on a cluster: a replica that dies between storing a block and its
+	// views' blocks leaves records without their rollup rows, which a
+	// retry cannot see, so a cluster's streams are read from their records.
+	if err == nil && created && s.cluster == "" {
 		err = s.createRollups(ctx, st.StreamID)
 	}
 	if err != nil {

@@ -39,9 +39,7 @@ func rollupTableID(id store.StreamID, r rollup.Rollup) string { return tableID(i
 func rollupViewID(id store.StreamID, r rollup.Rollup) string  { return rollupTableID(id, r) + "_feed" }
 
 // createRollups creates a new stream's rollup tables and the views feeding
-// them from its table, replicated on a cluster like the stream's table: a
-// view fires where an INSERT lands, and its rollup rows replicate from
-// there as the records do, so each record is summed once.
+// them from its table.
 func (s *Store) createRollups(ctx context.Context, id store.StreamID) error {
 	for _, r := range rollup.All {
 		cols := []string{query.Quote(stepColumn) + " Int64"}

@@ -183,6 +183,9 @@ func wantRolledOnce(t *testing.T, s *Store, id store.StreamID, recs []flow.Recor
 		packets, bytes = packets+r.Packets, bytes+r.Bytes // modulo 2^64, as the server adds
 	}
 	for _, r := range rollup.All {
+		if s.cluster != "" { // a cluster's streams have no rollups
+			break
+		}
 		ph, pl := halves("packets")
 		bh, bl := halves("bytes")
 		rows, err := s.c.selectTSV(ctx, "SELECT sum("+rollup.CountColumn+"), sum("+ph+") * 4294967296 + sum("+pl+"), sum("+bh+
