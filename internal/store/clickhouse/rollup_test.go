@@ -57,25 +57,7 @@ func TestRollups(t *testing.T) {
 		if err != nil || rolled != (i < len(qs)-1) {
 			t.Errorf("query %d: answered from a rollup: %v, %v", i, rolled, err)
 		}
-		got, err := s.Query(ctx, id, q)
-		if err != nil {
-			t.Fatalf("query %d: %v", i, err)
-		}
-		s.UseRollups(false)
-		fromRecords, err := s.Query(ctx, id, q)
-		s.UseRollups(true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := storetest.Answer(q, recs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(want.Rows) == 0 {
-			t.Fatalf("query %d selects nothing", i)
-		}
-		storetest.Equal(t, q, got, want)
-		storetest.Equal(t, q, fromRecords, want)
+		storetest.SameBothWays(t, s, id, q, recs)
 	}
 	wantRolledOnce(t, s, id, recs)
 }

@@ -1,10 +1,13 @@
 package storetest
 
 import (
+	"context"
 	"math"
+	"testing"
 	"time"
 
 	"flowlog/internal/flow"
+	"flowlog/internal/store"
 	"flowlog/internal/store/query"
 )
 
@@ -39,4 +42,36 @@ func RollupCases() []query.Request {
 		{Since: odd(0), Until: odd(170 * time.Minute), Interval: "1m", Aggregates: []query.Aggregate{sum("bytes"), count}, Limit: 1000},
 		{Since: base.Add(30 * time.Second), Until: base.Add(50 * time.Second), Aggregates: []query.Aggregate{count}}, // no whole minute
 	}
+}
+
+// Rolled is a store whose rollups can be turned off.
+type Rolled interface {
+	Query(ctx context.Context, id store.StreamID, q query.Request) (*query.Response, error)
+	UseRollups(on bool)
+}
+
+// SameBothWays checks that q over recs gets the oracle's answer from s
+// both with its rollups and from its records alone.
+func SameBothWays(t *testing.T, s Rolled, id store.StreamID, q query.Request, recs []flow.Record) {
+	t.Helper()
+	ctx := context.Background()
+	got, err := s.Query(ctx, id, q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.UseRollups(false)
+	fromRecords, err := s.Query(ctx, id, q)
+	s.UseRollups(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Answer(q, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want.Rows) == 0 {
+		t.Fatalf("%+v selects nothing", q)
+	}
+	Equal(t, q, got, want)
+	Equal(t, q, fromRecords, want)
 }
