@@ -2,8 +2,10 @@ package clickhouse
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"flowlog/internal/store"
 	"flowlog/internal/store/query"
@@ -160,10 +162,17 @@ func (s *Store) rollupSource(ctx context.Context, ids []store.StreamID, q query.
 			parts = append(parts, s.recordsAsRollup(id, p.Rollup, window))
 			continue
 		}
+		bad, err := s.unsummedDays(ctx, id, p)
+		if err != nil {
+			return "", false, err
+		}
 		rolled = true
-		parts = append(parts, s.rollupRows(id, p))
+		parts = append(parts, s.rollupRows(id, p, bad))
 		for _, e := range p.Edges {
 			parts = append(parts, s.recordsAsRollup(id, p.Rollup, e))
+		}
+		if len(bad) > 0 {
+			parts = append(parts, s.recordsAsRollup(id, p.Rollup, p.Steps)+" AND day IN ("+strings.Join(bad, ", ")+")")
 		}
 	}
 	if !rolled {
@@ -175,7 +184,7 @@ func (s *Store) rollupSource(ctx context.Context, ids []store.StreamID, q query.
 // rollupRows selects the rollup's rows of the plan's whole steps, with the
 // step's start as the time column, so the compiler's time conditions and
 // buckets apply unchanged.
-func (s *Store) rollupRows(id store.StreamID, p rollup.Plan) string {
+func (s *Store) rollupRows(id store.StreamID, p rollup.Plan, skip []string) string {
 	sel := []string{query.Quote(stepColumn) + " AS " + query.Quote(query.TimeColumn), p.KeyColumns()}
 	for _, c := range counters {
 		hi, lo := halves(c)
@@ -183,8 +192,38 @@ func (s *Store) rollupRows(id store.StreamID, p rollup.Plan) string {
 	}
 	sel = append(sel, query.Quote(rollup.CountColumn))
 	step := query.Quote(stepColumn)
-	return "SELECT " + strings.Join(sel, ", ") + " FROM " + s.table(rollupTableID(id, p.Rollup)) + " WHERE " +
+	q := "SELECT " + strings.Join(sel, ", ") + " FROM " + s.table(rollupTableID(id, p.Rollup)) + " WHERE " +
 		step + " >= " + literal(p.Steps.From) + " AND " + step + " < " + literal(p.Steps.To)
+	if len(skip) > 0 {
+		q += " AND day NOT IN (" + strings.Join(skip, ", ") + ")"
+	}
+	return q
+}
+
+// unsummedDays returns the days of the plan's steps (as SQL dates) whose
+// rollup does not count every record of the day: where ClickHouse stopped
+// between storing a block of records and its views' blocks, or where a
+// reader sees a block before its views' ones. Those days are read from the
+// records. The records of a day are counted from the metadata of its
+// partition, so the check reads no records.
+func (s *Store) unsummedDays(ctx context.Context, id store.StreamID, p rollup.Plan) ([]string, error) {
+	day := func(ms int64) string {
+		return "toDate(" + literal(time.UnixMilli(ms).UTC().Format(time.DateOnly)) + ")"
+	}
+	first, last := day(p.Steps.From), day(p.Steps.To-1)
+	rows, err := s.c.selectTSV(ctx, "SELECT toString(d) FROM (SELECT min_date AS d, sum(rows) AS n FROM system.parts"+
+		" WHERE active AND database = "+literal(s.db)+" AND table = "+literal(tableID(id))+" GROUP BY d)"+
+		" ANY FULL OUTER JOIN (SELECT day AS d, sum("+query.Quote(rollup.CountColumn)+") AS m FROM "+
+		s.table(rollupTableID(id, p.Rollup))+" WHERE day BETWEEN "+first+" AND "+last+" GROUP BY d) USING d"+
+		" WHERE d BETWEEN "+first+" AND "+last+" AND n != m", []query.SQLType{query.SQLString})
+	if err != nil {
+		return nil, fmt.Errorf("clickhouse store: rollup check: %w", err)
+	}
+	out := make([]string, len(rows))
+	for i, r := range rows {
+		out[i] = "toDate(" + literal(r[0].(string)) + ")"
+	}
+	return out, nil
 }
 
 // recordsAsRollup selects the stream's records in the span as rollup
