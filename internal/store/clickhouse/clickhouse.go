@@ -181,11 +181,11 @@ func (s *Store) CreateStream(ctx context.Context, st store.Stream) error {
 	if err == nil {
 		err = s.createReadTable(ctx, st.StreamID)
 	}
-	// Rollups, before the catalog row, so before any record is written. Not
-	// on a cluster: a replica that dies between storing a block and its
-	// views' blocks leaves records without their rollup rows, which a
-	// retry cannot see, so a cluster's streams are read from their records.
-	if err == nil && created && s.cluster == "" {
+	// Rollups, before the catalog row, so before any record is written. (A
+	// server or replica that dies between storing a block and its views'
+	// blocks leaves records without their rollup rows, which a retry cannot
+	// see: queries read such days from the records, unsummedDays.)
+	if err == nil && created {
 		err = s.createRollups(ctx, st.StreamID)
 	}
 	if err != nil {

@@ -165,7 +165,7 @@ func wantRolledOnce(t *testing.T, s *Store, id store.StreamID, recs []flow.Recor
 		packets, bytes = packets+r.Packets, bytes+r.Bytes // modulo 2^64, as the server adds
 	}
 	for _, r := range rollup.All {
-		if s.cluster != "" { // a cluster's streams have no rollups
+		if s.cluster != "" { // a replica lost mid-insert may leave records unsummed, which queries read as records
 			break
 		}
 		ph, pl := halves("packets")
@@ -181,8 +181,8 @@ func wantRolledOnce(t *testing.T, s *Store, id store.StreamID, recs []flow.Recor
 	}
 	q := query.Request{Since: storetest.Base, Until: storetest.Base.Add(3 * time.Hour), Interval: "1m", GroupBy: []string{"protocol"},
 		Aggregates: []query.Aggregate{{Func: "sum", Field: "bytes"}, {Func: "count"}}, Limit: query.MaxLimit}
-	if _, rolled, err := s.rollupSource(ctx, []store.StreamID{id}, q); err != nil || rolled != (s.cluster == "") {
-		t.Fatalf("per-minute series answered from a rollup: %v, want %v (%v)", rolled, s.cluster == "", err)
+	if _, rolled, err := s.rollupSource(ctx, []store.StreamID{id}, q); err != nil || !rolled {
+		t.Fatalf("per-minute series not answered from the rollup: %v", err)
 	}
 	got, err := s.Query(ctx, id, q)
 	if err != nil {
