@@ -45,7 +45,7 @@ func (s *Server) createAgent(w http.ResponseWriter, r *http.Request, c caller) {
 
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request, c caller) {
 	as, err := s.svc.ListAgents(r.Context(), c.account)
-	s.reply(w, r, http.StatusOK, map[string]any{"agents": as}, err)
+	s.reply(w, r, http.StatusOK, map[string]any{"agents": as, "version": s.svc.Version()}, err)
 }
 
 func (s *Server) deleteAgent(w http.ResponseWriter, r *http.Request, c caller) {

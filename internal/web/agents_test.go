@@ -43,6 +43,14 @@ func TestAgents(t *testing.T) {
 	if v := eval[string](t, c.tab, `document.querySelector('`+row+`[data-test=version]').textContent.trim()`); v != fmt.Sprint(want["version_applied"]) {
 		t.Errorf("version applied: shown %q, the API says %v", v, want["version_applied"])
 	}
+	if b := poll[string](t, c.tab, `document.querySelector('`+row+`[data-test=behind]')?.textContent.trim() ?? ''`); b != "(current)" {
+		t.Errorf("an agent that reported the current version shows %q", b)
+	}
+	// A change makes a new version, which the agent has not applied yet.
+	must(t, c.api, "/v1/gateways", map[string]any{"name": "more", "kind": "exporter", "exporter_addr": "192.0.2.77"})
+	if b := poll[string](t, c.tab, `(b => b === '(current)' ? '' : b)(document.querySelector('`+row+`[data-test=behind]')?.textContent.trim() ?? '')`); b != "(1 behind)" {
+		t.Errorf("after a change the agent shows %q, want (1 behind)", b)
+	}
 	screenshot(t, c.tab, "agents")
 
 	// Another account: not its to see.

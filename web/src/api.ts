@@ -420,7 +420,8 @@ export interface AgentStatus {
   errors: string[]
 }
 
-// listAgents is the operator's; other accounts get 403 Forbidden.
-export async function listAgents(signal?: AbortSignal): Promise<AgentStatus[]> {
-  return (await call<{ agents: AgentStatus[] }>('GET', '/v1/agents', undefined, signal)).agents
+// listAgents is the operator's (other accounts get 403 Forbidden), with
+// the desired state's current version.
+export function listAgents(signal?: AbortSignal): Promise<{ agents: AgentStatus[]; version: number }> {
+  return call<{ agents: AgentStatus[]; version: number }>('GET', '/v1/agents', undefined, signal)
 }
