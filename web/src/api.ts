@@ -194,7 +194,7 @@ export interface FlowLog {
   inactive_aging: number
   aggregation_interval: number
   sampling: number
-  targets: { gateway_id: string; attachment_id?: string }[] | null
+  targets: Target[] | null
   enabled: boolean
   state: string
   state_reason?: string

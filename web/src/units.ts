@@ -50,3 +50,14 @@ export const measures: Record<Measure, {
 export function percent(part: number, whole: number): string {
   return whole > 0 ? `${((100 * part) / whole).toFixed(1)} %` : '–'
 }
+
+// ago says how long before now (ms) the time t was, in its largest unit;
+// none when there is no time.
+export function ago(t: string | undefined, now: number, none = '–'): string {
+  if (!t) return none
+  const s = Math.max(0, Math.round((now - Date.parse(t)) / 1000))
+  if (s < 90) return `${s} s ago`
+  if (s < 5400) return `${Math.round(s / 60)} min ago`
+  if (s < 129600) return `${Math.round(s / 3600)} h ago`
+  return `${Math.round(s / 86400)} d ago`
+}
