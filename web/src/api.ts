@@ -331,6 +331,16 @@ export function deleteAttachment(gateway: string, id: string): Promise<unknown> 
 // stopped), errors, losing, ok. health_reason says which, in words.
 export type ExporterHealth = 'unused' | 'silent' | 'stale' | 'errors' | 'losing' | 'ok'
 
+// healthBadge is the state badge class a health verdict is coloured as.
+export const healthBadge: Record<ExporterHealth, string> = {
+  ok: 'available',
+  losing: 'pending',
+  stale: 'pending',
+  errors: 'failed',
+  silent: 'disabled',
+  unused: 'disabled',
+}
+
 // Exporter is a router an exporter gateway names, with what the collector
 // counted from it (GET /v1/exporters).
 export interface Exporter {
