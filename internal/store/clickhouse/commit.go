@@ -245,11 +245,6 @@ func (s *Store) dropStages(ctx context.Context, id store.StreamID) (all bool, er
 	return all, nil
 }
 
-// stages lists the stream's staging tables on the server talked to.
-func (s *Store) stages(ctx context.Context, id store.StreamID) ([]string, error) {
-	return s.stagesOn(ctx, s.c, id)
-}
-
 // stagesOn lists this writer's staging tables of the stream on c's server.
 func (s *Store) stagesOn(ctx context.Context, c *client, id store.StreamID) ([]string, error) {
 	prefix := s.writerStage(id)

@@ -237,7 +237,7 @@ func wantOnce(t *testing.T, s *Store, id store.StreamID, recs []flow.Record) {
 	if got, err := s.Committed(ctx, id); err != nil || got != uint64(len(recs)) {
 		t.Errorf("Committed = %d, %v; want %d", got, err, len(recs))
 	}
-	if left, err := s.stages(ctx, id); err != nil || len(left) > 0 {
+	if left, err := s.stagesOn(ctx, s.c, id); err != nil || len(left) > 0 {
 		t.Errorf("staging tables left: %v, %v", left, err)
 	}
 	wantRolledOnce(t, s, id, recs)

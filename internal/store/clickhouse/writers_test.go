@@ -58,7 +58,7 @@ func TestWritersKeepApart(t *testing.T) {
 		if got, err := s.Committed(ctx, id); err != nil || got != uint64(len(recs)) {
 			t.Fatalf("writer %q: Committed = %d, %v; want %d", w, got, err, len(recs))
 		}
-		if left, err := s.stages(ctx, id); err != nil || len(left) > 0 {
+		if left, err := s.stagesOn(ctx, s.c, id); err != nil || len(left) > 0 {
 			t.Errorf("writer %q: staging tables left: %v, %v", w, left, err)
 		}
 		srv.Close()
