@@ -671,6 +671,12 @@ type SavedTemplate struct {
 	Template `json:"template"`
 }
 
+// Equal says whether t and o are the same template learned at the same time.
+func (t SavedTemplate) Equal(o SavedTemplate) bool {
+	return t.Version == o.Version && t.Domain == o.Domain && t.Learned == o.Learned && t.ID == o.ID &&
+		t.ScopeCount == o.ScopeCount && slices.Equal(t.Fields, o.Fields)
+}
+
 // Templates returns the templates the session knows, for persistence.
 func (s *Session) Templates() []SavedTemplate {
 	var out []SavedTemplate
