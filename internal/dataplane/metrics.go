@@ -157,6 +157,8 @@ var (
 		[]string{"exporter"}, nil)
 	descExpNoTemplate = prometheus.NewDesc("flowlog_exporter_dropped_sets_total",
 		"Data sets from an exporter given up on for want of their template.", []string{"exporter"}, nil)
+	descExpHeld = prometheus.NewDesc("flowlog_exporter_held_sets_total",
+		"Data sets from an exporter that arrived before their template and were held for it.", []string{"exporter"}, nil)
 	descExpRefusedTpl = prometheus.NewDesc("flowlog_exporter_refused_templates_total",
 		"Templates from an exporter refused because they exceeded its template, field or byte limits.",
 		[]string{"exporter"}, nil)
@@ -169,6 +171,8 @@ var (
 		"Datagrams from sources that no running exporter gateway claims, ignored.", nil, nil)
 	descRefusedDgrams = prometheus.NewDesc("flowlog_collector_refused_datagrams_total",
 		"Datagrams from claimed sources ignored because the collector's exporter table was full.", nil, nil)
+	descShareErrors = prometheus.NewDesc("flowlog_collector_template_share_failures_total",
+		"Failed (and retried) shares of learned templates with the control plane.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -176,7 +180,7 @@ func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descDropped, descMeterPackets,
 		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descSpoolBytes, descCommitted,
 		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descExpRefusedTpl,
-		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams} {
+		descExpHeld, descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams, descShareErrors} {
 		ch <- d
 	}
 }
@@ -220,12 +224,14 @@ func (p *Plane) collectExporters(ch chan<- prometheus.Metric) {
 		counter(ch, descExpErrors, c.DecodeErrors, a)
 		counter(ch, descExpLost, c.SequenceLost, a)
 		counter(ch, descExpNoTemplate, c.Dropped, a)
+		counter(ch, descExpHeld, c.UnknownTemplates, a)
 		counter(ch, descExpRefusedTpl, c.TemplatesRefused, a)
 		counter(ch, descExpClamped, c.Clamped, a)
 	}
 	counter(ch, descUnrouted, p.routes.unrouted.Load())
 	counter(ch, descUnclaimed, p.collector.Unclaimed())
 	counter(ch, descRefusedDgrams, p.collector.Refused())
+	counter(ch, descShareErrors, p.collector.ShareErrors())
 }
 
 func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {
