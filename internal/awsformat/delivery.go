@@ -1,0 +1,229 @@
+package awsformat
+
+import (
+	"bufio"
+	"compress/gzip"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"flowlog/internal/flow"
+	"flowlog/internal/parquetfile"
+)
+
+// Window is how much time one delivered file covers: AWS publishes the
+// records of the previous 5 minutes every 5 minutes.
+const Window = 5 * time.Minute
+
+// Layout says how files are laid out under a directory, as AWS lays them
+// out under a bucket: AWSLogs/aws-account-id=…/aws-service=vpcflowlogs/
+// aws-region=…/year=…/month=…/day=…[/hour=…]/ (Hive-compatible partitions).
+type Layout struct {
+	Dir     string
+	Hourly  bool // per-hour partitions
+	Parquet bool // Parquet files rather than gzip text
+}
+
+// Path is where the file of a flow log's records for the window ending at
+// stamp goes; hash tells apart files of the same window.
+func (l Layout) Path(account, region, flowLogID string, stamp time.Time, hash string) string {
+	stamp = stamp.UTC()
+	account, flowLogID = or(account, "unknown"), or(flowLogID, "unknown")
+	parts := []string{l.Dir, "AWSLogs", "aws-account-id=" + account, "aws-service=vpcflowlogs", "aws-region=" + region,
+		stamp.Format("year=2006"), stamp.Format("month=01"), stamp.Format("day=02")}
+	if l.Hourly {
+		parts = append(parts, stamp.Format("hour=15"))
+	}
+	ext := ".log.gz"
+	if l.Parquet {
+		ext = ".parquet"
+	}
+	name := fmt.Sprintf("%s_vpcflowlogs_%s_%s_%s_%s%s", account, region, flowLogID, stamp.Format("20060102T1504Z"), hash, ext)
+	return filepath.Join(append(parts, name)...)
+}
+
+// WindowEnd is the end of the 5-minute window holding t: the time stamp
+// of the file t's records go to.
+func WindowEnd(t time.Time) time.Time { return t.Truncate(Window).Add(Window) }
+
+// Writer delivers records into files of the layout, one per account, flow
+// log and window. A file is written under a hidden temporary name and
+// renamed into place when published, so that readers never see half a
+// file.
+type Writer struct {
+	layout Layout
+	format *Format
+	files  map[fileKey]*file
+	paths  []string
+}
+
+type fileKey struct {
+	account, flowLog string
+	end              int64 // window end, Unix seconds
+}
+
+// NewWriter delivers records formatted by f in the layout l.
+func NewWriter(l Layout, f *Format) *Writer {
+	return &Writer{layout: l, format: f, files: map[fileKey]*file{}}
+}
+
+// Write adds the record to the file of the window holding at.
+func (w *Writer) Write(r *flow.Record, at time.Time) error {
+	k := fileKey{r.AccountID, r.FlowLogID, WindowEnd(at).Unix()}
+	f := w.files[k]
+	if f == nil {
+		var err error
+		if f, err = w.open(k); err != nil {
+			return err
+		}
+		w.files[k] = f
+	}
+	return f.write(r)
+}
+
+// PublishBefore publishes the files of the windows that end at or
+// before t.
+func (w *Writer) PublishBefore(t time.Time) error {
+	var errs []error
+	for k, f := range w.files {
+		if k.end <= t.Unix() {
+			delete(w.files, k)
+			errs = append(errs, w.publish(k, f))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close publishes every open file.
+func (w *Writer) Close() error { return w.PublishBefore(time.Unix(1<<62, 0)) }
+
+// Abort drops the files not yet published.
+func (w *Writer) Abort() {
+	for k, f := range w.files {
+		f.abort()
+		delete(w.files, k)
+	}
+}
+
+// Published lists the files published so far.
+func (w *Writer) Published() []string { return w.paths }
+
+func (w *Writer) open(k fileKey) (*file, error) {
+	final := w.layout.Path(k.account, w.format.region, k.flowLog, time.Unix(k.end, 0), "")
+	dir := filepath.Dir(final)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.CreateTemp(dir, ".flowlog-*.tmp")
+	if err != nil {
+		return nil, err
+	}
+	f := &file{tmp: tmp.Name(), format: w.format}
+	if w.layout.Parquet {
+		tmp.Close()
+		if f.pq, err = parquetfile.New(f.tmp, parquetColumns(w.format)); err != nil {
+			os.Remove(f.tmp)
+			return nil, err
+		}
+		return f, nil
+	}
+	f.os, f.buf = tmp, bufio.NewWriterSize(tmp, 64<<10)
+	f.gz = gzip.NewWriter(f.buf)
+	f.line = append([]byte(w.format.Header()), '\n')
+	if _, err := f.gz.Write(f.line); err != nil {
+		f.abort()
+		return nil, err
+	}
+	return f, nil
+}
+
+// publish finishes the file and renames it to its name in the layout,
+// its hash taken from its content.
+func (w *Writer) publish(k fileKey, f *file) error {
+	if err := f.finish(); err != nil {
+		os.Remove(f.tmp)
+		return err
+	}
+	hash, err := contentHash(f.tmp)
+	if err == nil {
+		err = os.Chmod(f.tmp, 0o644)
+	}
+	path := w.layout.Path(k.account, w.format.region, k.flowLog, time.Unix(k.end, 0), hash)
+	if err == nil {
+		err = os.Rename(f.tmp, path)
+	}
+	if err != nil {
+		os.Remove(f.tmp)
+		return err
+	}
+	w.paths = append(w.paths, path)
+	return nil
+}
+
+func contentHash(path string) (string, error) {
+	in, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	h := fnv.New32a()
+	if _, err := io.Copy(h, in); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%08x", h.Sum32()), nil
+}
+
+var duckTypes = map[Type]string{Int32: "INTEGER", Int64: "BIGINT", String: "VARCHAR"}
+
+func parquetColumns(f *Format) []parquetfile.Column {
+	cols := make([]parquetfile.Column, 0, len(f.fields))
+	for _, c := range f.Columns() {
+		cols = append(cols, parquetfile.Column{Name: c.Name, Type: duckTypes[c.Type]})
+	}
+	return cols
+}
+
+// file is one file being written: gzip text or Parquet.
+type file struct {
+	tmp    string
+	format *Format
+	// text
+	os   *os.File
+	buf  *bufio.Writer
+	gz   *gzip.Writer
+	line []byte
+	// parquet
+	pq  *parquetfile.Writer
+	row []driver.Value
+}
+
+func (f *file) write(r *flow.Record) error {
+	if f.pq != nil {
+		f.row = f.format.AppendRow(f.row[:0], r)
+		return f.pq.Append(f.row...)
+	}
+	f.line = append(f.format.AppendText(f.line[:0], r), '\n')
+	_, err := f.gz.Write(f.line)
+	return err
+}
+
+func (f *file) finish() error {
+	if f.pq != nil {
+		return f.pq.Close(true)
+	}
+	return errors.Join(f.gz.Close(), f.buf.Flush(), f.os.Close())
+}
+
+func (f *file) abort() {
+	if f.pq != nil {
+		f.pq.Close(false)
+	} else {
+		f.os.Close()
+	}
+	os.Remove(f.tmp)
+}
