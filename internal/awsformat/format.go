@@ -255,10 +255,24 @@ func (f *Format) AppendText(b []byte, r *flow.Record) []byte {
 		case v.absent:
 			b = append(b, '-')
 		case fd.typ == String:
-			b = append(b, v.str...)
+			b = appendToken(b, v.str)
 		default:
 			b = strconv.AppendInt(b, v.num, 10)
 		}
+	}
+	return b
+}
+
+// appendToken appends s as one space-delimited token: blanks and control
+// characters (never in AWS's values, possible in a collected record's)
+// become '_'.
+func appendToken(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c == 0x7f {
+			c = '_'
+		}
+		b = append(b, c)
 	}
 	return b
 }
