@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"flowlog/internal/awsformat"
+	"flowlog/internal/awsformat/delivery"
 	"flowlog/internal/flow"
 	"flowlog/internal/parquetfile"
 	"flowlog/internal/store"
@@ -188,7 +189,7 @@ func (p *parquetWriter) close(ok bool) error { return p.w.Close(ok) }
 
 // awsWriter delivers the records as AWS would: one file per flow log and
 // 5 minutes of records, by their end.
-type awsWriter struct{ w *awsformat.Writer }
+type awsWriter struct{ w *delivery.Writer }
 
 func newAWS(o Options) (*awsWriter, error) {
 	if o.Dir == "" {
@@ -198,13 +199,13 @@ func newAWS(o Options) (*awsWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &awsWriter{awsformat.NewWriter(awsformat.Layout{Dir: o.Dir, Hourly: o.Hourly, Parquet: o.Format == "aws-parquet"}, f)}, nil
+	return &awsWriter{delivery.NewWriter(delivery.Layout{Dir: o.Dir, Hourly: o.Hourly, Parquet: o.Format == "aws-parquet"}, f)}, nil
 }
 
 func (a *awsWriter) write(r *flow.Record) error {
 	end := time.UnixMilli(r.End)
 	// Records come by end: the windows before this one are complete.
-	if err := a.w.PublishBefore(end.Truncate(awsformat.Window)); err != nil {
+	if err := a.w.PublishBefore(end.Truncate(delivery.Window)); err != nil {
 		return err
 	}
 	return a.w.Write(r, end)

@@ -14,7 +14,7 @@ import (
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
-	"flowlog/internal/awsformat"
+	"flowlog/internal/awsformat/delivery"
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	storeduck "flowlog/internal/store/duckdb"
@@ -146,7 +146,7 @@ func TestExportAWS(t *testing.T) {
 	files := map[string]bool{}
 	var wantPackets, wantBytes uint64
 	for _, r := range recs {
-		files[fmt.Sprint(r.FlowLogID, awsformat.WindowEnd(time.UnixMilli(r.End)).Unix())] = true
+		files[fmt.Sprint(r.FlowLogID, delivery.WindowEnd(time.UnixMilli(r.End)).Unix())] = true
 		wantPackets += r.Packets
 		wantBytes += r.Bytes
 	}

@@ -1,4 +1,6 @@
-package awsformat
+// Package delivery writes AWS VPC Flow Logs records into files laid out
+// as AWS delivers them to S3, under a local directory.
+package delivery
 
 import (
 	"bufio"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"flowlog/internal/awsformat"
 	"flowlog/internal/flow"
 	"flowlog/internal/parquetfile"
 )
@@ -33,7 +36,7 @@ type Layout struct {
 // stamp goes; hash tells apart files of the same window.
 func (l Layout) Path(account, region, flowLogID string, stamp time.Time, hash string) string {
 	stamp = stamp.UTC()
-	account, flowLogID = or(account, "unknown"), or(flowLogID, "unknown")
+	account, flowLogID = orUnknown(account), orUnknown(flowLogID)
 	parts := []string{l.Dir, "AWSLogs", "aws-account-id=" + account, "aws-service=vpcflowlogs", "aws-region=" + region,
 		stamp.Format("year=2006"), stamp.Format("month=01"), stamp.Format("day=02")}
 	if l.Hourly {
@@ -57,7 +60,7 @@ func WindowEnd(t time.Time) time.Time { return t.Truncate(Window).Add(Window) }
 // file.
 type Writer struct {
 	layout Layout
-	format *Format
+	format *awsformat.Format
 	files  map[fileKey]*file
 	paths  []string
 }
@@ -68,7 +71,7 @@ type fileKey struct {
 }
 
 // NewWriter delivers records formatted by f in the layout l.
-func NewWriter(l Layout, f *Format) *Writer {
+func NewWriter(l Layout, f *awsformat.Format) *Writer {
 	return &Writer{layout: l, format: f, files: map[fileKey]*file{}}
 }
 
@@ -114,7 +117,7 @@ func (w *Writer) Abort() {
 func (w *Writer) Published() []string { return w.paths }
 
 func (w *Writer) open(k fileKey) (*file, error) {
-	final := w.layout.Path(k.account, w.format.region, k.flowLog, time.Unix(k.end, 0), "")
+	final := w.layout.Path(k.account, w.format.Region(), k.flowLog, time.Unix(k.end, 0), "")
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
@@ -153,7 +156,7 @@ func (w *Writer) publish(k fileKey, f *file) error {
 	if err == nil {
 		err = os.Chmod(f.tmp, 0o644)
 	}
-	path := w.layout.Path(k.account, w.format.region, k.flowLog, time.Unix(k.end, 0), hash)
+	path := w.layout.Path(k.account, w.format.Region(), k.flowLog, time.Unix(k.end, 0), hash)
 	if err == nil {
 		err = os.Rename(f.tmp, path)
 	}
@@ -178,10 +181,10 @@ func contentHash(path string) (string, error) {
 	return fmt.Sprintf("%08x", h.Sum32()), nil
 }
 
-var duckTypes = map[Type]string{Int32: "INTEGER", Int64: "BIGINT", String: "VARCHAR"}
+var duckTypes = map[awsformat.Type]string{awsformat.Int32: "INTEGER", awsformat.Int64: "BIGINT", awsformat.String: "VARCHAR"}
 
-func parquetColumns(f *Format) []parquetfile.Column {
-	cols := make([]parquetfile.Column, 0, len(f.fields))
+func parquetColumns(f *awsformat.Format) []parquetfile.Column {
+	cols := make([]parquetfile.Column, 0, len(f.Columns()))
 	for _, c := range f.Columns() {
 		cols = append(cols, parquetfile.Column{Name: c.Name, Type: duckTypes[c.Type]})
 	}
@@ -191,7 +194,7 @@ func parquetColumns(f *Format) []parquetfile.Column {
 // file is one file being written: gzip text or Parquet.
 type file struct {
 	tmp    string
-	format *Format
+	format *awsformat.Format
 	// text
 	os   *os.File
 	buf  *bufio.Writer
@@ -226,4 +229,11 @@ func (f *file) abort() {
 		f.os.Close()
 	}
 	os.Remove(f.tmp)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "unknown"
+	}
+	return s
 }
