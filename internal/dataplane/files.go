@@ -30,7 +30,7 @@ type fileSink struct {
 	err  error // the last failure, logged once
 	stop chan struct{}
 	done chan struct{}
-	now  func() time.Time
+	now  func() time.Time // guarded by mu
 }
 
 // fileDir is where a flow log of output type file writes: its output_dir
@@ -95,16 +95,21 @@ func openFileSink(root string, fl desired.FlowLog, log *slog.Logger) (*fileSink,
 func (s *fileSink) publishEvery() {
 	defer close(s.done)
 	for {
-		now := s.now()
+		now := time.Now()
 		select {
 		case <-s.stop:
 			return
 		case <-time.After(delivery.WindowEnd(now).Sub(now)):
-			s.mu.Lock()
-			s.failed(s.w.PublishBefore(s.now()))
-			s.mu.Unlock()
+			s.rotate()
 		}
 	}
+}
+
+// rotate publishes the files of the windows that have ended.
+func (s *fileSink) rotate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failed(s.w.PublishBefore(s.now()))
 }
 
 // write adds the records to the current window's files.
