@@ -33,12 +33,28 @@ func TestFileOutput(t *testing.T) {
 	want := settled(t, srv, ls)
 	waitTrue(t, "the file flow log available", func() bool { return flowLogState(t, srv, fl) == "available" })
 
-	// Refused: a directory outside the file directory, by name or through a
-	// symbolic link made inside the account's directory.
-	for _, dir := range []string{"../elsewhere", "/tmp/flows", "a/../../b"} {
-		_, errOut, code := runCLI(t, srv, "flow-logs", "create", "--name", "out", "--output-type", "file", "--output-dir", dir, "--gateway", gw)
-		if code == 0 || !strings.Contains(errOut, "output_dir") {
-			t.Errorf("output_dir %q: exit %d, %s", dir, code, errOut)
+	if f, _ := flowLogJSON(t, srv, fl)["file"].(map[string]any); f["output_dir"] != "vpc/flows" || f["file_format"] != "parquet" ||
+		f["log_format"] != awsV5Format || f["per_hour_partition"] != true {
+		t.Errorf("the flow log's file settings: %v", f)
+	}
+
+	// Refused: settings that are not AWS's, and a directory outside the
+	// file directory, by name or through a symbolic link made inside the
+	// account's directory.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--output-dir", "../elsewhere"}, "output_dir"},
+		{[]string{"--output-dir", "/tmp/flows"}, "output_dir"},
+		{[]string{"--output-dir", "a/../../b"}, "output_dir"},
+		{[]string{"--log-format", "${version}"}, "output_dir"},
+		{[]string{"--output-dir", "x", "--log-format", "${version} ${bogus}"}, `log_format: unknown field "bogus" in "${bogus}"`},
+		{[]string{"--output-dir", "x", "--file-format", "orc"}, "file_format"},
+	} {
+		_, errOut, code := runCLI(t, srv, append([]string{"flow-logs", "create", "--name", "out", "--output-type", "file", "--gateway", gw}, c.args...)...)
+		if code == 0 || !strings.Contains(errOut, c.want) {
+			t.Errorf("%v: exit %d, %s; want an error about %s", c.args, code, errOut, c.want)
 		}
 	}
 	outside := t.TempDir()
