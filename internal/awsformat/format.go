@@ -10,7 +10,8 @@
 //   - tcp-flags keeps FIN, SYN and RST of the record's flags. flowlog ORs
 //     the flags of every packet, so a SYN-ACK cannot be told from a SYN
 //     followed by ACKs: ACK (hence SYN-ACK's 18) is not reported.
-//   - srcport and dstport are 0 for ICMP, as AWS writes them.
+//   - srcport and dstport are 0 for ICMP, as AWS writes them; NODATA and
+//     SKIPDATA records have '-' for every field about packets.
 //   - region is the configured region name; az-id, sublocation-*,
 //     pkt-*-aws-service, traffic-path (flowlog does not know the route) and
 //     the ECS fields are '-'.
@@ -70,6 +71,20 @@ type field struct {
 	version int
 	typ     Type
 	get     func(*flow.Record, *Format) value
+}
+
+// traffic names the fields about packets, which a NODATA or SKIPDATA
+// record has none of: AWS writes '-' for them.
+var traffic = map[string]bool{"srcaddr": true, "dstaddr": true, "srcport": true, "dstport": true,
+	"protocol": true, "packets": true, "bytes": true, "action": true, "tcp-flags": true, "type": true,
+	"pkt-srcaddr": true, "pkt-dstaddr": true, "flow-direction": true}
+
+// value is the field's value in the record.
+func (fd *field) value(r *flow.Record, f *Format) value {
+	if (r.LogStatus == flow.StatusNoData || r.LogStatus == flow.StatusSkipData) && traffic[fd.name] {
+		return absent
+	}
+	return fd.get(r, f)
 }
 
 func none(*flow.Record, *Format) value { return absent }
@@ -250,7 +265,7 @@ func (f *Format) AppendText(b []byte, r *flow.Record) []byte {
 		if i > 0 {
 			b = append(b, ' ')
 		}
-		v := fd.get(r, f)
+		v := fd.value(r, f)
 		switch {
 		case v.absent:
 			b = append(b, '-')
@@ -296,7 +311,7 @@ func (f *Format) Columns() []Column {
 // []byte for text, nil where AWS writes '-'.
 func (f *Format) AppendRow(row []driver.Value, r *flow.Record) []driver.Value {
 	for _, fd := range f.fields {
-		v := fd.get(r, f)
+		v := fd.value(r, f)
 		switch {
 		case v.absent:
 			row = append(row, nil)

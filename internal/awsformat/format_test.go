@@ -51,8 +51,8 @@ func TestText(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Action, r.LogStatus = flow.ActionReject, flow.StatusSkipData
-	want := "7 acct att-1 10.0.0.5 192.0.2.7 443 51000 6 12 3400 1700000000 1700000059 REJECT SKIPDATA gw-1 - - 3 IPv4 10.0.0.5 192.0.2.7 eu-lab - - - - - egress -" + strings.Repeat(" -", 10)
+	r.Action = flow.ActionReject
+	want := "7 acct att-1 10.0.0.5 192.0.2.7 443 51000 6 12 3400 1700000000 1700000059 REJECT OK gw-1 - - 3 IPv4 10.0.0.5 192.0.2.7 eu-lab - - - - - egress -" + strings.Repeat(" -", 10)
 	if got := string(f.AppendText(nil, &r)); got != want {
 		t.Errorf("all fields:\n%s\nwant\n%s", got, want)
 	}
@@ -60,6 +60,12 @@ func TestText(t *testing.T) {
 	icmp := flow.Record{SrcAddr: netip.MustParseAddr("2001:db8::1"), DstAddr: netip.MustParseAddr("2001:db8::2"), Protocol: 58, DstPort: 0x8000, IPVersion: 6}
 	if got := string(f.AppendText(nil, &icmp)); got != "5 0 0 IPv6 - local 0" {
 		t.Errorf("ICMPv6: %q", got)
+	}
+	// An interval without traffic, as AWS writes it.
+	f, _ = Parse("", "")
+	nodata := flow.Record{AccountID: "acct", InterfaceID: "att-1", Start: 1_700_000_000_000, End: 1_700_000_600_000, LogStatus: flow.StatusNoData}
+	if got := string(f.AppendText(nil, &nodata)); got != "2 acct att-1 - - - - - - - 1700000000 1700000600 - NODATA" {
+		t.Errorf("NODATA: %q", got)
 	}
 }
 
