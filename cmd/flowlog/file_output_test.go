@@ -51,6 +51,7 @@ func TestFileOutput(t *testing.T) {
 		{[]string{"--log-format", "${version}"}, "output_dir"},
 		{[]string{"--output-dir", "x", "--log-format", "${version} ${bogus}"}, `log_format: unknown field "bogus" in "${bogus}"`},
 		{[]string{"--output-dir", "x", "--file-format", "orc"}, "file_format"},
+		{[]string{"--output-dir", "x", "--region", "../up"}, "region"},
 	} {
 		_, errOut, code := runCLI(t, srv, append([]string{"flow-logs", "create", "--name", "out", "--output-type", "file", "--gateway", gw}, c.args...)...)
 		if code == 0 || !strings.Contains(errOut, c.want) {

@@ -205,7 +205,10 @@ type Format struct {
 	region  string
 }
 
-var token = regexp.MustCompile(`^\$\{([a-z0-9-]+)\}$`)
+var (
+	token      = regexp.MustCompile(`^\$\{([a-z0-9-]+)\}$`)
+	regionName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+)
 
 // Parse reads a custom format: ${field} tokens separated by spaces, at
 // least one, each field once. An empty string is the default format; an
@@ -215,6 +218,10 @@ func Parse(format, region string) (*Format, error) {
 		format = DefaultFormat
 	}
 	f := &Format{region: or(region, DefaultRegion)}
+	if !regionName.MatchString(f.region) {
+		// It names a directory of the delivery layout.
+		return nil, fmt.Errorf("%w: region %q is not a name of letters, digits, '-', '_' and '.'", ErrFormat, region)
+	}
 	seen := map[string]bool{}
 	for _, tok := range strings.Fields(format) {
 		m := token.FindStringSubmatch(tok)

@@ -25,6 +25,17 @@ func TestParseErrors(t *testing.T) {
 	}
 }
 
+func TestParseRegion(t *testing.T) {
+	for _, r := range []string{"../x", "a/b", ".", "eu west"} {
+		if _, err := Parse("", r); !errors.Is(err, ErrFormat) || !strings.Contains(err.Error(), "region") {
+			t.Errorf("region %q: %v", r, err)
+		}
+	}
+	if f, err := Parse("", "eu-west-1"); err != nil || f.Region() != "eu-west-1" {
+		t.Errorf("eu-west-1: %v", err)
+	}
+}
+
 func record() flow.Record {
 	return flow.Record{AccountID: "acct", FlowLogID: "fl-1", GatewayID: "gw-1", InterfaceID: "att-1",
 		SrcAddr: netip.MustParseAddr("10.0.0.5"), DstAddr: netip.MustParseAddr("192.0.2.7"), SrcPort: 443, DstPort: 51000,

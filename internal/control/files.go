@@ -46,7 +46,10 @@ func resolveFileOutput(f *FlowLog) error {
 		return missing("output_dir")
 	}
 	fo := *f.File
-	format, _ := awsformat.Parse(fo.LogFormat, "") // checked by checkFileOutput
+	format, err := awsformat.Parse(fo.LogFormat, f.Region) // the format is checked by checkFileOutput
+	if err != nil {
+		return illegal("region", "must be a name of letters, digits, '-', '_' and '.' for output type file: %q", f.Region)
+	}
 	fo.LogFormat, fo.Region = format.String(), ""
 	if fo.FileFormat == "" {
 		fo.FileFormat = desired.FilePlainText

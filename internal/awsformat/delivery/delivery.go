@@ -36,7 +36,7 @@ type Layout struct {
 // stamp goes; hash tells apart files of the same window.
 func (l Layout) Path(account, region, flowLogID string, stamp time.Time, hash string) string {
 	stamp = stamp.UTC()
-	account, flowLogID = orUnknown(account), orUnknown(flowLogID)
+	account, region, flowLogID = pathPart(account), pathPart(region), pathPart(flowLogID)
 	parts := []string{l.Dir, "AWSLogs", "aws-account-id=" + account, "aws-service=vpcflowlogs", "aws-region=" + region,
 		stamp.Format("year=2006"), stamp.Format("month=01"), stamp.Format("day=02")}
 	if l.Hourly {
@@ -231,9 +231,17 @@ func (f *file) abort() {
 	os.Remove(f.tmp)
 }
 
-func orUnknown(s string) string {
+// pathPart makes s safe as part of a file name (never a whole one: the
+// layout always adds to it): never empty, no separator.
+func pathPart(s string) string {
 	if s == "" {
 		return "unknown"
 	}
-	return s
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			b[i] = '_'
+		}
+	}
+	return string(b)
 }

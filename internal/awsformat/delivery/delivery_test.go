@@ -15,3 +15,18 @@ func TestLayout(t *testing.T) {
 		t.Errorf("path\n%s\nwant\n%s", got, want)
 	}
 }
+
+// TestPathParts checks that no part of a record or a setting makes a path
+// leave the directory.
+func TestPathParts(t *testing.T) {
+	l := Layout{Dir: "/out"}
+	stamp := time.Date(2026, 3, 14, 10, 5, 0, 0, time.UTC)
+	got := l.Path("../..", "..", "a/b", stamp, "00000000")
+	if filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(filepath.Dir(got)))))) != filepath.FromSlash("/out/AWSLogs/aws-account-id=.._..") {
+		t.Errorf("%s leaves the layout", got)
+	}
+	want := "/out/AWSLogs/aws-account-id=.._../aws-service=vpcflowlogs/aws-region=../year=2026/month=03/day=14/.._.._vpcflowlogs_.._a_b_20260314T1005Z_00000000.log.gz"
+	if got != filepath.FromSlash(want) {
+		t.Errorf("path\n%s\nwant\n%s", got, want)
+	}
+}
