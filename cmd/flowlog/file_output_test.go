@@ -72,6 +72,13 @@ func TestFileOutput(t *testing.T) {
 	}
 	cliOK(t, srv, "flow-logs", "delete", esc)
 
+	// The metrics count what the flow log handed to its files.
+	records := fmt.Sprintf(`flowlog_flow_log_records_total{flow_log="%s",output="file"}`, fl)
+	waitTrue(t, "every record handed to the files", func() bool { return srv.Metrics()[records] == float64(want.flows) })
+	if m := srv.Metrics(); m[fmt.Sprintf(`flowlog_flow_log_dropped_records_total{flow_log="%s",output="file"}`, fl)] != 0 {
+		t.Errorf("records dropped by the file output: %v", m)
+	}
+
 	// Stopping publishes every file still open, under its final name.
 	srv.Stop()
 	out := filepath.Join(root, srv.Account, "vpc", "flows")

@@ -112,22 +112,26 @@ func (s *fileSink) rotate() {
 	s.failed(s.w.PublishBefore(s.now()))
 }
 
-// write adds the records to the current window's files.
+// write adds the records to the current window's files; a record that
+// cannot be written counts as lost.
 func (s *fileSink) write(recs []flow.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	for i := range recs {
-		if err := s.w.Write(&recs[i], now); err != nil {
-			s.failed(err)
-			return
-		}
+		s.failed(s.w.Write(&recs[i], now))
 	}
 }
 
+// lost is how many records the sink could not deliver.
+func (s *fileSink) lost() uint64 { return s.w.Lost() }
+
 // failed logs a failure unless it is the one logged last.
 func (s *fileSink) failed(err error) {
-	if err != nil && (s.err == nil || s.err.Error() != err.Error()) {
+	if err == nil {
+		return
+	}
+	if s.err == nil || s.err.Error() != err.Error() {
 		s.log.Error("file output", "flow_log", s.id, "err", err)
 	}
 	s.err = err

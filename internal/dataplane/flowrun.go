@@ -49,6 +49,7 @@ func (f *flowRun) deliver(recs []flow.Record) {
 		o.sls.Write(context.Background(), recs) // a live source never waits
 	}
 	if o.file != nil {
+		f.tot.file.add(recs)
 		o.file.write(recs)
 	}
 	if o.netflow != nil {

@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"time"
 
 	"flowlog/internal/awsformat"
@@ -63,6 +64,7 @@ type Writer struct {
 	format *awsformat.Format
 	files  map[fileKey]*file
 	paths  []string
+	lost   atomic.Uint64 // records in files that could not be written
 }
 
 type fileKey struct {
@@ -82,11 +84,17 @@ func (w *Writer) Write(r *flow.Record, at time.Time) error {
 	if f == nil {
 		var err error
 		if f, err = w.open(k); err != nil {
+			w.lost.Add(1)
 			return err
 		}
 		w.files[k] = f
 	}
-	return f.write(r)
+	if err := f.write(r); err != nil {
+		w.lost.Add(1)
+		return err
+	}
+	f.records++
+	return nil
 }
 
 // PublishBefore publishes the files of the windows that end at or
@@ -109,9 +117,14 @@ func (w *Writer) Close() error { return w.PublishBefore(time.Unix(1<<62, 0)) }
 func (w *Writer) Abort() {
 	for k, f := range w.files {
 		f.abort()
+		w.lost.Add(f.records)
 		delete(w.files, k)
 	}
 }
+
+// Lost is how many records were lost to files that could not be written
+// or published. It may be called from any goroutine.
+func (w *Writer) Lost() uint64 { return w.lost.Load() }
 
 // Published lists the files published so far.
 func (w *Writer) Published() []string { return w.paths }
@@ -147,9 +160,14 @@ func (w *Writer) open(k fileKey) (*file, error) {
 
 // publish finishes the file and renames it to its name in the layout,
 // its hash taken from its content.
-func (w *Writer) publish(k fileKey, f *file) error {
+func (w *Writer) publish(k fileKey, f *file) (err error) {
+	defer func() {
+		if err != nil {
+			os.Remove(f.tmp)
+			w.lost.Add(f.records)
+		}
+	}()
 	if err := f.finish(); err != nil {
-		os.Remove(f.tmp)
 		return err
 	}
 	hash, err := contentHash(f.tmp)
@@ -160,12 +178,10 @@ func (w *Writer) publish(k fileKey, f *file) error {
 	if err == nil {
 		err = os.Rename(f.tmp, path)
 	}
-	if err != nil {
-		os.Remove(f.tmp)
-		return err
+	if err == nil {
+		w.paths = append(w.paths, path)
 	}
-	w.paths = append(w.paths, path)
-	return nil
+	return err
 }
 
 func contentHash(path string) (string, error) {
@@ -193,8 +209,9 @@ func parquetColumns(f *awsformat.Format) []parquetfile.Column {
 
 // file is one file being written: gzip text or Parquet.
 type file struct {
-	tmp    string
-	format *awsformat.Format
+	tmp     string
+	format  *awsformat.Format
+	records uint64 // written to it
 	// text
 	os   *os.File
 	buf  *bufio.Writer

@@ -1,9 +1,13 @@
 package delivery
 
 import (
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"flowlog/internal/awsformat"
+	"flowlog/internal/flow"
 )
 
 func TestLayout(t *testing.T) {
@@ -28,5 +32,29 @@ func TestPathParts(t *testing.T) {
 	want := "/out/AWSLogs/aws-account-id=.._../aws-service=vpcflowlogs/aws-region=../year=2026/month=03/day=14/.._.._vpcflowlogs_.._a_b_20260314T1005Z_00000000.log.gz"
 	if got != filepath.FromSlash(want) {
 		t.Errorf("path\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestLost checks that the records of a file that cannot be published are
+// counted as lost, and those published are not.
+func TestLost(t *testing.T) {
+	dir := t.TempDir()
+	f, err := awsformat.Parse("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := NewWriter(Layout{Dir: dir}, f)
+	at := time.Date(2026, 3, 14, 10, 1, 0, 0, time.UTC)
+	for _, id := range []string{"fl-a", "fl-a", "fl-b"} {
+		if err := w.Write(&flow.Record{AccountID: "acct", FlowLogID: id}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.PublishBefore(at); err != nil || len(w.Published()) != 0 {
+		t.Fatalf("published %v (%v) before the window ended", w.Published(), err)
+	}
+	os.RemoveAll(filepath.Join(dir, "AWSLogs"))
+	if err := w.Close(); err == nil || w.Lost() != 3 {
+		t.Errorf("Close = %v, lost %d; want an error and 3 records lost", err, w.Lost())
 	}
 }
