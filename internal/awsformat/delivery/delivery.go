@@ -31,7 +31,13 @@ type Layout struct {
 	Dir     string
 	Hourly  bool // per-hour partitions
 	Parquet bool // Parquet files rather than gzip text
+	// MaxBytes publishes a text file early once it is that large, as AWS
+	// does at 75 MB (the default); the window's next records start another.
+	MaxBytes int64
 }
+
+// DefaultMaxBytes is AWS's cap on a delivered file.
+const DefaultMaxBytes = 75 << 20
 
 // Path is where the file of a flow log's records for the window ending at
 // stamp goes; hash tells apart files of the same window.
@@ -74,6 +80,9 @@ type fileKey struct {
 
 // NewWriter delivers records formatted by f in the layout l.
 func NewWriter(l Layout, f *awsformat.Format) *Writer {
+	if l.MaxBytes <= 0 {
+		l.MaxBytes = DefaultMaxBytes
+	}
 	return &Writer{layout: l, format: f, files: map[fileKey]*file{}}
 }
 
@@ -94,6 +103,10 @@ func (w *Writer) Write(r *flow.Record, at time.Time) error {
 		return err
 	}
 	f.records++
+	if f.size.n >= w.layout.MaxBytes {
+		delete(w.files, k)
+		return w.publish(k, f)
+	}
 	return nil
 }
 
@@ -148,7 +161,8 @@ func (w *Writer) open(k fileKey) (*file, error) {
 		}
 		return f, nil
 	}
-	f.os, f.buf = tmp, bufio.NewWriterSize(tmp, 64<<10)
+	f.os, f.size.w = tmp, tmp
+	f.buf = bufio.NewWriterSize(&f.size, 64<<10)
 	f.gz = gzip.NewWriter(f.buf)
 	f.line = append([]byte(w.format.Header()), '\n')
 	if _, err := f.gz.Write(f.line); err != nil {
@@ -170,31 +184,36 @@ func (w *Writer) publish(k fileKey, f *file) (err error) {
 	if err := f.finish(); err != nil {
 		return err
 	}
-	hash, err := contentHash(f.tmp)
+	h, err := contentHash(f.tmp)
 	if err == nil {
 		err = os.Chmod(f.tmp, 0o644)
 	}
-	path := w.layout.Path(k.account, w.format.Region(), k.flowLog, time.Unix(k.end, 0), hash)
-	if err == nil {
-		err = os.Rename(f.tmp, path)
+	if err != nil {
+		return err
 	}
-	if err == nil {
-		w.paths = append(w.paths, path)
+	// A file of the same content and window (a NODATA record delivered
+	// again after a restart) gets another hash rather than replace it.
+	for ; ; h = h*16777619 + 1 {
+		path := w.layout.Path(k.account, w.format.Region(), k.flowLog, time.Unix(k.end, 0), fmt.Sprintf("%08x", h))
+		if _, err := os.Lstat(path); err == nil {
+			continue
+		}
+		if err = os.Rename(f.tmp, path); err == nil {
+			w.paths = append(w.paths, path)
+		}
+		return err
 	}
-	return err
 }
 
-func contentHash(path string) (string, error) {
+func contentHash(path string) (uint32, error) {
 	in, err := os.Open(path)
 	if err != nil {
-		return "", err
+		return 0, err
 	}
 	defer in.Close()
 	h := fnv.New32a()
-	if _, err := io.Copy(h, in); err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%08x", h.Sum32()), nil
+	_, err = io.Copy(h, in)
+	return h.Sum32(), err
 }
 
 var duckTypes = map[awsformat.Type]string{awsformat.Int32: "INTEGER", awsformat.Int64: "BIGINT", awsformat.String: "VARCHAR"}
@@ -214,6 +233,7 @@ type file struct {
 	records uint64 // written to it
 	// text
 	os   *os.File
+	size countingWriter // the compressed bytes written out so far
 	buf  *bufio.Writer
 	gz   *gzip.Writer
 	line []byte
@@ -261,4 +281,16 @@ func pathPart(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// countingWriter counts the bytes written through it.
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
 }

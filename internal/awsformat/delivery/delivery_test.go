@@ -1,13 +1,17 @@
 package delivery
 
 import (
+	"compress/gzip"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"flowlog/internal/awsformat"
 	"flowlog/internal/flow"
+	"flowlog/internal/store/storetest"
 )
 
 func TestLayout(t *testing.T) {
@@ -56,5 +60,76 @@ func TestLost(t *testing.T) {
 	os.RemoveAll(filepath.Join(dir, "AWSLogs"))
 	if err := w.Close(); err == nil || w.Lost() != 3 {
 		t.Errorf("Close = %v, lost %d; want an error and 3 records lost", err, w.Lost())
+	}
+}
+
+// TestMaxBytes checks that a window's text file is published early once
+// it reaches the cap, and that the window's next records go to another
+// file of the same window.
+func TestMaxBytes(t *testing.T) {
+	dir := t.TempDir()
+	f, _ := awsformat.Parse("", "")
+	w := NewWriter(Layout{Dir: dir, MaxBytes: 64 << 10}, f)
+	at := time.Date(2026, 3, 14, 10, 1, 0, 0, time.UTC)
+	recs := storetest.Records(30000, time.Minute, 3)
+	for i := range recs {
+		if err := w.Write(&recs[i], at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	for _, path := range w.Published() {
+		if !strings.Contains(path, "_20260314T1005Z_") {
+			t.Errorf("%s is not of the 10:05 window", path)
+		}
+		in, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gz, err := gzip.NewReader(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(gz)
+		in.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines += strings.Count(string(b), "\n") - 1 // the header
+	}
+	// storetest's records come from three flow logs: three files at least
+	// without the cap.
+	if n := len(w.Published()); n <= 3 || lines != len(recs) {
+		t.Errorf("%d files holding %d records; want more than 3 files holding %d", n, lines, len(recs))
+	}
+}
+
+// TestSameContent checks that a file of the same window and content as
+// one already there does not replace it.
+func TestSameContent(t *testing.T) {
+	dir := t.TempDir()
+	f, _ := awsformat.Parse("", "")
+	at := time.Date(2026, 3, 14, 10, 1, 0, 0, time.UTC)
+	var paths []string
+	for range 2 {
+		w := NewWriter(Layout{Dir: dir}, f)
+		if err := w.Write(&flow.Record{AccountID: "acct", FlowLogID: "fl-a", LogStatus: flow.StatusNoData}, at); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, w.Published()...)
+	}
+	if len(paths) != 2 || paths[0] == paths[1] {
+		t.Fatalf("published %v", paths)
+	}
+	for _, p := range paths {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
 	}
 }
