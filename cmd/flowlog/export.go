@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,6 +19,7 @@ func newExportCmd() *cobra.Command {
 	var target streamTarget
 	var since, until, where, format, out string
 	var aws export.Options
+	files := 0
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write the records of a log stream over a time range as Parquet, CSV, JSON lines or AWS VPC Flow Logs files",
@@ -41,6 +43,7 @@ func newExportCmd() *cobra.Command {
 					return fmt.Errorf("--format %s needs --out DIR", format)
 				}
 				o.Dir = out
+				o.Published = func(string) { files++ }
 			} else if format == "parquet" {
 				if out == "" {
 					return errors.New("--format parquet needs --out FILE")
@@ -66,6 +69,10 @@ func newExportCmd() *cobra.Command {
 			n, err := export.Export(ctx, q, id, o)
 			if err != nil {
 				return err
+			}
+			if o.Dir != "" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "exported %d records in %d files under %s\n", n, files, filepath.Join(o.Dir, "AWSLogs"))
+				return nil
 			}
 			fmt.Fprintf(cmd.ErrOrStderr(), "exported %d records\n", n)
 			return nil

@@ -47,7 +47,10 @@ func TestExportAWS(t *testing.T) {
 	dir := t.TempDir()
 	export := func(format, out string, args ...string) {
 		t.Helper()
-		cliOK(t, srv, append(append([]string{"export", "--server", srv.URL, "--log-stream", ls, "--format", format, "--out", out}, storeWindow...), args...)...)
+		_, errOut, code := runCLI(t, srv, append(append([]string{"export", "--server", srv.URL, "--log-stream", ls, "--format", format, "--out", out}, storeWindow...), args...)...)
+		if told := fmt.Sprintf("exported %d records in ", want.flows); code != 0 || !strings.HasPrefix(errOut, told) {
+			t.Fatalf("export --format %s: exit %d, %q; want it to say %q", format, code, errOut, told)
+		}
 	}
 	db := openDuckDB(t)
 

@@ -69,8 +69,9 @@ type Writer struct {
 	layout Layout
 	format *awsformat.Format
 	files  map[fileKey]*file
-	paths  []string
 	lost   atomic.Uint64 // records in files that could not be written
+	// OnPublish, if set, is told the path of each file published.
+	OnPublish func(path string)
 }
 
 type fileKey struct {
@@ -139,9 +140,6 @@ func (w *Writer) Abort() {
 // or published. It may be called from any goroutine.
 func (w *Writer) Lost() uint64 { return w.lost.Load() }
 
-// Published lists the files published so far.
-func (w *Writer) Published() []string { return w.paths }
-
 func (w *Writer) open(k fileKey) (*file, error) {
 	final := w.layout.Path(k.account, w.format.Region(), k.flowLog, time.Unix(k.end, 0), "")
 	dir := filepath.Dir(final)
@@ -198,8 +196,8 @@ func (w *Writer) publish(k fileKey, f *file) (err error) {
 		if _, err := os.Lstat(path); err == nil {
 			continue
 		}
-		if err = os.Rename(f.tmp, path); err == nil {
-			w.paths = append(w.paths, path)
+		if err = os.Rename(f.tmp, path); err == nil && w.OnPublish != nil {
+			w.OnPublish(path)
 		}
 		return err
 	}

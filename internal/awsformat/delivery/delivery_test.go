@@ -48,14 +48,16 @@ func TestLost(t *testing.T) {
 		t.Fatal(err)
 	}
 	w := NewWriter(Layout{Dir: dir}, f)
+	var published []string
+	w.OnPublish = func(p string) { published = append(published, p) }
 	at := time.Date(2026, 3, 14, 10, 1, 0, 0, time.UTC)
 	for _, id := range []string{"fl-a", "fl-a", "fl-b"} {
 		if err := w.Write(&flow.Record{AccountID: "acct", FlowLogID: id}, at); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := w.PublishBefore(at); err != nil || len(w.Published()) != 0 {
-		t.Fatalf("published %v (%v) before the window ended", w.Published(), err)
+	if err := w.PublishBefore(at); err != nil || len(published) != 0 {
+		t.Fatalf("published %v (%v) before the window ended", published, err)
 	}
 	os.RemoveAll(filepath.Join(dir, "AWSLogs"))
 	if err := w.Close(); err == nil || w.Lost() != 3 {
@@ -70,6 +72,8 @@ func TestMaxBytes(t *testing.T) {
 	dir := t.TempDir()
 	f, _ := awsformat.Parse("", "")
 	w := NewWriter(Layout{Dir: dir, MaxBytes: 64 << 10}, f)
+	var published []string
+	w.OnPublish = func(p string) { published = append(published, p) }
 	at := time.Date(2026, 3, 14, 10, 1, 0, 0, time.UTC)
 	recs := storetest.Records(30000, time.Minute, 3)
 	for i := range recs {
@@ -81,7 +85,7 @@ func TestMaxBytes(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := 0
-	for _, path := range w.Published() {
+	for _, path := range published {
 		if !strings.Contains(path, "_20260314T1005Z_") {
 			t.Errorf("%s is not of the 10:05 window", path)
 		}
@@ -102,7 +106,7 @@ func TestMaxBytes(t *testing.T) {
 	}
 	// storetest's records come from three flow logs: three files at least
 	// without the cap.
-	if n := len(w.Published()); n <= 3 || lines != len(recs) {
+	if n := len(published); n <= 3 || lines != len(recs) {
 		t.Errorf("%d files holding %d records; want more than 3 files holding %d", n, lines, len(recs))
 	}
 }
@@ -116,13 +120,13 @@ func TestSameContent(t *testing.T) {
 	var paths []string
 	for range 2 {
 		w := NewWriter(Layout{Dir: dir}, f)
+		w.OnPublish = func(p string) { paths = append(paths, p) }
 		if err := w.Write(&flow.Record{AccountID: "acct", FlowLogID: "fl-a", LogStatus: flow.StatusNoData}, at); err != nil {
 			t.Fatal(err)
 		}
 		if err := w.Close(); err != nil {
 			t.Fatal(err)
 		}
-		paths = append(paths, w.Published()...)
 	}
 	if len(paths) != 2 || paths[0] == paths[1] {
 		t.Fatalf("published %v", paths)

@@ -46,6 +46,7 @@ type Options struct {
 	AWSFormat string
 	Region    string
 	Hourly    bool
+	Published func(path string) // told each file written
 }
 
 // Export writes the records and returns how many it wrote. Records come
@@ -199,7 +200,9 @@ func newAWS(o Options) (*awsWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &awsWriter{delivery.NewWriter(delivery.Layout{Dir: o.Dir, Hourly: o.Hourly, Parquet: o.Format == "aws-parquet"}, f)}, nil
+	w := delivery.NewWriter(delivery.Layout{Dir: o.Dir, Hourly: o.Hourly, Parquet: o.Format == "aws-parquet"}, f)
+	w.OnPublish = o.Published
+	return &awsWriter{w}, nil
 }
 
 func (a *awsWriter) write(r *flow.Record) error {
