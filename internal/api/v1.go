@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"flowlog/internal/control"
-	"flowlog/internal/desired"
 )
 
 func (s *Server) routes() {
@@ -312,7 +311,7 @@ type flowLogBody struct {
 	Targets             []control.Target `json:"targets"`
 	ClientToken         string           `json:"client_token"`
 
-	File *desired.FileOutput `json:"file"`
+	File *control.FileOutputInput `json:"file"`
 }
 
 func (b flowLogBody) input() control.FlowLogInput {

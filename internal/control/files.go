@@ -12,27 +12,47 @@ import (
 	"flowlog/internal/desired"
 )
 
-// checkFileOutput validates the settings of output type file: a
-// directory relative to the account's part of the server's file
-// directory, an AWS log format, and an AWS file format.
-func checkFileOutput(fo *desired.FileOutput) error {
-	if fo == nil {
+// FileOutputInput is the settings of output type file to set (nil:
+// unchanged, or the default on create).
+type FileOutputInput struct {
+	OutputDir        *string `json:"output_dir"`
+	LogFormat        *string `json:"log_format"`
+	FileFormat       *string `json:"file_format"`
+	PerHourPartition *bool   `json:"per_hour_partition"`
+}
+
+// checkFileOutput validates the settings given: a directory relative to
+// the account's part of the server's file directory, an AWS log format,
+// and an AWS file format.
+func checkFileOutput(in *FileOutputInput) error {
+	if in == nil {
 		return nil
 	}
-	dir := fo.OutputDir
-	switch {
-	case dir == "":
-		return missing("output_dir")
-	case len(dir) > 255 || !filepath.IsLocal(filepath.FromSlash(dir)) || strings.ContainsAny(dir, "\\\x00"):
-		return illegal("output_dir", "must be a relative path inside the server's file directory, without '..': %q", dir)
+	if dir := in.OutputDir; dir != nil && (len(*dir) > 255 || !filepath.IsLocal(filepath.FromSlash(*dir)) || strings.ContainsAny(*dir, "\\\x00")) {
+		return illegal("output_dir", "must be a relative path inside the server's file directory, without '..': %q", *dir)
 	}
-	if _, err := awsformat.Parse(fo.LogFormat, ""); err != nil {
-		return illegal("log_format", "%s", strings.TrimPrefix(err.Error(), awsformat.ErrFormat.Error()+": "))
+	if in.LogFormat != nil {
+		if _, err := awsformat.Parse(*in.LogFormat, ""); err != nil {
+			return illegal("log_format", "%s", strings.TrimPrefix(err.Error(), awsformat.ErrFormat.Error()+": "))
+		}
 	}
-	if fo.FileFormat != "" {
-		return checkOneOf("file_format", &fo.FileFormat, desired.FilePlainText, desired.FileParquet)
+	return checkOneOf("file_format", in.FileFormat, desired.FilePlainText, desired.FileParquet)
+}
+
+// merge sets the given settings in f's.
+func (in *FileOutputInput) merge(f *FlowLog) {
+	if in == nil {
+		return
 	}
-	return nil
+	fo := desired.FileOutput{}
+	if f.File != nil {
+		fo = *f.File
+	}
+	set(&fo.OutputDir, in.OutputDir)
+	set(&fo.LogFormat, in.LogFormat)
+	set(&fo.FileFormat, in.FileFormat)
+	set(&fo.PerHourPartition, in.PerHourPartition)
+	f.File = &fo
 }
 
 // resolveFileOutput requires the settings of output type file, fills
@@ -42,7 +62,7 @@ func resolveFileOutput(f *FlowLog) error {
 		f.File = nil
 		return nil
 	}
-	if f.File == nil {
+	if f.File == nil || f.File.OutputDir == "" {
 		return missing("output_dir")
 	}
 	fo := *f.File

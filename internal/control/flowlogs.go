@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"strings"
 	"unicode/utf8"
-
-	"flowlog/internal/desired"
 )
 
 // FlowLogInput is a flow log to create, or the fields to change (nil:
@@ -37,7 +35,7 @@ type FlowLogInput struct {
 	Targets     []Target // create only
 	ClientToken string   // create only: same token, same flow log
 
-	File *desired.FileOutput // output type file: replaces the settings whole
+	File *FileOutputInput // output type file
 }
 
 func checkRange(field string, v *int, lo, hi int) error {
@@ -120,9 +118,7 @@ func (in *FlowLogInput) merge(f *FlowLog) {
 	set(&f.NetflowServerPort, in.NetflowServerPort)
 	set(&f.NetflowVersion, in.NetflowVersion)
 	set(&f.Enabled, in.Enabled)
-	if in.File != nil {
-		f.File = in.File
-	}
+	in.File.merge(f)
 }
 
 // resolveOutputs applies the conditional-required rules of the output type
