@@ -189,18 +189,13 @@ func (w *Writer) publish(k fileKey, f *file) (err error) {
 	if err != nil {
 		return err
 	}
-	// A file of the same content and window (a NODATA record delivered
-	// again after a restart) gets another hash rather than replace it.
-	for ; ; h = h*16777619 + 1 {
-		path := w.layout.Path(k.account, w.format.Region(), k.flowLog, time.Unix(k.end, 0), fmt.Sprintf("%08x", h))
-		if _, err := os.Lstat(path); err == nil {
-			continue
-		}
-		if err = os.Rename(f.tmp, path); err == nil && w.OnPublish != nil {
-			w.OnPublish(path)
-		}
-		return err
+	// The name holds a hash of the content: the same records written
+	// again (an export run twice) make the same file, not a second one.
+	path := w.layout.Path(k.account, w.format.Region(), k.flowLog, time.Unix(k.end, 0), fmt.Sprintf("%08x", h))
+	if err = os.Rename(f.tmp, path); err == nil && w.OnPublish != nil {
+		w.OnPublish(path)
 	}
+	return err
 }
 
 func contentHash(path string) (uint32, error) {
