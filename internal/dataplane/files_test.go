@@ -62,3 +62,29 @@ func TestFileSinkWindows(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// TestFileDirFence: without a file directory nothing is written; with one,
+// each account writes in its own directory, and a symbolic link out of
+// the file directory is refused before anything is made beyond it.
+func TestFileDirFence(t *testing.T) {
+	fl := desired.FlowLog{AccountID: "acct", File: &desired.FileOutput{OutputDir: "a/b"}}
+	if _, err := fileDir("", fl); err == nil || !strings.Contains(err.Error(), "--file-dir") {
+		t.Errorf("no file directory: %v", err)
+	}
+	root, outside := t.TempDir(), t.TempDir()
+	if dir, err := fileDir(root, fl); err != nil || dir != filepath.Join(root, "acct", "a", "b") {
+		t.Errorf("fileDir = %s, %v", dir, err)
+	}
+	if err := os.Symlink(outside, filepath.Join(root, "acct", "out")); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"out/x", "../other/x", "out"} {
+		fl.File.OutputDir = d
+		if _, err := fileDir(root, fl); err == nil {
+			t.Errorf("output directory %s: no error", d)
+		}
+	}
+	if entries, _ := os.ReadDir(outside); len(entries) != 0 {
+		t.Errorf("made outside the file directory: %v", entries)
+	}
+}
