@@ -1,5 +1,5 @@
-// Package parquetfile writes one Parquet file of typed columns through an
-// in-memory DuckDB table, so that the file's types are exactly the
+// Package parquetfile writes Parquet files of typed columns through
+// in-memory DuckDB tables, so that the files' types are exactly the
 // columns' DuckDB types.
 package parquetfile
 
@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 )
@@ -21,37 +22,70 @@ type Column struct {
 	Type string
 }
 
-// Writer collects rows and writes the file when closed.
-type Writer struct {
-	path string
-	db   *sql.DB
-	conn *sql.Conn
-	app  *duckdb.Appender
+// DB is an in-memory DuckDB database that files are collected in, one
+// table each: many files at once cost one database.
+type DB struct {
+	db     *sql.DB
+	tables atomic.Uint64
 }
 
-// New starts a file at path with the columns cols.
-func New(path string, cols []Column) (*Writer, error) {
+// Open starts a database.
+func Open() (*DB, error) {
 	c, err := duckdb.NewConnector("", nil)
 	if err != nil {
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
-	w := &Writer{path: path, db: sql.OpenDB(c)}
+	return &DB{db: sql.OpenDB(c)}, nil
+}
+
+// Close frees the database; the files not closed yet are not written.
+func (d *DB) Close() error { return d.db.Close() }
+
+// Writer collects rows and writes the file when closed.
+type Writer struct {
+	path, table string
+	own         *DB // the database of a Writer made by New
+	conn        *sql.Conn
+	app         *duckdb.Appender
+}
+
+// New starts a file at path with the columns cols, in a database of its
+// own.
+func New(path string, cols []Column) (*Writer, error) {
+	d, err := Open()
+	if err != nil {
+		return nil, err
+	}
+	w, err := d.New(path, cols)
+	if err != nil {
+		d.Close()
+		return nil, err
+	}
+	w.own = d
+	return w, nil
+}
+
+// New starts a file at path with the columns cols, in the database.
+func (d *DB) New(path string, cols []Column) (*Writer, error) {
+	w := &Writer{path: path, table: fmt.Sprintf("file%d", d.tables.Add(1))}
 	defs := make([]string, len(cols))
 	for i, col := range cols {
 		defs[i] = quote(col.Name) + " " + col.Type
 	}
 	ctx := context.Background()
-	if w.conn, err = w.db.Conn(ctx); err == nil {
-		if _, err = w.conn.ExecContext(ctx, "CREATE TABLE records ("+strings.Join(defs, ", ")+")"); err == nil {
-			err = w.conn.Raw(func(dc any) error {
-				var err error
-				w.app, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "records")
-				return err
-			})
-		}
+	var err error
+	if w.conn, err = d.db.Conn(ctx); err != nil {
+		return nil, fmt.Errorf("parquet: %w", err)
+	}
+	if _, err = w.conn.ExecContext(ctx, "CREATE TABLE "+w.table+" ("+strings.Join(defs, ", ")+")"); err == nil {
+		err = w.conn.Raw(func(dc any) error {
+			var err error
+			w.app, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", w.table)
+			return err
+		})
 	}
 	if err != nil {
-		w.db.Close()
+		w.conn.Close()
 		return nil, fmt.Errorf("parquet: %w", err)
 	}
 	return w, nil
@@ -63,12 +97,17 @@ func (w *Writer) Append(row ...driver.Value) error { return w.app.AppendRow(row.
 
 // Close writes the file if ok, and frees the table either way.
 func (w *Writer) Close(ok bool) error {
+	ctx := context.Background()
 	err := w.app.Close()
 	if ok && err == nil {
-		_, err = w.conn.ExecContext(context.Background(),
-			"COPY records TO '"+strings.ReplaceAll(w.path, "'", "''")+"' (FORMAT parquet)")
+		_, err = w.conn.ExecContext(ctx, "COPY "+w.table+" TO '"+strings.ReplaceAll(w.path, "'", "''")+"' (FORMAT parquet)")
 	}
-	return errors.Join(err, w.conn.Close(), w.db.Close())
+	_, dropErr := w.conn.ExecContext(ctx, "DROP TABLE "+w.table)
+	err = errors.Join(err, dropErr, w.conn.Close())
+	if w.own != nil {
+		err = errors.Join(err, w.own.Close())
+	}
+	return err
 }
 
 func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }

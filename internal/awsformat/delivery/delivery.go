@@ -69,7 +69,8 @@ type Writer struct {
 	layout Layout
 	format *awsformat.Format
 	files  map[fileKey]*file
-	lost   atomic.Uint64 // records in files that could not be written
+	pq     *parquetfile.DB // where Parquet files are collected; opened on first use
+	lost   atomic.Uint64   // records in files that could not be written
 	// OnPublish, if set, is told the path of each file published.
 	OnPublish func(path string)
 }
@@ -124,16 +125,28 @@ func (w *Writer) PublishBefore(t time.Time) error {
 	return errors.Join(errs...)
 }
 
-// Close publishes every open file.
-func (w *Writer) Close() error { return w.PublishBefore(time.Unix(1<<62, 0)) }
+// Close publishes every open file; the Writer is done.
+func (w *Writer) Close() error {
+	return errors.Join(w.PublishBefore(time.Unix(1<<62, 0)), w.closeDB())
+}
 
-// Abort drops the files not yet published.
+// Abort drops the files not yet published; the Writer is done.
 func (w *Writer) Abort() {
 	for k, f := range w.files {
 		f.abort()
 		w.lost.Add(f.records)
 		delete(w.files, k)
 	}
+	w.closeDB()
+}
+
+func (w *Writer) closeDB() error {
+	if w.pq == nil {
+		return nil
+	}
+	err := w.pq.Close()
+	w.pq = nil
+	return err
 }
 
 // Lost is how many records were lost to files that could not be written
@@ -153,7 +166,13 @@ func (w *Writer) open(k fileKey) (*file, error) {
 	f := &file{tmp: tmp.Name(), format: w.format}
 	if w.layout.Parquet {
 		tmp.Close()
-		if f.pq, err = parquetfile.New(f.tmp, parquetColumns(w.format)); err != nil {
+		if w.pq == nil {
+			if w.pq, err = parquetfile.Open(); err != nil {
+				os.Remove(f.tmp)
+				return nil, err
+			}
+		}
+		if f.pq, err = w.pq.New(f.tmp, parquetColumns(w.format)); err != nil {
 			os.Remove(f.tmp)
 			return nil, err
 		}
