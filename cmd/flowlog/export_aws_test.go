@@ -103,7 +103,7 @@ func TestExportAWS(t *testing.T) {
 		if len(files) == 0 {
 			t.Fatal("no .log.gz files in the layout")
 		}
-		name := regexp.MustCompile(`^` + srv.Account + `_vpcflowlogs_local_fl-[0-9a-z-]+_\d{8}T\d{2}[05]\dZ_[0-9a-f]{8}\.log\.gz$`)
+		name := regexp.MustCompile(`^` + srv.Account + `_vpcflowlogs_local_fl-[0-9a-z-]+_\d{8}T\d{3}[05]Z_[0-9a-f]{8}\.log\.gz$`)
 		for _, f := range files {
 			if !name.MatchString(filepath.Base(f)) {
 				t.Errorf("file name %s", filepath.Base(f))
