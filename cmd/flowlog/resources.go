@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -283,7 +284,7 @@ var flowLogFields = []field{
 	{"enabled", "enabled", "bool", "deliver records (default true)"},
 }
 
-// fileOutputFields are the settings of output type file, sent whole as
+// fileOutputFields are the settings of output type file, sent as
 // the flow log's "file" object.
 var fileOutputFields = []field{
 	{"output-dir", "output_dir", "string", "directory of the AWS VPC Flow Logs files, inside the server's file directory (file)"},
@@ -317,14 +318,14 @@ func newFlowLogsCmd() *cobra.Command {
 		}
 		return a.call("POST", "/v1/flow-logs", nil, body, "", nil)
 	})
-	addFields(create, append(flowLogFields, fileOutputFields...))
+	addFields(create, slices.Concat(flowLogFields, fileOutputFields))
 	create.Flags().String("gateway", "", "bind to this gateway")
 	create.Flags().String("attachment", "", "bind to this attachment of --gateway")
 	create.Flags().String("client-token", "", "idempotence token")
 	update := leaf("update ID", "Change a flow log", 1, func(cmd *cobra.Command, args []string) error {
 		return a.call("PATCH", "/v1/flow-logs/"+url.PathEscape(args[0]), nil, flowLogBody(cmd), "", nil)
 	})
-	addFields(update, append(flowLogFields, fileOutputFields...))
+	addFields(update, slices.Concat(flowLogFields, fileOutputFields))
 	target := func(verb string) *cobra.Command {
 		c := leaf(verb+" ID", strings.ToUpper(verb[:1])+verb[1:]+" a flow log and a gateway or attachment", 1,
 			func(cmd *cobra.Command, args []string) error {
