@@ -1,6 +1,7 @@
 // Package awsformat renders flow records as AWS VPC Flow Logs records: a
 // custom format of ${field} tokens, text lines with '-' for what is
-// absent, typed Parquet columns, and the S3 delivery layout.
+// absent, and typed Parquet columns (package delivery lays the files out
+// as AWS delivers them to S3).
 //
 // How flowlog's model maps onto AWS's fields:
 //   - vpc-id is the gateway (the network a flow log observes) and
@@ -34,7 +35,8 @@ const DefaultFormat = "${version} ${account-id} ${interface-id} ${srcaddr} ${dst
 // DefaultRegion names the region when none is configured.
 const DefaultRegion = "local"
 
-// ErrFormat is returned for a format string that cannot be parsed.
+// ErrFormat is returned for a format string (or region name) that cannot
+// be used.
 var ErrFormat = errors.New("aws log format")
 
 // Type is the Parquet type AWS gives a field.
