@@ -131,6 +131,8 @@ var addedColumns = []struct{ table, column, def string }{
 	{"access_keys", "last_used_at", "INTEGER NOT NULL DEFAULT 0"},
 	{"flow_logs", "revision", "INTEGER NOT NULL DEFAULT 0"}, // version of its last change
 	{"gateways", "agent", "TEXT NOT NULL DEFAULT ''"},       // the agent running it; "" for the server
+	// output type file: its settings, as JSON
+	{"flow_logs", "file_output", "TEXT NOT NULL DEFAULT ''"},
 }
 
 func addColumns(ctx context.Context, db *sql.DB) error {

@@ -187,7 +187,7 @@ func desiredFlowLogs(ctx context.Context, q querier) ([]desired.FlowLog, error) 
 			fls[i].Targets = append(fls[i].Targets, desired.Target(t))
 		}
 	}
-	return fls, nil
+	return fls, desiredFileOutputs(ctx, q, fls)
 }
 
 // allTargets reads every flow log's targets at once, by flow log.

@@ -257,6 +257,15 @@ func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {
 		counter(ch, descBytes, f.tot.nf.bytes.Load(), f.id, "netflow")
 		counter(ch, descDropped, handed-min(handed, sent), f.id, "netflow")
 	}
+	if handed := f.tot.file.records.Load(); o.file != nil || handed > 0 {
+		lost := f.base.fileLost
+		if o.file != nil {
+			lost += o.file.lost()
+		}
+		counter(ch, descRecords, handed, f.id, "file")
+		counter(ch, descBytes, f.tot.file.bytes.Load(), f.id, "file")
+		counter(ch, descDropped, lost, f.id, "file")
+	}
 	packets, evicted, active := f.meterCounts()
 	counter(ch, descMeterPackets, packets, f.id)
 	counter(ch, descMeterEvicted, evicted, f.id)

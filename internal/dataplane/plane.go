@@ -51,6 +51,9 @@ type Config struct {
 	// may replay capture files from; empty: nowhere. The operator may
 	// replay any file the server can read.
 	PcapDir string
+	// FileDir is where flow logs of output type file write, each account
+	// in a directory of its own; empty: output type file cannot run.
+	FileDir string
 	Session netflow.SessionConfig // the collector's per-exporter limits and leniencies
 	DataDir string                // where the collector keeps templates; empty: memory only
 	Tick    time.Duration         // period of aging meters; default 500 ms

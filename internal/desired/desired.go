@@ -25,6 +25,13 @@ const (
 	OutputSLS     = "sls"
 	OutputNetflow = "netflow"
 	OutputAll     = "all"
+	OutputFile    = "file" // AWS VPC Flow Logs files in a directory
+)
+
+// File formats of output type file, as AWS names them.
+const (
+	FilePlainText = "plain-text"
+	FileParquet   = "parquet"
 )
 
 // State is everything data planes should run at one version, read in one
@@ -72,6 +79,22 @@ type FlowLog struct {
 	NetflowServerPort int      `json:"netflow_server_port,omitempty"`
 	NetflowVersion    string   `json:"netflow_version,omitempty"`
 	Targets           []Target `json:"targets"`
+
+	// File is where output type file delivers.
+	File *FileOutput `json:"file,omitempty"`
+}
+
+// FileOutput is how a flow log of output type file delivers its records:
+// as AWS VPC Flow Logs files in the S3 layout under OutputDir, which is
+// relative to the data plane's file directory for the flow log's account.
+type FileOutput struct {
+	OutputDir        string `json:"output_dir"`
+	LogFormat        string `json:"log_format"`  // AWS's ${field} syntax
+	FileFormat       string `json:"file_format"` // FilePlainText or FileParquet
+	PerHourPartition bool   `json:"per_hour_partition"`
+	// Region is the flow log's region, for the records and the layout;
+	// set in the desired state only.
+	Region string `json:"region,omitempty"`
 }
 
 // Outputs says which output kinds the flow log uses.
