@@ -88,7 +88,7 @@ func runMeter(ctx context.Context, o meterOpts) error {
 	if live {
 		source = "live:" + strings.Join(o.ifaces, ",")
 	}
-	sk, err := openSinks(ctx, o.sinks, o.sampling, source, live)
+	sk, err := openSinks(ctx, o.sinks, source, live)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ type sinks struct {
 	err   error
 }
 
-func openSinks(ctx context.Context, o sinkOpts, sampling uint32, source string, live bool) (*sinks, error) {
+func openSinks(ctx context.Context, o sinkOpts, source string, live bool) (*sinks, error) {
 	s := &sinks{}
 	if o.netflow != "" {
 		v, err := export.ParseVersion(o.netflowVersion)
@@ -41,7 +41,7 @@ func openSinks(ctx context.Context, o sinkOpts, sampling uint32, source string, 
 			return nil, err
 		}
 		s.exp, err = export.New(export.Config{Collector: o.netflow, Version: v,
-			Domain: export.DomainID(source), SamplingInterval: sampling})
+			Domain: export.DomainID(source)}) // records carry the meter's interval
 		if err != nil {
 			return nil, err
 		}

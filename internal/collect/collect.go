@@ -57,6 +57,11 @@ type Config struct {
 // Claim is what the collector is told of a claimed source.
 type Claim struct {
 	MaxAge time.Duration // records may end this long before they arrive; 0: Config.Times.Past
+	// Sampling is the 1:N interval applied to records whose router
+	// announces none (the gateway's override); 0: such records are taken
+	// as unsampled and counted as SamplingMissing. An announced rate
+	// always wins.
+	Sampling uint32
 }
 
 // TimeWindow is the range of record end times, around the time a datagram
@@ -95,10 +100,14 @@ type Counters struct {
 
 	Protocol  string // of the last datagram: ProtoV5, ProtoV9, ProtoIPFIX or ProtoSFlow; "" before one decoded
 	Templates int    // templates (options templates included) the session holds now
-	// The sampling intervals (1:N) of the last datagram's records, lowest
-	// and highest; 0 when none was announced (records taken as unsampled).
+	// The sampling intervals (1:N) the router announced for the last
+	// datagram's records, lowest and highest; 0 when some had none.
 	SamplingMin, SamplingMax uint32
-	First, Last              time.Time // first and last datagram since the state was made
+	// Records that arrived with no rate announced and no override, taken
+	// as unsampled (counters as counted), in all and in the last datagram.
+	SamplingMissing     uint64
+	LastSamplingMissing bool
+	First, Last         time.Time // first and last datagram since the state was made
 
 	// When things last went wrong, zero if never: a rejected datagram (and
 	// why), a sequence gap, a template refused or a data set dropped.
@@ -338,7 +347,7 @@ func (c *Collector) packet(src netip.Addr, pkt []byte, sflow bool, now time.Time
 
 // receive decodes a datagram from a claimed source with state.
 func (c *Collector) receive(src netip.Addr, pkt []byte, sflow bool, now time.Time, out []flow.Record) ([]flow.Record, error) {
-	win, ok := c.window(src)
+	tm, ok := c.terms(src)
 	if !ok {
 		c.unclaimed.Add(1)
 		return out, fmt.Errorf("%w: %v", ErrUnclaimed, src)
@@ -348,20 +357,27 @@ func (c *Collector) receive(src netip.Addr, pkt []byte, sflow bool, now time.Tim
 		return out, fmt.Errorf("%w: %d exporters, none idle for %v; %v refused", netflow.ErrLimit,
 			c.cfg.MaxExporters, c.cfg.IdleEvict, src)
 	}
-	return c.decode(e, src, pkt, sflow, now, win, out)
+	return c.decode(e, src, pkt, sflow, now, tm, out)
 }
 
-// window is the time window of src's records, if src is claimed.
-func (c *Collector) window(src netip.Addr) (TimeWindow, bool) {
-	win := c.cfg.Times
+// terms is how a claimed source's records are taken in.
+type terms struct {
+	win      TimeWindow
+	sampling uint32 // override when the router announces no rate; 0: none
+}
+
+// terms are src's terms, if src is claimed.
+func (c *Collector) terms(src netip.Addr) (terms, bool) {
+	t := terms{win: c.cfg.Times}
 	cl, ok := c.claimed(src)
 	if ok && cl.MaxAge > 0 {
-		win.Past = cl.MaxAge
+		t.win.Past = cl.MaxAge
 	}
-	return win, ok
+	t.sampling = cl.Sampling
+	return t, ok
 }
 
-func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, now time.Time, win TimeWindow, out []flow.Record) ([]flow.Record, error) {
+func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, now time.Time, tm terms, out []flow.Record) ([]flow.Record, error) {
 	before := len(out)
 	var err error
 	e.mu.Lock()
@@ -395,7 +411,7 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 		e.c.DecodeErrors++
 		e.c.ErrorAt, e.c.LastError = now, truncate(err.Error(), maxErrorText)
 	}
-	c.finish(e, src, out[before:], now, win)
+	c.finish(e, src, out[before:], now, tm)
 	e.mu.Unlock()
 	return out, err
 }

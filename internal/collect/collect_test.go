@@ -286,7 +286,9 @@ func TestSFlowPort(t *testing.T) {
 		t.Fatalf("%d records", len(got))
 	}
 	r := got[0]
+	// One sampled packet of 100 bytes at 1:100: scaled once, here.
 	if r.SrcAddr != netip.MustParseAddr("192.0.2.1") || r.DstPort != 53 || r.Packets != 100 || r.Bytes != 100*100 ||
+		r.SamplingInterval != 100 ||
 		r.InputIfIndex != 3 || r.OutputIfIndex != 4 || r.ExporterAddr != netip.MustParseAddr("127.0.0.1") {
 		t.Fatalf("record %+v", r)
 	}

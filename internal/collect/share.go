@@ -107,7 +107,7 @@ func (c *Collector) Adopt(src netip.Addr, ts []netflow.SavedTemplate) {
 	c.mu.RLock()
 	e := c.exporters[src]
 	c.mu.RUnlock()
-	win, ok := c.window(src)
+	tm, ok := c.terms(src)
 	if e == nil || !ok {
 		return
 	}
@@ -115,28 +115,45 @@ func (c *Collector) Adopt(src netip.Addr, ts []netflow.SavedTemplate) {
 	e.mu.Lock()
 	out, res, _ := e.sess.Restore(ts, now, nil) // what is over the limits is left out
 	e.c.Dropped += uint64(res.Dropped)
-	c.finish(e, src, out, now, win)
+	c.finish(e, src, out, now, tm)
 	e.mu.Unlock()
 	if len(out) > 0 && c.handler != nil {
 		c.handler(out)
 	}
 }
 
-// finish gives records decoded from src their exporter and clamps their
-// times, and counts them. Called with e.mu held.
-func (c *Collector) finish(e *exporter, src netip.Addr, recs []flow.Record, now time.Time, win TimeWindow) {
+// finish gives records decoded from src their exporter, scales them,
+// clamps their times, and counts them. Called with e.mu held.
+func (c *Collector) finish(e *exporter, src netip.Addr, recs []flow.Record, now time.Time, tm terms) {
 	e.c.Records += uint64(len(recs))
+	if len(recs) > 0 {
+		e.c.SamplingMin, e.c.SamplingMax = samplingRange(recs)
+		e.c.LastSamplingMissing = false
+	}
 	nowMs := now.UnixMilli()
 	for i := range recs {
 		recs[i].ExporterAddr = src
 		recs[i].NormalizeICMP()
-		if win.clamp(&recs[i], nowMs) {
+		if scale(&recs[i], tm.sampling) {
+			e.c.SamplingMissing++
+			e.c.LastSamplingMissing = true
+		}
+		if tm.win.clamp(&recs[i], nowMs) {
 			e.c.Clamped++
 		}
 	}
-	if len(recs) > 0 {
-		e.c.SamplingMin, e.c.SamplingMax = samplingRange(recs)
+}
+
+// scale makes a decoded record's counters estimates, once: by the rate its
+// router announced, else by the gateway's override. It reports a record
+// with neither, taken as unsampled.
+func scale(r *flow.Record, override uint32) (missing bool) {
+	n := r.SamplingInterval
+	if n == 0 {
+		n, missing = override, override == 0
 	}
+	r.Scale(n)
+	return missing
 }
 
 // ShareErrors is the number of template shares that failed (and were

@@ -77,8 +77,9 @@ func openExporter(fl desired.FlowLog) (*export.Exporter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("netflow version %q is not supported", fl.NetflowVersion)
 	}
-	e, err := export.New(export.Config{Collector: target, Version: ver, Domain: export.DomainID(fl.ID),
-		SamplingInterval: uint32(max(fl.Sampling, 1))})
+	// Each record carries its own interval: a collected record the
+	// router's, a metered one the flow log's.
+	e, err := export.New(export.Config{Collector: target, Version: ver, Domain: export.DomainID(fl.ID)})
 	if err != nil {
 		return nil, fmt.Errorf("netflow collector %s cannot be reached: %v", target, err)
 	}

@@ -1,7 +1,15 @@
 // Package export sends flow records to a NetFlow v5, v9 or IPFIX collector
 // over UDP, as an exporting process: it packs records into packets no
-// larger than the MTU, resends templates and sampling options periodically,
-// and numbers packets as each version defines.
+// larger than the MTU, resends templates periodically, and numbers packets
+// as each version defines.
+//
+// Records hold estimates (counted values times their SamplingInterval);
+// each is sent as what was counted with its own interval, so a collector
+// that scales by the announced rate gets the estimate back, once. v9 and
+// IPFIX carry the interval in every data record (samplingInterval, IE 34).
+// v5 has one interval per packet: a packet holds records of one interval
+// (a new packet starts when it changes); an interval v5 cannot express
+// (over 16383) is sent as unsampled with the estimates.
 package export
 
 import (
@@ -27,7 +35,6 @@ type Config struct {
 	TemplatePackets  int           // resend templates after this many packets; default 20
 	TemplateInterval time.Duration // and after this long; default 600 s
 	Domain           uint32        // v9 source id / IPFIX observation domain; v5 engine id (low byte)
-	SamplingInterval uint32        // 1:N packet sampling advertised in options data (v5: header)
 	Now              func() time.Time
 }
 
@@ -189,7 +196,7 @@ func (e *Exporter) exportV5(recs []flow.Record) error {
 		}
 		h := netflow.V5Header{Clock: e.clock(batch), Sequence: e.seq,
 			EngineID: uint8(e.cfg.Domain), EngineType: uint8(e.cfg.Domain >> 8),
-			SamplingInterval: v5Sampling(e.cfg.SamplingInterval)}
+			SamplingInterval: v5Sampling(batch[0].SamplingInterval)}
 		pkt, err := netflow.AppendV5(e.buf[:0], h, batch)
 		if err == nil {
 			err = e.send(pkt, len(batch))
@@ -208,6 +215,12 @@ func (e *Exporter) exportV5(recs []flow.Record) error {
 		}
 		c := *r
 		c.SrcAddr, c.DstAddr = r.SrcAddr.Unmap(), r.DstAddr.Unmap()
+		if v5Sampling(c.SamplingInterval) == 0 {
+			c.SamplingInterval = 1 // sent as estimates
+		}
+		if len(batch) > 0 && batch[0].SamplingInterval != c.SamplingInterval {
+			flush()
+		}
 		batch = append(batch, c)
 		if len(batch) == per {
 			flush()
@@ -268,11 +281,7 @@ func (e *Exporter) packet(recs []flow.Record) (int, error) {
 	e.b.Reset(e.buf, c)
 	now := e.cfg.Now()
 	if e.sinceTpl == 0 || e.sinceTpl >= e.cfg.TemplatePackets || now.Sub(e.lastTpl) >= e.cfg.TemplateInterval {
-		sampled := e.cfg.SamplingInterval > 1
-		e.b.AppendTemplates(sampled)
-		if sampled {
-			e.b.AppendSampling(e.cfg.Domain, e.cfg.SamplingInterval)
-		}
+		e.b.AppendTemplates(false) // rates travel in the records
 		e.sinceTpl, e.lastTpl = 0, now
 	}
 	n := 0
@@ -293,9 +302,6 @@ func (e *Exporter) packet(recs []flow.Record) (int, error) {
 		e.seq += uint32(e.b.Records())
 	}
 	records := e.b.Records()
-	if e.cfg.SamplingInterval > 1 && e.sinceTpl == 0 {
-		records-- // the options data record is not a flow
-	}
 	pkt := e.b.Finish(netflow.MessageHeader{Sequence: seq, Domain: e.cfg.Domain})
 	e.sinceTpl++
 	return n, e.send(pkt, records)

@@ -4,6 +4,8 @@
 package flow
 
 import (
+	"math"
+	"math/bits"
 	"net/netip"
 )
 
@@ -88,7 +90,9 @@ const (
 const RecordVersion = 5
 
 // Record is one unidirectional flow (or a delta of one, after an active
-// timeout). Counters are 64-bit; times are Unix milliseconds.
+// timeout). Counters are 64-bit; times are Unix milliseconds. Packets and
+// Bytes are estimates of the traffic: what was counted times
+// SamplingInterval, scaled once where the record enters flowlog (see Scale).
 type Record struct {
 	Version     uint8
 	AccountID   string
@@ -112,13 +116,17 @@ type Record struct {
 	TCPFlags      uint16 // OR of the flags of all packets
 	FlowDirection Direction
 
-	IPVersion        uint8
-	VLANID           uint16
-	TOS              uint8
-	ICMPType         uint8
-	ICMPCode         uint8
-	EndReason        EndReason
-	SamplingInterval uint32 // 1:N; 0 or 1 means unsampled
+	IPVersion uint8
+	VLANID    uint16
+	TOS       uint8
+	ICMPType  uint8
+	ICMPCode  uint8
+	EndReason EndReason
+	// SamplingInterval is the effective 1:N packet sampling the counters
+	// were scaled by: the router's announced rate, the gateway's override
+	// or the flow log's meter sampling; 1 when unsampled (0 in records
+	// not yet scaled, read as 1).
+	SamplingInterval uint32
 
 	// Observation point, used to attribute collected records to gateways
 	// and attachments. Not part of the stored record layout.
@@ -155,4 +163,29 @@ func (r *Record) NormalizeICMP() {
 	case r.DstPort != 0 && r.ICMPType == 0 && r.ICMPCode == 0:
 		r.ICMPType, r.ICMPCode = uint8(r.DstPort>>8), uint8(r.DstPort)
 	}
+}
+
+// Scale turns counted values into estimates: it multiplies Packets and
+// Bytes by n (0 is read as 1) and records n as the SamplingInterval. It is
+// applied once, where a record enters flowlog; counters saturate rather
+// than wrap.
+func (r *Record) Scale(n uint32) {
+	n = max(n, 1)
+	r.SamplingInterval = n
+	r.Packets, r.Bytes = mulSat(r.Packets, n), mulSat(r.Bytes, n)
+}
+
+// Counted returns the packets and bytes that were counted: the estimates
+// divided by the SamplingInterval (exact for a record Scale made).
+func (r *Record) Counted() (packets, bytes uint64) {
+	n := uint64(max(r.SamplingInterval, 1))
+	return r.Packets / n, r.Bytes / n
+}
+
+func mulSat(v uint64, n uint32) uint64 {
+	hi, lo := bits.Mul64(v, uint64(n))
+	if hi != 0 {
+		return math.MaxUint64
+	}
+	return lo
 }

@@ -36,7 +36,7 @@ type Config struct {
 	ActiveTimeout   time.Duration // a running flow reports every ActiveTimeout
 	InactiveTimeout time.Duration // a flow without packets for this long ends
 	MaxFlows        int           // cache size; a full cache evicts (lack_of_resources)
-	Sampling        uint32        // meter 1 packet in N; 0 or 1 meters all
+	Sampling        uint32        // meter 1 packet in N (records' counters are scaled by N); 0 or 1 meters all
 	RandomSampling  bool          // pick packets at random (1/N) instead of every Nth
 	Seed            uint64        // seeds random sampling and the flow hash
 	BatchSize       int           // records per call of the emit function
@@ -454,23 +454,23 @@ func (m *Meter) Stats() Stats {
 
 func (m *Meter) export(e *entry, reason flow.EndReason) {
 	r := flow.Record{
-		Version:          flow.RecordVersion,
-		SrcPort:          e.SrcPort,
-		DstPort:          e.DstPort,
-		Protocol:         e.Protocol,
-		Packets:          uint64(e.packets),
-		Bytes:            e.bytes,
-		Start:            m.epoch + int64(e.first),
-		End:              m.epoch + int64(e.last),
-		Action:           flow.ActionAccept,
-		LogStatus:        flow.StatusOK,
-		TCPFlags:         e.tcpFlags,
-		IPVersion:        e.IPVersion,
-		VLANID:           e.VLAN,
-		TOS:              e.tos,
-		EndReason:        reason,
-		SamplingInterval: m.sampling,
+		Version:   flow.RecordVersion,
+		SrcPort:   e.SrcPort,
+		DstPort:   e.DstPort,
+		Protocol:  e.Protocol,
+		Packets:   uint64(e.packets),
+		Bytes:     e.bytes,
+		Start:     m.epoch + int64(e.first),
+		End:       m.epoch + int64(e.last),
+		Action:    flow.ActionAccept,
+		LogStatus: flow.StatusOK,
+		TCPFlags:  e.tcpFlags,
+		IPVersion: e.IPVersion,
+		VLANID:    e.VLAN,
+		TOS:       e.tos,
+		EndReason: reason,
 	}
+	r.Scale(m.sampling) // a metered 1-in-N packet stands for N
 	if e.IPVersion == 4 {
 		r.SrcAddr = netipFrom4(e.Src)
 		r.DstAddr = netipFrom4(e.Dst)

@@ -211,6 +211,9 @@ func TestSetTimeoutsWhileRunning(t *testing.T) {
 	}
 }
 
+// TestSampling: a 1:N meter picks one packet in N, and its records are
+// estimates: each metered packet counts as N (and its bytes N times), with
+// sampling_interval N.
 func TestSampling(t *testing.T) {
 	for _, random := range []bool{false, true} {
 		m, col := newMeter(t, meter.Config{Sampling: 10, RandomSampling: random, Seed: 1})
@@ -220,10 +223,10 @@ func TestSampling(t *testing.T) {
 		m.Flush()
 		var packets uint64
 		for _, r := range col.recs {
-			packets += r.Packets
-			if r.SamplingInterval != 10 {
-				t.Fatalf("sampling_interval %d", r.SamplingInterval)
+			if r.SamplingInterval != 10 || r.Packets%10 != 0 || r.Bytes != r.Packets*28 { // 28: IPv4 + UDP headers, no payload
+				t.Fatalf("record %+v: want sampling_interval 10 and counters scaled by it", r)
 			}
+			packets += r.Packets / 10
 		}
 		st := m.Stats()
 		if packets+st.Sampled != 10000 {

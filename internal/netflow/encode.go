@@ -15,32 +15,34 @@ const (
 )
 
 // The fixed templates flowlog exports. v9 carries times as uptime
-// (FIRST/LAST_SWITCHED), IPFIX as absolute milliseconds.
+// (FIRST/LAST_SWITCHED), IPFIX as absolute milliseconds. Counters are what
+// was counted, with each record's own samplingInterval (IE 34): records
+// of different routers and rates can share a message.
 var (
 	ipfixV4 = Template{ID: TemplateIPv4, Fields: []Field{
 		{ID: ieSrcIPv4, Len: 4}, {ID: ieDstIPv4, Len: 4}, {ID: ieSrcPort, Len: 2}, {ID: ieDstPort, Len: 2},
 		{ID: ieProtocol, Len: 1}, {ID: ieTOS, Len: 1}, {ID: ieTCPFlags, Len: 2},
 		{ID: ieOctetDelta, Len: 8}, {ID: iePacketDelta, Len: 8}, {ID: ieStartMs, Len: 8}, {ID: ieEndMs, Len: 8},
 		{ID: ieIngressIf, Len: 4}, {ID: ieEgressIf, Len: 4}, {ID: ieVLAN, Len: 2}, {ID: ieICMPTypeCode4, Len: 2},
-		{ID: ieDirection, Len: 1}, {ID: ieEndReason, Len: 1}}}
+		{ID: ieDirection, Len: 1}, {ID: ieEndReason, Len: 1}, {ID: ieSamplingInterval, Len: 4}}}
 	ipfixV6 = Template{ID: TemplateIPv6, Fields: []Field{
 		{ID: ieSrcIPv6, Len: 16}, {ID: ieDstIPv6, Len: 16}, {ID: ieSrcPort, Len: 2}, {ID: ieDstPort, Len: 2},
 		{ID: ieProtocol, Len: 1}, {ID: ieTOS, Len: 1}, {ID: ieTCPFlags, Len: 2},
 		{ID: ieOctetDelta, Len: 8}, {ID: iePacketDelta, Len: 8}, {ID: ieStartMs, Len: 8}, {ID: ieEndMs, Len: 8},
 		{ID: ieIngressIf, Len: 4}, {ID: ieEgressIf, Len: 4}, {ID: ieVLAN, Len: 2}, {ID: ieICMPTypeCode6, Len: 2},
-		{ID: ieDirection, Len: 1}, {ID: ieEndReason, Len: 1}}}
+		{ID: ieDirection, Len: 1}, {ID: ieEndReason, Len: 1}, {ID: ieSamplingInterval, Len: 4}}}
 	v9V4 = Template{ID: TemplateIPv4, Fields: []Field{
 		{ID: ieSrcIPv4, Len: 4}, {ID: ieDstIPv4, Len: 4}, {ID: ieSrcPort, Len: 2}, {ID: ieDstPort, Len: 2},
 		{ID: ieProtocol, Len: 1}, {ID: ieTOS, Len: 1}, {ID: ieTCPFlags, Len: 1},
 		{ID: ieOctetDelta, Len: 8}, {ID: iePacketDelta, Len: 8}, {ID: ieStartSysUp, Len: 4}, {ID: ieEndSysUp, Len: 4},
 		{ID: ieIngressIf, Len: 4}, {ID: ieEgressIf, Len: 4}, {ID: ieVLAN, Len: 2}, {ID: ieICMPTypeCode4, Len: 2},
-		{ID: ieDirection, Len: 1}, {ID: ieEndReason, Len: 1}}}
+		{ID: ieDirection, Len: 1}, {ID: ieEndReason, Len: 1}, {ID: ieSamplingInterval, Len: 4}}}
 	v9V6 = Template{ID: TemplateIPv6, Fields: []Field{
 		{ID: ieSrcIPv6, Len: 16}, {ID: ieDstIPv6, Len: 16}, {ID: ieSrcPort, Len: 2}, {ID: ieDstPort, Len: 2},
 		{ID: ieProtocol, Len: 1}, {ID: ieTOS, Len: 1}, {ID: ieTCPFlags, Len: 1},
 		{ID: ieOctetDelta, Len: 8}, {ID: iePacketDelta, Len: 8}, {ID: ieStartSysUp, Len: 4}, {ID: ieEndSysUp, Len: 4},
 		{ID: ieIngressIf, Len: 4}, {ID: ieEgressIf, Len: 4}, {ID: ieVLAN, Len: 2}, {ID: ieICMPTypeCode4, Len: 2},
-		{ID: ieDirection, Len: 1}, {ID: ieEndReason, Len: 1}}}
+		{ID: ieDirection, Len: 1}, {ID: ieEndReason, Len: 1}, {ID: ieSamplingInterval, Len: 4}}}
 	// Sampling options: scope is the system (v9) or the observation domain
 	// (IPFIX); samplingInterval and samplingAlgorithm are what most
 	// collectors read.
@@ -210,8 +212,9 @@ func (b *Builder) sizeOf(r *flow.Record) (int, uint16) {
 	return lenIPFIXV4, TemplateIPv4
 }
 
-// AppendRecord adds one flow record. Records whose addresses are not of one
-// family are rejected.
+// AppendRecord adds one flow record: its counted values (estimates divided
+// by its SamplingInterval) and the interval. Records whose addresses are
+// not of one family are rejected.
 func (b *Builder) AppendRecord(r *flow.Record) error {
 	_, id := b.sizeOf(r)
 	src, dst := r.SrcAddr.Unmap(), r.DstAddr.Unmap()
@@ -236,8 +239,9 @@ func (b *Builder) AppendRecord(r *flow.Record) error {
 	} else {
 		b.buf = binary.BigEndian.AppendUint16(b.buf, r.TCPFlags)
 	}
-	b.buf = binary.BigEndian.AppendUint64(b.buf, r.Bytes)
-	b.buf = binary.BigEndian.AppendUint64(b.buf, r.Packets)
+	packets, bytes := r.Counted()
+	b.buf = binary.BigEndian.AppendUint64(b.buf, bytes)
+	b.buf = binary.BigEndian.AppendUint64(b.buf, packets)
 	if b.version == V9 {
 		b.buf = binary.BigEndian.AppendUint32(b.buf, b.clock.uptime(r.Start))
 		b.buf = binary.BigEndian.AppendUint32(b.buf, b.clock.uptime(r.End))
@@ -250,6 +254,7 @@ func (b *Builder) AppendRecord(r *flow.Record) error {
 	b.buf = binary.BigEndian.AppendUint16(b.buf, r.VLANID)
 	b.buf = binary.BigEndian.AppendUint16(b.buf, uint16(r.ICMPType)<<8|uint16(r.ICMPCode))
 	b.buf = append(b.buf, direction(r.FlowDirection), uint8(r.EndReason))
+	b.buf = binary.BigEndian.AppendUint32(b.buf, r.SamplingInterval) // 0: not known, options data may say
 	b.count++
 	b.data++
 	return nil

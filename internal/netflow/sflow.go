@@ -23,8 +23,9 @@ type SFlowResult struct {
 const maxSFlowSamples = 4096
 
 // DecodeSFlow decodes an sFlow v5 datagram. Each flow sample becomes one
-// record, scaled by its sampling rate (packets = rate, bytes = rate × IP
-// length) and stamped with the receive time; counter samples are counted.
+// record of what was counted (one packet, its IP length) with the sample's
+// sampling rate as SamplingInterval (0 when none), stamped with the
+// receive time; the collector scales it. Counter samples are counted.
 func DecodeSFlow(pkt []byte, now time.Time, out []flow.Record) ([]flow.Record, SFlowResult, error) {
 	var res SFlowResult
 	d := xdr{b: pkt}
@@ -120,9 +121,6 @@ func flowSample(b []byte, expanded bool, ms int64, out []flow.Record) ([]flow.Re
 	if n > 64 {
 		return out, false, fmt.Errorf("%w: %d flow records", ErrLength, n)
 	}
-	if rate == 0 {
-		rate = 1
-	}
 	r := flow.Record{Start: ms, End: ms, SamplingInterval: rate, InputIfIndex: in, OutputIfIndex: outIf}
 	var ipLen uint32
 	found := false
@@ -176,8 +174,7 @@ func flowSample(b []byte, expanded bool, ms int64, out []flow.Record) ([]flow.Re
 	if !found {
 		return out, false, nil
 	}
-	r.Packets = uint64(rate)
-	r.Bytes = uint64(rate) * uint64(ipLen)
+	r.Packets, r.Bytes = 1, uint64(ipLen)
 	return append(out, r), true, nil
 }
 

@@ -80,8 +80,9 @@ func sflowSeeds() [][]byte {
 	return [][]byte{d, d[:60], {0, 0, 0, 5}}
 }
 
-// TestSFlowDecode: flow samples become records scaled by their rate, with
-// the 5-tuple of the sampled frame; counter samples are counted; goflow2's
+// TestSFlowDecode: flow samples become records of what was counted (one
+// packet, its IP length) carrying their rate, with the 5-tuple of the
+// sampled frame (the collector scales them); counter samples are counted; goflow2's
 // sFlow decoder sees the same samples, rates and interfaces.
 func TestSFlowDecode(t *testing.T) {
 	d := sflowDatagram()
@@ -96,10 +97,10 @@ func TestSFlowDecode(t *testing.T) {
 	ms := now.UnixMilli()
 	want := []flow.Record{
 		{SrcAddr: netip.MustParseAddr("10.0.0.1"), DstAddr: netip.MustParseAddr("10.0.0.2"), SrcPort: 12345, DstPort: 443,
-			Protocol: 6, Packets: 512, Bytes: 512 * 1500, Start: ms, End: ms, TCPFlags: 0x18, IPVersion: 4, VLANID: 100,
+			Protocol: 6, Packets: 1, Bytes: 1500, Start: ms, End: ms, TCPFlags: 0x18, IPVersion: 4, VLANID: 100,
 			TOS: 0x10, SamplingInterval: 512, InputIfIndex: 7, OutputIfIndex: 9},
 		{SrcAddr: netip.MustParseAddr("2001:db8::1"), DstAddr: netip.MustParseAddr("2001:db8::2"), SrcPort: 5000, DstPort: 53,
-			Protocol: 17, Packets: 2048, Bytes: 2048 * 88, Start: ms, End: ms, IPVersion: 6,
+			Protocol: 17, Packets: 1, Bytes: 88, Start: ms, End: ms, IPVersion: 6,
 			SamplingInterval: 2048, InputIfIndex: 70000, OutputIfIndex: 80000},
 	}
 	for i := range want {

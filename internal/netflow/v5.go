@@ -39,8 +39,10 @@ type V5Header struct {
 }
 
 // AppendV5 appends a v5 packet holding recs to dst. Every record must be
-// IPv4 and there may be at most V5MaxRecords; counters over 32 bits are
-// capped at 2^32-1 (v5 cannot carry more).
+// IPv4 and there may be at most V5MaxRecords. Counters are what was counted
+// (see flow.Record.Counted), so the records should share the interval the
+// header announces; counters over 32 bits are capped at 2^32-1 (v5 cannot
+// carry more).
 func AppendV5(dst []byte, h V5Header, recs []flow.Record) ([]byte, error) {
 	if len(recs) > V5MaxRecords {
 		return dst, fmt.Errorf("%w: %d records in a v5 packet", ErrLimit, len(recs))
@@ -64,8 +66,9 @@ func AppendV5(dst []byte, h V5Header, recs []flow.Record) ([]byte, error) {
 		dst = append(dst, 0, 0, 0, 0) // next hop
 		dst = binary.BigEndian.AppendUint16(dst, uint16(r.InputIfIndex))
 		dst = binary.BigEndian.AppendUint16(dst, uint16(r.OutputIfIndex))
-		dst = binary.BigEndian.AppendUint32(dst, cap32(r.Packets))
-		dst = binary.BigEndian.AppendUint32(dst, cap32(r.Bytes))
+		packets, bytes := r.Counted()
+		dst = binary.BigEndian.AppendUint32(dst, cap32(packets))
+		dst = binary.BigEndian.AppendUint32(dst, cap32(bytes))
 		dst = binary.BigEndian.AppendUint32(dst, h.uptime(r.Start))
 		dst = binary.BigEndian.AppendUint32(dst, h.uptime(r.End))
 		dst = binary.BigEndian.AppendUint16(dst, r.SrcPort)
