@@ -178,6 +178,8 @@ var gatewayFields = []field{
 	{"pcap-path", "pcap_path", "string", "pcap gateways: the capture file to replay"},
 	{"pcap-pace", "pcap_pace", "string", "pcap gateways: realtime or fast"},
 	{"exporter-addr", "exporter_addr", "string", "exporter gateways: the router's source address"},
+	{"sampling-interval", "sampling_interval", "int",
+		"exporter gateways: 1:N sampling of records whose router announces no rate (an announced rate wins); 0 clears it"},
 	{"agent", "agent", "string", "the agent that runs the gateway (flowlog agents create); empty: the server"},
 }
 

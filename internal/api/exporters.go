@@ -29,7 +29,10 @@ const (
 	HealthStale  = "stale"  // datagrams stopped
 	HealthErrors = "errors" // datagrams rejected, templates refused or data sets dropped lately
 	HealthLosing = "losing" // sequence numbers show losses lately
-	HealthOK     = "ok"
+	// Records arrive with no sampling rate announced and the gateway sets
+	// no override: they are stored as unsampled, which may be wrong.
+	HealthNoSamplingRate = "no_sampling_rate"
+	HealthOK             = "ok"
 )
 
 const (
@@ -63,6 +66,13 @@ type Exporter struct {
 	ClampedRecords      uint64 `json:"clamped_records"`
 	SamplingMin         uint32 `json:"sampling_interval_min"`
 	SamplingMax         uint32 `json:"sampling_interval_max"`
+	// The gateway's override, applied when the router announces no rate.
+	SamplingOverride int `json:"sampling_interval_override"`
+	// The last datagram's records had no rate and there is no override:
+	// they were stored as unsampled. SamplingMissingRecords counts such
+	// records in all.
+	SamplingMissing        bool   `json:"sampling_missing"`
+	SamplingMissingRecords uint64 `json:"sampling_missing_records"`
 
 	FirstSeen *time.Time `json:"first_seen,omitempty"`
 	LastSeen  *time.Time `json:"last_seen,omitempty"`
@@ -112,7 +122,8 @@ func exporterRow(g control.Gateway, c collect.Counters, claimed bool, listens []
 		DecodeErrors: c.DecodeErrors, SequenceLost: c.SequenceLost, UnknownTemplateSets: c.UnknownTemplates,
 		DroppedSets: c.Dropped, TemplatesRefused: c.TemplatesRefused, Templates: c.Templates,
 		CounterSamples: c.CounterSamples, ClampedRecords: c.Clamped, SamplingMin: c.SamplingMin,
-		SamplingMax: c.SamplingMax, LastError: c.LastError}
+		SamplingMax: c.SamplingMax, SamplingOverride: g.SamplingInterval, SamplingMissing: c.LastSamplingMissing,
+		SamplingMissingRecords: c.SamplingMissing, LastError: c.LastError}
 	if e.Seen {
 		first, last := c.First.UTC(), c.Last.UTC()
 		e.FirstSeen, e.LastSeen = &first, &last
@@ -147,6 +158,11 @@ func health(c collect.Counters, claimed bool, listens []string, now time.Time) (
 	case recent(c.LossAt):
 		return HealthLosing, fmt.Sprintf("sequence numbers showed a loss %s ago (%d lost in all)",
 			ago(now.Sub(c.LossAt)), c.SequenceLost)
+	case c.LastSamplingMissing:
+		return HealthNoSamplingRate, fmt.Sprintf("%s announces no sampling rate for its records (%d so far), so they "+
+			"are stored as unsampled: if it samples, have it announce its rate (sampling options data, or "+
+			"samplingInterval in its records) or set the gateway's sampling_interval to its 1:N; if it does not, "+
+			"set sampling_interval 1", c.Exporter, c.SamplingMissing)
 	}
 	return HealthOK, fmt.Sprintf("last datagram %s ago", ago(now.Sub(c.Last)))
 }

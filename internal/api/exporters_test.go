@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -51,14 +52,22 @@ func exporters(t *testing.T, c *client.Client, gw string) []map[string]any {
 // storedRecords counts the records a log stream holds from the last day.
 func storedRecords(t *testing.T, c *client.Client, stream string) int {
 	t.Helper()
+	return int(stored(t, c, stream, map[string]string{"func": "count"}))
+}
+
+// stored is one aggregate over the records a log stream holds from the
+// last day.
+func stored(t *testing.T, c *client.Client, stream string, agg map[string]string) float64 {
+	t.Helper()
 	now := time.Now()
 	m := mustC(t, c, 200, "POST", "/v1/log-streams/"+stream+"/query", map[string]any{"since": now.Add(-24 * time.Hour),
-		"until": now.Add(time.Hour), "aggregates": []any{map[string]string{"func": "count"}}})
+		"until": now.Add(time.Hour), "aggregates": []any{agg}})
 	rows, _ := m["rows"].([]any)
 	if len(rows) != 1 {
 		return 0
 	}
-	return int(rows[0].([]any)[0].(float64))
+	v, _ := rows[0].([]any)[0].(float64)
+	return v
 }
 
 // TestExportersAPI: two accounts' routers send real devices' export packets
@@ -115,10 +124,20 @@ func TestExportersAPI(t *testing.T) {
 		t.Errorf("first_seen %v, last_seen %v", a[0]["first_seen"], a[0]["last_seen"])
 	}
 
+	// The MikroTik announces no sampling rate and B's gateway sets none:
+	// its records are stored as unsampled, and the verdict says so.
 	b := exporters(t, other, "")
 	checkRow(t, "account B's router", b, map[string]any{"gateway_id": gwB, "exporter_addr": "127.0.0.2",
 		"protocol": "netflow-v5", "packets": 1.0, "records": 30.0, "decode_errors": 0.0, "sequence_lost": 0.0,
-		"sampling_interval_min": 0.0, "health": "ok"})
+		"sampling_interval_min": 0.0, "sampling_missing": true, "sampling_missing_records": 30.0,
+		"sampling_interval_override": 0.0, "health": "no_sampling_rate"})
+	if reason := str(b[0], "health_reason"); !strings.Contains(reason, "sampling_interval") {
+		t.Errorf("no_sampling_rate reason does not say what to set: %q", reason)
+	}
+	if a[0]["sampling_missing"] != false {
+		t.Errorf("A's last records had a rate (1:1000), yet sampling_missing: %v", a[0])
+	}
+	checkOverride(t, other, collector, gwB, streamB)
 
 	// Neither account sees the other's router, by list or by id.
 	wantErrC(t, other, 404, "NotFound.Gateway", "GET", "/v1/exporters?gateway_id="+gwA, nil)
@@ -168,4 +187,40 @@ func TestExportersCollectorOff(t *testing.T) {
 	checkRow(t, "collector off", exporters(t, e.c, gw), map[string]any{"claimed": false, "seen": false, "health": "silent",
 		"health_reason": "the server's collector is off (netflow_listen and sflow_listen)"})
 	e.wantErr(404, "NotFound.Gateway", "GET", "/v1/exporters?gateway_id=gw-nothere", nil)
+}
+
+// checkOverride sets a 1:100 override on gw, whose router (127.0.0.2, a
+// MikroTik) announces no rate, and sends its packet again: once the data
+// plane applies it, the same 30 records are stored as 100 × the packets
+// they were stored with before, and the verdict no longer flags the rate.
+func checkOverride(t *testing.T, c *client.Client, collector, gw, stream string) {
+	t.Helper()
+	packets := map[string]string{"func": "sum", "field": "packets"}
+	unsampled := stored(t, c, stream, packets)
+	if unsampled == 0 {
+		t.Fatal("no packets stored")
+	}
+	g := mustC(t, c, 200, "PATCH", "/v1/gateways/"+gw, map[string]any{"sampling_interval": 100})
+	if g["sampling_interval"] != 100.0 {
+		t.Fatalf("gateway after PATCH: %v", g)
+	}
+	for try := 0; ; try++ {
+		before, total := storedRecords(t, c, stream), stored(t, c, stream, packets)
+		testutil.SendCorpus(t, "127.0.0.2", collector, "netflow5_test_microtik.dat")
+		waitUntil(t, "30 more records", func() bool { return storedRecords(t, c, stream) == before+30 })
+		row := exporters(t, c, gw)[0]
+		if row["sampling_missing"] == true { // sent before the plane took the override
+			if try == 20 {
+				t.Fatalf("the override is not applied: %v", row)
+			}
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if got := stored(t, c, stream, packets) - total; got != 100*unsampled {
+			t.Fatalf("with a 1:100 override, 30 records stored %v packets, want 100 × %v", got, unsampled)
+		}
+		checkRow(t, "with an override", []map[string]any{row}, map[string]any{"health": "ok",
+			"sampling_interval_override": 100.0, "sampling_interval_min": 0.0})
+		return
+	}
 }

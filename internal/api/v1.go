@@ -150,11 +150,12 @@ type gatewayBody struct {
 	PcapPace    *string `json:"pcap_pace"`
 	Exporter    *string `json:"exporter_addr"`
 	Agent       *string `json:"agent"`
+	Sampling    *int    `json:"sampling_interval"`
 }
 
 func (b gatewayBody) input() control.GatewayInput {
 	return control.GatewayInput{Name: b.Name, Description: b.Description, Kind: b.Kind,
-		PcapPath: b.PcapPath, PcapPace: b.PcapPace, Exporter: b.Exporter, Agent: b.Agent}
+		PcapPath: b.PcapPath, PcapPace: b.PcapPace, Exporter: b.Exporter, Agent: b.Agent, SamplingInterval: b.Sampling}
 }
 
 func (s *Server) createGateway(w http.ResponseWriter, r *http.Request, c caller) {

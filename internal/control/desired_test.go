@@ -205,3 +205,34 @@ func TestSnapshot(t *testing.T) {
 		t.Fatalf("another data plane's snapshot: %+v %v, want empty", other, err)
 	}
 }
+
+// TestGatewaySamplingOverride: an exporter gateway takes a sampling
+// override (0 to 2^24, 0 clears it), which the desired state carries to the
+// data planes; other kinds refuse one.
+func TestGatewaySamplingOverride(t *testing.T) {
+	x := newTenancy(t, "")
+	_, gw := x.netflowLog()
+	if gw.SamplingInterval != 0 {
+		t.Fatalf("new gateway has override %d", gw.SamplingInterval)
+	}
+	gw, err := x.svc.UpdateGateway(x.ctx, x.a, gw.ID, GatewayInput{SamplingInterval: ptr(100)})
+	if err != nil || gw.SamplingInterval != 100 {
+		t.Fatalf("set 100: %v, %+v", err, gw)
+	}
+	if got, _ := x.svc.GetGateway(x.ctx, x.a, gw.ID); got.SamplingInterval != 100 {
+		t.Fatalf("stored override %d, want 100", got.SamplingInterval)
+	}
+	st := x.snapshot()
+	if len(st.Gateways) != 1 || st.Gateways[0].SamplingInterval != 100 {
+		t.Fatalf("desired gateways %+v, want the override 100", st.Gateways)
+	}
+	for _, bad := range []int{-1, 1<<24 + 1} {
+		_, err := x.svc.UpdateGateway(x.ctx, x.a, gw.ID, GatewayInput{SamplingInterval: ptr(bad)})
+		wantErr(t, err, ErrInvalid, "sampling_interval", "must be 0 to")
+	}
+	if gw, err = x.svc.UpdateGateway(x.ctx, x.a, gw.ID, GatewayInput{SamplingInterval: ptr(0)}); err != nil || gw.SamplingInterval != 0 {
+		t.Fatalf("clear: %v, %+v", err, gw)
+	}
+	_, err = x.svc.CreateGateway(x.ctx, x.a, GatewayInput{Name: ptr("cap"), Kind: ptr(KindCapture), SamplingInterval: ptr(10)})
+	wantErr(t, err, ErrInvalid, "sampling_interval", "only an exporter gateway")
+}

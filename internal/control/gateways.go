@@ -18,6 +18,9 @@ type GatewayInput struct {
 	PcapPace    *string
 	Exporter    *string
 	Agent       *string // "" runs it inside the server
+	// SamplingInterval (exporter): 1:N for records whose router announces
+	// no rate; 0 clears it.
+	SamplingInterval *int
 }
 
 func checkName(field string, v *string, required bool) error {
@@ -68,6 +71,13 @@ func applyGateway(g *Gateway, in GatewayInput, create bool) error {
 	set(&g.PcapPace, in.PcapPace)
 	set(&g.Exporter, in.Exporter)
 	set(&g.Agent, in.Agent)
+	set(&g.SamplingInterval, in.SamplingInterval)
+	if err := checkRange("sampling_interval", in.SamplingInterval, 0, 1<<24); err != nil {
+		return err
+	}
+	if g.SamplingInterval != 0 && g.Kind != KindExporter {
+		return illegal("sampling_interval", "only an exporter gateway takes a sampling_interval")
+	}
 	switch g.Kind {
 	case KindCapture:
 		if g.PcapPath != "" || g.Exporter != "" {
@@ -113,9 +123,10 @@ func (s *Service) CreateGateway(ctx context.Context, account string, in GatewayI
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO gateways (id, account_id, name, description, kind,
-			pcap_path, pcap_pace, exporter, agent, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)`,
+			pcap_path, pcap_pace, exporter, agent, created_at, updated_at, sampling_interval)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
 			g.ID, g.AccountID, g.Name, g.Description, g.Kind, g.PcapPath, g.PcapPace, g.Exporter, g.Agent,
-			unixNano(g.CreatedAt), unixNano(g.UpdatedAt))
+			unixNano(g.CreatedAt), unixNano(g.UpdatedAt), g.SamplingInterval)
 		return err
 	})
 	return g, err
@@ -179,13 +190,14 @@ func claimExporter(ctx context.Context, q querier, g *Gateway) error {
 	return e
 }
 
-const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, agent, created_at, updated_at`
+const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, agent, created_at,
+	updated_at, sampling_interval`
 
 func scanGateway(row scanner) (Gateway, error) {
 	var g Gateway
 	var c, u int64
 	err := row.Scan(&g.ID, &g.AccountID, &g.Name, &g.Description, &g.Kind, &g.PcapPath, &g.PcapPace,
-		&g.Exporter, &g.Agent, &c, &u)
+		&g.Exporter, &g.Agent, &c, &u, &g.SamplingInterval)
 	g.CreatedAt, g.UpdatedAt = fromNano(c), fromNano(u)
 	return g, err
 }
@@ -236,8 +248,8 @@ func (s *Service) UpdateGateway(ctx context.Context, account, id string, in Gate
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE gateways SET name=?, description=?, pcap_path=?, pcap_pace=?,
-			exporter=?, agent=?, updated_at=? WHERE id=?`, g.Name, g.Description, g.PcapPath, g.PcapPace, g.Exporter,
-			g.Agent, unixNano(g.UpdatedAt), g.ID)
+			exporter=?, agent=?, updated_at=?, sampling_interval=? WHERE id=?`, g.Name, g.Description, g.PcapPath,
+			g.PcapPace, g.Exporter, g.Agent, unixNano(g.UpdatedAt), g.SamplingInterval, g.ID)
 		return err
 	})
 	return g, err

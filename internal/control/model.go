@@ -78,17 +78,20 @@ const (
 
 // Gateway is an observation point.
 type Gateway struct {
-	ID          string    `json:"id"`
-	AccountID   string    `json:"account_id"`
-	Name        string    `json:"name"`
-	Description string    `json:"description"`
-	Kind        string    `json:"kind"`
-	PcapPath    string    `json:"pcap_path,omitempty"`     // pcap: the file replayed
-	PcapPace    string    `json:"pcap_pace,omitempty"`     // pcap: "realtime" or "fast"
-	Exporter    string    `json:"exporter_addr,omitempty"` // exporter: its source address
-	Agent       string    `json:"agent"`                   // the agent running it; "" for the server
-	CreatedAt   time.Time `json:"created_at"`
-	UpdatedAt   time.Time `json:"updated_at"`
+	ID          string `json:"id"`
+	AccountID   string `json:"account_id"`
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	Kind        string `json:"kind"`
+	PcapPath    string `json:"pcap_path,omitempty"`     // pcap: the file replayed
+	PcapPace    string `json:"pcap_pace,omitempty"`     // pcap: "realtime" or "fast"
+	Exporter    string `json:"exporter_addr,omitempty"` // exporter: its source address
+	Agent       string `json:"agent"`                   // the agent running it; "" for the server
+	// exporter: the 1:N sampling of records whose router announces no
+	// rate (an announced rate wins); 0 for none: they are taken as unsampled.
+	SamplingInterval int       `json:"sampling_interval,omitempty"`
+	CreatedAt        time.Time `json:"created_at"`
+	UpdatedAt        time.Time `json:"updated_at"`
 }
 
 // Attachment is one interface (or ifIndex, for exporters) of a gateway.

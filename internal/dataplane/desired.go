@@ -37,6 +37,7 @@ type where struct {
 	att           string // the attachment observed; "" for the whole gateway
 	iface         string // the attachment's interface (capture)
 	ifIndex       uint32 // the attachment's ifIndex (exporter)
+	sampling      uint32 // exporter: 1:N when the router announces none; 0 for none
 }
 
 func (pt point) same(o point) bool {
@@ -80,7 +81,7 @@ func (d *want) addPoints(gw *desired.Gateway, t desired.Target) error {
 	}
 	key := unitKey{d.fl.AccountID, d.fl.ID, gw.ID, ""}
 	w := where{gateway: gw.ID, kind: gw.Kind, pcapPath: gw.PcapPath, pcapPace: gw.PcapPace,
-		pcapFenced: gw.PcapFenced, exporter: gw.Exporter}
+		pcapFenced: gw.PcapFenced, exporter: gw.Exporter, sampling: uint32(max(gw.SamplingInterval, 0))}
 	add := func(a desired.Attachment) {
 		w := w
 		w.att, w.iface, w.ifIndex = a.ID, a.Interface, a.IfIndex

@@ -38,8 +38,8 @@ func (t *routeTable) set(r *routes) {
 }
 
 // claim tells the collector whether a running exporter unit observes src,
-// and how old its records may be: the longest retention of the log streams
-// they go to.
+// how old its records may be (the longest retention of the log streams
+// they go to), and its gateway's sampling override.
 func (t *routeTable) claim(src netip.Addr) (collect.Claim, bool) {
 	c, ok := t.v.Load().claims[src.Unmap()]
 	return c, ok
@@ -125,7 +125,7 @@ func (p *Plane) exporterRoutes() *routes {
 			}
 			addr = addr.Unmap()
 			r.units[addr] = append(r.units[addr], u)
-			r.claims[addr] = collect.Claim{MaxAge: max(r.claims[addr].MaxAge, age)}
+			r.claims[addr] = collect.Claim{MaxAge: max(r.claims[addr].MaxAge, age), Sampling: u.pt.sampling}
 			r.owners[addr] = owner{account: u.key.account, gateway: u.pt.gateway}
 		}
 	}

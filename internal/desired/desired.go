@@ -124,9 +124,12 @@ type Gateway struct {
 	PcapPace string `json:"pcap_pace,omitempty"`
 	// PcapFenced: the file must lie inside the data plane's pcap
 	// directory (the account is not the operator's).
-	PcapFenced  bool         `json:"pcap_fenced,omitempty"`
-	Exporter    string       `json:"exporter_addr,omitempty"`
-	Attachments []Attachment `json:"attachments"`
+	PcapFenced bool   `json:"pcap_fenced,omitempty"`
+	Exporter   string `json:"exporter_addr,omitempty"`
+	// SamplingInterval (exporter): 1:N for records whose router
+	// announces no rate; 0 for none.
+	SamplingInterval int          `json:"sampling_interval,omitempty"`
+	Attachments      []Attachment `json:"attachments"`
 }
 
 // Attachment is one interface (or ifIndex, for exporters) of a gateway.
