@@ -16,9 +16,10 @@ import (
 )
 
 // meterRecords meters a capture and returns the records it prints.
-func meterRecords(t *testing.T, pcap string) []flow.Record {
+func meterRecords(t *testing.T, pcap string, args ...string) []flow.Record {
 	t.Helper()
-	out, err := exec.Command(testutil.Binary(t), "meter", "--pcap", pcap, "--inactive-timeout", "600").Output()
+	args = append([]string{"meter", "--pcap", pcap, "--inactive-timeout", "600"}, args...)
+	out, err := exec.Command(testutil.Binary(t), args...).Output()
 	if err != nil {
 		t.Fatalf("meter: %v", err)
 	}
@@ -103,6 +104,40 @@ func TestMeterExportsNetflow(t *testing.T) {
 		if len(flows) != len(want) || p != wp || b != wb {
 			t.Errorf("%s: nfdump saw %d flows %d packets %d bytes; the meter made %d/%d/%d",
 				v, len(flows), p, b, len(want), wp, wb)
+		}
+	}
+}
+
+// TestMeterSampledExportsNetflow: `meter --sampling 4` prints estimates
+// (4 × what it metered, so multiples of 4); exported to a real nfcapd, v5
+// carries the interval in its header and nfdump stores the same estimates;
+// v9 and IPFIX carry it in each record, which nfdump 1.7 does not read, so
+// it stores what was metered, a quarter. Neither is scaled twice.
+func TestMeterSampledExportsNetflow(t *testing.T) {
+	pcap := filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/http_get.pcap")
+	want := meterRecords(t, pcap, "--sampling", "4")
+	wp, wb := totals(want)
+	if len(want) == 0 || wp%4 != 0 || wb%4 != 0 {
+		t.Fatalf("meter --sampling 4: %d records, %d packets, %d bytes; want estimates, multiples of 4", len(want), wp, wb)
+	}
+	for _, v := range []string{"V5", "V9", "V10"} {
+		port, stop := testutil.StartNfcapd(t)
+		out, err := exec.Command(testutil.Binary(t), "meter", "--pcap", pcap, "--inactive-timeout", "600",
+			"--sampling", "4", "--netflow", fmt.Sprintf("127.0.0.1:%d", port), "--netflow-version", v).CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s: meter: %v\n%s", v, err, out)
+		}
+		flows, _ := stop()
+		var p, b uint64
+		for _, f := range flows {
+			p, b = p+f.Packets, b+f.Bytes
+		}
+		ep, eb := wp, wb
+		if v != "V5" {
+			ep, eb = wp/4, wb/4
+		}
+		if len(flows) != len(want) || p != ep || b != eb {
+			t.Errorf("%s: nfdump saw %d flows %d packets %d bytes; want %d/%d/%d", v, len(flows), p, b, len(want), ep, eb)
 		}
 	}
 }
