@@ -68,8 +68,8 @@ type Exporter struct {
 	SamplingMax         uint32 `json:"sampling_interval_max"`
 	// The gateway's override, applied when the router announces no rate.
 	SamplingOverride int `json:"sampling_interval_override"`
-	// The last datagram's records had no rate and there is no override:
-	// they were stored as unsampled. SamplingMissingRecords counts such
+	// The last datagram's records had no rate and the gateway sets no
+	// override: they were stored as unsampled, and so will the next. SamplingMissingRecords counts such
 	// records in all.
 	SamplingMissing        bool   `json:"sampling_missing"`
 	SamplingMissingRecords uint64 `json:"sampling_missing_records"`
@@ -117,6 +117,8 @@ func (s *Server) listExporters(w http.ResponseWriter, r *http.Request, c caller)
 }
 
 func exporterRow(g control.Gateway, c collect.Counters, claimed bool, listens []string, now time.Time) Exporter {
+	// An override set since is applied to what arrives next.
+	c.LastSamplingMissing = c.LastSamplingMissing && g.SamplingInterval == 0
 	e := Exporter{GatewayID: g.ID, GatewayName: g.Name, ExporterAddr: g.Exporter, Claimed: claimed,
 		Seen: !c.First.IsZero(), Protocol: c.Protocol, Packets: c.Packets, Records: c.Records,
 		DecodeErrors: c.DecodeErrors, SequenceLost: c.SequenceLost, UnknownTemplateSets: c.UnknownTemplates,

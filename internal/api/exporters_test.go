@@ -190,9 +190,10 @@ func TestExportersCollectorOff(t *testing.T) {
 }
 
 // checkOverride sets a 1:100 override on gw, whose router (127.0.0.2, a
-// MikroTik) announces no rate, and sends its packet again: once the data
-// plane applies it, the same 30 records are stored as 100 × the packets
-// they were stored with before, and the verdict no longer flags the rate.
+// MikroTik) announces no rate, and sends its packet again: the verdict no
+// longer flags the rate, and once the data plane applies the override the
+// same 30 records are stored as 100 × the packets they were stored with
+// before.
 func checkOverride(t *testing.T, c *client.Client, collector, gw, stream string) {
 	t.Helper()
 	packets := map[string]string{"func": "sum", "field": "packets"}
@@ -204,23 +205,18 @@ func checkOverride(t *testing.T, c *client.Client, collector, gw, stream string)
 	if g["sampling_interval"] != 100.0 {
 		t.Fatalf("gateway after PATCH: %v", g)
 	}
+	checkRow(t, "with an override", exporters(t, c, gw), map[string]any{"health": "ok", "sampling_missing": false,
+		"sampling_interval_override": 100.0, "sampling_interval_min": 0.0})
 	for try := 0; ; try++ {
 		before, total := storedRecords(t, c, stream), stored(t, c, stream, packets)
 		testutil.SendCorpus(t, "127.0.0.2", collector, "netflow5_test_microtik.dat")
 		waitUntil(t, "30 more records", func() bool { return storedRecords(t, c, stream) == before+30 })
-		row := exporters(t, c, gw)[0]
-		if row["sampling_missing"] == true { // sent before the plane took the override
-			if try == 20 {
-				t.Fatalf("the override is not applied: %v", row)
-			}
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		if got := stored(t, c, stream, packets) - total; got != 100*unsampled {
+		switch got := stored(t, c, stream, packets) - total; {
+		case got == 100*unsampled:
+			return
+		case got != unsampled || try == 20: // unsampled: sent before the plane took the override
 			t.Fatalf("with a 1:100 override, 30 records stored %v packets, want 100 × %v", got, unsampled)
 		}
-		checkRow(t, "with an override", []map[string]any{row}, map[string]any{"health": "ok",
-			"sampling_interval_override": 100.0, "sampling_interval_min": 0.0})
-		return
+		time.Sleep(100 * time.Millisecond)
 	}
 }

@@ -92,6 +92,16 @@ func TestExporters(t *testing.T) {
 	if cells["protocol"] != "NetFlow v5" || cells["sampling"] != "none announced" {
 		t.Errorf("softflowd: protocol %q, sampling %q; want NetFlow v5, none announced", cells["protocol"], cells["sampling"])
 	}
+	// softflowd announces no rate and the gateway sets none: flagged, with
+	// what to do in the cell's title.
+	if api["health"] != "no_sampling_rate" || api["sampling_missing"] != true {
+		t.Errorf("softflowd without a rate: API health %v, sampling_missing %v", api["health"], api["sampling_missing"])
+	}
+	flag := eval[string](t, tab, `(() => { const s = document.querySelector('`+row+`[data-test=sampling]');
+		return s.dataset.missing + ' ' + s.title })()`)
+	if !strings.HasPrefix(flag, "true ") || !strings.Contains(flag, "--sampling-interval") {
+		t.Errorf("softflowd's sampling cell: %q, want it flagged with what to set", flag)
+	}
 	// The MX80's one packet: 29 records sampled 1:1000 by its header.
 	mxRow := `[data-test=exporter][data-id="` + mx + `"] `
 	mxCells := poll[string](t, tab, `(() => { const q = k => document.querySelector('`+mxRow+`[data-test=' + k + ']')?.textContent.trim();
@@ -103,6 +113,17 @@ func TestExporters(t *testing.T) {
 		t.Errorf("last seen %q", cells["last-seen"])
 	}
 	screenshot(t, tab, "exporters")
+
+	// softflowd does not sample: saying so on the gateway clears the flag.
+	if st, m := testutil.Call(t, c.api, "PATCH", "/v1/gateways/"+gw, map[string]any{"sampling_interval": 1}); st != 200 {
+		t.Fatalf("PATCH sampling_interval: %d %v", st, m)
+	}
+	cleared := poll[string](t, tab, `(() => { const q = k => document.querySelector('`+row+`[data-test=' + k + ']');
+		const s = [q('health')?.textContent, q('sampling')?.textContent.trim(), q('sampling')?.dataset.missing].join(', ');
+		return s.startsWith('ok') ? s : '' })()`)
+	if cleared != "ok, 1:1 (gateway), false" {
+		t.Errorf("after the override, softflowd's row shows %q, want ok, 1:1 (gateway), false", cleared)
+	}
 }
 
 var durations = regexp.MustCompile(`\b[0-9hms.]+ ago\b`)

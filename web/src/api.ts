@@ -328,13 +328,16 @@ export function deleteAttachment(gateway: string, id: string): Promise<unknown> 
 // ExporterHealth, worst first after the two that say nothing arrives:
 // unused (no running flow log uses the gateway: datagrams are ignored),
 // silent (none yet, or the server's collector is off), stale (they
-// stopped), errors, losing, ok. health_reason says which, in words.
-export type ExporterHealth = 'unused' | 'silent' | 'stale' | 'errors' | 'losing' | 'ok'
+// stopped), errors, losing, no_sampling_rate (records arrive with no rate
+// and the gateway sets no override: stored as unsampled), ok.
+// health_reason says which, in words.
+export type ExporterHealth = 'unused' | 'silent' | 'stale' | 'errors' | 'losing' | 'no_sampling_rate' | 'ok'
 
 // healthBadge is the state badge class a health verdict is coloured as.
 export const healthBadge: Record<ExporterHealth, string> = {
   ok: 'available',
   losing: 'pending',
+  no_sampling_rate: 'pending',
   stale: 'pending',
   errors: 'failed',
   silent: 'disabled',
@@ -362,6 +365,9 @@ export interface Exporter {
   clamped_records: number
   sampling_interval_min: number // 0: none announced
   sampling_interval_max: number
+  sampling_interval_override: number // the gateway's, for records with none announced; 0: none
+  sampling_missing: boolean // the last records had no rate and there is no override
+  sampling_missing_records: number
   first_seen?: string
   last_seen?: string
   last_error?: string
