@@ -170,3 +170,38 @@ func TestTemplatedSamplingScaledOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestJuniperOptionsDataScales: a Juniper MX240's real options data
+// announces samplingInterval 1000 for its observation domain (524288); the
+// flow records that follow in that domain, which carry no rate of their
+// own, are stored as 1000 × what they count.
+func TestJuniperOptionsDataScales(t *testing.T) {
+	c := samplingCollector(t)
+	for _, f := range []string{"ipfix_test_juniper_mx240_junos151r6s3_opttpl512.dat", "ipfix_test_juniper_mx240_junos151r6s3_data512.dat"} {
+		if recs, err := c.Decode(plainRouter, corpusFile(t, f), false); err != nil || len(recs) != 0 {
+			t.Fatalf("%s: %d records, %v", f, len(recs), err)
+		}
+	}
+	base := time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()
+	recs := testRecords(20, base)
+	b, err := netflow.NewBuilder(netflow.IPFIX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Reset(nil, netflow.Clock{ExportMs: base + 60_000})
+	b.AppendTemplates(false)
+	for i := range recs {
+		if err := b.AppendRecord(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkt := append([]byte(nil), b.Finish(netflow.MessageHeader{Domain: 524288})...)
+	got, err := c.Decode(plainRouter, pkt, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScaled(t, "after the Juniper's options data", got, counted(t, pkt), 1000)
+	if st, _ := c.Exporter(plainRouter); st.SamplingMissing != 0 || st.SamplingMin != 1000 {
+		t.Fatalf("counters %+v", st)
+	}
+}

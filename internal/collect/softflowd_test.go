@@ -77,6 +77,18 @@ func TestSoftflowdToCollectorMatchesNfcapd(t *testing.T) {
 			if st.DecodeErrors != 0 || st.UnknownTemplates != 0 {
 				t.Errorf("counters %+v", st)
 			}
+			// softflowd announces its (1:1) rate in v9 options data only:
+			// its v5 and IPFIX records are taken as unsampled and counted
+			// as missing a rate.
+			missing := ours.flows
+			if version == 9 {
+				missing = 0
+			}
+			if st.SamplingMissing != missing || st.LastSamplingMissing != (missing > 0) ||
+				version == 9 && st.SamplingMin != 1 {
+				t.Errorf("softflowd v%d: %d records without a rate (last %v), announced 1:%d; want %d",
+					version, st.SamplingMissing, st.LastSamplingMissing, st.SamplingMin, missing)
+			}
 			t.Logf("%d pcaps: %+v", len(pcaps), ours)
 		})
 	}
