@@ -111,8 +111,8 @@ func TestMeterExportsNetflow(t *testing.T) {
 // TestMeterSampledExportsNetflow: `meter --sampling 4` prints estimates
 // (4 × what it metered, so multiples of 4); exported to a real nfcapd, v5
 // carries the interval in its header and nfdump stores the same estimates;
-// v9 and IPFIX carry it in each record, which nfdump 1.7 does not read, so
-// it stores what was metered, a quarter. Neither is scaled twice.
+// v9 and IPFIX carry it in each record; nfdump 1.7 applies no v9/IPFIX
+// rate, so it stores what was metered, a quarter. Neither is scaled twice.
 func TestMeterSampledExportsNetflow(t *testing.T) {
 	pcap := filepath.Join(testutil.SharedDir(t), "testdata/flowtest/pcap/http_get.pcap")
 	want := meterRecords(t, pcap, "--sampling", "4")

@@ -28,14 +28,15 @@ func softflowdPcaps(t *testing.T) []string {
 	return files
 }
 
-func runSoftflowd(t *testing.T, softflowd, pcap string, version, port int) {
+func runSoftflowd(t *testing.T, softflowd, pcap string, version, port int, args ...string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	// -m 262144: softflowd's default table also bounds its batch between
 	// expiry checks and would split flows early.
-	cmd := exec.CommandContext(ctx, softflowd, "-p", filepath.Join(t.TempDir(), "pid"),
-		"-m", "262144", "-v", fmt.Sprint(version), "-n", fmt.Sprintf("127.0.0.1:%d", port), "-r", pcap)
+	args = append([]string{"-p", filepath.Join(t.TempDir(), "pid"), "-m", "262144", "-v", fmt.Sprint(version),
+		"-n", fmt.Sprintf("127.0.0.1:%d", port)}, args...)
+	cmd := exec.CommandContext(ctx, softflowd, append(args, "-r", pcap)...)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("softflowd %s: %v: %s", filepath.Base(pcap), err, out)
 	}
@@ -113,5 +114,51 @@ func TestSoftflowdV9CountRejected(t *testing.T) {
 	st := c.Stats()[0]
 	if st.DecodeErrors != st.Packets || len(s.wait(0)) != 0 {
 		t.Fatalf("counters %+v: want every packet rejected and no records", st)
+	}
+}
+
+// TestSoftflowdSampledMatchesNfcapd: softflowd sampling 1:4 (-s 4) counts
+// one packet in four and announces the rate (v5 header, v9/IPFIX options
+// data); our collector stores 4 × what it counted, each record with
+// sampling_interval 4. nfcapd 1.7.1 scales v5 by its header, so there the
+// totals agree; it does not apply v9/IPFIX options data, so there it holds
+// what softflowd counted: a quarter of ours, exactly.
+func TestSoftflowdSampledMatchesNfcapd(t *testing.T) {
+	softflowd := testutil.Peer(t, "softflowd")
+	pcaps := softflowdPcaps(t)
+	for _, version := range []int{5, 9, 10} {
+		t.Run(fmt.Sprint("v", version), func(t *testing.T) {
+			c, s := start(t, Config{Workers: 2, Session: netflow.SessionConfig{V9FlowCount: version == 9}})
+			ourPort := c.Addrs()[0].(*net.UDPAddr).Port
+			nfPort, stopNfcapd := testutil.StartNfcapd(t)
+			for _, p := range pcaps {
+				runSoftflowd(t, softflowd, p, version, ourPort, "-s", "4")
+				runSoftflowd(t, softflowd, p, version, nfPort, "-s", "4")
+			}
+			var ours totals
+			rates := map[uint32]uint64{}
+			for _, r := range s.wait(0) {
+				ours.flows++
+				ours.packets += r.Packets
+				ours.bytes += r.Bytes
+				rates[r.SamplingInterval]++
+			}
+			flows, _ := stopNfcapd()
+			var theirs totals
+			for _, f := range flows {
+				theirs.flows++
+				theirs.packets += f.Packets
+				theirs.bytes += f.Bytes
+			}
+			if version != 5 {
+				theirs.packets, theirs.bytes = 4*theirs.packets, 4*theirs.bytes
+			}
+			if ours != theirs || ours.flows == 0 {
+				t.Fatalf("ours %+v, nfcapd (v9/IPFIX: × 4) %+v", ours, theirs)
+			}
+			if len(rates) != 1 || rates[4] != ours.flows {
+				t.Fatalf("sampling intervals %v, want 4 for all %d records", rates, ours.flows)
+			}
+		})
 	}
 }

@@ -14,10 +14,11 @@ import (
 // TestNfcapdReceivesExport: nfdump reports the flows, packets, bytes and
 // times we export, for each version. For sampled records (1:10) sent as
 // v5, the packets and bytes it stores are our estimates: it scales what we
-// count by the header's interval, once. nfdump 1.7.1 takes v9/IPFIX rates
-// only from options data, not from the samplingInterval each of our
-// records carries, so there it stores what we counted (never scaled twice);
-// TestTsharkDecodesExport checks those intervals.
+// count by the header's interval, once. nfdump 1.7.1 applies no v9/IPFIX
+// rate (not softflowd's options data either, see
+// collect.TestSoftflowdSampledMatchesNfcapd), so there it stores what we
+// counted, never scaled twice; TestTsharkDecodesExport checks the interval
+// each record carries.
 func TestNfcapdReceivesExport(t *testing.T) {
 	base := time.Now().Add(-time.Hour).Truncate(time.Second).UnixMilli()
 	for _, tc := range []struct {
