@@ -93,8 +93,9 @@ func TestCodecRoundTrip(t *testing.T) {
 // with the newer fields empty.
 func TestCodecLayout5(t *testing.T) {
 	recs := numbered(0, 3)
-	for i := range recs {
-		recs[i].Version = 5
+	for i, r := range recs {
+		recs[i] = flow.Record{Version: 5, AccountID: r.AccountID, FlowLogID: r.FlowLogID, SrcAddr: r.SrcAddr,
+			Bytes: r.Bytes, End: r.End, Action: r.Action, InputIfIndex: r.InputIfIndex}
 	}
 	buf := appendRecords(nil, recs)
 	// Strip the layout 6 part the way an older flowlog wrote the records.
