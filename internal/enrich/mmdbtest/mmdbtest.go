@@ -41,7 +41,9 @@ func maxmindASN(e Entry) mmdbtype.Map {
 		"autonomous_system_organization": mmdbtype.String(e.ASName)}
 }
 
-func asn(e Entry) mmdbtype.String { return mmdbtype.String("AS" + strconv.FormatUint(uint64(e.AS), 10)) }
+func asn(e Entry) mmdbtype.String {
+	return mmdbtype.String("AS" + strconv.FormatUint(uint64(e.AS), 10))
+}
 
 // The layouts.
 var (
