@@ -169,6 +169,14 @@ var (
 		"Datagrams from sources that no running exporter gateway claims, ignored.", nil, nil)
 	descRefusedDgrams = prometheus.NewDesc("flowlog_collector_refused_datagrams_total",
 		"Datagrams from claimed sources ignored because the collector's exporter table was full.", nil, nil)
+	descEnrichLookups = prometheus.NewDesc("flowlog_enrich_lookups_total",
+		"Public addresses of records looked up in the GeoIP/ASN databases.", nil, nil)
+	descEnrichMisses = prometheus.NewDesc("flowlog_enrich_misses_total",
+		"Addresses looked up that no GeoIP/ASN database knew.", nil, nil)
+	descEnrichReloads = prometheus.NewDesc("flowlog_enrich_reloads_total",
+		"GeoIP/ASN database files loaded again after they changed.", nil, nil)
+	descEnrichReloadErrors = prometheus.NewDesc("flowlog_enrich_reload_errors_total",
+		"Changed GeoIP/ASN database files that could not be read or loaded; the database loaded before stays.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -176,7 +184,8 @@ func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descDropped, descMeterPackets,
 		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descSpoolBytes, descCommitted,
 		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descExpRefusedTpl,
-		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams} {
+		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams,
+		descEnrichLookups, descEnrichMisses, descEnrichReloads, descEnrichReloadErrors} {
 		ch <- d
 	}
 }
@@ -204,6 +213,13 @@ func (p *Plane) Collect(ch chan<- prometheus.Metric) {
 	}
 	if p.collector != nil {
 		p.collectExporters(ch)
+	}
+	if e := p.cfg.Enricher; e != nil {
+		st := e.Stats()
+		counter(ch, descEnrichLookups, st.Lookups)
+		counter(ch, descEnrichMisses, st.Misses)
+		counter(ch, descEnrichReloads, st.Reloads)
+		counter(ch, descEnrichReloadErrors, st.ReloadErrors)
 	}
 }
 

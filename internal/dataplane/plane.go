@@ -16,6 +16,7 @@ import (
 
 	"flowlog/internal/collect"
 	"flowlog/internal/desired"
+	"flowlog/internal/enrich"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
 	"flowlog/internal/netflow"
@@ -54,8 +55,11 @@ type Config struct {
 	// Retry is how often what failed (an interface that went away, a
 	// report or a snapshot the control plane refused) is tried again;
 	// default 2 s.
-	Retry  time.Duration
-	Logger *slog.Logger
+	Retry time.Duration
+	// Enricher fills the GeoIP, ASN and interface fields of the records
+	// that go to log streams; nil: none.
+	Enricher *enrich.Enricher
+	Logger   *slog.Logger
 }
 
 // Plane is the running data plane.
