@@ -16,10 +16,8 @@ func mmdbFlag(f *pflag.FlagSet, files *[]string) {
 		"reloaded when the file changes (env FLOWLOG_MMDB, comma-separated)")
 }
 
-// openEnricher loads the databases; nil without any.
+// openEnricher loads the databases. Without any, the Enricher is still
+// there for interface names (Enricher.SetInterfaces).
 func openEnricher(files []string, reload time.Duration, log *slog.Logger) (*enrich.Enricher, error) {
-	if len(files) == 0 {
-		return nil, nil
-	}
 	return enrich.New(enrich.Config{Files: files, Reload: reload, Logger: log})
 }
