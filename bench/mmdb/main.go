@@ -10,8 +10,6 @@ import (
 	"flag"
 	"fmt"
 	"log"
-	"math/rand/v2"
-	"net/netip"
 	"os"
 	"path/filepath"
 
@@ -22,16 +20,7 @@ func main() {
 	out := flag.String("out", ".", "directory the databases are written to (country.mmdb, asn.mmdb)")
 	n := flag.Int("networks", 400000, "IPv4 networks in each database")
 	flag.Parse()
-	rng := rand.New(rand.NewPCG(7, 7))
-	countries := []string{"DE", "US", "FR", "GB", "NL", "BR", "JP", "CN", "IN", "AU", "ZA", "CA", "SE", "PL", "IT"}
-	nets := make(map[string]mmdbtest.Entry, *n)
-	for len(nets) < *n {
-		bits := 12 + rng.IntN(13)
-		a := netip.AddrFrom4([4]byte{byte(1 + rng.IntN(223)), byte(rng.IntN(256)), byte(rng.IntN(256)), 0})
-		p, _ := a.Prefix(bits)
-		as := uint32(1 + rng.IntN(70000))
-		nets[p.String()] = mmdbtest.Entry{Country: countries[rng.IntN(len(countries))], AS: as, ASName: fmt.Sprintf("Network %d", as)}
-	}
+	nets := mmdbtest.RandomNetworks(*n, 7)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		log.Fatal(err)
 	}

@@ -4,7 +4,10 @@ package mmdbtest
 
 import (
 	"bytes"
+	"fmt"
+	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"testing"
@@ -113,4 +116,20 @@ func Write(t testing.TB, path string, l Layout, nets map[string]Entry) {
 	if err := os.WriteFile(path, Bytes(t, l, nets), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// RandomNetworks returns n random IPv4 networks, /12 to /24, across the
+// public address space, with countries and AS numbers (of 70,000): the size
+// of the real databases, for benchmarks.
+func RandomNetworks(n int, seed uint64) map[string]Entry {
+	rng := rand.New(rand.NewPCG(seed, seed))
+	countries := []string{"DE", "US", "FR", "GB", "NL", "BR", "JP", "CN", "IN", "AU", "ZA", "CA", "SE", "PL", "IT"}
+	nets := make(map[string]Entry, n)
+	for len(nets) < n {
+		a := netip.AddrFrom4([4]byte{byte(1 + rng.IntN(223)), byte(rng.IntN(256)), byte(rng.IntN(256)), 0})
+		p, _ := a.Prefix(12 + rng.IntN(13))
+		as := uint32(1 + rng.IntN(70000))
+		nets[p.String()] = Entry{Country: countries[rng.IntN(len(countries))], AS: as, ASName: fmt.Sprintf("Network %d", as)}
+	}
+	return nets
 }
