@@ -216,7 +216,7 @@ func (e *Enricher) Check() {
 	for i, path := range e.cfg.Files {
 		cur := st.list[i]
 		sig, err := stat(path)
-		if err == nil && sig == cur.tried {
+		if err == nil && sig.same(cur.tried) {
 			continue
 		}
 		if err != nil {

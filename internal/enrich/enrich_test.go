@@ -206,9 +206,27 @@ func TestReload(t *testing.T) {
 	if c := lookup(); c != "DE" {
 		t.Fatalf("after the repaired file: %q, want DE", c)
 	}
+	// Another file of the same size and time renamed over it (a copy
+	// keeping times): still a change.
+	fi, _ := os.Stat(path)
+	same := map[string]mmdbtest.Entry{}
+	for n, v := range nets {
+		v.Country = strings.Replace(v.Country, "DE", "AT", 1)
+		same[n] = v
+	}
+	b := mmdbtest.Bytes(t, mmdbtest.GeoLite2Country, same)
+	if int64(len(b)) != fi.Size() {
+		t.Fatalf("%d bytes, want %d", len(b), fi.Size())
+	}
+	replace(b)
+	os.Chtimes(path, fi.ModTime(), fi.ModTime())
+	e.Check()
+	if c := lookup(); c != "AT" {
+		t.Fatalf("after a file of the same size and time: %q, want AT", c)
+	}
 	os.Remove(path)
 	e.Check()
-	if c := lookup(); c != "DE" || e.Stats().ReloadErrors != 2 {
+	if c := lookup(); c != "AT" || e.Stats().ReloadErrors != 2 {
 		t.Fatalf("after the file went: %q, %+v", c, e.Stats())
 	}
 }

@@ -46,18 +46,20 @@ type info struct {
 	asName  string
 }
 
-// fileSig tells a file's versions apart.
+// fileSig tells a file's versions apart: a new file renamed over the
+// old one (as geoipupdate does) is another file even with the same size
+// and modification time (as a copy keeping times makes).
 type fileSig struct {
-	size  int64
-	mtime time.Time
+	fi os.FileInfo
 }
 
 func stat(path string) (fileSig, error) {
 	fi, err := os.Stat(path)
-	if err != nil {
-		return fileSig{}, err
-	}
-	return fileSig{fi.Size(), fi.ModTime()}, nil
+	return fileSig{fi}, err
+}
+
+func (s fileSig) same(o fileSig) bool {
+	return s.fi != nil && o.fi != nil && s.fi.Size() == o.fi.Size() && s.fi.ModTime().Equal(o.fi.ModTime()) && os.SameFile(s.fi, o.fi)
 }
 
 // sampleNetworks is how many networks load decodes to learn what a
