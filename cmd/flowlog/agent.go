@@ -31,7 +31,7 @@ func init() { commands = append(commands, newAgentCmd, newAgentsCmd) }
 type agentFlags struct {
 	server, caFile, name, dataDir, store      string
 	metricsListen, netflowListen, sflowListen string
-	pcapDir, logLevel                         string
+	pcapDir, fileDir, logLevel                string
 	spoolMaxMB, memoryMB                      int
 	v9FlowCount                               bool
 	mmdb                                      []string
@@ -66,6 +66,7 @@ FLOWLOG_ACCESS_KEY_ID / FLOWLOG_ACCESS_KEY_SECRET are the agent's key, as
 	fl.StringVar(&f.netflowListen, "netflow-listen", cmp.Or(os.Getenv("FLOWLOG_NETFLOW_LISTEN"), config.DefaultNetflowListen), "where exporter gateways send NetFlow v5/v9/IPFIX, or off (env FLOWLOG_NETFLOW_LISTEN)")
 	fl.StringVar(&f.sflowListen, "sflow-listen", cmp.Or(os.Getenv("FLOWLOG_SFLOW_LISTEN"), config.DefaultSFlowListen), "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN)")
 	fl.BoolVar(&f.v9FlowCount, "netflow-v9-flow-count", false, "accept NetFlow v9 packets counting only flow records, as softflowd's do")
+	fl.StringVar(&f.fileDir, "file-dir", os.Getenv("FLOWLOG_FILE_DIR"), "where flow logs of output type file write AWS VPC Flow Logs files, each account in a directory of its own (env FLOWLOG_FILE_DIR; default: nowhere)")
 	fl.StringVar(&f.pcapDir, "pcap-dir", os.Getenv("FLOWLOG_PCAP_DIR"), "where accounts other than the bootstrap one may replay capture files from (env FLOWLOG_PCAP_DIR; default: nowhere)")
 	fl.StringVar(&f.logLevel, "log-level", cmp.Or(os.Getenv("FLOWLOG_LOG_LEVEL"), "info"), "debug, info, warn or error (env FLOWLOG_LOG_LEVEL)")
 	fl.IntVar(&f.spoolMaxMB, "spool-max-mb", 16384, "bound of the disk spool (MiB)")
@@ -125,7 +126,7 @@ func runAgent(ctx context.Context, f agentFlags) error {
 	plane, err := dataplane.New(dataplane.Config{Control: agent.New(c, f.name, f.dataDir, log), Name: f.name, Enricher: enricher,
 		Store: logs, Spool: sp, Memory: ingest.NewMemory(int64(f.memoryMB) << 20), DataDir: f.dataDir,
 		NetflowListen: config.Listener(f.netflowListen), SFlowListen: config.Listener(f.sflowListen),
-		Session: netflow.SessionConfig{V9FlowCount: f.v9FlowCount}, PcapDir: f.pcapDir, Logger: log})
+		Session: netflow.SessionConfig{V9FlowCount: f.v9FlowCount}, PcapDir: f.pcapDir, FileDir: f.fileDir, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ import (
 func TestAgentScaleOut(t *testing.T) {
 	chURL := chtest.Start(t)
 	const db = "flowlog_agents"
-	proxy := newTCPProxy(t, strings.TrimPrefix(chURL, "http://"))
+	proxy := newTCPProxy(t, "127.0.0.1:0", strings.TrimPrefix(chURL, "http://"))
 
 	emb := testutil.StartServer(t)
 	want := settled(t, emb, demoFlowLog(t, emb, "demo"))
@@ -243,8 +243,8 @@ type tcpProxy struct {
 	conns  map[net.Conn]bool
 }
 
-func newTCPProxy(t *testing.T, target string) *tcpProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newTCPProxy(t *testing.T, listen, target string) *tcpProxy {
+	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		t.Fatal(err)
 	}

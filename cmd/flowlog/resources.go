@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -274,7 +275,7 @@ var flowLogFields = []field{
 	{"inactive-aging", "inactive_aging", "int", "idle seconds that end a flow (10-600, default 15)"},
 	{"aggregation-interval", "aggregation_interval", "int", "max delivery delay in seconds (60-600, default 600)"},
 	{"sampling", "sampling", "int", "meter 1 packet in N (default 1)"},
-	{"output-type", "output_type", "string", "sls (log stream), netflow or all"},
+	{"output-type", "output_type", "string", "sls (log stream), netflow, all, or file (AWS VPC Flow Logs files)"},
 	{"log-group", "log_group_id", "string", "log group id (optional)"},
 	{"log-stream", "log_stream_id", "string", "log stream id (sls, all)"},
 	{"netflow-server-ip", "netflow_server_ip", "string", "collector address (netflow, all)"},
@@ -283,13 +284,31 @@ var flowLogFields = []field{
 	{"enabled", "enabled", "bool", "deliver records (default true)"},
 }
 
+// fileOutputFields are the settings of output type file, sent as
+// the flow log's "file" object.
+var fileOutputFields = []field{
+	{"output-dir", "output_dir", "string", "directory of the AWS VPC Flow Logs files, inside the server's file directory (file)"},
+	{"log-format", "log_format", "string", "record format in AWS's ${field} syntax (file; default AWS's version 2 fields)"},
+	{"file-format", "file_format", "string", "plain-text (gzip, the default) or parquet (file)"},
+	{"per-hour-partition", "per_hour_partition", "bool", "partitions by hour as well as by day (file)"},
+}
+
+// flowLogBody is the JSON body of a flow log to create or change.
+func flowLogBody(cmd *cobra.Command) map[string]any {
+	body := bodyOf(cmd, flowLogFields)
+	if file := bodyOf(cmd, fileOutputFields); len(file) > 0 {
+		body["file"] = file
+	}
+	return body
+}
+
 func newFlowLogsCmd() *cobra.Command {
 	var a apiFlags
 	cmd := &cobra.Command{Use: "flow-logs", Short: "Manage flow logs"}
 	a.register(cmd)
 	cols := []string{"id", "name", "state", "enabled", "output_type", "targets", "active_aging", "inactive_aging"}
 	create := leaf("create", "Create a flow log", 0, func(cmd *cobra.Command, _ []string) error {
-		body := bodyOf(cmd, flowLogFields)
+		body := flowLogBody(cmd)
 		if gw, _ := cmd.Flags().GetString("gateway"); gw != "" {
 			att, _ := cmd.Flags().GetString("attachment")
 			body["targets"] = []map[string]string{{"gateway_id": gw, "attachment_id": att}}
@@ -299,14 +318,14 @@ func newFlowLogsCmd() *cobra.Command {
 		}
 		return a.call("POST", "/v1/flow-logs", nil, body, "", nil)
 	})
-	addFields(create, flowLogFields)
+	addFields(create, slices.Concat(flowLogFields, fileOutputFields))
 	create.Flags().String("gateway", "", "bind to this gateway")
 	create.Flags().String("attachment", "", "bind to this attachment of --gateway")
 	create.Flags().String("client-token", "", "idempotence token")
 	update := leaf("update ID", "Change a flow log", 1, func(cmd *cobra.Command, args []string) error {
-		return a.call("PATCH", "/v1/flow-logs/"+url.PathEscape(args[0]), nil, bodyOf(cmd, flowLogFields), "", nil)
+		return a.call("PATCH", "/v1/flow-logs/"+url.PathEscape(args[0]), nil, flowLogBody(cmd), "", nil)
 	})
-	addFields(update, flowLogFields)
+	addFields(update, slices.Concat(flowLogFields, fileOutputFields))
 	target := func(verb string) *cobra.Command {
 		c := leaf(verb+" ID", strings.ToUpper(verb[:1])+verb[1:]+" a flow log and a gateway or attachment", 1,
 			func(cmd *cobra.Command, args []string) error {

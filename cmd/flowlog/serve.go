@@ -67,6 +67,7 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.StringVar(&flags.NetflowListen, "netflow-listen", "", "where exporter gateways send NetFlow v5/v9/IPFIX, or off (env FLOWLOG_NETFLOW_LISTEN; default "+config.DefaultNetflowListen+")")
 	f.BoolVar(&flags.NetflowV9FlowCount, "netflow-v9-flow-count", false, "accept NetFlow v9 packets counting only flow records, as softflowd's do (env FLOWLOG_NETFLOW_V9_FLOW_COUNT=true)")
 	f.StringVar(&flags.PcapDir, "pcap-dir", "", "where accounts other than the bootstrap one may replay capture files from (env FLOWLOG_PCAP_DIR; default: nowhere)")
+	f.StringVar(&flags.FileDir, "file-dir", "", "where flow logs of output type file write AWS VPC Flow Logs files, each account in a directory of its own (env FLOWLOG_FILE_DIR; default: nowhere)")
 	f.DurationVar(&flags.QueryTimeout, "query-timeout", 0, "stop a query running longer (env FLOWLOG_QUERY_TIMEOUT; default 30s)")
 	f.IntVar(&flags.QueryConcurrency, "query-concurrency", 0, "queries one account may run at once (env FLOWLOG_QUERY_CONCURRENCY; default 4)")
 	f.StringVar(&flags.TLSCert, "tls-cert", "", "PEM certificate (chain) to serve HTTPS with; needs --tls-key (env FLOWLOG_TLS_CERT)")
@@ -158,7 +159,7 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	plane, err := dataplane.New(dataplane.Config{Control: svc, Store: logs, Spool: sp, Memory: mem,
 		DataDir: cfg.DataDir, Logger: log, Enricher: enricher,
 		NetflowListen: config.Listener(cfg.NetflowListen), SFlowListen: config.Listener(cfg.SFlowListen),
-		Session: netflow.SessionConfig{V9FlowCount: cfg.NetflowV9FlowCount}, PcapDir: cfg.PcapDir})
+		Session: netflow.SessionConfig{V9FlowCount: cfg.NetflowV9FlowCount}, PcapDir: cfg.PcapDir, FileDir: cfg.FileDir})
 	if err != nil {
 		return err
 	}

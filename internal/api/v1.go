@@ -310,6 +310,8 @@ type flowLogBody struct {
 	Enabled             *bool            `json:"enabled"`
 	Targets             []control.Target `json:"targets"`
 	ClientToken         string           `json:"client_token"`
+
+	File *control.FileOutputInput `json:"file"`
 }
 
 func (b flowLogBody) input() control.FlowLogInput {
@@ -318,7 +320,7 @@ func (b flowLogBody) input() control.FlowLogInput {
 		AggregationInterval: b.AggregationInterval, Sampling: b.Sampling, OutputType: b.OutputType,
 		LogGroupID: b.LogGroupID, LogStreamID: b.LogStreamID, NetflowServerIP: b.NetflowServerIP,
 		NetflowServerPort: b.NetflowServerPort, NetflowVersion: b.NetflowVersion, Enabled: b.Enabled,
-		Targets: b.Targets, ClientToken: b.ClientToken}
+		Targets: b.Targets, ClientToken: b.ClientToken, File: b.File}
 }
 
 func (s *Server) createFlowLog(w http.ResponseWriter, r *http.Request, c caller) {

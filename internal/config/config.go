@@ -58,6 +58,9 @@ type Serve struct {
 	// PcapDir is where accounts other than the bootstrap one may replay
 	// capture files from (pcap gateways); empty: nowhere.
 	PcapDir string `yaml:"pcap_dir"`
+	// FileDir is where flow logs of output type file write AWS VPC Flow
+	// Logs files, each account in a directory of its own; empty: nowhere.
+	FileDir string `yaml:"file_dir"`
 	// MetricsToken, when set, must be presented as a bearer token to read
 	// /metrics.
 	MetricsToken string `yaml:"metrics_token"`
@@ -117,6 +120,7 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 		LogLevel: getenv("FLOWLOG_LOG_LEVEL"), NetflowListen: getenv("FLOWLOG_NETFLOW_LISTEN"),
 		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN"),
 		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true", PcapDir: getenv("FLOWLOG_PCAP_DIR"),
+		FileDir: getenv("FLOWLOG_FILE_DIR"),
 		TLSCert: getenv("FLOWLOG_TLS_CERT"), TLSKey: getenv("FLOWLOG_TLS_KEY"), Store: getenv("FLOWLOG_STORE"),
 		MMDB: SplitList(getenv("FLOWLOG_MMDB"))}
 	if err := env.numbersFromEnv(getenv); err != nil {
@@ -188,6 +192,9 @@ func (c *Serve) merge(o Serve) {
 	c.NetflowV9FlowCount = c.NetflowV9FlowCount || o.NetflowV9FlowCount
 	if o.PcapDir != "" {
 		c.PcapDir = o.PcapDir
+	}
+	if o.FileDir != "" {
+		c.FileDir = o.FileDir
 	}
 	if o.TLSCert != "" {
 		c.TLSCert = o.TLSCert

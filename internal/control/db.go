@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS flow_log_planes (
 	flow_log_id TEXT NOT NULL REFERENCES flow_logs(id) ON DELETE CASCADE,
 	plane TEXT NOT NULL, version INTEGER NOT NULL, reason TEXT NOT NULL,
 	PRIMARY KEY (flow_log_id, plane));
+CREATE TABLE IF NOT EXISTS exporter_templates (
+	account_id TEXT NOT NULL, exporter TEXT NOT NULL, templates TEXT NOT NULL,
+	PRIMARY KEY (account_id, exporter));
 `
 
 // dbFile is the control-plane database's name in the data dir.
@@ -128,6 +131,8 @@ var addedColumns = []struct{ table, column, def string }{
 	{"access_keys", "last_used_at", "INTEGER NOT NULL DEFAULT 0"},
 	{"flow_logs", "revision", "INTEGER NOT NULL DEFAULT 0"}, // version of its last change
 	{"gateways", "agent", "TEXT NOT NULL DEFAULT ''"},       // the agent running it; "" for the server
+	// output type file: its settings, as JSON
+	{"flow_logs", "file_output", "TEXT NOT NULL DEFAULT ''"},
 }
 
 func addColumns(ctx context.Context, db *sql.DB) error {

@@ -34,6 +34,8 @@ type FlowLogInput struct {
 	Enabled     *bool
 	Targets     []Target // create only
 	ClientToken string   // create only: same token, same flow log
+
+	File *FileOutputInput // output type file
 }
 
 func checkRange(field string, v *int, lo, hi int) error {
@@ -74,9 +76,10 @@ func checkInput(in *FlowLogInput, create bool) error {
 		checkRange("inactive_aging", in.InactiveAging, 10, 600),
 		checkRange("aggregation_interval", in.AggregationInterval, 60, 600),
 		checkRange("sampling", in.Sampling, 1, 1<<24),
-		checkOneOf("output_type", in.OutputType, OutputSLS, OutputNetflow, OutputAll),
+		checkOneOf("output_type", in.OutputType, OutputSLS, OutputNetflow, OutputAll, OutputFile),
 		checkRange("netflow_server_port", in.NetflowServerPort, 1, 65535),
 		checkOneOf("netflow_version", in.NetflowVersion, NetflowV5, NetflowV9, NetflowV10),
+		checkFileOutput(in.File),
 	}
 	if create && in.OutputType == nil {
 		checks = append(checks, missing("output_type"))
@@ -115,6 +118,7 @@ func (in *FlowLogInput) merge(f *FlowLog) {
 	set(&f.NetflowServerPort, in.NetflowServerPort)
 	set(&f.NetflowVersion, in.NetflowVersion)
 	set(&f.Enabled, in.Enabled)
+	in.File.merge(f)
 }
 
 // resolveOutputs applies the conditional-required rules of the output type
@@ -149,7 +153,7 @@ func resolveOutputs(ctx context.Context, q querier, f *FlowLog) error {
 	} else {
 		f.NetflowServerIP, f.NetflowServerPort, f.NetflowVersion = "", 0, ""
 	}
-	return nil
+	return resolveFileOutput(f)
 }
 
 // CreateFlowLog creates a flow log in state pending. With a client token, a
@@ -210,7 +214,10 @@ func (s *Service) CreateFlowLog(ctx context.Context, account string, in FlowLogI
 func insertFlowLog(ctx context.Context, tx *sql.Tx, f *FlowLog) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO flow_logs (`+flowLogCols+`) VALUES
 		(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)`, flowLogArgs(f)...)
-	return err
+	if err != nil {
+		return err
+	}
+	return saveFileOutput(ctx, tx, f)
 }
 
 const flowLogCols = `id, account_id, name, description, region, resource_group_id, active_aging,
@@ -241,7 +248,10 @@ func getFlowLog(ctx context.Context, q querier, account, id string) (FlowLog, er
 	if err != nil {
 		return f, err
 	}
-	f.Targets, err = targetsOf(ctx, q, f.ID)
+	if f.Targets, err = targetsOf(ctx, q, f.ID); err != nil {
+		return f, err
+	}
+	f.File, err = fileOutputOf(ctx, q, f.ID)
 	return f, err
 }
 
@@ -322,7 +332,10 @@ func saveFlowLog(ctx context.Context, tx *sql.Tx, f *FlowLog) error {
 		active_aging=?, inactive_aging=?, aggregation_interval=?, sampling=?, output_type=?, log_group_id=?,
 		log_stream_id=?, sls_region_id=?, netflow_ip=?, netflow_port=?, netflow_version=?, enabled=?, state=?,
 		state_reason=?, updated_at=? WHERE id=?`, append(append([]any{}, args[2:20]...), args[22], f.ID)...)
-	return err
+	if err != nil {
+		return err
+	}
+	return saveFileOutput(ctx, tx, f)
 }
 
 // SetEnabled turns delivery of a flow log on or off. changed is false when it

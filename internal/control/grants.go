@@ -295,23 +295,30 @@ func (f Fence) PcapPath(path string) error {
 // resolved. A file that does not exist is judged by its name, so as not to
 // tell what exists elsewhere. An empty dir contains nothing.
 func InPcapDir(dir, path string) error {
-	refused := fmt.Errorf("pcap file %s is outside the server's pcap directory (pcap_dir)", path)
+	if !InDir(dir, path) {
+		return fmt.Errorf("pcap file %s is outside the server's pcap directory (pcap_dir)", path)
+	}
+	return nil
+}
+
+// InDir says whether path lies inside dir once symbolic links are
+// resolved; a path that does not exist is judged by its name. An empty dir
+// contains nothing.
+func InDir(dir, path string) bool {
 	if dir == "" {
-		return refused
+		return false
 	}
 	dir, err := filepath.EvalSymlinks(dir)
 	if err != nil {
-		return refused
+		return false
 	}
 	file, err := filepath.EvalSymlinks(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		file, err = filepath.Abs(path)
 	}
 	if err != nil {
-		return refused
+		return false
 	}
-	if rel, err := filepath.Rel(dir, file); err != nil || !filepath.IsLocal(rel) {
-		return refused
-	}
-	return nil
+	rel, err := filepath.Rel(dir, file)
+	return err == nil && filepath.IsLocal(rel)
 }

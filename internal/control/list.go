@@ -104,6 +104,9 @@ func (s *Service) ListFlowLogs(ctx context.Context, account string, fl FlowLogFi
 		if out[i].Targets, err = targetsOf(ctx, s.db, out[i].ID); err != nil {
 			return nil, 0, err
 		}
+		if out[i].File, err = fileOutputOf(ctx, s.db, out[i].ID); err != nil {
+			return nil, 0, err
+		}
 	}
 	return out, total, nil
 }
@@ -117,6 +120,13 @@ func (s *Service) AllFlowLogs(ctx context.Context) ([]FlowLog, error) {
 	targets, err := allTargets(ctx, s.db)
 	for i := range out {
 		out[i].Targets = append([]Target{}, targets[out[i].ID]...)
+	}
+	if err != nil {
+		return out, err
+	}
+	files, err := allFileOutputs(ctx, s.db)
+	for i := range out {
+		out[i].File = files[out[i].ID]
 	}
 	return out, err
 }

@@ -22,6 +22,7 @@ const (
 	OutputSLS     = desired.OutputSLS
 	OutputNetflow = desired.OutputNetflow
 	OutputAll     = desired.OutputAll
+	OutputFile    = desired.OutputFile
 )
 
 // NetFlow versions, as the seeds name them (V10 is IPFIX).
@@ -154,6 +155,9 @@ type FlowLog struct {
 	ClientToken string    `json:"-"`
 	CreatedAt   time.Time `json:"created_at"`
 	UpdatedAt   time.Time `json:"updated_at"`
+
+	// File is where output type file delivers; nil for other types.
+	File *desired.FileOutput `json:"file,omitempty"`
 }
 
 // Outputs says which output kinds the flow log uses.

@@ -34,6 +34,7 @@ type outputs struct {
 	stream  store.StreamID
 	sls     *ingest.Source
 	netflow *export.Exporter
+	file    *fileSink
 }
 
 // deliver hands records to every output of the flow log. It never blocks on
@@ -50,6 +51,10 @@ func (f *flowRun) deliver(recs []flow.Record) {
 		f.enrich.Enrich(recs)
 		f.tot.sls.add(recs)
 		o.sls.Write(context.Background(), recs) // a live source never waits
+	}
+	if o.file != nil {
+		f.tot.file.add(recs)
+		o.file.write(recs)
 	}
 	if o.netflow != nil {
 		if recs = flowsOnly(recs); len(recs) > 0 {

@@ -157,6 +157,8 @@ var (
 		[]string{"exporter"}, nil)
 	descExpNoTemplate = prometheus.NewDesc("flowlog_exporter_dropped_sets_total",
 		"Data sets from an exporter given up on for want of their template.", []string{"exporter"}, nil)
+	descExpHeld = prometheus.NewDesc("flowlog_exporter_held_sets_total",
+		"Data sets from an exporter that arrived before their template and were held for it.", []string{"exporter"}, nil)
 	descExpRefusedTpl = prometheus.NewDesc("flowlog_exporter_refused_templates_total",
 		"Templates from an exporter refused because they exceeded its template, field or byte limits.",
 		[]string{"exporter"}, nil)
@@ -177,6 +179,8 @@ var (
 		"GeoIP/ASN database files loaded again after they changed.", nil, nil)
 	descEnrichReloadErrors = prometheus.NewDesc("flowlog_enrich_reload_errors_total",
 		"Changed GeoIP/ASN database files that could not be read or loaded; the database loaded before stays.", nil, nil)
+	descShareErrors = prometheus.NewDesc("flowlog_collector_template_share_failures_total",
+		"Failed (and retried) shares of learned templates with the control plane.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -184,7 +188,7 @@ func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descDropped, descMeterPackets,
 		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descSpoolBytes, descCommitted,
 		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descExpRefusedTpl,
-		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams,
+		descExpHeld, descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams, descShareErrors,
 		descEnrichLookups, descEnrichMisses, descEnrichReloads, descEnrichReloadErrors} {
 		ch <- d
 	}
@@ -236,12 +240,14 @@ func (p *Plane) collectExporters(ch chan<- prometheus.Metric) {
 		counter(ch, descExpErrors, c.DecodeErrors, a)
 		counter(ch, descExpLost, c.SequenceLost, a)
 		counter(ch, descExpNoTemplate, c.Dropped, a)
+		counter(ch, descExpHeld, c.UnknownTemplates, a)
 		counter(ch, descExpRefusedTpl, c.TemplatesRefused, a)
 		counter(ch, descExpClamped, c.Clamped, a)
 	}
 	counter(ch, descUnrouted, p.routes.unrouted.Load())
 	counter(ch, descUnclaimed, p.collector.Unclaimed())
 	counter(ch, descRefusedDgrams, p.collector.Refused())
+	counter(ch, descShareErrors, p.collector.ShareErrors())
 }
 
 func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {
@@ -266,6 +272,15 @@ func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {
 		counter(ch, descRecords, handed, f.id, "netflow")
 		counter(ch, descBytes, f.tot.nf.bytes.Load(), f.id, "netflow")
 		counter(ch, descDropped, handed-min(handed, sent), f.id, "netflow")
+	}
+	if handed := f.tot.file.records.Load(); o.file != nil || handed > 0 {
+		lost := f.base.fileLost
+		if o.file != nil {
+			lost += o.file.lost()
+		}
+		counter(ch, descRecords, handed, f.id, "file")
+		counter(ch, descBytes, f.tot.file.bytes.Load(), f.id, "file")
+		counter(ch, descDropped, lost, f.id, "file")
 	}
 	packets, evicted, active := f.meterCounts()
 	counter(ch, descMeterPackets, packets, f.id)

@@ -30,6 +30,9 @@ type Control interface {
 	Snapshot(ctx context.Context, plane string) (desired.State, error)
 	Watch(ctx context.Context, after uint64) (uint64, error)
 	Report(ctx context.Context, st desired.Status) error
+	// ShareTemplates passes on what the plane's collector learned of
+	// exporters, for the other planes receiving them.
+	ShareTemplates(ctx context.Context, plane string, ts []desired.ExporterTemplates) error
 }
 
 // Config configures a Plane.
@@ -49,6 +52,9 @@ type Config struct {
 	// may replay capture files from; empty: nowhere. The operator may
 	// replay any file the server can read.
 	PcapDir string
+	// FileDir is where flow logs of output type file write, each account
+	// in a directory of its own; empty: output type file cannot run.
+	FileDir string
 	Session netflow.SessionConfig // the collector's per-exporter limits and leniencies
 	DataDir string                // where the collector keeps templates; empty: memory only
 	Tick    time.Duration         // period of aging meters; default 500 ms
@@ -83,7 +89,8 @@ type Plane struct {
 	totals     totals               // counters that outlive what they count
 	tried      time.Time            // when state was last applied
 
-	snap atomic.Pointer[snapshot] // what runs, for metrics
+	snap   atomic.Pointer[snapshot] // what runs, for metrics
+	shared atomic.Pointer[sharedTemplates]
 }
 
 // New prepares a Plane and starts its collector listeners, if any.
@@ -108,11 +115,13 @@ func New(cfg Config) (*Plane, error) {
 		totals: newTotals()}
 	p.routes.set(nil)
 	p.snap.Store(&snapshot{})
+	p.shared.Store(&sharedTemplates{})
 	if cfg.NetflowListen != "" || cfg.SFlowListen != "" {
 		// Only the exporters of running flow logs get decoding state, so
 		// that spoofed sources cannot take it from them.
 		c, err := collect.New(collect.Config{Listen: cfg.NetflowListen, SFlowListen: cfg.SFlowListen,
-			DataDir: cfg.DataDir, Session: cfg.Session, Claimed: p.routes.claim}, p.routes.deliver)
+			DataDir: cfg.DataDir, Session: cfg.Session, Claimed: p.routes.claim,
+			Share: p.shareTemplates, Seed: p.sharedTemplates}, p.routes.deliver)
 		if err != nil {
 			return nil, fmt.Errorf("dataplane: collector: %w", err)
 		}
@@ -200,6 +209,7 @@ func (p *Plane) sync(ctx context.Context) {
 		p.resumed = true
 	}
 	p.apply(ctx)
+	p.adoptTemplates(st.Templates)
 }
 
 // apply makes what runs match p.state and reports it.

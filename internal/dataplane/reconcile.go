@@ -88,9 +88,13 @@ func (p *Plane) change(ctx context.Context, f *flowRun, fl desired.FlowLog) erro
 }
 
 // outputsOf is what a flow log's outputs depend on.
-func outputsOf(fl desired.FlowLog) [6]any {
-	return [6]any{fl.OutputType, fl.LogStreamID, fl.NetflowServerIP, fl.NetflowServerPort,
-		fl.NetflowVersion, fl.Sampling}
+func outputsOf(fl desired.FlowLog) [7]any {
+	var file desired.FileOutput
+	if fl.File != nil {
+		file = *fl.File
+	}
+	return [7]any{fl.OutputType, fl.LogStreamID, fl.NetflowServerIP, fl.NetflowServerPort,
+		fl.NetflowVersion, fl.Sampling, file}
 }
 
 // applyUnits starts missing units, restarts changed or failed ones and

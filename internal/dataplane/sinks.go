@@ -25,6 +25,11 @@ type stream struct {
 // openOutputs opens the sinks a flow log asks for.
 func (p *Plane) openOutputs(ctx context.Context, fl desired.FlowLog) (*outputs, error) {
 	o := &outputs{}
+	if fl.OutputType == desired.OutputFile {
+		f, err := openFileSink(p.cfg.FileDir, fl, p.log)
+		o.file = f
+		return o, err
+	}
 	sls, nf := fl.Outputs()
 	if nf {
 		e, err := openExporter(fl)
@@ -52,6 +57,9 @@ func (p *Plane) openOutputs(ctx context.Context, fl desired.FlowLog) (*outputs, 
 func (p *Plane) closeOutputs(f *flowRun, o *outputs) {
 	if o.netflow != nil {
 		o.netflow.Close()
+	}
+	if o.file != nil {
+		o.file.close()
 	}
 	if o.sls != nil {
 		p.releaseStream(o.stream)

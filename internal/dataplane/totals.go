@@ -25,8 +25,8 @@ func newTotals() totals {
 
 // flowTotals count for one flow log.
 type flowTotals struct {
-	sls, nf outputCounters // handed to each output, by every flowRun of the flow log
-	base    flowBase
+	sls, nf, file outputCounters // handed to each output, by every flowRun of the flow log
+	base          flowBase
 }
 
 // flowBase is what the flow log's stopped meters and closed outputs counted.
@@ -34,6 +34,7 @@ type flowBase struct {
 	packets, evicted uint64 // meters
 	slsDropped       uint64 // ingest sources
 	nfSent           uint64 // NetFlow exporters
+	fileLost         uint64 // file outputs
 }
 
 type ingestBase struct{ committed, failures uint64 }
@@ -80,6 +81,9 @@ func (f *flowTotals) retireOutputs(o *outputs) {
 	}
 	if o.netflow != nil {
 		f.base.nfSent += o.netflow.Stats().Records
+	}
+	if o.file != nil {
+		f.base.fileLost += o.file.lost()
 	}
 }
 

@@ -9,6 +9,7 @@ package desired
 import (
 	"time"
 
+	"flowlog/internal/netflow"
 	"flowlog/internal/store"
 )
 
@@ -24,6 +25,13 @@ const (
 	OutputSLS     = "sls"
 	OutputNetflow = "netflow"
 	OutputAll     = "all"
+	OutputFile    = "file" // AWS VPC Flow Logs files in a directory
+)
+
+// File formats of output type file, as AWS names them.
+const (
+	FilePlainText = "plain-text"
+	FileParquet   = "parquet"
 )
 
 // State is everything data planes should run at one version, read in one
@@ -34,6 +42,17 @@ type State struct {
 	FlowLogs   []FlowLog   `json:"flow_logs"`
 	Gateways   []Gateway   `json:"gateways"`
 	LogStreams []LogStream `json:"log_streams"`
+	// Templates are what the collectors of the data planes learned of
+	// exporters, for the others receiving the same exporter.
+	Templates []ExporterTemplates `json:"templates,omitempty"`
+}
+
+// ExporterTemplates are the NetFlow v9 / IPFIX templates collectors learned
+// of one exporter of an account (the latest announcement of each).
+type ExporterTemplates struct {
+	AccountID string                  `json:"account_id,omitempty"` // set by the control plane
+	Exporter  string                  `json:"exporter_addr"`
+	Templates []netflow.SavedTemplate `json:"templates"`
 }
 
 // FlowLog is a flow log to run (or, disabled, to keep stopped). Flow logs
@@ -60,6 +79,22 @@ type FlowLog struct {
 	NetflowServerPort int      `json:"netflow_server_port,omitempty"`
 	NetflowVersion    string   `json:"netflow_version,omitempty"`
 	Targets           []Target `json:"targets"`
+
+	// File is where output type file delivers.
+	File *FileOutput `json:"file,omitempty"`
+}
+
+// FileOutput is how a flow log of output type file delivers its records:
+// as AWS VPC Flow Logs files in the S3 layout under OutputDir, which is
+// relative to the data plane's file directory for the flow log's account.
+type FileOutput struct {
+	OutputDir        string `json:"output_dir"`
+	LogFormat        string `json:"log_format"`  // AWS's ${field} syntax
+	FileFormat       string `json:"file_format"` // FilePlainText or FileParquet
+	PerHourPartition bool   `json:"per_hour_partition"`
+	// Region is the flow log's region, for the records and the layout;
+	// set in the desired state only.
+	Region string `json:"region,omitempty"`
 }
 
 // Outputs says which output kinds the flow log uses.
@@ -111,17 +146,24 @@ type LogStream struct {
 }
 
 // For returns the part of s that the data plane called plane runs: its
-// gateways, the flow logs that target them (with only those targets), and
-// the log streams of their accounts, which outlive the flow logs writing to
-// them (a stopped flow log's records may wait in a spool). The server's own
+// gateways, the flow logs that target them (with only those targets), the
+// templates of their exporters, and the log streams of their accounts,
+// which outlive the flow logs writing to them (a stopped flow log's records
+// may wait in a spool). The server's own
 // data plane ("") also settles unbound flow logs, and sees every log stream.
 func (s State) For(plane string) State {
 	out := State{Version: s.Version, FlowLogs: []FlowLog{}, Gateways: []Gateway{}, LogStreams: []LogStream{}}
-	mine, accounts := map[string]bool{}, map[string]bool{}
+	mine, accounts, exporters := map[string]bool{}, map[string]bool{}, map[[2]string]bool{}
 	for _, g := range s.Gateways {
 		if g.Plane == plane {
 			mine[g.ID], accounts[g.AccountID] = true, true
+			exporters[[2]string{g.AccountID, g.Exporter}] = g.Kind == KindExporter
 			out.Gateways = append(out.Gateways, g)
+		}
+	}
+	for _, t := range s.Templates {
+		if exporters[[2]string{t.AccountID, t.Exporter}] {
+			out.Templates = append(out.Templates, t)
 		}
 	}
 	for _, f := range s.FlowLogs {

@@ -46,7 +46,7 @@ func Netns(t testing.TB) string {
 }
 
 // Veth joins namespace nsA and nsB ("" is the test's own namespace) with a
-// veth pair addressed addrA and addrB (CIDR), IPv4 only so that no IPv6
+// veth pair addressed addrA and addrB (CIDR; "" for none), IPv4 only so that no IPv6
 // chatter mixes with the test's traffic. It returns the interface names.
 func Veth(t testing.TB, nsA, addrA, nsB, addrB string) (ifA, ifB string) {
 	t.Helper()
@@ -71,10 +71,34 @@ func Veth(t testing.TB, nsA, addrA, nsB, addrB string) (ifA, ifB string) {
 			Run(t, args...)
 		}
 		in("sysctl", "-q", "-w", "net.ipv6.conf."+end[1]+".disable_ipv6=1")
-		in("ip", "addr", "add", end[2], "dev", end[1])
+		if end[2] != "" {
+			in("ip", "addr", "add", end[2], "dev", end[1])
+		}
 		in("ip", "link", "set", end[1], "up")
 	}
 	return ifA, ifB
+}
+
+// Bridge makes a bridge in the test's namespace, addressed addr (CIDR), and
+// removed when the test ends.
+func Bridge(t testing.TB, addr string) string {
+	t.Helper()
+	br := UniqueName("flb")
+	Run(t, "ip", "link", "add", br, "type", "bridge")
+	t.Cleanup(func() { exec.Command("ip", "link", "del", br).Run() })
+	Run(t, "sysctl", "-q", "-w", "net.ipv6.conf."+br+".disable_ipv6=1")
+	Run(t, "ip", "addr", "add", addr, "dev", br)
+	Run(t, "ip", "link", "set", br, "up")
+	return br
+}
+
+// BridgePort joins namespace ns to bridge br by a veth pair whose end in
+// ns is addressed addr (CIDR), IPv4 only; it returns that end's name.
+func BridgePort(t testing.TB, br, ns, addr string) string {
+	t.Helper()
+	host, end := Veth(t, "", "", ns, addr)
+	Run(t, "ip", "link", "set", host, "master", br)
+	return end
 }
 
 // CapTruth counts the IPv4 packets of a capture per flow, as tshark reads

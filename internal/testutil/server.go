@@ -79,7 +79,9 @@ type Server struct {
 	// Cmd replaces "serve --listen Addr --data-dir DataDir" before Args,
 	// for another long-running subcommand (an agent) answering
 	// /healthz and /metrics on Addr.
-	Cmd     []string
+	Cmd []string
+	// Netns, if set, is the network namespace the process runs in.
+	Netns   string
 	KeyID   string // bootstrap access key
 	Secret  string
 	Account string
@@ -132,6 +134,9 @@ func (s *Server) Start() {
 	}
 	args = append(slices.Clone(args), s.Args...)
 	s.cmd = exec.Command(Binary(s.t), args...)
+	if s.Netns != "" { // ip netns exec execs the binary: the pid is flowlog's
+		s.cmd = exec.Command("ip", append([]string{"netns", "exec", s.Netns, Binary(s.t)}, args...)...)
+	}
 	// Collectors are off unless a test turns them on (Env), so that servers
 	// running side by side do not compete for the default ports.
 	s.cmd.Env = []string{"FLOWLOG_LOG_LEVEL=debug", "FLOWLOG_NETFLOW_LISTEN=off", "FLOWLOG_SFLOW_LISTEN=off"}

@@ -188,3 +188,19 @@ func walk(v any, p *Packet, cur Flow) {
 		}
 	}
 }
+
+// HasTemplates says whether an IPFIX message holds a template or options
+// template set.
+func HasTemplates(msg []byte) bool {
+	for off := 16; off+4 <= len(msg); {
+		id, l := binary.BigEndian.Uint16(msg[off:]), int(binary.BigEndian.Uint16(msg[off+2:]))
+		if id == 2 || id == 3 {
+			return true
+		}
+		if l < 4 {
+			return false
+		}
+		off += l
+	}
+	return false
+}

@@ -5,7 +5,6 @@ package export
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"database/sql/driver"
 	"encoding/csv"
 	"errors"
@@ -14,9 +13,10 @@ import (
 	"strings"
 	"time"
 
-	duckdb "github.com/duckdb/duckdb-go/v2"
-
+	"flowlog/internal/awsformat"
+	"flowlog/internal/awsformat/delivery"
 	"flowlog/internal/flow"
+	"flowlog/internal/parquetfile"
 	"flowlog/internal/store"
 	"flowlog/internal/store/query"
 )
@@ -25,7 +25,7 @@ import (
 var ErrFormat = errors.New("export format")
 
 // Formats lists the supported formats.
-var Formats = []string{"csv", "jsonl", "parquet"}
+var Formats = []string{"csv", "jsonl", "parquet", "aws", "aws-parquet"}
 
 // Querier is the part of a store export reads from.
 type Querier interface {
@@ -36,10 +36,17 @@ type Querier interface {
 type Options struct {
 	Since, Until time.Time
 	Where        string
-	Format       string    // csv | jsonl | parquet
+	Format       string    // csv | jsonl | parquet | aws | aws-parquet
 	Out          io.Writer // csv and jsonl
 	Path         string    // parquet: the file to write
 	Window       time.Duration
+	// aws and aws-parquet: files in the VPC Flow Logs layout under Dir,
+	// in the custom format AWSFormat ("" for AWS's default) for Region.
+	Dir       string
+	AWSFormat string
+	Region    string
+	Hourly    bool
+	Published func(path string) // told each file written
 }
 
 // Export writes the records and returns how many it wrote. Records come
@@ -64,6 +71,12 @@ func Export(ctx context.Context, src Querier, id store.StreamID, o Options) (int
 			return 0, err
 		}
 		w = pw
+	case "aws", "aws-parquet":
+		aw, err := newAWS(o)
+		if err != nil {
+			return 0, err
+		}
+		w = aw
 	default:
 		return 0, fmt.Errorf("%w: %q (want one of %s)", ErrFormat, o.Format, strings.Join(Formats, ", "))
 	}
@@ -143,61 +156,68 @@ func (j *jsonl) write(r *flow.Record) error {
 
 func (j *jsonl) close(bool) error { return j.w.Flush() }
 
-// parquetWriter collects records in an in-memory DuckDB table and has
-// DuckDB write the Parquet file: columns named and typed as the fields,
-// addresses as text.
+// parquetWriter has DuckDB write the records as a Parquet file: columns
+// named and typed as the fields, addresses as text.
 type parquetWriter struct {
-	path string
-	db   *sql.DB
-	conn *sql.Conn
-	app  *duckdb.Appender
-	row  []driver.Value
+	w   *parquetfile.Writer
+	row []driver.Value
 }
 
 func newParquet(path string) (*parquetWriter, error) {
-	c, err := duckdb.NewConnector("", nil)
-	if err != nil {
-		return nil, fmt.Errorf("export: %w", err)
-	}
-	p := &parquetWriter{path: path, db: sql.OpenDB(c), row: make([]driver.Value, len(flow.Fields))}
-	cols := make([]string, len(flow.Fields))
+	cols := make([]parquetfile.Column, len(flow.Fields))
 	for i, f := range flow.Fields {
-		cols[i] = query.Quote(f.Name) + " " + map[flow.Kind]string{flow.KindString: "VARCHAR", flow.KindAddr: "VARCHAR", flow.KindUint: "UBIGINT", flow.KindTime: "BIGINT"}[f.Kind]
+		cols[i] = parquetfile.Column{Name: f.Name, Type: map[flow.Kind]string{flow.KindString: "VARCHAR", flow.KindAddr: "VARCHAR", flow.KindUint: "UBIGINT", flow.KindTime: "BIGINT"}[f.Kind]}
 	}
-	ctx := context.Background()
-	if p.conn, err = p.db.Conn(ctx); err == nil {
-		if _, err = p.conn.ExecContext(ctx, "CREATE TABLE records ("+strings.Join(cols, ", ")+")"); err == nil {
-			err = p.conn.Raw(func(dc any) error {
-				var err error
-				p.app, err = duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "records")
-				return err
-			})
-		}
-	}
+	w, err := parquetfile.New(path, cols)
 	if err != nil {
-		p.db.Close()
 		return nil, fmt.Errorf("export: %w", err)
 	}
-	return p, nil
+	return &parquetWriter{w: w, row: make([]driver.Value, len(flow.Fields))}, nil
 }
 
 func (p *parquetWriter) write(r *flow.Record) error {
 	for i, f := range flow.Fields {
 		if f.Kind == flow.KindAddr || f.Kind == flow.KindString {
-			// As bytes: the appender cuts a Go string at its first NUL.
 			p.row[i] = []byte(f.Text(r))
 		} else {
 			p.row[i] = f.Get(r)
 		}
 	}
-	return p.app.AppendRow(p.row...)
+	return p.w.Append(p.row...)
 }
 
-func (p *parquetWriter) close(ok bool) error {
-	err := p.app.Close()
-	if ok && err == nil {
-		_, err = p.conn.ExecContext(context.Background(),
-			"COPY records TO '"+strings.ReplaceAll(p.path, "'", "''")+"' (FORMAT parquet)")
+func (p *parquetWriter) close(ok bool) error { return p.w.Close(ok) }
+
+// awsWriter delivers the records as AWS would: one file per flow log and
+// 5 minutes of records, by their end.
+type awsWriter struct{ w *delivery.Writer }
+
+func newAWS(o Options) (*awsWriter, error) {
+	if o.Dir == "" {
+		return nil, fmt.Errorf("%w: %s needs an output directory", ErrFormat, o.Format)
 	}
-	return errors.Join(err, p.conn.Close(), p.db.Close())
+	f, err := awsformat.Parse(o.AWSFormat, o.Region)
+	if err != nil {
+		return nil, err
+	}
+	w := delivery.NewWriter(delivery.Layout{Dir: o.Dir, Hourly: o.Hourly, Parquet: o.Format == "aws-parquet"}, f)
+	w.OnPublish = o.Published
+	return &awsWriter{w}, nil
+}
+
+func (a *awsWriter) write(r *flow.Record) error {
+	end := time.UnixMilli(r.End)
+	// Records come by end: the windows before this one are complete.
+	if err := a.w.PublishBefore(end.Truncate(delivery.Window)); err != nil {
+		return err
+	}
+	return a.w.Write(r, end)
+}
+
+func (a *awsWriter) close(ok bool) error {
+	if !ok {
+		a.w.Abort()
+		return nil
+	}
+	return a.w.Close()
 }

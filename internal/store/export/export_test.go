@@ -7,12 +7,14 @@ import (
 	"database/sql"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
 
 	duckdb "github.com/duckdb/duckdb-go/v2"
 
+	"flowlog/internal/awsformat/delivery"
 	"flowlog/internal/flow"
 	"flowlog/internal/store"
 	storeduck "flowlog/internal/store/duckdb"
@@ -124,4 +126,72 @@ func TestExport(t *testing.T) {
 			t.Errorf("unknown stream: %d records, %v; want none", n, err)
 		}
 	})
+}
+
+// TestExportAWS writes records spanning hours from three flow logs as AWS
+// VPC Flow Logs files, and reads them back with DuckDB: one file per flow
+// log and 5 minutes of records (by end), holding those records, with the
+// totals of the store.
+func TestExportAWS(t *testing.T) {
+	ctx := context.Background()
+	s, id, err := storeduck.OpenLocal(ctx, t.TempDir(), "ls")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs := storetest.Records(3000, 5*time.Hour, 5)
+	if err := s.Append(ctx, id, recs); err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]bool{}
+	var wantPackets, wantBytes uint64
+	for _, r := range recs {
+		files[fmt.Sprint(r.FlowLogID, delivery.WindowEnd(time.UnixMilli(r.End)).Unix())] = true
+		wantPackets += r.Packets
+		wantBytes += r.Bytes
+	}
+	c, err := duckdb.NewConnector("", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := sql.OpenDB(c)
+	defer db.Close()
+	format := "${version} ${account-id} ${protocol} ${srcport} ${dstport} ${packets} ${bytes} ${start} ${end} ${action}"
+	for _, c := range []struct{ format, read string }{
+		{"aws", `read_csv('%s/AWSLogs/**/*.log.gz', delim = ' ', header = true, nullstr = '-', hive_partitioning = true, filename = true,
+			columns = {'version': 'INTEGER', 'account_id': 'VARCHAR', 'protocol': 'INTEGER', 'srcport': 'INTEGER', 'dstport': 'INTEGER',
+			'packets': 'BIGINT', 'bytes': 'BIGINT', 'start': 'BIGINT', 'end': 'BIGINT', 'action': 'VARCHAR'})`},
+		{"aws-parquet", `read_parquet('%s/AWSLogs/**/*.parquet', hive_partitioning = true, filename = true)`},
+	} {
+		t.Run(c.format, func(t *testing.T) {
+			dir := t.TempDir()
+			o := Options{Since: storetest.Base, Until: storetest.Base.Add(6 * time.Hour), Format: c.format, Dir: dir,
+				AWSFormat: format, Hourly: c.format == "aws", Window: 40 * time.Minute}
+			if n, err := Export(ctx, s, id, o); err != nil || n != len(recs) {
+				t.Fatalf("Export = %d, %v; want %d", n, err, len(recs))
+			}
+			var n, nfiles, misplaced, icmpPorts, blanks int
+			var packets, bytes uint64
+			err := db.QueryRow(`SELECT count(*), count(DISTINCT filename), sum(packets)::UBIGINT, sum(bytes)::UBIGINT,
+				count(*) FILTER (WHERE NOT ("end" < stamp AND "end" >= stamp - 300 AND "aws-account-id" = account_id AND version = 2)),
+				count(*) FILTER (WHERE protocol = 1 AND (srcport != 0 OR dstport != 0)),
+				count(*) FILTER (WHERE action LIKE '% %')
+				FROM (SELECT *, epoch(strptime(regexp_extract(filename, '_(\d{8}T\d{4}Z)_', 1), '%Y%m%dT%H%MZ'))::BIGINT AS stamp
+				FROM `+fmt.Sprintf(c.read, dir)+`)`).Scan(&n, &nfiles, &packets, &bytes, &misplaced, &icmpPorts, &blanks)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != len(recs) || nfiles != len(files) || packets != wantPackets || bytes != wantBytes || misplaced != 0 || icmpPorts != 0 || blanks != 0 {
+				t.Errorf("%d records in %d files, %d packets, %d bytes, %d outside their file's window, %d ICMP with ports, %d actions with blanks;"+
+					" want %d records in %d files, %d packets, %d bytes", n, nfiles, packets, bytes, misplaced, icmpPorts, blanks,
+					len(recs), len(files), wantPackets, wantBytes)
+			}
+			if tmp, _ := filepath.Glob(filepath.Join(dir, "AWSLogs", "*", "*", "*", "*", "*", "*", "*", ".*")); len(tmp) != 0 {
+				t.Errorf("temporary files left: %v", tmp)
+			}
+		})
+	}
+	if _, err := Export(ctx, s, id, Options{Since: storetest.Base, Until: storetest.Base.Add(time.Hour), Format: "aws"}); !errors.Is(err, ErrFormat) {
+		t.Errorf("aws without a directory: %v", err)
+	}
 }
