@@ -128,6 +128,7 @@ var addedColumns = []struct{ table, column, def string }{
 	{"access_keys", "last_used_at", "INTEGER NOT NULL DEFAULT 0"},
 	{"flow_logs", "revision", "INTEGER NOT NULL DEFAULT 0"}, // version of its last change
 	{"gateways", "agent", "TEXT NOT NULL DEFAULT ''"},       // the agent running it; "" for the server
+	{"gateways", "snmp", "TEXT NOT NULL DEFAULT ''"},        // exporters: SNMP settings (JSON); "" for none
 }
 
 func addColumns(ctx context.Context, db *sql.DB) error {

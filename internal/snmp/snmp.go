@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gosnmp/gosnmp"
+
+	"flowlog/internal/desired"
 )
 
 // Target is one router to poll and how to authenticate to it. Community and
@@ -281,4 +283,12 @@ func put(m map[uint32]uint64, idx uint32, v gosnmp.SnmpPDU) map[uint32]uint64 {
 		m[idx] = n.Uint64()
 	}
 	return m
+}
+
+// TargetOf is the target a gateway's SNMP settings describe, at the
+// exporter's address.
+func TargetOf(addr netip.Addr, c desired.SNMP) Target {
+	return Target{Addr: addr, Port: c.Port, Version: c.Version, Community: c.Community, User: c.User,
+		AuthProtocol: c.AuthProtocol, AuthPassword: c.AuthPassword, PrivProtocol: c.PrivProtocol,
+		PrivPassword: c.PrivPassword}
 }
