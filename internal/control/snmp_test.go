@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"flowlog/internal/desired"
+	"flowlog/internal/snmp/snmptest"
 )
 
 // TestGatewaySNMP: an exporter's SNMP settings reach the desired state
@@ -85,5 +86,56 @@ func TestGatewaySNMP(t *testing.T) {
 	}
 	if gw.SNMPConfigured || gw.SNMP != nil || desiredSNMP() != nil {
 		t.Errorf("after removal: %+v, desired %+v", gw, desiredSNMP())
+	}
+}
+
+// TestDiscoverInterfaces: discovery lists a real agent's interfaces with
+// the attachments that have their ifIndex, and attaches the others once.
+func TestDiscoverInterfaces(t *testing.T) {
+	agent := snmptest.Start(t)
+	x := newTenancy(t, "")
+	addr := "127.0.0.1"
+	gw, err := x.svc.CreateGateway(x.ctx, x.boot, GatewayInput{Name: ptr("router"), Kind: ptr(KindExporter),
+		Exporter: &addr, SNMP: &desired.SNMP{Port: agent.Port, Community: snmptest.Community}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lo, err := x.svc.CreateAttachment(x.ctx, x.boot, gw.ID, AttachmentInput{Name: ptr("loopback"), IfIndex: ptr(uint32(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := x.svc.DiscoverInterfaces(x.ctx, x.boot, gw.ID, DiscoverOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Interfaces) < 2 || d.Interfaces[0].Index != 1 || d.Interfaces[0].Name != "lo" ||
+		d.Interfaces[0].AttachmentID != lo.ID || len(d.Created) != 0 {
+		t.Fatalf("listing: %+v", d)
+	}
+	d, err = x.svc.DiscoverInterfaces(x.ctx, x.boot, gw.ID, DiscoverOptions{CreateAttachments: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Created) != len(d.Interfaces)-1 {
+		t.Fatalf("created %d attachments for %d interfaces, one attached", len(d.Created), len(d.Interfaces))
+	}
+	for k, a := range d.Created {
+		i := d.Interfaces[k+1]
+		if a.IfIndex != i.Index || a.Name != i.Name || i.AttachmentID != a.ID {
+			t.Errorf("attachment %+v for %+v", a, i)
+		}
+	}
+	if again, err := x.svc.DiscoverInterfaces(x.ctx, x.boot, gw.ID, DiscoverOptions{CreateAttachments: true}); err != nil || len(again.Created) != 0 {
+		t.Errorf("a second discovery made %d attachments (%v)", len(again.Created), err)
+	}
+
+	if _, err := x.svc.UpdateGateway(x.ctx, x.boot, gw.ID, GatewayInput{SNMP: &desired.SNMP{Port: agent.Port,
+		Community: "wrong"}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = x.svc.DiscoverInterfaces(x.ctx, x.boot, gw.ID, DiscoverOptions{})
+	wantErr(t, err, ErrUpstream, "snmp", "127.0.0.1")
+	if strings.Contains(err.Error(), "wrong") {
+		t.Errorf("the error shows the community: %v", err)
 	}
 }
