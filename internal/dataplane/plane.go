@@ -19,6 +19,7 @@ import (
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
 	"flowlog/internal/netflow"
+	"flowlog/internal/snmp"
 	"flowlog/internal/spool"
 	"flowlog/internal/store"
 )
@@ -54,7 +55,10 @@ type Config struct {
 	// Retry is how often what failed (an interface that went away, a
 	// report or a snapshot the control plane refused) is tried again;
 	// default 2 s.
-	Retry  time.Duration
+	Retry time.Duration
+	// SNMP tunes the polling of exporters' interfaces (exporter gateways
+	// with SNMP settings); zero fields take snmp's defaults.
+	SNMP   snmp.Config
 	Logger *slog.Logger
 }
 
@@ -64,6 +68,7 @@ type Plane struct {
 	log       *slog.Logger
 	collector *collect.Collector
 	routes    routeTable
+	pollers   snmp.Set // exporters' interface tables, by exporter address
 
 	// Owned by the Run goroutine.
 	state      desired.State                        // as last applied
@@ -201,6 +206,7 @@ func (p *Plane) sync(ctx context.Context) {
 // apply makes what runs match p.state and reports it.
 func (p *Plane) apply(ctx context.Context) {
 	p.tried = time.Now()
+	p.pollInterfaces()
 	p.reconcile(ctx)
 	p.closeIdleStreams(ctx)
 	p.snap.Store(p.snapshot())
@@ -291,6 +297,7 @@ func (p *Plane) shutdown() {
 	if p.collector != nil {
 		p.collector.Close()
 	}
+	p.pollers.Stop()
 	for id, f := range p.flows {
 		p.stopFlow(id, f)
 	}

@@ -1,0 +1,41 @@
+package dataplane
+
+import (
+	"net/netip"
+
+	"flowlog/internal/desired"
+	"flowlog/internal/snmp"
+)
+
+// pollInterfaces runs an SNMP poller for each exporter gateway of the state
+// that has SNMP settings; pollers whose settings are unchanged keep running
+// with their tables.
+func (p *Plane) pollInterfaces() {
+	var targets []snmp.Target
+	for _, gw := range p.state.Gateways {
+		if gw.Kind != desired.KindExporter || gw.SNMP == nil {
+			continue
+		}
+		addr, err := netip.ParseAddr(gw.Exporter)
+		if err != nil {
+			continue
+		}
+		targets = append(targets, snmp.TargetOf(addr, *gw.SNMP))
+	}
+	for _, err := range p.pollers.Replace(targets, p.cfg.SNMP, p.log) {
+		p.log.Warn("interface poller not started", "err", err)
+	}
+}
+
+// Interface is the name and speed (bits/s) of an exporter's interface: as
+// its router last answered SNMP, else as its own options data named it
+// (IPFIX/v9 interfaceName or interfaceDescription; no speed).
+func (p *Plane) Interface(exporter netip.Addr, ifIndex uint32) (name string, speedBps uint64, ok bool) {
+	name, speedBps, ok = p.pollers.Interface(exporter, ifIndex)
+	if name == "" && p.collector != nil {
+		if n, found := p.collector.Interface(exporter, ifIndex); found && n.Label() != "" {
+			name, ok = n.Label(), true
+		}
+	}
+	return name, speedBps, ok
+}

@@ -1,0 +1,66 @@
+package dataplane
+
+import (
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"flowlog/internal/control"
+	"flowlog/internal/desired"
+	"flowlog/internal/snmp/snmptest"
+	"flowlog/internal/testutil"
+)
+
+// TestInterfaceNames: the plane polls the router of an exporter gateway
+// with SNMP settings and answers for its interfaces; an exporter without
+// them is answered from its own options data; removing the settings stops
+// the poller.
+func TestInterfaceNames(t *testing.T) {
+	agent := snmptest.Start(t)
+	r := newRig(t, "127.0.0.1:0")
+	router := netip.MustParseAddr("127.0.0.1")
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindExporter), Exporter: ptr(router.String()),
+		SNMP: &desired.SNMP{Port: agent.Port, Community: snmptest.Community}})
+	r.step()
+	var name string
+	var speed uint64
+	deadline := time.Now().Add(10 * time.Second)
+	for name == "" && time.Now().Before(deadline) {
+		name, speed, _ = r.p.Interface(router, 1)
+		time.Sleep(20 * time.Millisecond)
+	}
+	if name != "lo" || speed == 0 {
+		t.Fatalf("ifIndex 1 of the polled router: %q %d", name, speed)
+	}
+
+	// A Cisco ASR 9000's options data names its interfaces, with no speed.
+	cisco := netip.MustParseAddr("192.0.2.90")
+	cgw := r.gateway(control.GatewayInput{Kind: ptr(control.KindExporter), Exporter: ptr(cisco.String())})
+	ls := r.stream()
+	r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		Targets: []control.Target{{GatewayID: cgw.ID}}})
+	r.step() // the collector keeps state for the exporters of running flow logs only
+	for _, f := range []string{"netflow9_test_cisco_asr9k_data256.dat", "netflow9_test_cisco_asr9k_opttpl256.dat"} {
+		b, err := os.ReadFile(filepath.Join(testutil.SharedDir(t), "testdata", "netflow-vendors", f))
+		r.must(err)
+		r.p.collector.Decode(cisco, b, false)
+	}
+	if name, speed, ok := r.p.Interface(cisco, 74); !ok || name != "TenGigE0_0_1_0" || speed != 0 {
+		t.Errorf("ifIndex 74 from options data: %q %d %v", name, speed, ok)
+	}
+	if _, _, ok := r.p.Interface(cisco, 57); ok {
+		t.Error("an interface nobody named has a name")
+	}
+
+	_, err := r.svc.UpdateGateway(r.ctx, r.account, gw.ID, control.GatewayInput{SNMP: &desired.SNMP{}})
+	r.must(err)
+	r.step()
+	if _, ok := r.p.pollers.Poller(router); ok {
+		t.Error("the poller runs on after its settings were removed")
+	}
+	if _, _, ok := r.p.Interface(router, 1); ok {
+		t.Error("the removed poller still answers")
+	}
+}
