@@ -18,6 +18,12 @@ type Poller struct {
 	table  atomic.Pointer[map[uint32]Interface] // the last good poll; never changed in place
 	status atomic.Pointer[Status]
 
+	// An ifIndex missing from the table (an interface added since the
+	// last poll) asks for an early poll through kick, at most once per
+	// Backoff; earliest is when the next may be asked, in Unix ns.
+	kick     chan struct{}
+	earliest atomic.Int64
+
 	cancel context.CancelFunc
 	done   chan struct{}
 	once   sync.Once
@@ -43,7 +49,8 @@ func New(t Target, cfg Config, log *slog.Logger) (*Poller, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	p := &Poller{target: t, cfg: cfg, log: log.With("snmp", t.String()), done: make(chan struct{})}
+	p := &Poller{target: t, cfg: cfg, log: log.With("snmp", t.String()), done: make(chan struct{}),
+		kick: make(chan struct{}, 1)}
 	p.status.Store(&Status{Target: t.String()})
 	return p, nil
 }
@@ -80,6 +87,8 @@ func (p *Poller) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-p.kick:
+			t.Stop()
 		}
 		t.Reset(p.poll(ctx))
 	}
@@ -106,7 +115,26 @@ func (p *Poller) poll(ctx context.Context) time.Duration {
 	}
 	st.NextAt = now.Add(wait)
 	p.status.Store(&st)
+	// No early poll sooner than Backoff after a good poll, nor before the
+	// back-off ends after a failure.
+	hold := p.cfg.Backoff
+	if st.Failures > 0 {
+		hold = max(hold, wait)
+	}
+	p.earliest.Store(now.Add(hold).UnixNano())
 	return wait
+}
+
+// missed asks for an early poll, for an ifIndex the table lacks.
+func (p *Poller) missed() {
+	e := p.earliest.Load()
+	if e == 0 || time.Now().UnixNano() < e || !p.earliest.CompareAndSwap(e, 0) {
+		return // before the first poll, too soon, or asked already
+	}
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
 }
 
 // Interface returns what the router said of ifIndex at its last good poll.
@@ -116,6 +144,9 @@ func (p *Poller) Interface(ifIndex uint32) (Interface, bool) {
 		return Interface{}, false
 	}
 	i, ok := (*m)[ifIndex]
+	if !ok {
+		p.missed()
+	}
 	return i, ok
 }
 

@@ -222,3 +222,38 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// An ifIndex missing from the table (an interface added since) brings the
+// next poll forward, once per back-off, not once per record.
+func TestEarlyPollOnMiss(t *testing.T) {
+	a := snmptest.Start(t)
+	cfg := snmp.Config{Timeout: 300 * time.Millisecond, Retries: -1, Refresh: time.Hour, Backoff: 300 * time.Millisecond}
+	p, err := snmp.New(v2c(a), cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Start()
+	defer p.Stop()
+	waitFor(t, "first poll", func() bool { return !p.Status().PolledAt.IsZero() })
+	first := p.Status().PolledAt
+	if _, ok := p.Interface(1 << 30); ok {
+		t.Fatal("ifIndex 2^30 exists")
+	}
+	time.Sleep(100 * time.Millisecond)
+	if p.Status().PolledAt != first {
+		t.Fatal("a miss polled again before the back-off")
+	}
+	time.Sleep(cfg.Backoff)
+	for range 1000 {
+		p.Interface(1 << 30)
+	}
+	waitFor(t, "early poll", func() bool { return p.Status().PolledAt.After(first) })
+	second := p.Status().PolledAt
+	for range 1000 {
+		p.Interface(1 << 30)
+	}
+	time.Sleep(cfg.Backoff / 2)
+	if p.Status().PolledAt != second {
+		t.Error("misses polled more than once per back-off")
+	}
+}
