@@ -1,9 +1,11 @@
 package dataplane
 
 import (
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -33,6 +35,14 @@ func TestInterfaceNames(t *testing.T) {
 	}
 	if name != "lo" || speed == 0 {
 		t.Fatalf("ifIndex 1 of the polled router: %q %d", name, speed)
+	}
+	rec := httptest.NewRecorder()
+	r.p.MetricsHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	for _, want := range []string{`flowlog_snmp_poll_failures{exporter="127.0.0.1"} 0`,
+		`flowlog_snmp_interfaces{exporter="127.0.0.1"} `, `flowlog_snmp_last_success_timestamp_seconds{exporter="127.0.0.1"} 1.`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("metrics lack %s", want)
+		}
 	}
 
 	// A Cisco ASR 9000's options data names its interfaces, with no speed.

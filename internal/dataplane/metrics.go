@@ -169,6 +169,13 @@ var (
 		"Datagrams from sources that no running exporter gateway claims, ignored.", nil, nil)
 	descRefusedDgrams = prometheus.NewDesc("flowlog_collector_refused_datagrams_total",
 		"Datagrams from claimed sources ignored because the collector's exporter table was full.", nil, nil)
+	descSNMPInterfaces = prometheus.NewDesc("flowlog_snmp_interfaces",
+		"Interfaces in an exporter's last good SNMP poll.", []string{"exporter"}, nil)
+	descSNMPFailures = prometheus.NewDesc("flowlog_snmp_poll_failures",
+		"SNMP polls of an exporter that failed in a row; above 0 it is left alone until a back-off ends.",
+		[]string{"exporter"}, nil)
+	descSNMPPolled = prometheus.NewDesc("flowlog_snmp_last_success_timestamp_seconds",
+		"When an exporter last answered an SNMP poll (Unix seconds; 0: never).", []string{"exporter"}, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -176,7 +183,8 @@ func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descDropped, descMeterPackets,
 		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descSpoolBytes, descCommitted,
 		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descExpRefusedTpl,
-		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams} {
+		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams, descSNMPInterfaces, descSNMPFailures,
+		descSNMPPolled} {
 		ch <- d
 	}
 }
@@ -204,6 +212,21 @@ func (p *Plane) Collect(ch chan<- prometheus.Metric) {
 	}
 	if p.collector != nil {
 		p.collectExporters(ch)
+	}
+	p.collectPollers(ch)
+}
+
+// collectPollers reports the SNMP pollers of exporters.
+func (p *Plane) collectPollers(ch chan<- prometheus.Metric) {
+	for _, poller := range p.pollers.All() {
+		a, st := poller.Target().Addr.String(), poller.Status()
+		var polled float64
+		if !st.PolledAt.IsZero() {
+			polled = float64(st.PolledAt.UnixMilli()) / 1000
+		}
+		ch <- prometheus.MustNewConstMetric(descSNMPInterfaces, prometheus.GaugeValue, float64(st.Interfaces), a)
+		ch <- prometheus.MustNewConstMetric(descSNMPFailures, prometheus.GaugeValue, float64(st.Failures), a)
+		ch <- prometheus.MustNewConstMetric(descSNMPPolled, prometheus.GaugeValue, polled, a)
 	}
 }
 

@@ -217,6 +217,16 @@ func (s *Set) Poller(exporter netip.Addr) (*Poller, bool) {
 	return p, ok
 }
 
+// All returns the set's pollers.
+func (s *Set) All() []*Poller {
+	m := s.load()
+	out := make([]*Poller, 0, len(m))
+	for _, p := range m {
+		out = append(out, p)
+	}
+	return out
+}
+
 // Interface answers the enrichment stage: the name and speed of an
 // exporter's interface, as last polled.
 func (s *Set) Interface(exporter netip.Addr, ifIndex uint32) (name string, speedBps uint64, ok bool) {
