@@ -44,11 +44,7 @@ func (s *Store) appendLocked(ctx context.Context, id store.StreamID, st *streamS
 		s.broke()
 		return fmt.Errorf("duckdb store: append to %s: %w", id, err)
 	}
-	for _, d := range s.dicts {
-		if d != nil {
-			d.persisted = len(d.values)
-		}
-	}
+	s.markPersisted()
 	s.view.Lock()
 	for _, d := range newDays {
 		i, _ := slices.BinarySearch(st.days, d)
@@ -286,6 +282,15 @@ func (s *Store) loadDictionary() error {
 		d.persisted++
 	}
 	return rows.Err()
+}
+
+// markPersisted notes that saveDictionary's values were committed.
+func (s *Store) markPersisted() {
+	for _, d := range s.dicts {
+		if d != nil {
+			d.persisted = len(d.values)
+		}
+	}
 }
 
 // saveDictionary inserts the values not yet in the strings table, within

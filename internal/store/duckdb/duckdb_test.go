@@ -297,3 +297,48 @@ func TestReopenCommit(t *testing.T) {
 	dir := t.TempDir()
 	storetest.RunReopen(t, func(t *testing.T) store.Store { return open(t, dir) })
 }
+
+// TestUpgradeLayout5: day tables made by record layout 5 gain the columns
+// of layout 6 on open.
+func TestUpgradeLayout5(t *testing.T) {
+	dir := t.TempDir()
+	storetest.RunUpgrade(t, func(t *testing.T) store.Store {
+		s, err := New(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, func(t *testing.T) { dropLayout6(t, dir) })
+}
+
+// dropLayout6 turns the store in dir into one written by record layout 5:
+// the day tables and the empty table without the columns of layout 6.
+func dropLayout6(t *testing.T, dir string) {
+	t.Helper()
+	db, err := sql.Open("duckdb", filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT table_name FROM duckdb_tables() WHERE regexp_matches(table_name, '^f[0-9]+_d[0-9]+$') OR table_name = 'empty_flows'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	rows.Close()
+	if len(tables) != 4 {
+		t.Fatalf("tables %v, want three days and the empty table", tables)
+	}
+	for _, table := range tables {
+		for _, c := range storetest.Layout6Columns {
+			if _, err := db.Exec("ALTER TABLE " + query.Quote(table) + " DROP COLUMN " + query.Quote(c.Name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
