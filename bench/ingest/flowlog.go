@@ -40,9 +40,9 @@ type server struct {
 	stderr    bytes.Buffer
 }
 
-// startServer starts bin serve with a fresh data dir (and the log store
-// named by store, if any) and sets it up.
-func startServer(ctx context.Context, bin, dataDir, store string) (*server, error) {
+// startServer starts bin serve with a fresh data dir (and args, such as
+// the log store) and sets it up.
+func startServer(ctx context.Context, bin, dataDir string, args []string) (*server, error) {
 	httpPort, err := freePort("tcp")
 	if err != nil {
 		return nil, err
@@ -54,9 +54,7 @@ func startServer(ctx context.Context, bin, dataDir, store string) (*server, erro
 	s := &server{url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), collector: fmt.Sprintf("127.0.0.1:%d", udpPort),
 		done: make(chan struct{})}
 	s.cmd = exec.Command(bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--data-dir", dataDir)
-	if store != "" {
-		s.cmd.Args = append(s.cmd.Args, "--store", store)
-	}
+	s.cmd.Args = append(s.cmd.Args, args...)
 	for _, kv := range os.Environ() { // the defaults, not the caller's FLOWLOG_ settings
 		if !strings.HasPrefix(kv, "FLOWLOG_") {
 			s.cmd.Env = append(s.cmd.Env, kv)

@@ -43,6 +43,8 @@ type config struct {
 	perfDir  string
 	out      string
 	store    string // serve's --store; "": the embedded one
+	mmdb     []string
+	public   bool
 }
 
 func main() {
@@ -69,6 +71,11 @@ func parseFlags() (config, error) {
 	flag.StringVar(&c.perfDir, "perf", "", "record `perf` profiles of flowlog serve into this dir, one per rate")
 	flag.StringVar(&c.out, "o", "", "also write the markdown table to this file")
 	flag.StringVar(&c.store, "store", "", "serve's log store, e.g. clickhouse://127.0.0.1:8123/bench (default: the embedded one)")
+	flag.Func("mmdb", "GeoIP/ASN database for serve --mmdb; repeatable (go run ./bench/mmdb writes synthetic ones)", func(v string) error {
+		c.mmdb = append(c.mmdb, v)
+		return nil
+	})
+	flag.BoolVar(&c.public, "public", false, "move the recording's private IPv4 addresses into public space (so --mmdb looks them up)")
 	flag.Parse()
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
@@ -81,6 +88,18 @@ func parseFlags() (config, error) {
 		c.capture = c.pcap + ".ipfix"
 	}
 	return c, nil
+}
+
+// serveArgs are serve's flags beside the defaults.
+func (c config) serveArgs() []string {
+	var args []string
+	if c.store != "" {
+		args = append(args, "--store", c.store)
+	}
+	for _, f := range c.mmdb {
+		args = append(args, "--mmdb", f)
+	}
+	return args
 }
 
 // result is one rate's row.
@@ -124,6 +143,9 @@ func run(ctx context.Context, cfg config) error {
 	if lost := checkSequence(msgs); lost != 0 {
 		return fmt.Errorf("%s: the recording misses %d records by its sequence numbers; remove it to record again", cfg.capture, lost)
 	}
+	if cfg.public {
+		makePublic(msgs)
+	}
 	logf("recording: %d datagrams, %d flows per pass", len(msgs), flows)
 	work := cfg.workDir
 	if work == "" {
@@ -166,7 +188,7 @@ func run(ctx context.Context, cfg config) error {
 func runFlowlog(ctx context.Context, cfg config, bin, work string, rp *replay, r *result, logf func(string, ...any)) error {
 	dataDir := filepath.Join(work, fmt.Sprintf("flowlog-%d", r.rate))
 	defer os.RemoveAll(dataDir)
-	srv, err := startServer(ctx, bin, dataDir, cfg.store)
+	srv, err := startServer(ctx, bin, dataDir, cfg.serveArgs())
 	if err != nil {
 		return err
 	}

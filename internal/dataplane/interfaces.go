@@ -1,9 +1,11 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/netip"
 
 	"flowlog/internal/desired"
+	"flowlog/internal/enrich"
 	"flowlog/internal/snmp"
 )
 
@@ -27,10 +29,28 @@ func (p *Plane) pollInterfaces() {
 	}
 }
 
+// enrichInterfaces makes the plane the Enricher's source of interface
+// names and speeds; without GeoIP/ASN databases (no Enricher), one that
+// fills only those.
+func (p *Plane) enrichInterfaces() error {
+	if p.cfg.Enricher == nil {
+		e, err := enrich.New(enrich.Config{Logger: p.log})
+		if err != nil {
+			return fmt.Errorf("dataplane: %w", err)
+		}
+		p.cfg.Enricher = e
+	}
+	p.cfg.Enricher.SetInterfaces(p)
+	return nil
+}
+
 // Interface is the name and speed (bits/s) of an exporter's interface: as
 // its router last answered SNMP, else as its own options data named it
 // (IPFIX/v9 interfaceName or interfaceDescription; no speed).
 func (p *Plane) Interface(exporter netip.Addr, ifIndex uint32) (name string, speedBps uint64, ok bool) {
+	if !exporter.IsValid() {
+		return "", 0, false // a capture's record
+	}
 	name, speedBps, ok = p.pollers.Interface(exporter, ifIndex)
 	if name == "" && p.collector != nil {
 		if n, found := p.collector.Interface(exporter, ifIndex); found && n.Label() != "" {

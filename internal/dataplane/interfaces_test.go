@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"fmt"
 	"net/http/httptest"
 	"net/netip"
 	"os"
@@ -11,6 +12,9 @@ import (
 
 	"flowlog/internal/control"
 	"flowlog/internal/desired"
+	"flowlog/internal/export"
+	"flowlog/internal/flow"
+	"flowlog/internal/netflow"
 	"flowlog/internal/snmp/snmptest"
 	"flowlog/internal/testutil"
 )
@@ -72,5 +76,72 @@ func TestInterfaceNames(t *testing.T) {
 	}
 	if _, _, ok := r.p.Interface(router, 1); ok {
 		t.Error("the removed poller still answers")
+	}
+}
+
+// TestStoredInterfaceNames: records collected from a router polled by SNMP
+// reach the log stream with the names and speeds of their input and output
+// interfaces (here the machine's own, served by snmpd); an ifIndex the
+// router does not have stays unnamed.
+func TestStoredInterfaceNames(t *testing.T) {
+	agent := snmptest.Start(t)
+	port := testutil.FreeUDPPort(t)
+	r := newRig(t, fmt.Sprintf("127.0.0.1:%d", port))
+	router := netip.MustParseAddr("127.0.0.1")
+	gw := r.gateway(control.GatewayInput{Kind: ptr(control.KindExporter), Exporter: ptr(router.String()),
+		SNMP: &desired.SNMP{Port: agent.Port, Community: snmptest.Community}})
+	ls := r.stream()
+	r.flowLog(control.FlowLogInput{OutputType: ptr(control.OutputSLS), LogStreamID: &ls,
+		Targets: []control.Target{{GatewayID: gw.ID}}})
+	r.step()
+	poller, _ := r.p.pollers.Poller(router)
+	deadline := time.Now().Add(10 * time.Second)
+	for poller.Status().PolledAt.IsZero() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	ifs := poller.Interfaces()
+	other := uint32(0) // another interface than lo, with a v5-sized ifIndex
+	for idx := range ifs {
+		if idx != 1 && idx < 1<<16 && (other == 0 || idx < other) {
+			other = idx
+		}
+	}
+	if other == 0 {
+		t.Skip("the machine has no interface but lo")
+	}
+
+	now := time.Now().UnixMilli()
+	var sent []flow.Record
+	for i, pair := range [][2]uint32{{1, other}, {other, 60000}} {
+		sent = append(sent, flow.Record{SrcAddr: netip.MustParseAddr("10.0.0.1"), DstAddr: netip.MustParseAddr("10.0.0.2"),
+			SrcPort: uint16(1000 + i), DstPort: 80, Protocol: 6, Packets: 1, Bytes: 100, Start: now - 1000, End: now,
+			InputIfIndex: pair[0], OutputIfIndex: pair[1]})
+	}
+	e, err := export.New(export.Config{Collector: fmt.Sprintf("127.0.0.1:%d", port), Version: netflow.V5,
+		Source: router.String()})
+	r.must(err)
+	defer e.Close()
+	r.must(e.Export(sent))
+	var recs []flow.Record
+	for len(recs) < 2 && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+		recs = r.records(ls, time.Now())
+	}
+	if len(recs) != 2 {
+		t.Fatalf("stored %d records, want 2", len(recs))
+	}
+	lo, oth := ifs[1], ifs[other]
+	want := map[uint16][4]any{
+		1000: {lo.Name, lo.SpeedBps, oth.Name, oth.SpeedBps},
+		1001: {oth.Name, oth.SpeedBps, "", uint64(0)},
+	}
+	for _, x := range recs {
+		got := [4]any{x.InIfName, x.InIfSpeed, x.OutIfName, x.OutIfSpeed}
+		if got != want[x.SrcPort] || x.InIfName == "" {
+			t.Errorf("record %d (if %d→%d): %v, want %v", x.SrcPort, x.InputIfIndex, x.OutputIfIndex, got, want[x.SrcPort])
+		}
+	}
+	if lo.Name != "lo" || lo.SpeedBps != 10_000_000 {
+		t.Errorf("lo as polled: %+v", lo)
 	}
 }

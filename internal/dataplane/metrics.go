@@ -176,6 +176,14 @@ var (
 		[]string{"exporter"}, nil)
 	descSNMPPolled = prometheus.NewDesc("flowlog_snmp_last_success_timestamp_seconds",
 		"When an exporter last answered an SNMP poll (Unix seconds; 0: never).", []string{"exporter"}, nil)
+	descEnrichLookups = prometheus.NewDesc("flowlog_enrich_lookups_total",
+		"Public addresses of records looked up in the GeoIP/ASN databases.", nil, nil)
+	descEnrichMisses = prometheus.NewDesc("flowlog_enrich_misses_total",
+		"Addresses looked up that no GeoIP/ASN database knew.", nil, nil)
+	descEnrichReloads = prometheus.NewDesc("flowlog_enrich_reloads_total",
+		"GeoIP/ASN database files loaded again after they changed.", nil, nil)
+	descEnrichReloadErrors = prometheus.NewDesc("flowlog_enrich_reload_errors_total",
+		"Changed GeoIP/ASN database files that could not be read or loaded; the database loaded before stays.", nil, nil)
 )
 
 // Describe implements prometheus.Collector.
@@ -184,7 +192,7 @@ func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
 		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descSpoolBytes, descCommitted,
 		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descExpRefusedTpl,
 		descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams, descSNMPInterfaces, descSNMPFailures,
-		descSNMPPolled} {
+		descSNMPPolled, descEnrichLookups, descEnrichMisses, descEnrichReloads, descEnrichReloadErrors} {
 		ch <- d
 	}
 }
@@ -214,6 +222,13 @@ func (p *Plane) Collect(ch chan<- prometheus.Metric) {
 		p.collectExporters(ch)
 	}
 	p.collectPollers(ch)
+	if e := p.cfg.Enricher; e != nil {
+		st := e.Stats()
+		counter(ch, descEnrichLookups, st.Lookups)
+		counter(ch, descEnrichMisses, st.Misses)
+		counter(ch, descEnrichReloads, st.Reloads)
+		counter(ch, descEnrichReloadErrors, st.ReloadErrors)
+	}
 }
 
 // collectPollers reports the SNMP pollers of exporters.

@@ -16,6 +16,7 @@ import (
 
 	"flowlog/internal/collect"
 	"flowlog/internal/desired"
+	"flowlog/internal/enrich"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
 	"flowlog/internal/netflow"
@@ -58,8 +59,12 @@ type Config struct {
 	Retry time.Duration
 	// SNMP tunes the polling of exporters' interfaces (exporter gateways
 	// with SNMP settings); zero fields take snmp's defaults.
-	SNMP   snmp.Config
-	Logger *slog.Logger
+	SNMP snmp.Config
+	// Enricher fills the GeoIP, ASN and interface fields of the records
+	// that go to log streams; nil: interface fields only (from SNMP and
+	// options data).
+	Enricher *enrich.Enricher
+	Logger   *slog.Logger
 }
 
 // Plane is the running data plane.
@@ -109,6 +114,9 @@ func New(cfg Config) (*Plane, error) {
 		totals: newTotals()}
 	p.routes.set(nil)
 	p.snap.Store(&snapshot{})
+	if err := p.enrichInterfaces(); err != nil {
+		return nil, err
+	}
 	if cfg.NetflowListen != "" || cfg.SFlowListen != "" {
 		// Only the exporters of running flow logs get decoding state, so
 		// that spoofed sources cannot take it from them.

@@ -98,8 +98,11 @@ func New(cfg Config) (*Enricher, error) {
 	return e, nil
 }
 
-// Close stops watching the files.
+// Close stops watching the files. A nil Enricher does nothing.
 func (e *Enricher) Close() error {
+	if e == nil {
+		return nil
+	}
 	e.close.Do(func() { close(e.stop) })
 	<-e.done
 	return nil
@@ -181,6 +184,9 @@ type Stats struct {
 
 // Stats returns the counters.
 func (e *Enricher) Stats() Stats {
+	if e == nil {
+		return Stats{}
+	}
 	return Stats{Lookups: e.lookups.Load(), Misses: e.misses.Load(), Reloads: e.reloads.Load(), ReloadErrors: e.reloadErrors.Load()}
 }
 

@@ -73,29 +73,38 @@ var (
 	}}
 )
 
-// Bytes returns a database of layout l mapping each network (CIDR) to its
+// Build returns a database of layout l mapping each network (CIDR) to its
 // entry.
-func Bytes(t testing.TB, l Layout, nets map[string]Entry) []byte {
-	t.Helper()
-	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: l.Type, RecordSize: 24, IncludeReservedNetworks: true,
+func Build(l Layout, nets map[string]Entry) ([]byte, error) {
+	w, err := mmdbwriter.New(mmdbwriter.Options{DatabaseType: l.Type, RecordSize: 28, IncludeReservedNetworks: true,
 		Description: map[string]string{"en": "flowlog test database"}})
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	for cidr, e := range nets {
 		_, n, err := net.ParseCIDR(cidr)
 		if err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 		if err := w.Insert(n, l.record(e)); err != nil {
-			t.Fatal(err)
+			return nil, err
 		}
 	}
 	var b bytes.Buffer
 	if _, err := w.WriteTo(&b); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
+}
+
+// Bytes is Build for tests.
+func Bytes(t testing.TB, l Layout, nets map[string]Entry) []byte {
+	t.Helper()
+	b, err := Build(l, nets)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return b.Bytes()
+	return b
 }
 
 // Write writes a database (Bytes) to path.
