@@ -2,8 +2,10 @@ package api_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"flowlog/internal/snmp/snmptest"
 )
@@ -24,6 +26,18 @@ func TestGatewaySNMP(t *testing.T) {
 	if got["snmp_configured"] != true || view["version"] != "3" || view["user"] != snmptest.User ||
 		view["auth_protocol"] != "SHA" || view["port"] != float64(agent.Port) {
 		t.Fatalf("gateway: %v", got)
+	}
+
+	// The server's data plane polls the router: GET /v1/exporters says how.
+	var polled map[string]any
+	for deadline := time.Now().Add(10 * time.Second); polled["polled_at"] == nil && time.Now().Before(deadline); {
+		time.Sleep(50 * time.Millisecond)
+		if rows := exporters(t, e.c, id); len(rows) == 1 {
+			polled, _ = rows[0]["snmp"].(map[string]any)
+		}
+	}
+	if polled["polled_at"] == nil || polled["interfaces"].(float64) < 1 || polled["target"] != fmt.Sprintf("snmpv3://%s@127.0.0.1:%d", snmptest.User, agent.Port) {
+		t.Fatalf("exporter's snmp status: %v", polled)
 	}
 
 	d := e.must(200, "POST", "/v1/gateways/"+id+"/discover", nil)

@@ -59,3 +59,13 @@ func (p *Plane) Interface(exporter netip.Addr, ifIndex uint32) (name string, spe
 	}
 	return name, speedBps, ok
 }
+
+// SNMPStatus says how the polling of an exporter's interfaces goes, if the
+// plane polls it.
+func (p *Plane) SNMPStatus(exporter netip.Addr) (snmp.Status, bool) {
+	poller, ok := p.pollers.Poller(exporter)
+	if !ok {
+		return snmp.Status{}, false
+	}
+	return poller.Status(), true
+}
