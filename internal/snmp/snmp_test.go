@@ -257,3 +257,24 @@ func TestEarlyPollOnMiss(t *testing.T) {
 		t.Error("misses polled more than once per back-off")
 	}
 }
+
+// BenchmarkSetInterface is the per-record lookup, from parallel goroutines
+// as the collector's workers make it.
+func BenchmarkSetInterface(b *testing.B) {
+	a := snmptest.Start(b)
+	var set snmp.Set
+	set.Replace([]snmp.Target{v2c(a)}, snmp.Config{Refresh: time.Hour}, nil)
+	defer set.Stop()
+	p, _ := set.Poller(loopback)
+	for p.Status().PolledAt.IsZero() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, _, ok := set.Interface(loopback, 1); !ok {
+				b.Fatal("lo unknown")
+			}
+		}
+	})
+}
