@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"flowlog/internal/enrich/mmdbtest"
+	"flowlog/internal/store/clickhouse/chtest"
 	"flowlog/internal/testutil"
 )
 
@@ -42,33 +43,9 @@ func TestServeEnrich(t *testing.T) {
 
 	ls := demoFlowLog(t, srv, "geo")
 	settled(t, srv, ls)
-	query := func(stream string, args ...string) []map[string]any {
-		t.Helper()
-		out := cliOK(t, srv, append(append([]string{"query", "--server", srv.URL, "--log-stream", stream, "--output", "json"},
-			storeWindow...), args...)...)
-		var rows []map[string]any
-		if err := json.Unmarshal([]byte(out), &rows); err != nil {
-			t.Fatalf("%v: %s", err, out)
-		}
-		return rows
-	}
-	flows := func(stream string, args ...string) map[string]float64 {
-		t.Helper()
-		out := map[string]float64{}
-		for _, r := range query(stream, append(args, "--by", "flows", "--limit", "100")...) {
-			out[fmt.Sprint(r[args[1]])] = r["flows"].(float64)
-		}
-		return out
-	}
-	// Ground truth from the addresses themselves.
-	bySrc := func(stream, prefix string) float64 {
-		t.Helper()
-		n := 0.0
-		for _, v := range flows(stream, "--top", "protocol", "--where", "srcaddr in "+prefix) {
-			n += v
-		}
-		return n
-	}
+	query := func(stream string, args ...string) []map[string]any { return queryJSON(t, srv, stream, args...) }
+	flows := func(stream string, args ...string) map[string]float64 { return flowsBy(t, srv, stream, args...) }
+	bySrc := func(stream, prefix string) float64 { return flowsFrom(t, srv, stream, prefix) }
 	countries := flows(ls, "--top", "src_country")
 	de, us, private := bySrc(ls, "198.51.100.0/24"), bySrc(ls, "203.0.113.0/24"), bySrc(ls, "10.0.0.0/8")
 	if de == 0 || us == 0 || private == 0 || countries["DE"] != de || countries["US"] != us || countries[""] < private {
@@ -111,6 +88,74 @@ func TestServeEnrich(t *testing.T) {
 	}
 	if m := srv.Metrics(); m["flowlog_enrich_lookups_total"] == 0 || m["flowlog_enrich_misses_total"] == 0 {
 		t.Errorf("enrich metrics: lookups %v, misses %v", m["flowlog_enrich_lookups_total"], m["flowlog_enrich_misses_total"])
+	}
+}
+
+// queryJSON runs flowlog query on the stream over storeWindow.
+func queryJSON(t *testing.T, srv *testutil.Server, stream string, args ...string) []map[string]any {
+	t.Helper()
+	out := cliOK(t, srv, append(append([]string{"query", "--server", srv.URL, "--log-stream", stream, "--output", "json"},
+		storeWindow...), args...)...)
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return rows
+}
+
+// flowsBy returns the flows by value of the field args[1] ("--top",
+// FIELD, then more query flags).
+func flowsBy(t *testing.T, srv *testutil.Server, stream string, args ...string) map[string]float64 {
+	t.Helper()
+	out := map[string]float64{}
+	for _, r := range queryJSON(t, srv, stream, append(args, "--by", "flows", "--limit", "100")...) {
+		out[fmt.Sprint(r[args[1]])] = r["flows"].(float64)
+	}
+	return out
+}
+
+// flowsFrom counts the flows whose source is in prefix.
+func flowsFrom(t *testing.T, srv *testutil.Server, stream, prefix string) float64 {
+	t.Helper()
+	n := 0.0
+	for _, v := range flowsBy(t, srv, stream, "--top", "protocol", "--where", "srcaddr in "+prefix) {
+		n += v
+	}
+	return n
+}
+
+// TestAgentEnrich runs `flowlog agent --mmdb` beside serve on ClickHouse:
+// the records the agent stores carry the countries of their addresses.
+func TestAgentEnrich(t *testing.T) {
+	chURL := chtest.Start(t)
+	store := "clickhouse://" + strings.TrimPrefix(chURL, "http://") + "/flowlog_agent_enrich"
+	country := filepath.Join(t.TempDir(), "dbip-country-lite.mmdb")
+	mmdbtest.Write(t, country, mmdbtest.DBIPCountry, map[string]mmdbtest.Entry{"198.51.100.0/24": {Country: "DE"}})
+	srv := testutil.NewServer(t)
+	srv.UseTestKey()
+	srv.Args = []string{"--store", store}
+	srv.Start()
+	var key struct {
+		ID     string `json:"access_key_id"`
+		Secret string `json:"access_key_secret"`
+	}
+	if err := json.Unmarshal([]byte(cliOK(t, srv, "agents", "create", "--name", "edge1", "-o", "json")), &key); err != nil {
+		t.Fatal(err)
+	}
+	ag := testutil.NewServer(t)
+	ag.KeyID, ag.Secret = key.ID, key.Secret
+	ag.Cmd = []string{"agent", "--server", srv.URL, "--name", "edge1", "--data-dir", ag.DataDir,
+		"--metrics-listen", ag.Addr, "--store", store, "--mmdb", country}
+	ag.Start()
+	ls := newStream(t, srv, "geo")
+	flowLogTo(t, srv, "geo", ls, pcapGateway(t, srv, "geo", "fast", "edge1"))
+	settled(t, srv, ls)
+	de := flowsFrom(t, srv, ls, "198.51.100.0/24")
+	if c := flowsBy(t, srv, ls, "--top", "src_country"); de == 0 || c["DE"] != de {
+		t.Errorf("flows by src_country %v, want DE: %v", c, de)
+	}
+	if m := ag.Metrics(); m["flowlog_enrich_lookups_total"] == 0 {
+		t.Errorf("the agent's metrics count no lookups")
 	}
 }
 

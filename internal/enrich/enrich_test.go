@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -276,4 +277,48 @@ func BenchmarkEnrich(b *testing.B) {
 		e.Enrich(recs)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(recs)), "ns/record")
+}
+
+// TestV4Table: the flat IPv4 table answers as the database's tree does,
+// nested networks and gaps included.
+func TestV4Table(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	nets := map[string]mmdbtest.Entry{"0.0.0.0/1": {Country: "AA"}, "255.255.255.0/24": {Country: "ZZ", AS: 9}}
+	for i := range 3000 {
+		a := netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))})
+		p, _ := a.Prefix(4 + rng.IntN(29))
+		nets[p.String()] = mmdbtest.Entry{Country: []string{"DE", "US", "FR"}[i%3], AS: uint32(i % 50), ASName: "n"}
+	}
+	db, err := load(write(t, mmdbtest.IPinfoCountryASN, nets))
+	if err != nil {
+		t.Fatal(err)
+	}
+	probes := []netip.Addr{netip.MustParseAddr("0.0.0.0"), netip.MustParseAddr("255.255.255.255"), netip.MustParseAddr("128.0.0.0")}
+	for range 200000 {
+		probes = append(probes, netip.AddrFrom4([4]byte{byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(256))}))
+	}
+	for p := range nets { // the edges of every network
+		pr := netip.MustParsePrefix(p)
+		probes = append(probes, pr.Addr(), pr.Addr().Prev(), lastAddr(pr), lastAddr(pr).Next())
+	}
+	for _, a := range probes {
+		if !a.IsValid() {
+			continue
+		}
+		got, gotOK := db.lookup(a)
+		var want info
+		res := db.r.Lookup(a)
+		if err := res.Decode(&want); err != nil {
+			t.Fatal(err)
+		}
+		if got != want || gotOK != res.Found() {
+			t.Fatalf("%s: table %+v %v, tree %+v %v", a, got, gotOK, want, res.Found())
+		}
+	}
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().As4()
+	n := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | (1<<(32-p.Bits()) - 1)
+	return netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
 }

@@ -27,6 +27,7 @@ type database struct {
 	r     *maxminddb.Reader
 	geo   bool // records carry countries
 	asn   bool // records carry AS numbers
+	v4    *v4Table
 	tried fileSig
 	// statErr is the last error reading the file, reported once.
 	statErr string
@@ -60,7 +61,7 @@ func stat(path string) (fileSig, error) {
 }
 
 // sampleNetworks is how many networks load decodes to learn what a
-// database's records hold.
+// database without IPv4 networks holds.
 const sampleNetworks = 2000
 
 // load reads and verifies a database, and learns from its records whether
@@ -85,15 +86,23 @@ func load(path string) (*database, error) {
 	}
 	db := &database{path: path, kind: r.Metadata.DatabaseType, built: r.Metadata.BuildTime().UTC(), r: r, tried: sig,
 		maxInfo: 1 << 20}
-	n := 0
-	for res := range r.Networks() {
-		var in info
-		if err := res.Decode(&in); err != nil {
-			return nil, fmt.Errorf("%s: network %s: %w", path, res.Prefix(), err)
-		}
+	if db.v4, err = buildV4(r); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, in := range db.v4.infos {
 		db.geo, db.asn = db.geo || in.country != "", db.asn || in.as != 0
-		if n++; n == sampleNetworks || db.geo && db.asn {
-			break
+	}
+	if !db.geo && !db.asn { // an IPv6 database, or an empty one: sample its networks
+		n := 0
+		for res := range r.Networks() {
+			var in info
+			if err := res.Decode(&in); err != nil {
+				return nil, fmt.Errorf("%s: network %s: %w", path, res.Prefix(), err)
+			}
+			db.geo, db.asn = db.geo || in.country != "", db.asn || in.as != 0
+			if n++; n == sampleNetworks || db.geo && db.asn {
+				break
+			}
 		}
 	}
 	if !db.geo && !db.asn {
@@ -115,6 +124,10 @@ func (db *database) provides() string {
 // lookup returns what the database knows of a (unmapped), and whether it
 // knows anything.
 func (db *database) lookup(a netip.Addr) (info, bool) {
+	if a.Is4() {
+		b := a.As4()
+		return db.v4.lookup(uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]))
+	}
 	res := db.r.Lookup(a)
 	if !res.Found() {
 		return info{}, false

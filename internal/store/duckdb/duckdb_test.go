@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -341,4 +342,33 @@ func dropLayout6(t *testing.T, dir string) {
 			}
 		}
 	}
+}
+
+// TestManyNewStrings: a batch with more new text values than one
+// dictionary statement takes (AS names) stores them all, across a reopen.
+func TestManyNewStrings(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := store.StreamID{Account: "a", Stream: "s"}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id, Group: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	recs := storetest.Records(5*dictionaryChunk+7, time.Hour, 9)
+	for i := range recs {
+		recs[i].SrcASName, recs[i].DstCountry = "AS name "+strconv.Itoa(i), "C"+strconv.Itoa(i%3)
+	}
+	if err := s.Append(ctx, id, recs); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	resp, err := s.Query(ctx, id, query.Request{Since: storetest.Base, Until: storetest.Base.Add(time.Hour), Limit: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.SameRecords(t, resp.Records, recs)
 }
