@@ -101,6 +101,14 @@ func (r *Remote) Report(ctx context.Context, st desired.Status) error {
 	return r.c.JSON(ctx, "POST", r.path("status"), nil, st, nil)
 }
 
+// ShareTemplates sends the templates the agent's collector learned.
+func (r *Remote) ShareTemplates(ctx context.Context, _ string, ts []desired.ExporterTemplates) error {
+	body := struct {
+		Exporters []desired.ExporterTemplates `json:"exporters"`
+	}{ts}
+	return r.c.JSON(ctx, "POST", r.path("templates"), nil, body, nil)
+}
+
 // keep writes st to the state file, replacing it whole.
 func (r *Remote) keep(st desired.State) error {
 	if r.dir == "" {

@@ -26,6 +26,7 @@ func (s *Server) agentRoutes() {
 	h("DELETE /v1/agents/{name}", s.deleteAgent)
 	s.mux.Handle("GET /v1/agents/{name}/desired", s.asAgent(s.agentDesired))
 	s.mux.Handle("POST /v1/agents/{name}/status", s.asAgent(s.agentStatus))
+	s.mux.Handle("POST /v1/agents/{name}/templates", s.asAgent(s.agentTemplates))
 }
 
 func (s *Server) createAgent(w http.ResponseWriter, r *http.Request, c caller) {
@@ -126,6 +127,18 @@ func (s *Server) agentStatus(w http.ResponseWriter, r *http.Request, agent strin
 	}
 	st.Plane = agent // an agent reports for itself only
 	s.reply(w, r, http.StatusNoContent, nil, s.svc.Report(r.Context(), st))
+}
+
+// agentTemplates takes the templates the agent's collector learned, for
+// the other data planes receiving the same exporters.
+func (s *Server) agentTemplates(w http.ResponseWriter, r *http.Request, agent string, body []byte) {
+	var b struct {
+		Exporters []desired.ExporterTemplates `json:"exporters"`
+	}
+	if !decode(w, r, body, &b) {
+		return
+	}
+	s.reply(w, r, http.StatusNoContent, nil, s.svc.ShareTemplates(r.Context(), agent, b.Exporters))
 }
 
 // verified authenticates a signed request with lookup: the key and date

@@ -47,6 +47,11 @@ type Config struct {
 	Times   TimeWindow
 	Session netflow.SessionConfig
 	Now     func() time.Time
+	// Share, if set, is given the templates of exporters whose templates
+	// changed, for the other collectors receiving them; Seed gives a new
+	// exporter's state the templates they shared. See Adopt.
+	Share func(ctx context.Context, ts []Shared) error
+	Seed  func(src netip.Addr) []netflow.SavedTemplate
 }
 
 // Claim is what the collector is told of a claimed source.
@@ -130,6 +135,7 @@ type exporter struct {
 	gone    bool      // evicted: its file is removed and must not be written
 	saved   uint64    // sess.Changes() as last written
 	savedAt time.Time // when last written
+	shared  uint64    // sess.Changes() as last shared
 }
 
 // Collector owns the sockets and per-exporter state.
@@ -144,8 +150,10 @@ type Collector struct {
 	exporters map[netip.Addr]*exporter
 	sweepAt   time.Time // no eviction sweep before this, after one freed nothing
 
-	unclaimed atomic.Uint64 // datagrams from sources no gateway claims
-	refused   atomic.Uint64 // datagrams from sources over MaxExporters
+	unclaimed   atomic.Uint64 // datagrams from sources no gateway claims
+	refused     atomic.Uint64 // datagrams from sources over MaxExporters
+	shareErrors atomic.Uint64
+	shareWake   chan struct{}
 
 	stop      chan struct{}
 	closeOnce sync.Once
@@ -185,7 +193,8 @@ func New(cfg Config, h Handler) (*Collector, error) {
 	if cfg.Listen == "" && cfg.SFlowListen == "" {
 		return nil, fmt.Errorf("%w: nothing to listen on", ErrConfig)
 	}
-	c := &Collector{cfg: cfg, handler: h, exporters: make(map[netip.Addr]*exporter), stop: make(chan struct{})}
+	c := &Collector{cfg: cfg, handler: h, exporters: make(map[netip.Addr]*exporter), stop: make(chan struct{}),
+		shareWake: make(chan struct{}, 1)}
 	if err := c.tidy(); err != nil {
 		return nil, err
 	}
@@ -210,6 +219,10 @@ func New(cfg Config, h Handler) (*Collector, error) {
 	}
 	c.wg.Add(1)
 	go c.maintainLoop()
+	if cfg.Share != nil {
+		c.wg.Add(1)
+		go c.shareLoop()
+	}
 	return c, nil
 }
 
@@ -330,16 +343,10 @@ func (c *Collector) packet(src netip.Addr, pkt []byte, sflow bool, now time.Time
 
 // receive decodes a datagram from a claimed source with state.
 func (c *Collector) receive(src netip.Addr, pkt []byte, sflow bool, now time.Time, out []flow.Record) ([]flow.Record, error) {
-	win := c.cfg.Times
-	if c.cfg.Claimed != nil {
-		cl, ok := c.cfg.Claimed(src)
-		if !ok {
-			c.unclaimed.Add(1)
-			return out, fmt.Errorf("%w: %v", ErrUnclaimed, src)
-		}
-		if cl.MaxAge > 0 {
-			win.Past = cl.MaxAge
-		}
+	win, ok := c.window(src)
+	if !ok {
+		c.unclaimed.Add(1)
+		return out, fmt.Errorf("%w: %v", ErrUnclaimed, src)
 	}
 	e := c.exporter(src, now)
 	if e == nil {
@@ -347,6 +354,16 @@ func (c *Collector) receive(src netip.Addr, pkt []byte, sflow bool, now time.Tim
 			c.cfg.MaxExporters, c.cfg.IdleEvict, src)
 	}
 	return c.decode(e, src, pkt, sflow, now, win, out)
+}
+
+// window is the time window of src's records, if src is claimed.
+func (c *Collector) window(src netip.Addr) (TimeWindow, bool) {
+	win := c.cfg.Times
+	cl, ok := c.claimed(src)
+	if ok && cl.MaxAge > 0 {
+		win.Past = cl.MaxAge
+	}
+	return win, ok
 }
 
 func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, now time.Time, win TimeWindow, out []flow.Record) ([]flow.Record, error) {
@@ -380,23 +397,15 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 		if res.Refused > 0 || res.Dropped > 0 {
 			e.c.TemplateTroubleAt = now
 		}
+		if c.cfg.Share != nil && e.sess.Changes() != e.shared {
+			c.wakeShare()
+		}
 	}
 	if err != nil {
 		e.c.DecodeErrors++
 		e.c.ErrorAt, e.c.LastError = now, truncate(err.Error(), maxErrorText)
 	}
-	e.c.Records += uint64(len(out) - before)
-	nowMs := now.UnixMilli()
-	for i := before; i < len(out); i++ {
-		out[i].ExporterAddr = src
-		out[i].NormalizeICMP()
-		if win.clamp(&out[i], nowMs) {
-			e.c.Clamped++
-		}
-	}
-	if len(out) > before {
-		e.c.SamplingMin, e.c.SamplingMax = samplingRange(out[before:])
-	}
+	c.finish(e, src, out[before:], now, win)
 	e.mu.Unlock()
 	return out, err
 }

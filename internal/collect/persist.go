@@ -27,16 +27,18 @@ func (c *Collector) templatePath(a netip.Addr) string {
 	return filepath.Join(c.cfg.DataDir, templatesDir, a.WithZone("").String()+".json")
 }
 
-// newExporter makes src's state, with the templates an earlier run saved.
+// newExporter makes src's state, with the templates an earlier run saved
+// and those other collectors of src shared (the later of each).
 func (c *Collector) newExporter(src netip.Addr, now time.Time) *exporter {
 	e := &exporter{sess: netflow.NewSession(c.cfg.Session), c: Counters{Exporter: src, First: now}}
-	if c.cfg.DataDir == "" {
-		return e
+	if c.cfg.DataDir != "" {
+		if ts, at, err := readTemplates(c.templatePath(src)); err == nil {
+			_, _, _ = e.sess.Restore(ts, now, nil) // what is over the limits is left out
+			e.saved, e.savedAt = e.sess.Changes(), at
+		}
 	}
-	ts, at, err := readTemplates(c.templatePath(src))
-	if err == nil {
-		_ = e.sess.Restore(ts, now) // what is over the limits is left out
-		e.saved, e.savedAt = e.sess.Changes(), at
+	if c.cfg.Seed != nil {
+		_, _, _ = e.sess.Restore(c.cfg.Seed(src), now, nil)
 	}
 	return e
 }

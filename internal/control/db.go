@@ -71,6 +71,9 @@ CREATE TABLE IF NOT EXISTS flow_log_planes (
 	flow_log_id TEXT NOT NULL REFERENCES flow_logs(id) ON DELETE CASCADE,
 	plane TEXT NOT NULL, version INTEGER NOT NULL, reason TEXT NOT NULL,
 	PRIMARY KEY (flow_log_id, plane));
+CREATE TABLE IF NOT EXISTS exporter_templates (
+	account_id TEXT NOT NULL, exporter TEXT NOT NULL, templates TEXT NOT NULL,
+	PRIMARY KEY (account_id, exporter));
 `
 
 // dbFile is the control-plane database's name in the data dir.

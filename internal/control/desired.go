@@ -50,8 +50,7 @@ func (vs *versions) publish(v uint64) {
 func (s *Service) change(ctx context.Context, fn func(tx *sql.Tx, rev uint64) error) error {
 	var rev uint64
 	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `UPDATE revision SET version = version + 1 RETURNING version`).
-			Scan(&rev); err != nil {
+		if err := bump(ctx, tx, &rev); err != nil {
 			return err
 		}
 		return fn(tx, rev)
@@ -60,6 +59,27 @@ func (s *Service) change(ctx context.Context, fn func(tx *sql.Tx, rev uint64) er
 		s.ver.publish(rev)
 	}
 	return err
+}
+
+// changeIf is change for writes that may change nothing: fn says whether
+// it did, and only then is there a new version.
+func (s *Service) changeIf(ctx context.Context, fn func(tx *sql.Tx) (bool, error)) error {
+	var rev uint64
+	err := inTx(ctx, s.db, func(tx *sql.Tx) error {
+		changed, err := fn(tx)
+		if err != nil || !changed {
+			return err
+		}
+		return bump(ctx, tx, &rev)
+	})
+	if err == nil && rev > 0 {
+		s.ver.publish(rev)
+	}
+	return err
+}
+
+func bump(ctx context.Context, tx *sql.Tx, rev *uint64) error {
+	return tx.QueryRowContext(ctx, `UPDATE revision SET version = version + 1 RETURNING version`).Scan(rev)
 }
 
 // loadVersion reads the committed version, at start.
@@ -127,6 +147,9 @@ func (s *Service) readState(ctx context.Context, tx *sql.Tx) (desired.State, err
 		return st, err
 	}
 	if st.LogStreams, err = desiredLogStreams(ctx, tx); err != nil {
+		return st, err
+	}
+	if st.Templates, err = desiredTemplates(ctx, tx); err != nil {
 		return st, err
 	}
 	for i := range st.FlowLogs {

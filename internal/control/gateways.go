@@ -199,18 +199,24 @@ func (s *Service) admit(ctx context.Context, tx *sql.Tx, g *Gateway, in GatewayI
 			return err
 		}
 		return claimExporter(ctx, tx, g)
+	case g.Kind == KindExporter && in.Agent != nil: // to another data plane
+		return claimExporter(ctx, tx, g)
 	}
 	return nil
 }
 
-// claimExporter refuses an exporter address another gateway holds. One
-// gateway per address, across accounts: records from an exporter go to
-// exactly one account, and within an account one gateway (with an
-// attachment per ifIndex) already describes one router.
+// claimExporter refuses an exporter address that another account's gateway
+// holds, or another gateway of the account on the same data plane: records
+// from an exporter go to exactly one account, and one gateway (with an
+// attachment per ifIndex) describes the router to a data plane's
+// collector. Gateways of the account on other data planes may name it:
+// collectors side by side, receiving the same router (anycast, ECMP, a
+// failover pair), which share its templates.
 func claimExporter(ctx context.Context, q querier, g *Gateway) error {
-	var id, owner string
-	err := q.QueryRowContext(ctx, `SELECT id, account_id FROM gateways WHERE kind = ? AND exporter = ?
-		AND id <> ? LIMIT 1`, KindExporter, g.Exporter, g.ID).Scan(&id, &owner)
+	var id, owner, agent string
+	err := q.QueryRowContext(ctx, `SELECT id, account_id, agent FROM gateways WHERE kind = ? AND exporter = ?
+		AND id <> ? AND (account_id <> ? OR agent = ?) LIMIT 1`, KindExporter, g.Exporter, g.ID, g.AccountID, g.Agent).
+		Scan(&id, &owner, &agent)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil
 	}
@@ -220,8 +226,8 @@ func claimExporter(ctx context.Context, q querier, g *Gateway) error {
 	e := &Error{Kind: ErrConflict, Field: "exporter_addr",
 		Message: fmt.Sprintf("exporter address %s is held by another account", g.Exporter)}
 	if owner == g.AccountID {
-		e.Message = fmt.Sprintf("exporter address %s is already the exporter of gateway %s; "+
-			"one gateway per exporter (attach its interfaces to that gateway)", g.Exporter, id)
+		e.Message = fmt.Sprintf("exporter address %s is already the exporter of gateway %s on %s; "+
+			"one gateway per exporter and data plane (attach its interfaces to that gateway)", g.Exporter, id, planeName(agent))
 	}
 	return e
 }

@@ -31,6 +31,9 @@ type Control interface {
 	Snapshot(ctx context.Context, plane string) (desired.State, error)
 	Watch(ctx context.Context, after uint64) (uint64, error)
 	Report(ctx context.Context, st desired.Status) error
+	// ShareTemplates passes on what the plane's collector learned of
+	// exporters, for the other planes receiving them.
+	ShareTemplates(ctx context.Context, plane string, ts []desired.ExporterTemplates) error
 }
 
 // Config configures a Plane.
@@ -89,7 +92,8 @@ type Plane struct {
 	totals     totals               // counters that outlive what they count
 	tried      time.Time            // when state was last applied
 
-	snap atomic.Pointer[snapshot] // what runs, for metrics
+	snap   atomic.Pointer[snapshot] // what runs, for metrics
+	shared atomic.Pointer[sharedTemplates]
 }
 
 // New prepares a Plane and starts its collector listeners, if any.
@@ -114,6 +118,7 @@ func New(cfg Config) (*Plane, error) {
 		totals: newTotals()}
 	p.routes.set(nil)
 	p.snap.Store(&snapshot{})
+	p.shared.Store(&sharedTemplates{})
 	if err := p.enrichInterfaces(); err != nil {
 		return nil, err
 	}
@@ -121,7 +126,8 @@ func New(cfg Config) (*Plane, error) {
 		// Only the exporters of running flow logs get decoding state, so
 		// that spoofed sources cannot take it from them.
 		c, err := collect.New(collect.Config{Listen: cfg.NetflowListen, SFlowListen: cfg.SFlowListen,
-			DataDir: cfg.DataDir, Session: cfg.Session, Claimed: p.routes.claim}, p.routes.deliver)
+			DataDir: cfg.DataDir, Session: cfg.Session, Claimed: p.routes.claim,
+			Share: p.shareTemplates, Seed: p.sharedTemplates}, p.routes.deliver)
 		if err != nil {
 			return nil, fmt.Errorf("dataplane: collector: %w", err)
 		}
@@ -209,6 +215,7 @@ func (p *Plane) sync(ctx context.Context) {
 		p.resumed = true
 	}
 	p.apply(ctx)
+	p.adoptTemplates(st.Templates)
 }
 
 // apply makes what runs match p.state and reports it.

@@ -9,6 +9,7 @@ package desired
 import (
 	"time"
 
+	"flowlog/internal/netflow"
 	"flowlog/internal/store"
 )
 
@@ -34,6 +35,17 @@ type State struct {
 	FlowLogs   []FlowLog   `json:"flow_logs"`
 	Gateways   []Gateway   `json:"gateways"`
 	LogStreams []LogStream `json:"log_streams"`
+	// Templates are what the collectors of the data planes learned of
+	// exporters, for the others receiving the same exporter.
+	Templates []ExporterTemplates `json:"templates,omitempty"`
+}
+
+// ExporterTemplates are the NetFlow v9 / IPFIX templates collectors learned
+// of one exporter of an account (the latest announcement of each).
+type ExporterTemplates struct {
+	AccountID string                  `json:"account_id,omitempty"` // set by the control plane
+	Exporter  string                  `json:"exporter_addr"`
+	Templates []netflow.SavedTemplate `json:"templates"`
 }
 
 // FlowLog is a flow log to run (or, disabled, to keep stopped). Flow logs
@@ -127,17 +139,24 @@ type LogStream struct {
 }
 
 // For returns the part of s that the data plane called plane runs: its
-// gateways, the flow logs that target them (with only those targets), and
-// the log streams of their accounts, which outlive the flow logs writing to
-// them (a stopped flow log's records may wait in a spool). The server's own
+// gateways, the flow logs that target them (with only those targets), the
+// templates of their exporters, and the log streams of their accounts,
+// which outlive the flow logs writing to them (a stopped flow log's records
+// may wait in a spool). The server's own
 // data plane ("") also settles unbound flow logs, and sees every log stream.
 func (s State) For(plane string) State {
 	out := State{Version: s.Version, FlowLogs: []FlowLog{}, Gateways: []Gateway{}, LogStreams: []LogStream{}}
-	mine, accounts := map[string]bool{}, map[string]bool{}
+	mine, accounts, exporters := map[string]bool{}, map[string]bool{}, map[[2]string]bool{}
 	for _, g := range s.Gateways {
 		if g.Plane == plane {
 			mine[g.ID], accounts[g.AccountID] = true, true
+			exporters[[2]string{g.AccountID, g.Exporter}] = g.Kind == KindExporter
 			out.Gateways = append(out.Gateways, g)
+		}
+	}
+	for _, t := range s.Templates {
+		if exporters[[2]string{t.AccountID, t.Exporter}] {
+			out.Templates = append(out.Templates, t)
 		}
 	}
 	for _, f := range s.FlowLogs {

@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"testing"
 	"time"
+
+	"flowlog/internal/netflow"
 )
 
 func sample() State {
@@ -23,6 +25,11 @@ func sample() State {
 		LogStreams: []LogStream{
 			{ID: "ls-1", AccountID: "acc1", LogGroupID: "lg-1", RetentionDays: 7, CreatedAt: time.Unix(1700000000, 0).UTC()},
 			{ID: "ls-2", AccountID: "acc2", LogGroupID: "lg-2", RetentionDays: 1, CreatedAt: time.Unix(1700000000, 0).UTC()},
+		},
+		Templates: []ExporterTemplates{
+			{AccountID: "acc1", Exporter: "192.0.2.9", Templates: []netflow.SavedTemplate{{Version: netflow.IPFIX, Domain: 1,
+				Learned: 1700000000, Template: netflow.Template{ID: 256, Fields: []netflow.Field{{ID: 8, Len: 4}}}}}},
+			{AccountID: "acc2", Exporter: "192.0.2.9"}, // another account's, once
 		},
 	}
 }
@@ -48,13 +55,15 @@ func TestJSON(t *testing.T) {
 }
 
 // TestFor: a data plane is given its gateways, the flow logs over them
-// with only their targets there, and its accounts' log streams; the
+// with only their targets there, its exporters' templates, and its
+// accounts' log streams; the
 // server's own also gets unbound flow logs and every log stream.
 func TestFor(t *testing.T) {
 	agent := sample().For("agent-1")
 	if len(agent.Gateways) != 1 || agent.Gateways[0].ID != "gw-there" || len(agent.FlowLogs) != 1 ||
 		!reflect.DeepEqual(agent.FlowLogs[0].Targets, []Target{{GatewayID: "gw-there", AttachmentID: "att-1"}}) ||
-		len(agent.LogStreams) != 1 || agent.LogStreams[0].ID != "ls-1" || agent.Version != 7 {
+		len(agent.LogStreams) != 1 || agent.LogStreams[0].ID != "ls-1" || agent.Version != 7 ||
+		len(agent.Templates) != 1 || agent.Templates[0].AccountID != "acc1" {
 		t.Fatalf("agent-1's state: %+v", agent)
 	}
 	server := sample().For("")
@@ -62,7 +71,10 @@ func TestFor(t *testing.T) {
 		!reflect.DeepEqual(server.FlowLogs[0].Targets, []Target{{GatewayID: "gw-here"}}) || len(server.LogStreams) != 2 {
 		t.Fatalf("the server's state: %+v", server)
 	}
-	if none := sample().For("agent-2"); len(none.Gateways)+len(none.FlowLogs)+len(none.LogStreams) != 0 {
+	if len(server.Templates) != 0 {
+		t.Fatalf("templates of exporters the server does not receive: %+v", server.Templates)
+	}
+	if none := sample().For("agent-2"); len(none.Gateways)+len(none.FlowLogs)+len(none.LogStreams)+len(none.Templates) != 0 {
 		t.Fatalf("an agent with no gateways: %+v", none)
 	}
 }

@@ -754,6 +754,12 @@ type SavedTemplate struct {
 	Template `json:"template"`
 }
 
+// Equal says whether t and o are the same template learned at the same time.
+func (t SavedTemplate) Equal(o SavedTemplate) bool {
+	return t.Version == o.Version && t.Domain == o.Domain && t.Learned == o.Learned && t.ID == o.ID &&
+		t.ScopeCount == o.ScopeCount && slices.Equal(t.Fields, o.Fields)
+}
+
 // Templates returns the templates the session knows, for persistence.
 func (s *Session) Templates() []SavedTemplate {
 	var out []SavedTemplate
@@ -765,11 +771,18 @@ func (s *Session) Templates() []SavedTemplate {
 	return out
 }
 
-// Restore learns saved templates that have not expired by now. Templates
-// that fail to compile or exceed the limits are returned as an error after
-// the others are restored.
-func (s *Session) Restore(ts []SavedTemplate, now time.Time) error {
+// Restore learns saved templates that have not expired by now: those
+// kept by an earlier run, or those another collector of the same exporter
+// shared. Of two different templates under one id, the one announced last
+// wins; the same template keeps the later of the two learned times. Data
+// sets held for a template it learns are decoded and appended to out.
+// res counts what was decoded and what was dropped. Templates that fail
+// to compile or exceed the limits are returned as an error after the
+// others are restored.
+func (s *Session) Restore(ts []SavedTemplate, now time.Time, out []flow.Record) ([]flow.Record, Result, error) {
 	var first error
+	var res Result
+	before := len(out)
 	ttl := int64(s.cfg.TemplateTTL / time.Second)
 	for _, t := range ts {
 		if now.Unix()-t.Learned > ttl || (t.Version != V9 && t.Version != IPFIX) {
@@ -778,11 +791,17 @@ func (s *Session) Restore(ts []SavedTemplate, now time.Time) error {
 		key := domainKey{uint16(t.Version), t.Domain}
 		d, err := s.domain(key)
 		if err == nil {
-			err = s.learn(key, d, t.Template, time.Unix(t.Learned, 0))
+			if old := d.plans[t.ID]; old != nil && old.learned >= t.Learned {
+				continue // known as announced then, or replaced since
+			}
+			if err = s.learn(key, d, t.Template, time.Unix(t.Learned, 0)); err == nil {
+				out = s.release(key, d, t.ID, out, &res)
+			}
 		}
 		if err != nil && first == nil {
 			first = err
 		}
 	}
-	return first
+	res.Records = len(out) - before
+	return out, res, first
 }

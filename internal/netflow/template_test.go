@@ -324,7 +324,57 @@ func TestTemplateLimits(t *testing.T) {
 	}
 	// Restoring obeys the same limits.
 	r := NewSession(SessionConfig{MaxFields: 4})
-	if err := r.Restore(s.Templates(), now); !errors.Is(err, ErrLimit) || r.fields > 4 || len(r.Templates()) == 0 {
+	if _, _, err := r.Restore(s.Templates(), now, nil); !errors.Is(err, ErrLimit) || r.fields > 4 || len(r.Templates()) == 0 {
 		t.Fatalf("restore over the limit: %v, %d templates", err, len(r.Templates()))
+	}
+}
+
+// TestRestoreShared covers templates another collector of the exporter
+// shared: data sets held for want of their template are decoded once it is
+// restored, and of two templates under one id the later announced wins.
+func TestRestoreShared(t *testing.T) {
+	const exportSecs = 1_772_366_400
+	now := time.Unix(exportSecs, 0)
+	fields := []Field{{ID: 8, Len: 4}, {ID: 12, Len: 4}, {ID: 2, Len: 4}}
+	data := func(m *msg) []byte {
+		return m.set(256, cat(addrA.AsSlice(), addrB.AsSlice(), be(4, 7))).done()
+	}
+	first := NewSession(SessionConfig{})
+	if _, _, err := first.Decode(newMsg(IPFIX, exportSecs, 0, 3).set(2, newMsg(IPFIX, 0, 0, 0).tpl(256, 0, fields...)).done(), now, nil); err != nil {
+		t.Fatal(err)
+	}
+	second := NewSession(SessionConfig{})
+	recs, res, err := second.Decode(data(newMsg(IPFIX, exportSecs, 0, 3)), now, nil)
+	if err != nil || len(recs) != 0 || res.Unknown != 1 {
+		t.Fatalf("data before its template: %d records, %+v, %v", len(recs), res, err)
+	}
+	recs, res, err = second.Restore(first.Templates(), now, nil)
+	if err != nil || len(recs) != 1 || res.Records != 1 || recs[0].Packets != 7 || recs[0].SrcAddr != addrA {
+		t.Fatalf("held data after the shared template: %+v, %+v, %v", recs, res, err)
+	}
+	if recs, _, _ = second.Decode(data(newMsg(IPFIX, exportSecs, 0, 3)), now, nil); len(recs) != 1 {
+		t.Fatalf("data after the shared template: %d records", len(recs))
+	}
+
+	// The exporter redefines 256 on the second collector later: an older
+	// share of the first definition does not undo it.
+	later := now.Add(time.Minute)
+	swapped := []Field{{ID: 12, Len: 4}, {ID: 8, Len: 4}, {ID: 2, Len: 4}}
+	if _, _, err := second.Decode(newMsg(IPFIX, exportSecs+60, 0, 3).set(2, newMsg(IPFIX, 0, 0, 0).tpl(256, 0, swapped...)).done(), later, nil); err != nil {
+		t.Fatal(err)
+	}
+	changes := second.Changes()
+	if _, _, err := second.Restore(first.Templates(), later, nil); err != nil || second.Changes() != changes {
+		t.Fatalf("an older share replaced a later template: %v, changes %d → %d", err, changes, second.Changes())
+	}
+	if recs, _, _ = second.Decode(data(newMsg(IPFIX, exportSecs+60, 0, 3)), later, nil); len(recs) != 1 || recs[0].SrcAddr != addrB {
+		t.Fatalf("decoded with the older template: %+v", recs)
+	}
+	// ...while a share announced after it does.
+	if _, _, err := first.Decode(newMsg(IPFIX, exportSecs+120, 0, 3).set(2, newMsg(IPFIX, 0, 0, 0).tpl(256, 0, fields...)).done(), later.Add(time.Minute), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := second.Restore(first.Templates(), later.Add(time.Minute), nil); err != nil || second.Changes() == changes {
+		t.Fatalf("a later share was not taken: %v", err)
 	}
 }

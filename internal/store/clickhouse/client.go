@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"flowlog/internal/store/query"
@@ -56,7 +57,7 @@ func (c *client) each() []*client {
 func (c *client) pinned() (one *client, done func(error)) {
 	n := c.cur.Load()
 	return c.only(c.bases[n]), func(err error) {
-		if isDown(err) {
+		if isGone(err) {
 			c.cur.CompareAndSwap(n, (n+1)%int32(len(c.bases)))
 		}
 	}
@@ -86,6 +87,16 @@ func (c *client) url(base, q string, params url.Values) string {
 func isDown(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// isGone tells an error of a server that is not there now: down, or gone
+// with the connection before answering, as a server that crashed, or a
+// proxy (a load balancer) in front of a server that is down, hangs up.
+// Unlike one that does not answer in time, such a server runs no request
+// of ours.
+func isGone(err error) bool {
+	return isDown(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET)
 }
 
 // do sends body (SQL, or data when sqlInURL is set) and returns the answer.

@@ -3,6 +3,7 @@ package clickhouse
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
@@ -91,6 +92,15 @@ func TestClusterReplicaLoss(t *testing.T) {
 	s.c.cur.Store(0)
 	commitUntil(t, s, id, recs, size, 12*size, nil)
 
+	// Behind a TCP proxy (a load balancer), the first replica killed is
+	// not refused but hung up on: Commits go on through the second.
+	behind := newClusterStore(t, []string{"http://" + startTCPForwarder(t, strings.TrimPrefix(c.URLs[0], "http://")), c.URLs[1]},
+		"flowlog_cluster")
+	commitUntil(t, behind, id, recs, size, 13*size, nil)
+	c.Kill(0)
+	commitUntil(t, behind, id, recs, size, 15*size, nil)
+	c.Start(t, 0)
+
 	// Killed while a Commit runs: it may have stored the batch on the
 	// first replica only, so the retry may have to wait for it.
 	done := make(chan struct{})
@@ -137,6 +147,37 @@ func commitUntil(t *testing.T, s *Store, id store.StreamID, recs []flow.Record, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// startTCPForwarder forwards TCP connections to target until the test
+// ends, as a load balancer would: when target refuses, it hangs up on the
+// client. It returns its address.
+func startTCPForwarder(t *testing.T, target string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				up, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer up.Close()
+				go io.Copy(up, c)
+				io.Copy(c, up)
+			}()
+		}
+	}()
+	return ln.Addr().String()
 }
 
 // armAt arms the proxy for the next request it spoils when on is set.

@@ -223,14 +223,14 @@ func (s *Store) insertStaged(ctx context.Context, id store.StreamID, body []byte
 
 // dropStages drops the stream's staging tables on every server that is
 // up; once it returns, no request of the attempts they belong to can store
-// anything. (A server that is down lost its requests and, with the Memory
+// anything. (A server that is gone (isGone) lost its requests and, with the Memory
 // engine, its staged rows; all is false then, as its empty staging tables
 // are left to drop when it is back.)
 func (s *Store) dropStages(ctx context.Context, id store.StreamID) (all bool, err error) {
 	all = true
 	for _, c := range s.c.each() {
 		names, err := s.stagesOn(ctx, c, id)
-		if isDown(err) {
+		if isGone(err) {
 			all = false
 			continue
 		} else if err != nil {
@@ -295,7 +295,7 @@ func (s *Store) noneRunning(ctx context.Context, id store.StreamID) error {
 	for _, c := range s.c.each() {
 		running, err := c.selectTSV(ctx, "SELECT count() FROM system.processes WHERE query_id = "+literal(s.queryID(id)),
 			[]query.SQLType{query.SQLUint})
-		if isDown(err) {
+		if isGone(err) {
 			continue
 		} else if err != nil {
 			return err
