@@ -133,6 +133,7 @@ var addedColumns = []struct{ table, column, def string }{
 	{"gateways", "agent", "TEXT NOT NULL DEFAULT ''"},       // the agent running it; "" for the server
 	// output type file: its settings, as JSON
 	{"flow_logs", "file_output", "TEXT NOT NULL DEFAULT ''"},
+	{"gateways", "snmp", "TEXT NOT NULL DEFAULT ''"}, // exporters: SNMP settings (JSON); "" for none
 }
 
 func addColumns(ctx context.Context, db *sql.DB) error {

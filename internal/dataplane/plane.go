@@ -20,6 +20,7 @@ import (
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
 	"flowlog/internal/netflow"
+	"flowlog/internal/snmp"
 	"flowlog/internal/spool"
 	"flowlog/internal/store"
 )
@@ -62,8 +63,12 @@ type Config struct {
 	// report or a snapshot the control plane refused) is tried again;
 	// default 2 s.
 	Retry time.Duration
+	// SNMP tunes the polling of exporters' interfaces (exporter gateways
+	// with SNMP settings); zero fields take snmp's defaults.
+	SNMP snmp.Config
 	// Enricher fills the GeoIP, ASN and interface fields of the records
-	// that go to log streams; nil: none.
+	// that go to log streams; nil: interface fields only (from SNMP and
+	// options data).
 	Enricher *enrich.Enricher
 	Logger   *slog.Logger
 }
@@ -74,6 +79,7 @@ type Plane struct {
 	log       *slog.Logger
 	collector *collect.Collector
 	routes    routeTable
+	pollers   snmp.Set // exporters' interface tables, by exporter address
 
 	// Owned by the Run goroutine.
 	state      desired.State                        // as last applied
@@ -116,6 +122,9 @@ func New(cfg Config) (*Plane, error) {
 	p.routes.set(nil)
 	p.snap.Store(&snapshot{})
 	p.shared.Store(&sharedTemplates{})
+	if err := p.enrichInterfaces(); err != nil {
+		return nil, err
+	}
 	if cfg.NetflowListen != "" || cfg.SFlowListen != "" {
 		// Only the exporters of running flow logs get decoding state, so
 		// that spoofed sources cannot take it from them.
@@ -215,6 +224,7 @@ func (p *Plane) sync(ctx context.Context) {
 // apply makes what runs match p.state and reports it.
 func (p *Plane) apply(ctx context.Context) {
 	p.tried = time.Now()
+	p.pollInterfaces()
 	p.reconcile(ctx)
 	p.closeIdleStreams(ctx)
 	p.snap.Store(p.snapshot())
@@ -305,6 +315,7 @@ func (p *Plane) shutdown() {
 	if p.collector != nil {
 		p.collector.Close()
 	}
+	p.pollers.Stop()
 	for id, f := range p.flows {
 		p.stopFlow(id, f)
 	}
