@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 
 peers=(tshark nfdump softflowd pmacct tcpreplay clickhouse-server iproute2 iputils-ping jq
        netcat-openbsd tcpdump curl gcc chromium
-       zookeeper default-jre-headless) # ZooKeeper of the ClickHouse cluster tests
+       zookeeper default-jre-headless # ZooKeeper of the ClickHouse cluster tests
+       snmpd snmp) # the SNMP agent the interface poller is tested against, and its client tools
 # Node.js from Debian (18, with npm 9) unless the machine has one already,
 # e.g. NodeSource's 20, whose package bundles npm: installing Debian's npm
 # beside it would replace it.

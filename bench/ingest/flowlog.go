@@ -27,87 +27,153 @@ const (
 	account = "0123456789abcdef0123456789abcdef"
 )
 
-// server is a `flowlog serve` process set up as a user would for one
-// router: an exporter gateway for 127.0.0.1, a log group and stream, and an
-// sls flow log on the gateway.
-type server struct {
+// proc is a flowlog process: serve, or an agent, which answers /healthz
+// and /metrics at url.
+type proc struct {
+	name      string // "serve" or "agent"
 	cmd       *exec.Cmd
 	done      chan struct{}
 	url       string
-	collector string // host:port of its NetFlow/IPFIX collector
-	api       *client.Client
-	stream    string // log stream id
+	collector string // host:port of its NetFlow/IPFIX collector, or off
 	stderr    bytes.Buffer
 }
 
+// server is a `flowlog serve` process set up as a user would for one
+// router: an exporter gateway for 127.0.0.1, a log group and stream, and an
+// sls flow log on the gateway. The gateway runs on plane: serve itself, or
+// an agent of it.
+type server struct {
+	serve  *proc
+	plane  *proc // the process whose collector receives and whose store queue writes
+	api    *client.Client
+	stream string // log stream id
+}
+
+// agentName is the agent the benchmark registers in -agent mode.
+const agentName = "bench"
+
 // startServer starts bin serve with a fresh data dir (and the log store
-// named by store, if any) and sets it up.
-func startServer(ctx context.Context, bin, dataDir, store string) (*server, error) {
-	httpPort, err := freePort("tcp")
-	if err != nil {
-		return nil, err
-	}
-	udpPort, err := freePort("udp")
-	if err != nil {
-		return nil, err
-	}
-	s := &server{url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), collector: fmt.Sprintf("127.0.0.1:%d", udpPort),
-		done: make(chan struct{})}
-	s.cmd = exec.Command(bin, "serve", "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort), "--data-dir", dataDir)
+// named by store, if any) and sets it up; with agent, serve is the control
+// plane only and an agent (data dir dataDir-agent) runs the gateway. The
+// process running the gateway is given the GeoIP/ASN databases mmdb.
+func startServer(ctx context.Context, bin, dataDir, store string, agent bool, mmdb []string) (*server, error) {
+	args := []string{"serve", "--data-dir", dataDir}
 	if store != "" {
-		s.cmd.Args = append(s.cmd.Args, "--store", store)
+		args = append(args, "--store", store)
 	}
-	for _, kv := range os.Environ() { // the defaults, not the caller's FLOWLOG_ settings
-		if !strings.HasPrefix(kv, "FLOWLOG_") {
-			s.cmd.Env = append(s.cmd.Env, kv)
-		}
+	var enrich []string
+	for _, f := range mmdb {
+		enrich = append(enrich, "--mmdb", f)
 	}
-	s.cmd.Env = append(s.cmd.Env, "FLOWLOG_NETFLOW_LISTEN="+s.collector, "FLOWLOG_SFLOW_LISTEN=off",
-		"FLOWLOG_ACCESS_KEY_ID="+keyID, "FLOWLOG_ACCESS_KEY_SECRET="+secret, "FLOWLOG_ACCOUNT_ID="+account)
-	s.cmd.Stdout, s.cmd.Stderr = io.Discard, &s.stderr
-	if err := s.cmd.Start(); err != nil {
+	if !agent {
+		args = append(args, enrich...)
+	}
+	env := []string{"FLOWLOG_ACCESS_KEY_ID=" + keyID, "FLOWLOG_ACCESS_KEY_SECRET=" + secret, "FLOWLOG_ACCOUNT_ID=" + account}
+	serve, err := startProc("serve", bin, args, env, !agent)
+	if err != nil {
 		return nil, err
 	}
-	go func() { s.cmd.Wait(); close(s.done) }()
-	if err := s.waitHealthy(60 * time.Second); err != nil {
-		s.stop()
-		return nil, fmt.Errorf("flowlog serve: %w\n%s", err, s.stderr.String())
+	s := &server{serve: serve, plane: serve, api: client.New(serve.url, keyID, secret)}
+	gwAgent := ""
+	if agent {
+		plane, err := s.startAgent(ctx, bin, dataDir+"-agent", store, enrich)
+		if err != nil {
+			serve.stop()
+			return nil, err
+		}
+		s.plane, gwAgent = plane, agentName
 	}
-	s.api = client.New(s.url, keyID, secret)
-	if err := s.setUp(ctx); err != nil {
+	if err := s.setUp(ctx, gwAgent); err != nil {
 		s.stop()
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *server) waitHealthy(timeout time.Duration) error {
+// startAgent registers the agent and starts `flowlog agent` with its key.
+func (s *server) startAgent(ctx context.Context, bin, dataDir, store string, extra []string) (*proc, error) {
+	var key struct {
+		ID     string `json:"access_key_id"`
+		Secret string `json:"access_key_secret"`
+	}
+	if err := s.api.JSON(ctx, "POST", "/v1/agents", nil, map[string]string{"name": agentName}, &key); err != nil {
+		return nil, fmt.Errorf("POST /v1/agents: %w", err)
+	}
+	args := append([]string{"agent", "--server", s.serve.url, "--name", agentName, "--data-dir", dataDir, "--store", store}, extra...)
+	return startProc("agent", bin, args, []string{"FLOWLOG_ACCESS_KEY_ID=" + key.ID, "FLOWLOG_ACCESS_KEY_SECRET=" + key.Secret}, true)
+}
+
+// startProc starts bin with args and env on top of the environment without
+// its FLOWLOG_ settings (the defaults, not the caller's), on free loopback
+// ports: its HTTP listener and, with collector, its NetFlow/IPFIX
+// collector (else none); and waits until it answers /healthz.
+func startProc(name, bin string, args, env []string, collector bool) (*proc, error) {
+	httpPort, err := freePort("tcp")
+	if err != nil {
+		return nil, err
+	}
+	p := &proc{name: name, url: fmt.Sprintf("http://127.0.0.1:%d", httpPort), collector: "off", done: make(chan struct{})}
+	if collector {
+		udpPort, err := freePort("udp")
+		if err != nil {
+			return nil, err
+		}
+		p.collector = fmt.Sprintf("127.0.0.1:%d", udpPort)
+	}
+	listen := "--listen" // serve's API, or an agent's /metrics
+	if name == "agent" {
+		listen = "--metrics-listen"
+	}
+	p.cmd = exec.Command(bin, append(args, listen, strings.TrimPrefix(p.url, "http://"))...)
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "FLOWLOG_") {
+			p.cmd.Env = append(p.cmd.Env, kv)
+		}
+	}
+	p.cmd.Env = append(append(p.cmd.Env, "FLOWLOG_NETFLOW_LISTEN="+p.collector, "FLOWLOG_SFLOW_LISTEN=off"), env...)
+	p.cmd.Stdout, p.cmd.Stderr = io.Discard, &p.stderr
+	if err := p.cmd.Start(); err != nil {
+		return nil, err
+	}
+	go func() { p.cmd.Wait(); close(p.done) }()
+	if err := p.waitHealthy(60 * time.Second); err != nil {
+		p.stop()
+		return nil, fmt.Errorf("flowlog %s: %w\n%s", name, err, p.stderr.String())
+	}
+	return p, nil
+}
+
+func (p *proc) waitHealthy(timeout time.Duration) error {
 	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		select {
-		case <-s.done:
+		case <-p.done:
 			return errors.New("exited")
 		default:
 		}
-		if resp, err := http.Get(s.url + "/healthz"); err == nil {
+		if resp, err := http.Get(p.url + "/healthz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return nil
 			}
 		}
 	}
-	return fmt.Errorf("no answer on %s/healthz within %v", s.url, timeout)
+	return fmt.Errorf("no answer on %s/healthz within %v", p.url, timeout)
 }
 
-// setUp creates the gateway, log group, log stream and flow log, and waits
-// until the flow log is available.
-func (s *server) setUp(ctx context.Context) error {
+// setUp creates the gateway (run by agent, "" for serve), log group, log
+// stream and flow log, and waits until the flow log is available.
+func (s *server) setUp(ctx context.Context, agent string) error {
 	var ids [4]string
 	calls := []struct {
 		path string
 		body func() map[string]any
 	}{
 		{"/v1/gateways", func() map[string]any {
-			return map[string]any{"name": "router", "kind": "exporter", "exporter_addr": "127.0.0.1"}
+			gw := map[string]any{"name": "router", "kind": "exporter", "exporter_addr": "127.0.0.1"}
+			if agent != "" {
+				gw["agent"] = agent
+			}
+			return gw
 		}},
 		{"/v1/log-groups", func() map[string]any { return map[string]any{"name": "bench"} }},
 		{"", func() map[string]any { return map[string]any{"name": "ipfix"} }},
@@ -128,7 +194,7 @@ func (s *server) setUp(ctx context.Context) error {
 		ids[i] = out.ID
 	}
 	s.stream = ids[2]
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		var fl struct{ State string }
 		if err := s.api.JSON(ctx, "GET", "/v1/flow-logs/"+ids[3], nil, nil, &fl); err != nil {
 			return err
@@ -171,8 +237,8 @@ func (s *server) count(ctx context.Context, where string) (int64, error) {
 }
 
 // metrics reads /metrics and sums each metric over its labels.
-func (s *server) metrics() (map[string]float64, error) {
-	resp, err := http.Get(s.url + "/metrics")
+func (p *proc) metrics() (map[string]float64, error) {
+	resp, err := http.Get(p.url + "/metrics")
 	if err != nil {
 		return nil, err
 	}
@@ -205,11 +271,11 @@ func (s *server) metrics() (map[string]float64, error) {
 // committed and dropped counts stop moving and the queue is empty, for
 // quiet in a row, or until timeout. It returns the last metrics and when
 // they last moved.
-func (s *server) settle(quiet, timeout time.Duration) (map[string]float64, time.Time, error) {
+func (p *proc) settle(quiet, timeout time.Duration) (map[string]float64, time.Time, error) {
 	var last map[string]float64
 	stable := time.Now()
 	for deadline := time.Now().Add(timeout); ; time.Sleep(500 * time.Millisecond) {
-		m, err := s.metrics()
+		m, err := p.metrics()
 		if err != nil {
 			return nil, stable, err
 		}
@@ -227,14 +293,22 @@ func (s *server) settle(quiet, timeout time.Duration) (map[string]float64, time.
 	}
 }
 
-// stop ends the server with SIGTERM (SIGKILL after 60 s).
+// stop ends the agent, if any, then serve.
 func (s *server) stop() {
-	s.cmd.Process.Signal(syscall.SIGTERM)
+	if s.plane != s.serve {
+		s.plane.stop()
+	}
+	s.serve.stop()
+}
+
+// stop ends the process with SIGTERM (SIGKILL after 60 s).
+func (p *proc) stop() {
+	p.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case <-s.done:
+	case <-p.done:
 	case <-time.After(60 * time.Second):
-		s.cmd.Process.Kill()
-		<-s.done
+		p.cmd.Process.Kill()
+		<-p.done
 	}
 }
 

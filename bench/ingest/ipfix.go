@@ -17,6 +17,7 @@ type message struct {
 	template bool  // carries a template set
 	times    []int // offsets of 8-byte millisecond times (152, 153, 160)
 	secs     []int // offsets of 4-byte second times (150, 151)
+	addrs    []int // offsets of IPv4 addresses (8, 12)
 	latestMS int64
 }
 
@@ -26,6 +27,7 @@ type template struct {
 	length     int
 	times      []int
 	secs       []int
+	addrs      []int
 	flowRecord bool // has flow start/end times: a flow, not an options record
 }
 
@@ -78,6 +80,9 @@ func indexMessage(g []byte, tmpls map[[2]uint32]template) (message, error) {
 				for _, o := range t.secs {
 					m.secs = append(m.secs, base+o)
 				}
+				for _, o := range t.addrs {
+					m.addrs = append(m.addrs, base+o)
+				}
 				m.records++
 				if t.flowRecord { // the latest flow time; an options record's times (softflowd's start) do not count
 					m.flows++
@@ -129,6 +134,8 @@ func parseTemplates(b []byte, options bool, domain uint32, tmpls map[[2]uint32]t
 				t.times = append(t.times, t.length)
 			case (ie == 150 || ie == 151) && size == 4:
 				t.secs = append(t.secs, t.length)
+			case (ie == 8 || ie == 12) && size == 4:
+				t.addrs = append(t.addrs, t.length)
 			case ie >= 21 && ie <= 22, ie >= 154 && ie <= 157:
 				return fmt.Errorf("template %d: time field %d is not supported (record with -A milli)", id, ie)
 			}
@@ -159,6 +166,36 @@ func (m *message) stamp(dst []byte, nowMS int64, seq uint32) []byte {
 		binary.BigEndian.PutUint32(dst[o:], uint32(int64(binary.BigEndian.Uint32(dst[o:]))+shift/1000))
 	}
 	return dst
+}
+
+// publicOctets are first octets of public IPv4 space (not 10/8, 100/8,
+// 127/8, 169/8, 172/8, 192/8, 198/8, 203/8 or multicast).
+var publicOctets = func() []byte {
+	var out []byte
+	for o := 1; o < 224; o++ {
+		switch o {
+		case 10, 100, 127, 169, 172, 192, 198, 203:
+			continue
+		}
+		out = append(out, byte(o))
+	}
+	return out
+}()
+
+// makePublic moves the recording's private IPv4 addresses (the synthetic
+// capture's 10.x.y.z and 172.16.y.z) into public space, keeping them
+// distinct: the first octet is chosen by the other three, the second
+// octet of a 172.16 address becomes its third's.
+func makePublic(msgs []message) {
+	for _, m := range msgs {
+		for _, o := range m.addrs {
+			a := m.raw[o : o+4]
+			if a[0] == 172 {
+				a[1] = a[2] ^ 0x5a
+			}
+			a[0] = publicOctets[(int(a[1])*7+int(a[2])*13+int(a[3]))%len(publicOctets)]
+		}
+	}
 }
 
 // checkSequence reports flow records missing from the recording, by the

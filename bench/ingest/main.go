@@ -10,12 +10,17 @@
 // sequence numbers made current, and counts what the server stored (the
 // query API) and what it counted as dropped (/metrics). The same replay
 // then goes to nfcapd, counted with nfdump. It prints a markdown table.
+// With -agent, serve is the control plane only and a `flowlog agent` runs
+// the gateway, writing to the same ClickHouse: the replay goes to the
+// agent's collector, and CPU and /metrics are the agent's.
 //
 //	go run ./bench/ingest -rates 200000,500000,1000000 -duration 60s
+//	go run ./bench/ingest -agent -rates 100000 -duration 30s -store clickhouse://127.0.0.1:8123/bench
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -43,6 +48,9 @@ type config struct {
 	perfDir  string
 	out      string
 	store    string // serve's --store; "": the embedded one
+	agent    bool   // the gateway on an agent of serve
+	mmdb     []string
+	public   bool
 }
 
 func main() {
@@ -66,10 +74,19 @@ func parseFlags() (config, error) {
 	flag.StringVar(&c.bin, "bin", "", "flowlog binary (default: go build ./cmd/flowlog)")
 	flag.StringVar(&c.workDir, "workdir", "", "where data dirs go (default: a temp dir, removed afterwards)")
 	flag.BoolVar(&c.peer, "nfcapd", true, "replay to nfcapd too")
-	flag.StringVar(&c.perfDir, "perf", "", "record `perf` profiles of flowlog serve into this dir, one per rate")
+	flag.StringVar(&c.perfDir, "perf", "", "record `perf` profiles of flowlog serve (or the agent) into this dir, one per rate")
 	flag.StringVar(&c.out, "o", "", "also write the markdown table to this file")
 	flag.StringVar(&c.store, "store", "", "serve's log store, e.g. clickhouse://127.0.0.1:8123/bench (default: the embedded one)")
+	flag.BoolVar(&c.agent, "agent", false, "run the gateway on a flowlog agent (needs -store clickhouse://…) and measure the agent")
+	flag.Func("mmdb", "GeoIP/ASN database for --mmdb of the process running the gateway; repeatable (go run ./bench/mmdb writes synthetic ones)", func(v string) error {
+		c.mmdb = append(c.mmdb, v)
+		return nil
+	})
+	flag.BoolVar(&c.public, "public", false, "move the recording's private IPv4 addresses into public space (so --mmdb looks them up)")
 	flag.Parse()
+	if c.agent && !strings.HasPrefix(c.store, "clickhouse://") {
+		return c, errors.New("-agent needs -store clickhouse://…: an agent writes to the shared log store")
+	}
 	for _, r := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(r))
 		if err != nil || n <= 0 {
@@ -97,9 +114,9 @@ type result struct {
 	queryP50    time.Duration // top-10 query latency during the replay
 	queryMax    time.Duration
 	queryFailed int
-	seqLost     int64 // flowlog_exporter_sequence_lost_total
-	sockDrops   int64 // kernel UDP receive-buffer drops (machine-wide) during the run
-	serveCPU    time.Duration
+	seqLost     int64         // flowlog_exporter_sequence_lost_total
+	sockDrops   int64         // kernel UDP receive-buffer drops (machine-wide) during the run
+	planeCPU    time.Duration // of the process running the gateway: serve or the agent
 	senderCPU   time.Duration
 	peer        sent
 	peerStored  int64
@@ -123,6 +140,9 @@ func run(ctx context.Context, cfg config) error {
 	}
 	if lost := checkSequence(msgs); lost != 0 {
 		return fmt.Errorf("%s: the recording misses %d records by its sequence numbers; remove it to record again", cfg.capture, lost)
+	}
+	if cfg.public {
+		makePublic(msgs)
 	}
 	logf("recording: %d datagrams, %d flows per pass", len(msgs), flows)
 	work := cfg.workDir
@@ -161,34 +181,36 @@ func run(ctx context.Context, cfg config) error {
 	return nil
 }
 
-// runFlowlog replays at r.rate to a fresh flowlog serve and fills in its
-// side of r.
+// runFlowlog replays at r.rate to a fresh flowlog serve (and agent) and
+// fills in its side of r.
 func runFlowlog(ctx context.Context, cfg config, bin, work string, rp *replay, r *result, logf func(string, ...any)) error {
 	dataDir := filepath.Join(work, fmt.Sprintf("flowlog-%d", r.rate))
 	defer os.RemoveAll(dataDir)
-	srv, err := startServer(ctx, bin, dataDir, cfg.store)
+	defer os.RemoveAll(dataDir + "-agent")
+	srv, err := startServer(ctx, bin, dataDir, cfg.store, cfg.agent, cfg.mmdb)
 	if err != nil {
 		return err
 	}
 	defer srv.stop()
-	pid := srv.cmd.Process.Pid
-	stopPerf := startPerf(cfg.perfDir, pid, r.rate, logf)
+	plane := srv.plane
+	pid := plane.cmd.Process.Pid
+	stopPerf := startPerf(cfg.perfDir, plane.name, pid, r.rate, logf)
 	cpu0, _ := procCPU(pid)
 	self0, sock0 := selfCPU(), udpRcvbufErrors()
-	logf("flowlog: replaying %d flows/s for %v to %s", r.rate, cfg.duration, srv.collector)
+	logf("flowlog: replaying %d flows/s for %v to %s's collector %s", r.rate, cfg.duration, plane.name, plane.collector)
 	mon := watch(ctx, srv)
-	if r.flowlog, err = rp.send(srv.collector, r.rate, cfg.duration); err != nil {
+	if r.flowlog, err = rp.send(plane.collector, r.rate, cfg.duration); err != nil {
 		mon.end()
 		return fmt.Errorf("replay to flowlog: %w", err)
 	}
 	sentAt := time.Now()
 	r.senderCPU = selfCPU() - self0
-	if m, err := srv.metrics(); err == nil {
+	if m, err := plane.metrics(); err == nil {
 		r.liveStored = int64(m["flowlog_store_committed_records_total"])
 	}
-	waitDrained(srv.collector, 30*time.Second)
+	waitDrained(plane.collector, 30*time.Second)
 	r.sockDrops = udpRcvbufErrors() - sock0
-	m, moved, err := srv.settle(5*time.Second, 10*cfg.duration+2*time.Minute)
+	m, moved, err := plane.settle(5*time.Second, 10*cfg.duration+2*time.Minute)
 	mon.end()
 	if err != nil {
 		return err
@@ -196,7 +218,7 @@ func runFlowlog(ctx context.Context, cfg config, bin, work string, rp *replay, r
 	r.drain = max(0, moved.Sub(sentAt))
 	r.spoolPeak, r.queryP50, r.queryMax, r.queryFailed = mon.peak, mon.percentile(50), mon.percentile(100), mon.failures
 	cpu1, _ := procCPU(pid)
-	r.serveCPU = cpu1 - cpu0
+	r.planeCPU = cpu1 - cpu0
 	stopPerf()
 	if r.stored, r.rollup, err = srv.stored(ctx); err != nil {
 		return fmt.Errorf("count query: %w", err)
@@ -246,14 +268,14 @@ func runNfcapd(cfg config, work string, rp *replay, r *result, logf func(string,
 	return nil
 }
 
-// startPerf records a call-graph profile of pid into dir until the
-// returned function is called; without dir it does nothing.
-func startPerf(dir string, pid, rate int, logf func(string, ...any)) func() {
+// startPerf records a call-graph profile of pid (flowlog name) into dir
+// until the returned function is called; without dir it does nothing.
+func startPerf(dir, name string, pid, rate int, logf func(string, ...any)) func() {
 	if dir == "" {
 		return func() {}
 	}
 	os.MkdirAll(dir, 0o755)
-	out := filepath.Join(dir, fmt.Sprintf("serve-%d.perf.data", rate))
+	out := filepath.Join(dir, fmt.Sprintf("%s-%d.perf.data", name, rate))
 	cmd := exec.Command("perf", "record", "-F", "499", "-g", "-p", strconv.Itoa(pid), "-o", out)
 	cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 	if err := cmd.Start(); err != nil {

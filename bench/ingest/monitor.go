@@ -10,7 +10,7 @@ import (
 )
 
 // monitor watches a server during a replay: every 5 s it reads the
-// spool's size and asks the question a user watching the console asks
+// spool's size (of the process running the gateway) and asks the question a user watching the console asks
 // (the top 10 sources by bytes over the last 15 minutes), timing it.
 type monitor struct {
 	srv      *server
@@ -34,7 +34,7 @@ func watch(ctx context.Context, srv *server) *monitor {
 				return
 			case <-t.C:
 			}
-			if met, err := srv.metrics(); err == nil {
+			if met, err := srv.plane.metrics(); err == nil {
 				m.peak = max(m.peak, met["flowlog_spool_bytes"])
 			}
 			start := time.Now()

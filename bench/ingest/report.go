@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"strings"
@@ -12,9 +13,13 @@ import (
 func markdown(cfg config, results []result) string {
 	var b strings.Builder
 	load, _ := os.ReadFile("/proc/loadavg")
-	fmt.Fprintf(&b, "\n%s, %d s per rate, load average at the end %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		int(cfg.duration.Seconds()), strings.Join(strings.Fields(string(load))[:3], " "))
-	b.WriteString("| offered (flows/s) | offered flows (sent at) | flowlog: decoded | stored | stored/offered | dropped (counted) | sequence lost | socket drops | stored when the replay ended | drain after | spool peak | top-10 query during: median / max | CPU s: serve / sender | nfcapd: stored | stored/offered | CPU s |\n")
+	plane := "serve"
+	if cfg.agent {
+		plane = "agent"
+	}
+	fmt.Fprintf(&b, "\n%s, %d s per rate, load average at the end %s; %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
+		int(cfg.duration.Seconds()), strings.Join(strings.Fields(string(load))[:3], " "), measured(cfg))
+	fmt.Fprintf(&b, "| offered (flows/s) | offered flows (sent at) | flowlog: decoded | stored | stored/offered | dropped (counted) | sequence lost | socket drops | stored when the replay ended | drain after | spool peak | top-10 query during: median / max | CPU s: %s / sender | nfcapd: stored | stored/offered | CPU s |\n", plane)
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range results {
 		peer := "– | – | –"
@@ -29,9 +34,18 @@ func markdown(cfg config, results []result) string {
 			thousands(int64(r.rate)), thousands(r.flowlog.flows), thousands(int64(r.flowlog.rate())),
 			thousands(r.decoded), thousands(r.stored), pct(r.stored, r.flowlog.flows), thousands(r.dropped),
 			thousands(r.seqLost), thousands(r.sockDrops), pct(r.liveStored, r.flowlog.flows), r.drain.Seconds(),
-			r.spoolPeak/1e6, queries, r.serveCPU.Seconds(), r.senderCPU.Seconds(), peer)
+			r.spoolPeak/1e6, queries, r.planeCPU.Seconds(), r.senderCPU.Seconds(), peer)
 	}
 	return b.String()
+}
+
+// measured says which process received, stored and was measured.
+func measured(cfg config) string {
+	store := cmp.Or(cfg.store, "the embedded store")
+	if cfg.agent {
+		return fmt.Sprintf("measured: `flowlog agent` (collector, spool, metrics, CPU) into %s; `flowlog serve` the control plane only, its CPU not counted", store)
+	}
+	return fmt.Sprintf("measured: `flowlog serve` (collector, spool, metrics, CPU) into %s", store)
 }
 
 func pct(n, of int64) string {

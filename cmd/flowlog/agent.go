@@ -34,6 +34,7 @@ type agentFlags struct {
 	pcapDir, fileDir, logLevel                string
 	spoolMaxMB, memoryMB                      int
 	v9FlowCount                               bool
+	mmdb                                      []string
 }
 
 func newAgentCmd() *cobra.Command {
@@ -70,6 +71,7 @@ FLOWLOG_ACCESS_KEY_ID / FLOWLOG_ACCESS_KEY_SECRET are the agent's key, as
 	fl.StringVar(&f.logLevel, "log-level", cmp.Or(os.Getenv("FLOWLOG_LOG_LEVEL"), "info"), "debug, info, warn or error (env FLOWLOG_LOG_LEVEL)")
 	fl.IntVar(&f.spoolMaxMB, "spool-max-mb", 16384, "bound of the disk spool (MiB)")
 	fl.IntVar(&f.memoryMB, "ingest-memory-mb", 512, "records the log streams' pipelines hold in memory at once (MiB)")
+	mmdbFlag(fl, &f.mmdb)
 	return cmd
 }
 
@@ -113,7 +115,15 @@ func runAgent(ctx context.Context, f agentFlags) error {
 	if err != nil {
 		return err
 	}
-	plane, err := dataplane.New(dataplane.Config{Control: agent.New(c, f.name, f.dataDir, log), Name: f.name,
+	if len(f.mmdb) == 0 {
+		f.mmdb = config.SplitList(os.Getenv("FLOWLOG_MMDB"))
+	}
+	enricher, err := openEnricher(f.mmdb, 0, log)
+	if err != nil {
+		return err
+	}
+	defer enricher.Close()
+	plane, err := dataplane.New(dataplane.Config{Control: agent.New(c, f.name, f.dataDir, log), Name: f.name, Enricher: enricher,
 		Store: logs, Spool: sp, Memory: ingest.NewMemory(int64(f.memoryMB) << 20), DataDir: f.dataDir,
 		NetflowListen: config.Listener(f.netflowListen), SFlowListen: config.Listener(f.sflowListen),
 		Session: netflow.SessionConfig{V9FlowCount: f.v9FlowCount}, PcapDir: f.pcapDir, FileDir: f.fileDir, Logger: log})

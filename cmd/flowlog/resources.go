@@ -183,6 +183,32 @@ var gatewayFields = []field{
 	{"agent", "agent", "string", "the agent that runs the gateway (flowlog agents create); empty: the server"},
 }
 
+// snmpFields are the exporter's SNMP settings, sent as the body's "snmp"
+// object; a given one replaces the settings whole.
+var snmpFields = []field{
+	{"snmp-version", "version", "string", "exporter gateways: SNMP version to poll the router with, 2c (default) or 3"},
+	{"snmp-port", "port", "int", "exporter gateways: the router's SNMP port (default 161)"},
+	{"snmp-community", "community", "string", "SNMP v2c community (write-only)"},
+	{"snmp-user", "user", "string", "SNMP v3 user"},
+	{"snmp-auth-protocol", "auth_protocol", "string", "SNMP v3: MD5, SHA, SHA224, SHA256, SHA384 or SHA512"},
+	{"snmp-auth-password", "auth_password", "string", "SNMP v3 auth password (write-only)"},
+	{"snmp-priv-protocol", "priv_protocol", "string", "SNMP v3: DES, AES, AES192, AES256, AES192C or AES256C"},
+	{"snmp-priv-password", "priv_password", "string", "SNMP v3 privacy password (write-only)"},
+}
+
+// gatewayBody is the body of a gateway create or update, with the SNMP
+// settings (or their removal, --no-snmp) as one object.
+func gatewayBody(cmd *cobra.Command) map[string]any {
+	body := bodyOf(cmd, gatewayFields)
+	if snmp := bodyOf(cmd, snmpFields); len(snmp) > 0 {
+		body["snmp"] = snmp
+	}
+	if off, _ := cmd.Flags().GetBool("no-snmp"); off {
+		body["snmp"] = map[string]any{}
+	}
+	return body
+}
+
 func newGatewaysCmd() *cobra.Command {
 	var a apiFlags
 	cmd := &cobra.Command{Use: "gateways", Short: "Manage gateways (observation points) and their attachments"}
@@ -190,13 +216,27 @@ func newGatewaysCmd() *cobra.Command {
 	cols := []string{"id", "name", "kind", "agent", "description"}
 	attCols := []string{"id", "name", "interface", "if_index"}
 	create := leaf("create", "Create a gateway", 0, func(cmd *cobra.Command, _ []string) error {
-		return a.call("POST", "/v1/gateways", nil, bodyOf(cmd, gatewayFields), "", nil)
+		return a.call("POST", "/v1/gateways", nil, gatewayBody(cmd), "", nil)
 	})
 	addFields(create, gatewayFields)
+	addFields(create, snmpFields)
 	update := leaf("update ID", "Change a gateway", 1, func(cmd *cobra.Command, args []string) error {
-		return a.call("PATCH", "/v1/gateways/"+url.PathEscape(args[0]), nil, bodyOf(cmd, gatewayFields), "", nil)
+		return a.call("PATCH", "/v1/gateways/"+url.PathEscape(args[0]), nil, gatewayBody(cmd), "", nil)
 	})
 	addFields(update, gatewayFields)
+	addFields(update, snmpFields)
+	update.Flags().Bool("no-snmp", false, "stop polling the router by SNMP (removes its settings)")
+	discover := leaf("discover GATEWAY", "List an exporter gateway's interfaces as its router reports them by SNMP", 1,
+		func(cmd *cobra.Command, args []string) error {
+			body := bodyOf(cmd, []field{{"create-attachments", "create_attachments", "bool", ""}})
+			if idx, _ := cmd.Flags().GetUintSlice("if-index"); len(idx) > 0 {
+				body["if_indexes"] = idx
+			}
+			return a.call("POST", "/v1/gateways/"+url.PathEscape(args[0])+"/discover", nil, body, "interfaces",
+				[]string{"if_index", "name", "description", "speed_bps", "attachment_id"})
+		})
+	discover.Flags().Bool("create-attachments", false, "attach each interface not yet attached, named after it")
+	discover.Flags().UintSlice("if-index", nil, "with --create-attachments: attach only these ifIndexes")
 	attFields := []field{{"name", "name", "string", "name"}, {"interface", "interface", "string", "interface name"},
 		{"if-index", "if_index", "int", "ifIndex (exporter gateways)"}}
 	attach := leaf("attach GATEWAY", "Add an attachment (interface or ifIndex) to a gateway", 1,
@@ -219,7 +259,7 @@ func newGatewaysCmd() *cobra.Command {
 		leaf("attachments GATEWAY", "List a gateway's attachments", 1, func(_ *cobra.Command, args []string) error {
 			return a.call("GET", "/v1/gateways/"+url.PathEscape(args[0])+"/attachments", nil, nil, "attachments", attCols)
 		}),
-		attach,
+		attach, discover,
 		leaf("detach GATEWAY ATTACHMENT", "Delete an attachment", 2, func(_ *cobra.Command, args []string) error {
 			return a.call("DELETE", "/v1/gateways/"+url.PathEscape(args[0])+"/attachments/"+url.PathEscape(args[1]),
 				nil, nil, "", nil)

@@ -75,6 +75,7 @@ when unset, the first start generates it, stores it and prints it once.`,
 	f.StringVar(&flags.Store, "store", "", "where log records go: duckdb (embedded, in the data dir) or "+
 		"clickhouse://[USER[:PASSWORD]@]HOST[:PORT][/DATABASE], its HTTP interface (port 8123, database flowlog unless given) (env FLOWLOG_STORE; default duckdb)")
 	f.StringVar(&flags.SFlowListen, "sflow-listen", "", "where exporter gateways send sFlow, or off (env FLOWLOG_SFLOW_LISTEN; default "+config.DefaultSFlowListen+")")
+	mmdbFlag(f, &flags.MMDB)
 	return cmd
 }
 
@@ -150,8 +151,13 @@ func serve(ctx context.Context, cfg config.Serve) error {
 		return err
 	}
 	mem := ingest.NewMemory(int64(cmp.Or(cfg.IngestMemoryMB, 512)) << 20)
+	enricher, err := openEnricher(cfg.MMDB, cfg.MMDBReload, log)
+	if err != nil {
+		return err
+	}
+	defer enricher.Close()
 	plane, err := dataplane.New(dataplane.Config{Control: svc, Store: logs, Spool: sp, Memory: mem,
-		DataDir: cfg.DataDir, Logger: log,
+		DataDir: cfg.DataDir, Logger: log, Enricher: enricher,
 		NetflowListen: config.Listener(cfg.NetflowListen), SFlowListen: config.Listener(cfg.SFlowListen),
 		Session: netflow.SessionConfig{V9FlowCount: cfg.NetflowV9FlowCount}, PcapDir: cfg.PcapDir, FileDir: cfg.FileDir})
 	if err != nil {

@@ -75,6 +75,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		status, code = http.StatusForbidden, "QuotaExceeded.FlowLog"
 	case errors.Is(e.Kind, control.ErrLastKey):
 		status, code = http.StatusConflict, "Conflict.LastAccessKey"
+	case errors.Is(e.Kind, control.ErrUpstream):
+		status, code = http.StatusBadGateway, "BadGateway.SNMP"
 	case errors.Is(e.Kind, control.ErrForbidden):
 		status, code = http.StatusForbidden, "Forbidden."+fieldWords[e.Field]
 	}

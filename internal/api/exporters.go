@@ -9,6 +9,7 @@ import (
 
 	"flowlog/internal/collect"
 	"flowlog/internal/control"
+	"flowlog/internal/snmp"
 )
 
 // Exporters is what the data plane knows of the routers that exporter
@@ -20,6 +21,9 @@ type Exporters interface {
 	ExporterStats(account string, addr netip.Addr) (collect.Counters, bool)
 	// CollectorAddrs are where the collector listens; none when it is off.
 	CollectorAddrs() []string
+	// SNMPStatus says how the polling of the router at addr for its
+	// interfaces goes, if this server polls it.
+	SNMPStatus(addr netip.Addr) (snmp.Status, bool)
 }
 
 // Health verdicts, worst first after the two that say nothing arrives.
@@ -80,6 +84,8 @@ type Exporter struct {
 
 	Health       string `json:"health"`
 	HealthReason string `json:"health_reason"`
+
+	SNMP *snmp.Status `json:"snmp,omitempty"`
 }
 
 // listExporters answers GET /v1/exporters: the routers the caller's
@@ -111,7 +117,13 @@ func (s *Server) listExporters(w http.ResponseWriter, r *http.Request, c caller)
 			continue
 		}
 		st, claimed := s.cfg.Exporters.ExporterStats(c.account, addr)
-		out = append(out, exporterRow(g, st, claimed, listens, now))
+		row := exporterRow(g, st, claimed, listens, now)
+		if g.SNMPConfigured {
+			if ps, ok := s.cfg.Exporters.SNMPStatus(addr); ok {
+				row.SNMP = &ps
+			}
+		}
+		out = append(out, row)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"exporters": out})
 }

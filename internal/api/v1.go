@@ -1,11 +1,13 @@
 package api
 
 import (
+	"bytes"
 	"net/http"
 	"strconv"
 	"strings"
 
 	"flowlog/internal/control"
+	"flowlog/internal/desired"
 )
 
 func (s *Server) routes() {
@@ -31,6 +33,7 @@ func (s *Server) routes() {
 	h("GET /v1/gateways/{id}/attachments", s.listAttachments)
 	h("GET /v1/gateways/{id}/attachments/{aid}", s.getAttachment)
 	h("DELETE /v1/gateways/{id}/attachments/{aid}", s.deleteAttachment)
+	h("POST /v1/gateways/{id}/discover", s.discoverInterfaces)
 	h("GET /v1/exporters", s.listExporters)
 
 	h("POST /v1/log-groups", s.createLogGroup)
@@ -151,11 +154,14 @@ type gatewayBody struct {
 	Exporter    *string `json:"exporter_addr"`
 	Agent       *string `json:"agent"`
 	Sampling    *int    `json:"sampling_interval"`
+	// SNMP replaces the exporter's SNMP settings; {} removes them.
+	SNMP *desired.SNMP `json:"snmp"`
 }
 
 func (b gatewayBody) input() control.GatewayInput {
 	return control.GatewayInput{Name: b.Name, Description: b.Description, Kind: b.Kind,
-		PcapPath: b.PcapPath, PcapPace: b.PcapPace, Exporter: b.Exporter, Agent: b.Agent, SamplingInterval: b.Sampling}
+		PcapPath: b.PcapPath, PcapPace: b.PcapPace, Exporter: b.Exporter, Agent: b.Agent, SNMP: b.SNMP,
+		SamplingInterval: b.Sampling}
 }
 
 func (s *Server) createGateway(w http.ResponseWriter, r *http.Request, c caller) {
@@ -184,6 +190,21 @@ func (s *Server) updateGateway(w http.ResponseWriter, r *http.Request, c caller)
 	}
 	g, err := s.svc.UpdateGateway(r.Context(), c.account, r.PathValue("id"), b.input())
 	s.reply(w, r, http.StatusOK, g, err)
+}
+
+// discoverInterfaces lists an exporter's interfaces as its router reports
+// them by SNMP, and attaches them when asked.
+func (s *Server) discoverInterfaces(w http.ResponseWriter, r *http.Request, c caller) {
+	var b struct {
+		CreateAttachments bool     `json:"create_attachments"`
+		IfIndexes         []uint32 `json:"if_indexes"`
+	}
+	if len(bytes.TrimSpace(c.body)) > 0 && !decode(w, r, c.body, &b) {
+		return
+	}
+	d, err := s.svc.DiscoverInterfaces(r.Context(), c.account, r.PathValue("id"),
+		control.DiscoverOptions{CreateAttachments: b.CreateAttachments, IfIndexes: b.IfIndexes})
+	s.reply(w, r, http.StatusOK, d, err)
 }
 
 func (s *Server) deleteGateway(w http.ResponseWriter, r *http.Request, c caller) {

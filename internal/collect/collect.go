@@ -135,6 +135,11 @@ type exporter struct {
 	c    Counters
 	last atomic.Int64 // Unix ns of the last datagram
 
+	// Interface names from options data: a copy made when they change,
+	// read without the lock; ifSeen is the session's change count copied.
+	ifs    atomic.Pointer[map[uint32]netflow.IfName]
+	ifSeen uint64
+
 	// Persistence, under mu.
 	gone    bool      // evicted: its file is removed and must not be written
 	saved   uint64    // sess.Changes() as last written
@@ -390,6 +395,11 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 	} else {
 		var res netflow.Result
 		out, res, err = e.sess.Decode(pkt, now, out)
+		if n := e.sess.InterfaceChanges(); n != e.ifSeen {
+			e.ifSeen = n
+			m := e.sess.Interfaces()
+			e.ifs.Store(&m)
+		}
 		e.c.UnknownTemplates += uint64(res.Unknown)
 		e.c.Dropped += uint64(res.Dropped)
 		e.c.SequenceLost += res.Lost
@@ -541,6 +551,24 @@ func (c *Collector) Exporter(src netip.Addr) (Counters, bool) {
 		return Counters{}, false
 	}
 	return e.counters(), true
+}
+
+// Interface returns what src's options data (interfaceName and
+// interfaceDescription) said of ifIndex. It takes no exporter lock, so that
+// it can be asked once per record.
+func (c *Collector) Interface(src netip.Addr, ifIndex uint32) (netflow.IfName, bool) {
+	c.mu.RLock()
+	e := c.exporters[src.Unmap()]
+	c.mu.RUnlock()
+	if e == nil {
+		return netflow.IfName{}, false
+	}
+	m := e.ifs.Load()
+	if m == nil {
+		return netflow.IfName{}, false
+	}
+	n, ok := (*m)[ifIndex]
+	return n, ok
 }
 
 // Forget drops src's state (counters and templates), so that what a new

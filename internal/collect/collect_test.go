@@ -387,3 +387,31 @@ func TestSessionsIgnoreSourcePort(t *testing.T) {
 		t.Fatalf("%d records, want %d; counters %+v", len(got), len(recs), c.Stats())
 	}
 }
+
+// TestInterfaceNamesFromOptions: a Cisco ASR 9000's v9 options data names
+// its interfaces (IF_DESC keyed by INPUT_SNMP; the data comes before its
+// options template); the collector answers for that exporter only.
+func TestInterfaceNamesFromOptions(t *testing.T) {
+	c, _ := start(t, Config{})
+	src, other := netip.MustParseAddr("192.0.2.60"), netip.MustParseAddr("192.0.2.61")
+	for _, f := range []string{"netflow9_test_cisco_asr9k_data256.dat", "netflow9_test_cisco_asr9k_opttpl256.dat"} {
+		b, err := os.ReadFile(filepath.Join(testutil.SharedDir(t), "testdata", "netflow-vendors", f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Decode(src, b, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for idx, want := range map[uint32]string{54: "GigabitEthernet0_0_0_0", 74: "TenGigE0_0_1_0", 162: "Bundle-Ether2"} {
+		if n, ok := c.Interface(src, idx); !ok || n.Label() != want {
+			t.Errorf("ifIndex %d: %+v %v, want %q", idx, n, ok, want)
+		}
+	}
+	if _, ok := c.Interface(src, 57); ok {
+		t.Error("ifIndex 57, not named, has a name")
+	}
+	if _, ok := c.Interface(other, 54); ok {
+		t.Error("another exporter sees the names")
+	}
+}

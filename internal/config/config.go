@@ -93,6 +93,12 @@ type Serve struct {
 	// a ClickHouse server's HTTP interface (port 8123, database flowlog by
 	// default). The control state stays in the data dir either way.
 	Store string `yaml:"store"`
+	// MMDB are GeoIP/ASN databases (MaxMind GeoLite2 Country/City/ASN,
+	// DB-IP lite, IPinfo) that fill records' country and AS fields at
+	// ingest; MMDBReload is how often they are checked for a change
+	// (0: 30s).
+	MMDB       []string      `yaml:"mmdb"`
+	MMDBReload time.Duration `yaml:"mmdb_reload"`
 }
 
 // LoadServe merges flags over the environment (getenv) over the file (if
@@ -115,7 +121,8 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 		SFlowListen: getenv("FLOWLOG_SFLOW_LISTEN"), MetricsToken: getenv("FLOWLOG_METRICS_TOKEN"),
 		NetflowV9FlowCount: getenv("FLOWLOG_NETFLOW_V9_FLOW_COUNT") == "true", PcapDir: getenv("FLOWLOG_PCAP_DIR"),
 		FileDir: getenv("FLOWLOG_FILE_DIR"),
-		TLSCert: getenv("FLOWLOG_TLS_CERT"), TLSKey: getenv("FLOWLOG_TLS_KEY"), Store: getenv("FLOWLOG_STORE")}
+		TLSCert: getenv("FLOWLOG_TLS_CERT"), TLSKey: getenv("FLOWLOG_TLS_KEY"), Store: getenv("FLOWLOG_STORE"),
+		MMDB: SplitList(getenv("FLOWLOG_MMDB"))}
 	if err := env.numbersFromEnv(getenv); err != nil {
 		return cfg, err
 	}
@@ -141,6 +148,17 @@ func LoadServe(path string, getenv func(string) string, flags Serve) (Serve, err
 		cfg.SFlowListen = DefaultSFlowListen
 	}
 	return cfg, cfg.validate()
+}
+
+// SplitList splits a comma-separated list, dropping empty items.
+func SplitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 func (c *Serve) merge(o Serve) {
@@ -187,6 +205,12 @@ func (c *Serve) merge(o Serve) {
 	if o.Store != "" {
 		c.Store = o.Store
 	}
+	if len(o.MMDB) > 0 {
+		c.MMDB = o.MMDB
+	}
+	if o.MMDBReload != 0 {
+		c.MMDBReload = o.MMDBReload
+	}
 	for dst, v := range map[*int]int{&c.ReplayPerAccount: o.ReplayPerAccount, &c.SpoolMaxMB: o.SpoolMaxMB,
 		&c.DiskReserveMB: o.DiskReserveMB, &c.IngestMemoryMB: o.IngestMemoryMB, &c.StoreThreads: o.StoreThreads} {
 		if v != 0 {
@@ -206,6 +230,9 @@ func (c *Serve) validate() error {
 	}
 	if c.FlowLogQuota < 1 {
 		return fmt.Errorf("flow_log_quota: must be at least 1, got %d", c.FlowLogQuota)
+	}
+	if c.MMDBReload < 0 {
+		return errors.New("mmdb_reload: must not be negative")
 	}
 	if c.QueryTimeout < 0 || c.QueryConcurrency < 0 {
 		return fmt.Errorf("query_timeout and query_concurrency: must not be negative")

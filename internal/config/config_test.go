@@ -3,6 +3,7 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -18,15 +19,25 @@ func writeFile(t *testing.T, body string) string {
 
 func TestPrecedence(t *testing.T) {
 	file := writeFile(t, "listen: 127.0.0.1:1\ndata_dir: /from-file\nflow_log_quota: 5\nlog_level: debug\n"+
-		"netflow_listen: 127.0.0.1:2\nsflow_listen: 127.0.0.1:3\n")
-	env := map[string]string{"FLOWLOG_DATA_DIR": "/from-env", "FLOWLOG_FLOW_LOG_QUOTA": "7", "FLOWLOG_SFLOW_LISTEN": "off"}
+		"netflow_listen: 127.0.0.1:2\nsflow_listen: 127.0.0.1:3\nmmdb: [/f/country.mmdb, /f/asn.mmdb]\nmmdb_reload: 5m\n")
+	env := map[string]string{"FLOWLOG_DATA_DIR": "/from-env", "FLOWLOG_FLOW_LOG_QUOTA": "7", "FLOWLOG_SFLOW_LISTEN": "off",
+		"FLOWLOG_MMDB": "/e/city.mmdb, /e/asn.mmdb"}
 	cfg, err := LoadServe(file, func(k string) string { return env[k] }, Serve{FlowLogQuota: 9})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := Serve{Listen: "127.0.0.1:1", DataDir: "/from-env", FlowLogQuota: 9, LogLevel: "debug",
-		NetflowListen: "127.0.0.1:2", SFlowListen: Off}
-	if cfg != want {
+		NetflowListen: "127.0.0.1:2", SFlowListen: Off, MMDB: []string{"/e/city.mmdb", "/e/asn.mmdb"}, MMDBReload: 5 * time.Minute}
+	if !reflect.DeepEqual(cfg, want) {
+		t.Fatalf("got %+v, want %+v", cfg, want)
+	}
+	// A flag's list replaces the others.
+	cfg, _ = LoadServe(file, func(k string) string { return env[k] }, Serve{MMDB: []string{"/flag.mmdb"}})
+	if !reflect.DeepEqual(cfg.MMDB, []string{"/flag.mmdb"}) {
+		t.Fatalf("mmdb from the flag: %v", cfg.MMDB)
+	}
+	cfg, _ = LoadServe(file, func(string) string { return "" }, Serve{})
+	if !reflect.DeepEqual(cfg.MMDB, []string{"/f/country.mmdb", "/f/asn.mmdb"}) {
 		t.Fatalf("got %+v, want %+v", cfg, want)
 	}
 }
@@ -54,6 +65,8 @@ func TestBrokenConfigs(t *testing.T) {
 		{"listne: x\n", "", "field listne not found"},
 		{"listen: nowhere\n", "", `listen: "nowhere" is not HOST:PORT`},
 		{"flow_log_quota: -1\n", "", "flow_log_quota: must be at least 1"},
+		{"mmdb: /one/file.mmdb\n", "", "cannot unmarshal"},
+		{"mmdb_reload: -1s\n", "", "mmdb_reload: must not be negative"},
 		{"log_level: loud\n", "", `log_level: "loud"`},
 		{"sflow_listen: 6343\n", "", `sflow_listen: "6343" is not HOST:PORT or off`},
 		{"", "abc", `FLOWLOG_FLOW_LOG_QUOTA: "abc" is not an integer`},

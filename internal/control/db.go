@@ -133,6 +133,7 @@ var addedColumns = []struct{ table, column, def string }{
 	{"gateways", "agent", "TEXT NOT NULL DEFAULT ''"},       // the agent running it; "" for the server
 	// output type file: its settings, as JSON
 	{"flow_logs", "file_output", "TEXT NOT NULL DEFAULT ''"},
+	{"gateways", "snmp", "TEXT NOT NULL DEFAULT ''"}, // exporters: SNMP settings (JSON); "" for none
 	// exporter: 1:N applied when the router announces no rate; 0 for none
 	{"gateways", "sampling_interval", "INTEGER NOT NULL DEFAULT 0"},
 }

@@ -227,7 +227,7 @@ func desiredGateways(ctx context.Context, q querier, fences map[string]Fence) (m
 	for _, g := range gws {
 		out[g.ID] = desired.Gateway{ID: g.ID, AccountID: g.AccountID, Kind: g.Kind, PcapPath: g.PcapPath,
 			PcapPace: g.PcapPace, PcapFenced: !fences[g.AccountID].all, Exporter: g.Exporter, Plane: g.Agent,
-			SamplingInterval: g.SamplingInterval, Attachments: []desired.Attachment{}}
+			Attachments: []desired.Attachment{}, SNMP: g.snmp, SamplingInterval: g.SamplingInterval}
 	}
 	for _, a := range atts {
 		if g, ok := out[a.GatewayID]; ok {

@@ -16,6 +16,7 @@ var (
 	ErrQuota     = errors.New("quota exceeded")      // the account is at its limit
 	ErrForbidden = errors.New("operation forbidden") // the caller may not do this
 	ErrLastKey   = errors.New("last enabled key")    // would lock the account out
+	ErrUpstream  = errors.New("upstream failure")    // a router (SNMP) did not answer as asked
 	// ErrDeleting is the ErrBusy of a flow log being deleted: dialects that
 	// show no deleting state (Alibaba) report it as not found.
 	ErrDeleting = fmt.Errorf("%w: being deleted", ErrBusy)

@@ -3,10 +3,15 @@ package control
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"unicode/utf8"
+
+	"flowlog/internal/desired"
+	"flowlog/internal/snmp"
 )
 
 // GatewayInput is a gateway to create or the fields to change (nil: unchanged).
@@ -18,6 +23,8 @@ type GatewayInput struct {
 	PcapPace    *string
 	Exporter    *string
 	Agent       *string // "" runs it inside the server
+	// SNMP replaces the exporter's SNMP settings; all zero removes them.
+	SNMP *desired.SNMP
 	// SamplingInterval (exporter): 1:N for records whose router announces
 	// no rate; 0 clears it.
 	SamplingInterval *int
@@ -71,6 +78,11 @@ func applyGateway(g *Gateway, in GatewayInput, create bool) error {
 	set(&g.PcapPace, in.PcapPace)
 	set(&g.Exporter, in.Exporter)
 	set(&g.Agent, in.Agent)
+	if in.SNMP != nil {
+		if err := applySNMP(g, *in.SNMP); err != nil {
+			return err
+		}
+	}
 	set(&g.SamplingInterval, in.SamplingInterval)
 	if err := checkRange("sampling_interval", in.SamplingInterval, 0, 1<<24); err != nil {
 		return err
@@ -102,13 +114,54 @@ func applyGateway(g *Gateway, in GatewayInput, create bool) error {
 			return illegal("exporter_addr", "not an IPv4 or IPv6 address")
 		}
 		g.Exporter = a.Unmap().String() // the form the collector routes by
+		if g.snmp != nil {
+			if err := snmp.TargetOf(a, *g.snmp).Check(); err != nil {
+				return illegal("snmp", "%s", strings.TrimPrefix(err.Error(), snmp.ErrTarget.Error()+": "))
+			}
+		}
 	default:
 		return illegal("kind", "must be capture, pcap or exporter")
 	}
 	if g.Kind != KindPcap {
 		g.PcapPace = ""
 	}
+	if g.Kind != KindExporter && g.snmp != nil {
+		return illegal("snmp", "only exporter gateways are polled by SNMP")
+	}
 	return nil
+}
+
+// applySNMP sets (or, all zero, removes) a gateway's SNMP settings, in
+// their canonical form; applyGateway checks them against the exporter.
+func applySNMP(g *Gateway, c desired.SNMP) error {
+	if c == (desired.SNMP{}) {
+		g.setSNMP(nil)
+		return nil
+	}
+	if c.Version == "" {
+		c.Version = "2c"
+	}
+	if c.Port == 0 {
+		c.Port = 161
+	}
+	c.AuthProtocol, c.PrivProtocol = strings.ToUpper(c.AuthProtocol), strings.ToUpper(c.PrivProtocol)
+	if c.Version == "2c" && (c.User != "" || c.AuthPassword != "" || c.PrivPassword != "") {
+		return illegal("snmp", "v2c takes a community, not a user or passwords")
+	}
+	if c.Version == "3" && c.Community != "" {
+		return illegal("snmp", "v3 takes a user, not a community")
+	}
+	g.setSNMP(&c)
+	return nil
+}
+
+// snmpColumn is how a gateway's SNMP settings are stored: JSON, "" for none.
+func snmpColumn(c *desired.SNMP) string {
+	if c == nil {
+		return ""
+	}
+	b, _ := json.Marshal(c)
+	return string(b)
 }
 
 // CreateGateway adds a gateway to account.
@@ -123,10 +176,10 @@ func (s *Service) CreateGateway(ctx context.Context, account string, in GatewayI
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO gateways (id, account_id, name, description, kind,
-			pcap_path, pcap_pace, exporter, agent, created_at, updated_at, sampling_interval)
-			VALUES (?,?,?,?,?,?,?,?,?,?,?,?)`,
+			pcap_path, pcap_pace, exporter, agent, snmp, created_at, updated_at, sampling_interval)
+			VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)`,
 			g.ID, g.AccountID, g.Name, g.Description, g.Kind, g.PcapPath, g.PcapPace, g.Exporter, g.Agent,
-			unixNano(g.CreatedAt), unixNano(g.UpdatedAt), g.SamplingInterval)
+			snmpColumn(g.snmp), unixNano(g.CreatedAt), unixNano(g.UpdatedAt), g.SamplingInterval)
 		return err
 	})
 	return g, err
@@ -190,15 +243,23 @@ func claimExporter(ctx context.Context, q querier, g *Gateway) error {
 	return e
 }
 
-const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, agent, created_at,
+const gatewayCols = `id, account_id, name, description, kind, pcap_path, pcap_pace, exporter, agent, snmp, created_at,
 	updated_at, sampling_interval`
 
 func scanGateway(row scanner) (Gateway, error) {
 	var g Gateway
 	var c, u int64
+	var snmpJSON string
 	err := row.Scan(&g.ID, &g.AccountID, &g.Name, &g.Description, &g.Kind, &g.PcapPath, &g.PcapPace,
-		&g.Exporter, &g.Agent, &c, &u, &g.SamplingInterval)
+		&g.Exporter, &g.Agent, &snmpJSON, &c, &u, &g.SamplingInterval)
 	g.CreatedAt, g.UpdatedAt = fromNano(c), fromNano(u)
+	if err == nil && snmpJSON != "" {
+		var s desired.SNMP
+		if err = json.Unmarshal([]byte(snmpJSON), &s); err != nil {
+			err = fmt.Errorf("gateway %s: snmp settings: %w", g.ID, err)
+		}
+		g.setSNMP(&s)
+	}
 	return g, err
 }
 
@@ -248,8 +309,9 @@ func (s *Service) UpdateGateway(ctx context.Context, account, id string, in Gate
 			}
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE gateways SET name=?, description=?, pcap_path=?, pcap_pace=?,
-			exporter=?, agent=?, updated_at=?, sampling_interval=? WHERE id=?`, g.Name, g.Description, g.PcapPath,
-			g.PcapPace, g.Exporter, g.Agent, unixNano(g.UpdatedAt), g.SamplingInterval, g.ID)
+			exporter=?, agent=?, snmp=?, updated_at=?, sampling_interval=? WHERE id=?`, g.Name, g.Description,
+			g.PcapPath, g.PcapPace, g.Exporter, g.Agent, snmpColumn(g.snmp), unixNano(g.UpdatedAt), g.SamplingInterval,
+			g.ID)
 		return err
 	})
 	return g, err

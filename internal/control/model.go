@@ -87,11 +87,35 @@ type Gateway struct {
 	PcapPace    string `json:"pcap_pace,omitempty"`     // pcap: "realtime" or "fast"
 	Exporter    string `json:"exporter_addr,omitempty"` // exporter: its source address
 	Agent       string `json:"agent"`                   // the agent running it; "" for the server
+	// SNMPConfigured and SNMP say whether and how the exporter is polled
+	// for its interfaces, without the secrets, which only snmp holds:
+	// unexported, it never reaches a response or a log.
+	SNMPConfigured bool      `json:"snmp_configured"`
+	SNMP           *SNMPView `json:"snmp,omitempty"`
+	snmp           *desired.SNMP
 	// exporter: the 1:N sampling of records whose router announces no
 	// rate (an announced rate wins); 0 for none: they are taken as unsampled.
 	SamplingInterval int       `json:"sampling_interval,omitempty"`
 	CreatedAt        time.Time `json:"created_at"`
 	UpdatedAt        time.Time `json:"updated_at"`
+}
+
+// SNMPView is what a gateway shows of its SNMP settings: all but secrets.
+type SNMPView struct {
+	Version      string `json:"version"`
+	Port         int    `json:"port"`
+	User         string `json:"user,omitempty"`
+	AuthProtocol string `json:"auth_protocol,omitempty"`
+	PrivProtocol string `json:"priv_protocol,omitempty"`
+}
+
+// setSNMP sets a gateway's SNMP settings and their view.
+func (g *Gateway) setSNMP(c *desired.SNMP) {
+	g.snmp, g.SNMPConfigured, g.SNMP = c, c != nil, nil
+	if c != nil {
+		g.SNMP = &SNMPView{Version: c.Version, Port: c.Port, User: c.User, AuthProtocol: c.AuthProtocol,
+			PrivProtocol: c.PrivProtocol}
+	}
 }
 
 // Attachment is one interface (or ifIndex, for exporters) of a gateway.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"flowlog/internal/desired"
+	"flowlog/internal/enrich"
 	"flowlog/internal/export"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
@@ -20,7 +21,9 @@ type flowRun struct {
 	fl    desired.FlowLog // as applied
 	units map[unitKey]*unit
 	tot   *flowTotals
-	out   atomic.Pointer[outputs]
+	// enrich fills the fields the store has and flows lack (nil: none).
+	enrich *enrich.Enricher
+	out    atomic.Pointer[outputs]
 	// outMu keeps outputs from closing while records are written to them:
 	// deliver holds it shared, swap exclusively.
 	outMu sync.RWMutex
@@ -45,6 +48,7 @@ func (f *flowRun) deliver(recs []flow.Record) {
 	defer f.outMu.RUnlock()
 	o := f.out.Load()
 	if o.sls != nil {
+		f.enrich.Enrich(recs)
 		f.tot.sls.add(recs)
 		o.sls.Write(context.Background(), recs) // a live source never waits
 	}

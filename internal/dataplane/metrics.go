@@ -171,6 +171,21 @@ var (
 		"Datagrams from sources that no running exporter gateway claims, ignored.", nil, nil)
 	descRefusedDgrams = prometheus.NewDesc("flowlog_collector_refused_datagrams_total",
 		"Datagrams from claimed sources ignored because the collector's exporter table was full.", nil, nil)
+	descSNMPInterfaces = prometheus.NewDesc("flowlog_snmp_interfaces",
+		"Interfaces in an exporter's last good SNMP poll.", []string{"exporter"}, nil)
+	descSNMPFailures = prometheus.NewDesc("flowlog_snmp_poll_failures",
+		"SNMP polls of an exporter that failed in a row; above 0 it is left alone until a back-off ends.",
+		[]string{"exporter"}, nil)
+	descSNMPPolled = prometheus.NewDesc("flowlog_snmp_last_success_timestamp_seconds",
+		"When an exporter last answered an SNMP poll (Unix seconds; 0: never).", []string{"exporter"}, nil)
+	descEnrichLookups = prometheus.NewDesc("flowlog_enrich_lookups_total",
+		"Public addresses of records looked up in the GeoIP/ASN databases.", nil, nil)
+	descEnrichMisses = prometheus.NewDesc("flowlog_enrich_misses_total",
+		"Addresses looked up that no GeoIP/ASN database knew.", nil, nil)
+	descEnrichReloads = prometheus.NewDesc("flowlog_enrich_reloads_total",
+		"GeoIP/ASN database files loaded again after they changed.", nil, nil)
+	descEnrichReloadErrors = prometheus.NewDesc("flowlog_enrich_reload_errors_total",
+		"Changed GeoIP/ASN database files that could not be read or loaded; the database loaded before stays.", nil, nil)
 	descShareErrors = prometheus.NewDesc("flowlog_collector_template_share_failures_total",
 		"Failed (and retried) shares of learned templates with the control plane.", nil, nil)
 )
@@ -180,7 +195,9 @@ func (p *Plane) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descRecords, descBytes, descDropped, descMeterPackets,
 		descMeterFlows, descMeterEvicted, descKernelPackets, descKernelDrops, descQueue, descSpoolBytes, descCommitted,
 		descFailures, descExpPackets, descExpRecords, descExpErrors, descExpLost, descExpNoTemplate, descExpRefusedTpl,
-		descExpHeld, descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams, descShareErrors} {
+		descExpHeld, descExpClamped, descUnrouted, descUnclaimed, descRefusedDgrams, descShareErrors,
+		descSNMPInterfaces, descSNMPFailures, descSNMPPolled,
+		descEnrichLookups, descEnrichMisses, descEnrichReloads, descEnrichReloadErrors} {
 		ch <- d
 	}
 }
@@ -208,6 +225,28 @@ func (p *Plane) Collect(ch chan<- prometheus.Metric) {
 	}
 	if p.collector != nil {
 		p.collectExporters(ch)
+	}
+	p.collectPollers(ch)
+	if e := p.cfg.Enricher; e != nil {
+		st := e.Stats()
+		counter(ch, descEnrichLookups, st.Lookups)
+		counter(ch, descEnrichMisses, st.Misses)
+		counter(ch, descEnrichReloads, st.Reloads)
+		counter(ch, descEnrichReloadErrors, st.ReloadErrors)
+	}
+}
+
+// collectPollers reports the SNMP pollers of exporters.
+func (p *Plane) collectPollers(ch chan<- prometheus.Metric) {
+	for _, poller := range p.pollers.All() {
+		a, st := poller.Target().Addr.String(), poller.Status()
+		var polled float64
+		if !st.PolledAt.IsZero() {
+			polled = float64(st.PolledAt.UnixMilli()) / 1000
+		}
+		ch <- prometheus.MustNewConstMetric(descSNMPInterfaces, prometheus.GaugeValue, float64(st.Interfaces), a)
+		ch <- prometheus.MustNewConstMetric(descSNMPFailures, prometheus.GaugeValue, float64(st.Failures), a)
+		ch <- prometheus.MustNewConstMetric(descSNMPPolled, prometheus.GaugeValue, polled, a)
 	}
 }
 

@@ -16,9 +16,11 @@ import (
 
 	"flowlog/internal/collect"
 	"flowlog/internal/desired"
+	"flowlog/internal/enrich"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
 	"flowlog/internal/netflow"
+	"flowlog/internal/snmp"
 	"flowlog/internal/spool"
 	"flowlog/internal/store"
 )
@@ -60,8 +62,15 @@ type Config struct {
 	// Retry is how often what failed (an interface that went away, a
 	// report or a snapshot the control plane refused) is tried again;
 	// default 2 s.
-	Retry  time.Duration
-	Logger *slog.Logger
+	Retry time.Duration
+	// SNMP tunes the polling of exporters' interfaces (exporter gateways
+	// with SNMP settings); zero fields take snmp's defaults.
+	SNMP snmp.Config
+	// Enricher fills the GeoIP, ASN and interface fields of the records
+	// that go to log streams; nil: interface fields only (from SNMP and
+	// options data).
+	Enricher *enrich.Enricher
+	Logger   *slog.Logger
 }
 
 // Plane is the running data plane.
@@ -70,6 +79,7 @@ type Plane struct {
 	log       *slog.Logger
 	collector *collect.Collector
 	routes    routeTable
+	pollers   snmp.Set // exporters' interface tables, by exporter address
 
 	// Owned by the Run goroutine.
 	state      desired.State                        // as last applied
@@ -112,6 +122,9 @@ func New(cfg Config) (*Plane, error) {
 	p.routes.set(nil)
 	p.snap.Store(&snapshot{})
 	p.shared.Store(&sharedTemplates{})
+	if err := p.enrichInterfaces(); err != nil {
+		return nil, err
+	}
 	if cfg.NetflowListen != "" || cfg.SFlowListen != "" {
 		// Only the exporters of running flow logs get decoding state, so
 		// that spoofed sources cannot take it from them.
@@ -211,6 +224,7 @@ func (p *Plane) sync(ctx context.Context) {
 // apply makes what runs match p.state and reports it.
 func (p *Plane) apply(ctx context.Context) {
 	p.tried = time.Now()
+	p.pollInterfaces()
 	p.reconcile(ctx)
 	p.closeIdleStreams(ctx)
 	p.snap.Store(p.snapshot())
@@ -301,6 +315,7 @@ func (p *Plane) shutdown() {
 	if p.collector != nil {
 		p.collector.Close()
 	}
+	p.pollers.Stop()
 	for id, f := range p.flows {
 		p.stopFlow(id, f)
 	}

@@ -43,7 +43,7 @@ func (p *Plane) applyFlow(ctx context.Context, d *want) string {
 		if err != nil {
 			return err.Error()
 		}
-		f = &flowRun{fl: d.fl, units: map[unitKey]*unit{}, tot: p.totals.of(d.fl.ID)}
+		f = &flowRun{fl: d.fl, units: map[unitKey]*unit{}, tot: p.totals.of(d.fl.ID), enrich: p.cfg.Enricher}
 		f.out.Store(o)
 		p.flows[d.fl.ID] = f
 		p.log.Info("flow log started", "flow_log", d.fl.ID, "output", d.fl.OutputType)

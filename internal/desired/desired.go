@@ -124,12 +124,28 @@ type Gateway struct {
 	PcapPace string `json:"pcap_pace,omitempty"`
 	// PcapFenced: the file must lie inside the data plane's pcap
 	// directory (the account is not the operator's).
-	PcapFenced bool   `json:"pcap_fenced,omitempty"`
-	Exporter   string `json:"exporter_addr,omitempty"`
+	PcapFenced  bool         `json:"pcap_fenced,omitempty"`
+	Exporter    string       `json:"exporter_addr,omitempty"`
+	Attachments []Attachment `json:"attachments"`
+	// SNMP, for exporters, is how to ask the router for its interfaces'
+	// names and speeds; nil: not asked.
+	SNMP *SNMP `json:"snmp,omitempty"`
 	// SamplingInterval (exporter): 1:N for records whose router
 	// announces no rate; 0 for none.
-	SamplingInterval int          `json:"sampling_interval,omitempty"`
-	Attachments      []Attachment `json:"attachments"`
+	SamplingInterval int `json:"sampling_interval,omitempty"`
+}
+
+// SNMP is how a data plane polls an exporter (at its exporter address) for
+// its interfaces. It carries secrets: it reaches data planes only.
+type SNMP struct {
+	Version      string `json:"version"`        // "2c" or "3"
+	Port         int    `json:"port,omitempty"` // default 161
+	Community    string `json:"community,omitempty"`
+	User         string `json:"user,omitempty"`
+	AuthProtocol string `json:"auth_protocol,omitempty"`
+	AuthPassword string `json:"auth_password,omitempty"`
+	PrivProtocol string `json:"priv_protocol,omitempty"`
+	PrivPassword string `json:"priv_password,omitempty"`
 }
 
 // Attachment is one interface (or ifIndex, for exporters) of a gateway.

@@ -76,6 +76,19 @@ var Fields = []Field{
 			return nil
 		}},
 	uintField("sampling_interval", func(r *Record) *uint32 { return &r.SamplingInterval }),
+	// Added in record version 6; stores add them to older tables.
+	uintField("in_if_index", func(r *Record) *uint32 { return &r.InputIfIndex }),
+	uintField("out_if_index", func(r *Record) *uint32 { return &r.OutputIfIndex }),
+	strField("in_if_name", func(r *Record) *string { return &r.InIfName }),
+	strField("out_if_name", func(r *Record) *string { return &r.OutIfName }),
+	uintField("in_if_speed", func(r *Record) *uint64 { return &r.InIfSpeed }),
+	uintField("out_if_speed", func(r *Record) *uint64 { return &r.OutIfSpeed }),
+	strField("src_country", func(r *Record) *string { return &r.SrcCountry }),
+	strField("dst_country", func(r *Record) *string { return &r.DstCountry }),
+	uintField("src_as", func(r *Record) *uint32 { return &r.SrcAS }),
+	uintField("dst_as", func(r *Record) *uint32 { return &r.DstAS }),
+	strField("src_as_name", func(r *Record) *string { return &r.SrcASName }),
+	strField("dst_as_name", func(r *Record) *string { return &r.DstASName }),
 }
 
 var fieldIndex = func() map[string]int {

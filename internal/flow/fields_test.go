@@ -14,6 +14,8 @@ func TestRecordJSONRoundTrip(t *testing.T) {
 		Start: 1700000000123, End: 1700000001456, Action: ActionAccept, LogStatus: StatusOK,
 		TCPFlags: 0x1b, FlowDirection: Egress, IPVersion: 4, VLANID: 100, TOS: 0xb8,
 		ICMPType: 3, ICMPCode: 1, EndReason: EndLackOfResources, SamplingInterval: 100,
+		InputIfIndex: 7, OutputIfIndex: 1 << 31, InIfName: "xe-0/0/1", OutIfName: "ae0", InIfSpeed: 100e9, OutIfSpeed: 1e9,
+		SrcCountry: "DE", DstCountry: "US", SrcAS: 3320, DstAS: 4200000000, SrcASName: "Deutsche Telekom AG", DstASName: "é",
 	}
 	b, err := json.Marshal(&in)
 	if err != nil {

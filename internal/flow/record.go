@@ -87,7 +87,7 @@ const (
 )
 
 // RecordVersion is the version of the record layout flowlog writes.
-const RecordVersion = 5
+const RecordVersion = 6
 
 // Record is one unidirectional flow (or a delta of one, after an active
 // timeout). Counters are 64-bit; times are Unix milliseconds. Packets and
@@ -128,11 +128,28 @@ type Record struct {
 	// not yet scaled, read as 1).
 	SamplingInterval uint32
 
-	// Observation point, used to attribute collected records to gateways
-	// and attachments. Not part of the stored record layout.
+	// Observation point: the exporter attributes collected records to
+	// gateways and attachments (not stored); the ifIndexes are stored.
 	ExporterAddr  netip.Addr
 	InputIfIndex  uint32
 	OutputIfIndex uint32
+
+	// Filled at ingest from the exporter's interfaces (SNMP): names and
+	// speeds in bits/s; empty and 0 when unknown.
+	InIfName   string
+	OutIfName  string
+	InIfSpeed  uint64
+	OutIfSpeed uint64
+
+	// Filled at ingest from GeoIP/ASN databases: ISO 3166 alpha-2 country
+	// codes, AS numbers and names; empty and 0 for private or unknown
+	// addresses.
+	SrcCountry string
+	DstCountry string
+	SrcAS      uint32
+	DstAS      uint32
+	SrcASName  string
+	DstASName  string
 }
 
 // Key is the 5-tuple that identifies a unidirectional flow (for ICMP, the

@@ -1,10 +1,12 @@
 package netflow
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"flowlog/internal/flow"
@@ -56,6 +58,7 @@ type Session struct {
 
 	lastKey    domainKey // the domain of the previous packet, usually the next one's too
 	lastDomain *domain
+	ifChanges  uint64 // changes of interface names, for snapshots
 }
 
 // Result describes what Decode did with one packet.
@@ -80,12 +83,38 @@ type domain struct {
 	samplers map[uint64]uint32 // sampler/selector id → 1:N
 	rate     uint32            // rate announced without a sampler id
 	sysInit  int64             // systemInitTimeMilliseconds from options data
+	ifNames  map[uint32]IfName // ifIndex → what options data named it
+	changes  *uint64           // the session's count of interface name changes
 	seqOK    bool
 	nextSeq  uint32
 }
 
 // maxSamplers bounds the sampler ids remembered per domain.
 const maxSamplers = 256
+
+// maxIfNames bounds the interfaces named per domain, and maxIfText the
+// length of a name or description kept.
+const (
+	maxIfNames = 4096
+	maxIfText  = 255
+)
+
+// IfName is what an exporter's options data says of one of its interfaces
+// (interfaceName 82 and interfaceDescription 83, keyed by the ingress or
+// egress interface in the scope or the record).
+type IfName struct {
+	Name        string
+	Description string
+}
+
+// Label is the interface's name, else its description: Cisco's v9 sends
+// the full interface name as IF_DESC alone.
+func (n IfName) Label() string {
+	if n.Name != "" {
+		return n.Name
+	}
+	return n.Description
+}
 
 // header is what records need from their packet's header.
 type header struct {
@@ -165,7 +194,7 @@ func (s *Session) domain(k domainKey) (*domain, error) {
 		if len(s.domains) >= s.cfg.MaxDomains {
 			return nil, fmt.Errorf("%w: %d observation domains", ErrLimit, len(s.domains))
 		}
-		d = &domain{plans: make(map[uint16]*plan), samplers: make(map[uint64]uint32)}
+		d = &domain{plans: make(map[uint16]*plan), samplers: make(map[uint64]uint32), changes: &s.ifChanges}
 		s.domains[k] = d
 	}
 	s.lastKey, s.lastDomain = k, d
@@ -561,7 +590,7 @@ func (d *domain) data(p *plan, b []byte, h header, out []flow.Record) ([]flow.Re
 			}
 			b = b[n:]
 			records++
-			d.options(&x)
+			d.options(&x, &r)
 		}
 		return out, records, nil
 	}
@@ -581,10 +610,14 @@ func (d *domain) data(p *plan, b []byte, h header, out []flow.Record) ([]flow.Re
 	return out, records, nil
 }
 
-// options takes sampling rates and the system init time from options data.
-func (d *domain) options(x *raw) {
+// options takes sampling rates, the system init time and interface names
+// from options data.
+func (d *domain) options(x *raw, r *flow.Record) {
 	if x.sysInit != 0 {
 		d.sysInit = x.sysInit
+	}
+	if x.ifName != nil || x.ifDesc != nil {
+		d.ifName(x, r)
 	}
 	rate := x.samplingRate()
 	if rate == 0 {
@@ -597,6 +630,39 @@ func (d *domain) options(x *raw) {
 	if _, ok := d.samplers[x.samplerID]; ok || len(d.samplers) < maxSamplers {
 		d.samplers[x.samplerID] = rate
 	}
+}
+
+// ifName keeps the name and description an options record gives its
+// interface (ingress, else egress).
+func (d *domain) ifName(x *raw, r *flow.Record) {
+	idx := r.InputIfIndex
+	if idx == 0 {
+		idx = r.OutputIfIndex
+	}
+	if idx == 0 {
+		return
+	}
+	n := IfName{Name: ifText(x.ifName), Description: ifText(x.ifDesc)}
+	if old, ok := d.ifNames[idx]; ok && old == n || !ok && len(d.ifNames) >= maxIfNames {
+		return
+	}
+	if d.ifNames == nil {
+		d.ifNames = make(map[uint32]IfName)
+	}
+	d.ifNames[idx] = n
+	*d.changes++
+}
+
+// ifText turns a string field into a name: fixed-length fields are padded
+// with NULs, and an exporter's text is bounded.
+func ifText(b []byte) string {
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	if len(b) > maxIfText {
+		b = b[:maxIfText]
+	}
+	return strings.ToValidUTF8(string(b), "")
 }
 
 // finish resolves a record's times and sampling rate.
@@ -658,6 +724,23 @@ func (h *header) upToMs(up uint32, sysInit int64) int64 {
 	}
 	return h.exportMs - int64(int32(h.sysUp-up))
 }
+
+// Interfaces returns the interface names the exporter's options data gave,
+// by ifIndex, over all its observation domains (ifIndexes are the
+// device's), as a new map.
+func (s *Session) Interfaces() map[uint32]IfName {
+	m := map[uint32]IfName{}
+	for _, d := range s.domains {
+		for idx, n := range d.ifNames {
+			m[idx] = n
+		}
+	}
+	return m
+}
+
+// InterfaceChanges counts the changes of interface names, so that a caller
+// keeping a copy of Interfaces takes a new one only when it moved.
+func (s *Session) InterfaceChanges() uint64 { return s.ifChanges }
 
 // TemplateCount is the number of templates (options templates included)
 // the session holds.

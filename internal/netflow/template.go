@@ -22,6 +22,8 @@ const (
 	ieDstPort           = 11
 	ieDstIPv4           = 12
 	ieEgressIf          = 14
+	ieIfName            = 82 // interfaceName, in options data
+	ieIfDesc            = 83 // interfaceDescription, in options data
 	ieEndSysUp          = 21
 	ieStartSysUp        = 22
 	ieSrcIPv6           = 27
@@ -117,7 +119,31 @@ const (
 	tSamplerID
 	tPktInterval // 305: packets selected
 	tPktSpace    // 306: packets skipped
+	tIfName      // options data: 82, any length
+	tIfDesc      // options data: 83, any length
 )
+
+// v9ScopeInterface is the v9 options scope type whose value is an ifIndex
+// (RFC 3954 §6.1; v9 scope types are not information elements).
+const v9ScopeInterface = 2
+
+// optionsTarget maps the fields that only options records use, which
+// targetOf does not take: interface names and descriptions (strings of any
+// length) and the v9 interface scope.
+func optionsTarget(f Field, version int, scope bool) target {
+	switch {
+	case f.PEN != 0 || f.Len == 0:
+	case scope && version == V9:
+		if f.ID == v9ScopeInterface && f.Len <= 8 {
+			return tIn
+		}
+	case f.ID == ieIfName:
+		return tIfName
+	case f.ID == ieIfDesc:
+		return tIfDesc
+	}
+	return tSkip
+}
 
 // targetOf maps an IANA element and length to a target. Elements with a
 // length the record cannot hold are skipped.
@@ -227,7 +253,8 @@ const maxFields = 512
 
 // compile checks a template and builds its decoding plan. In v9 the scope
 // fields of an options template have their own numbering (system, interface,
-// …) and are not information elements, so they are skipped.
+// …) and are not information elements, so they are skipped, but for the
+// interface scope, which keys interface names.
 func compile(t Template, version int) (*plan, error) {
 	if t.ID < 256 {
 		return nil, fmt.Errorf("%w: id %d below 256", ErrTemplate, t.ID)
@@ -247,8 +274,10 @@ func compile(t Template, version int) (*plan, error) {
 	off := 0
 	for i, f := range t.Fields {
 		o := op{t: targetOf(f), len: f.Len, off: uint16(off)}
-		if version == V9 && i < t.ScopeCount {
-			o.t = tSkip
+		if scope := i < t.ScopeCount; p.options {
+			if ot := optionsTarget(f, version, scope); ot != tSkip || version == V9 && scope {
+				o.t = ot
+			}
 		}
 		if f.Len == varLen {
 			p.minLen++
@@ -286,6 +315,7 @@ type raw struct {
 	samplerID        uint64
 	pktInt, pktSpace uint64
 	hasSampler       bool
+	ifName, ifDesc   []byte // options data only; they point into the packet
 }
 
 // record decodes one record into r and x and returns its length, or -1 if
@@ -410,6 +440,10 @@ func (p *plan) record(b []byte, r *flow.Record, x *raw) int {
 			x.pktInt = beUint(v)
 		case tPktSpace:
 			x.pktSpace = beUint(v)
+		case tIfName:
+			x.ifName = v
+		case tIfDesc:
+			x.ifDesc = v
 		}
 	}
 	if fixed {

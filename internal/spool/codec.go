@@ -11,6 +11,11 @@ import (
 // Records are encoded field by field in a fixed order. A text field equal
 // to the previous record's in the same frame is written as one zero byte:
 // the records of one flow log repeat their ids.
+//
+// The first byte is the record version with extBit set: the record goes on
+// with the fields of layout 6 (interfaces, GeoIP, ASN). Spools written
+// before have records without it, which decode with those fields empty.
+const extBit = 0x80
 
 var errCorrupt = errors.New("spool: corrupt record")
 
@@ -19,7 +24,7 @@ func appendRecords(buf []byte, recs []flow.Record) []byte {
 	prev := &flow.Record{}
 	for i := range recs {
 		r := &recs[i]
-		buf = append(buf, r.Version, r.Protocol, uint8(r.FlowDirection), r.IPVersion, r.TOS,
+		buf = append(buf, r.Version|extBit, r.Protocol, uint8(r.FlowDirection), r.IPVersion, r.TOS,
 			r.ICMPType, r.ICMPCode, uint8(r.EndReason))
 		buf = binary.LittleEndian.AppendUint16(buf, r.SrcPort)
 		buf = binary.LittleEndian.AppendUint16(buf, r.DstPort)
@@ -41,9 +46,24 @@ func appendRecords(buf []byte, recs []flow.Record) []byte {
 		buf = appendText(buf, r.InterfaceID, prev.InterfaceID)
 		buf = appendText(buf, r.Action, prev.Action)
 		buf = appendText(buf, r.LogStatus, prev.LogStatus)
+		buf = appendExt(buf, r, prev)
 		prev = r
 	}
 	return buf
+}
+
+// appendExt encodes the fields of layout 6.
+func appendExt(buf []byte, r, prev *flow.Record) []byte {
+	buf = binary.LittleEndian.AppendUint32(buf, r.SrcAS)
+	buf = binary.LittleEndian.AppendUint32(buf, r.DstAS)
+	buf = binary.LittleEndian.AppendUint64(buf, r.InIfSpeed)
+	buf = binary.LittleEndian.AppendUint64(buf, r.OutIfSpeed)
+	buf = appendText(buf, r.SrcCountry, prev.SrcCountry)
+	buf = appendText(buf, r.DstCountry, prev.DstCountry)
+	buf = appendText(buf, r.SrcASName, prev.SrcASName)
+	buf = appendText(buf, r.DstASName, prev.DstASName)
+	buf = appendText(buf, r.InIfName, prev.InIfName)
+	return appendText(buf, r.OutIfName, prev.OutIfName)
 }
 
 func appendAddr(buf []byte, a netip.Addr) []byte {
@@ -86,7 +106,7 @@ func (d *decoder) records(out []flow.Record, n int) []flow.Record {
 			return out
 		}
 		b := d.b
-		r := flow.Record{Version: b[0], Protocol: b[1], FlowDirection: flow.Direction(b[2]), IPVersion: b[3], TOS: b[4],
+		r := flow.Record{Version: b[0] &^ extBit, Protocol: b[1], FlowDirection: flow.Direction(b[2]), IPVersion: b[3], TOS: b[4],
 			ICMPType: b[5], ICMPCode: b[6], EndReason: flow.EndReason(b[7])}
 		r.SrcPort = binary.LittleEndian.Uint16(b[8:])
 		r.DstPort = binary.LittleEndian.Uint16(b[10:])
@@ -109,6 +129,9 @@ func (d *decoder) records(out []flow.Record, n int) []flow.Record {
 		r.InterfaceID = d.text(prev.InterfaceID)
 		r.Action = d.text(prev.Action)
 		r.LogStatus = d.text(prev.LogStatus)
+		if b[0]&extBit != 0 {
+			d.ext(&r, &prev)
+		}
 		if d.err != nil {
 			return out
 		}
@@ -116,6 +139,29 @@ func (d *decoder) records(out []flow.Record, n int) []flow.Record {
 		prev = r
 	}
 	return out
+}
+
+// extLen is the size of the fixed-width part of the layout 6 fields.
+const extLen = 2*4 + 2*8
+
+// ext decodes what appendExt encodes.
+func (d *decoder) ext(r, prev *flow.Record) {
+	if d.err != nil || len(d.b) < extLen {
+		d.err = errCorrupt
+		return
+	}
+	b := d.b
+	r.SrcAS = binary.LittleEndian.Uint32(b)
+	r.DstAS = binary.LittleEndian.Uint32(b[4:])
+	r.InIfSpeed = binary.LittleEndian.Uint64(b[8:])
+	r.OutIfSpeed = binary.LittleEndian.Uint64(b[16:])
+	d.b = b[extLen:]
+	r.SrcCountry = d.text(prev.SrcCountry)
+	r.DstCountry = d.text(prev.DstCountry)
+	r.SrcASName = d.text(prev.SrcASName)
+	r.DstASName = d.text(prev.DstASName)
+	r.InIfName = d.text(prev.InIfName)
+	r.OutIfName = d.text(prev.OutIfName)
 }
 
 func (d *decoder) addr() netip.Addr {

@@ -70,6 +70,10 @@ func TestCodecRoundTrip(t *testing.T) {
 	recs[4].Action, recs[4].LogStatus = "", "NODATA"
 	recs[5].Start, recs[5].End, recs[5].Packets = -5, -1, ^uint64(0)
 	recs[6].InputIfIndex, recs[6].OutputIfIndex, recs[6].SamplingInterval = 7, 1<<31, 1000
+	recs[7].SrcCountry, recs[7].DstCountry, recs[7].SrcAS, recs[7].DstAS = "DE", "US", 3320, 1<<32-1
+	recs[7].SrcASName, recs[7].DstASName, recs[7].InIfName, recs[7].OutIfName = "DTAG", "x", "xe-0/0/1", "ae0"
+	recs[7].InIfSpeed, recs[7].OutIfSpeed = 100e9, 1
+	recs[8].SrcCountry, recs[8].InIfName = "DE", "xe-0/0/1" // same as before
 	buf := appendRecords(nil, recs)
 	got, err := scanRecords(nil, buf, uint32(len(recs)))
 	if err != nil {
@@ -82,6 +86,38 @@ func TestCodecRoundTrip(t *testing.T) {
 		if _, err := scanRecords(nil, buf[:cut], uint32(len(recs))); err == nil {
 			t.Fatalf("payload cut at %d decoded", cut)
 		}
+	}
+}
+
+// TestCodecLayout5: spools written before layout 6 (no extBit) decode,
+// with the newer fields empty.
+func TestCodecLayout5(t *testing.T) {
+	recs := numbered(0, 3)
+	for i, r := range recs {
+		recs[i] = flow.Record{Version: 5, AccountID: r.AccountID, FlowLogID: r.FlowLogID, SrcAddr: r.SrcAddr,
+			Bytes: r.Bytes, End: r.End, Action: r.Action, InputIfIndex: r.InputIfIndex}
+	}
+	buf := appendRecords(nil, recs)
+	// Strip the layout 6 part the way an older flowlog wrote the records.
+	var old []byte
+	d := decoder{b: buf}
+	for range recs {
+		start := len(buf) - len(d.b)
+		d.b[0] &^= extBit
+		d.records(nil, 1)
+		d.b = d.b[:len(d.b):len(d.b)]
+		old = append(old, buf[start:len(buf)-len(d.b)]...)
+		d.ext(&flow.Record{}, &flow.Record{})
+	}
+	if d.err != nil || len(d.b) != 0 {
+		t.Fatalf("re-encoding: %v, %d bytes left", d.err, len(d.b))
+	}
+	got, err := scanRecords(nil, old, uint32(len(recs)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, recs) {
+		t.Fatalf("layout 5 records differ:\n%+v\n%+v", got, recs)
 	}
 }
 

@@ -43,6 +43,8 @@ export const dimensions = [
   'srcaddr', 'dstaddr', 'srcport', 'dstport', 'protocol', 'flow_direction', 'action', 'tcp_flags',
   'ip_version', 'vlan_id', 'tos', 'icmp_type', 'icmp_code', 'end_reason', 'gateway_id',
   'interface_id', 'flow_log_id', 'log_status', 'sampling_interval',
+  'src_country', 'dst_country', 'src_as', 'dst_as', 'src_as_name', 'dst_as_name',
+  'in_if_index', 'out_if_index', 'in_if_name', 'out_if_name', 'in_if_speed', 'out_if_speed',
 ]
 
 export const defaults: View = {

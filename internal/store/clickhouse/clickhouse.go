@@ -104,6 +104,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("clickhouse store: init: %w", err)
 	}
+	if err := s.upgradeTables(ctx); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 

@@ -118,8 +118,14 @@ func (s *Store) createReadTable(ctx context.Context, id store.StreamID) error {
 	if s.cluster == "" {
 		return nil
 	}
-	return s.createTable(ctx, tableID(id)+"_all", "AS "+s.dataTable(id),
-		"Distributed("+query.Quote(s.cluster)+", "+query.Quote(s.db)+", "+query.Quote(tableID(id))+")")
+	return s.createDistributed(ctx, tableID(id))
+}
+
+// createDistributed creates the Distributed table over data, a stream's
+// table, named as readTable says.
+func (s *Store) createDistributed(ctx context.Context, data string) error {
+	return s.createTable(ctx, data+"_all", "AS "+s.table(data),
+		"Distributed("+query.Quote(s.cluster)+", "+query.Quote(s.db)+", "+query.Quote(data)+")")
 }
 
 // logNeed is how much of a table's replication log a replica must have

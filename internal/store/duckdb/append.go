@@ -44,11 +44,7 @@ func (s *Store) appendLocked(ctx context.Context, id store.StreamID, st *streamS
 		s.broke()
 		return fmt.Errorf("duckdb store: append to %s: %w", id, err)
 	}
-	for _, d := range s.dicts {
-		if d != nil {
-			d.persisted = len(d.values)
-		}
-	}
+	s.markPersisted()
 	s.view.Lock()
 	for _, d := range newDays {
 		i, _ := slices.BinarySearch(st.days, d)
@@ -288,11 +284,31 @@ func (s *Store) loadDictionary() error {
 	return rows.Err()
 }
 
+// markPersisted notes that saveDictionary's values were committed.
+func (s *Store) markPersisted() {
+	for _, d := range s.dicts {
+		if d != nil {
+			d.persisted = len(d.values)
+		}
+	}
+}
+
 // saveDictionary inserts the values not yet in the strings table, within
-// the batch's transaction. Values are bound as parameters.
+// the batch's transaction. Values are bound as parameters, in statements
+// of dictionaryChunk rows: the driver matches each parameter against every
+// argument, so one statement of many thousand values (a first batch of AS
+// names) would cost the square of their number.
 func (s *Store) saveDictionary(ctx context.Context) error {
 	var marks []string
 	var args []any
+	flush := func() error {
+		if len(marks) == 0 {
+			return nil
+		}
+		_, err := s.w.ExecContext(ctx, "INSERT INTO strings VALUES "+strings.Join(marks, ", "), args...)
+		marks, args = marks[:0], args[:0]
+		return err
+	}
 	for _, d := range s.dicts {
 		if d == nil {
 			continue
@@ -300,14 +316,17 @@ func (s *Store) saveDictionary(ctx context.Context) error {
 		for c := d.persisted; c < len(d.values); c++ {
 			marks = append(marks, "(?, ?, ?)")
 			args = append(args, d.field, uint32(c), d.values[c])
+			if len(marks) == dictionaryChunk {
+				if err := flush(); err != nil {
+					return err
+				}
+			}
 		}
 	}
-	if len(marks) == 0 {
-		return nil
-	}
-	_, err := s.w.ExecContext(ctx, "INSERT INTO strings VALUES "+strings.Join(marks, ", "), args...)
-	return err
+	return flush()
 }
+
+const dictionaryChunk = 200
 
 // colSet is rows laid out column by column, as the table function hands
 // them to DuckDB: one typed slice per column.

@@ -131,6 +131,9 @@ func (s *Store) open() error {
 	if err := s.loadDictionary(); err != nil {
 		return err
 	}
+	if err := s.upgradeTables(); err != nil {
+		return err
+	}
 	return s.load()
 }
 

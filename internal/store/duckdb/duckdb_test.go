@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -296,4 +297,78 @@ func TestHostileDays(t *testing.T) {
 func TestReopenCommit(t *testing.T) {
 	dir := t.TempDir()
 	storetest.RunReopen(t, func(t *testing.T) store.Store { return open(t, dir) })
+}
+
+// TestUpgradeLayout5: day tables made by record layout 5 gain the columns
+// of layout 6 on open.
+func TestUpgradeLayout5(t *testing.T) {
+	dir := t.TempDir()
+	storetest.RunUpgrade(t, func(t *testing.T) store.Store {
+		s, err := New(Config{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}, func(t *testing.T) { dropLayout6(t, dir) })
+}
+
+// dropLayout6 turns the store in dir into one written by record layout 5:
+// the day tables and the empty table without the columns of layout 6.
+func dropLayout6(t *testing.T, dir string) {
+	t.Helper()
+	db, err := sql.Open("duckdb", filepath.Join(dir, FileName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT table_name FROM duckdb_tables() WHERE regexp_matches(table_name, '^f[0-9]+_d[0-9]+$') OR table_name = 'empty_flows'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var n string
+		rows.Scan(&n)
+		tables = append(tables, n)
+	}
+	rows.Close()
+	if len(tables) != 4 {
+		t.Fatalf("tables %v, want three days and the empty table", tables)
+	}
+	for _, table := range tables {
+		for _, c := range storetest.Layout6Columns {
+			if _, err := db.Exec("ALTER TABLE " + query.Quote(table) + " DROP COLUMN " + query.Quote(c.Name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// TestManyNewStrings: a batch with more new text values than one
+// dictionary statement takes (AS names) stores them all, across a reopen.
+func TestManyNewStrings(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s, err := New(Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := store.StreamID{Account: "a", Stream: "s"}
+	if err := s.CreateStream(ctx, store.Stream{StreamID: id, Group: "g"}); err != nil {
+		t.Fatal(err)
+	}
+	recs := storetest.Records(5*dictionaryChunk+7, time.Hour, 9)
+	for i := range recs {
+		recs[i].SrcASName, recs[i].DstCountry = "AS name "+strconv.Itoa(i), "C"+strconv.Itoa(i%3)
+	}
+	if err := s.Append(ctx, id, recs); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s = open(t, dir)
+	resp, err := s.Query(ctx, id, query.Request{Since: storetest.Base, Until: storetest.Base.Add(time.Hour), Limit: 5000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	storetest.SameRecords(t, resp.Records, recs)
 }

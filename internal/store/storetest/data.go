@@ -58,6 +58,27 @@ func Records(n int, span time.Duration, seed uint64) []flow.Record {
 		}
 		r.EndReason = flow.EndReason(1 + rng.IntN(5))
 		r.SamplingInterval = uint32(rng.IntN(2))
+		enrich(r, src)
 	}
 	return recs
+}
+
+// enrich fills the fields of interfaces and GeoIP/ASN from the record's
+// other fields (so the random sequence, and the data the suite's checks
+// were written for, stay as they are); some stay empty, as for private
+// addresses and unknown interfaces.
+func enrich(r *flow.Record, src int) {
+	ifs := []string{"", "xe-0/0/1", "ae0.100"}
+	r.InputIfIndex = uint32(r.VLANID / 100)
+	r.OutputIfIndex = uint32(r.TOS / 8)
+	r.InIfName, r.OutIfName = ifs[r.InputIfIndex%3], ifs[r.OutputIfIndex%3]
+	r.InIfSpeed, r.OutIfSpeed = uint64(r.InputIfIndex)*10e9, uint64(r.OutputIfIndex)*1e9
+	countries := []string{"", "DE", "US", "FR", "BR"}
+	r.SrcCountry, r.DstCountry = countries[src%5], countries[int(r.DstPort)%5]
+	if src%5 != 0 {
+		r.SrcAS, r.SrcASName = uint32(64496+src%7), []string{"Example AS", "it's AS", "ünï net"}[src%3]
+	}
+	if r.DstCountry != "" {
+		r.DstAS, r.DstASName = 4200000000+uint32(r.DstPort), "dst net"
+	}
 }

@@ -150,6 +150,11 @@ func Cases() []query.Request {
 		{Where: "dstport = 22 or protocol = 1 or dstport = 80 or dstport in (53, 443) or srcaddr = 10.0.0.3 or srcaddr = 10.0.0.4",
 			GroupBy: []string{"dstport", "protocol"}},
 		{Where: "dstport != 22 and dstport != 80 and not dstport in (53) and protocol != 1", GroupBy: []string{"dstport"}},
+		// The fields filled at ingest (interfaces, GeoIP, ASN).
+		{Where: "src_country = 'DE'", GroupBy: []string{"src_as"}, Aggregates: sum("bytes")},
+		{Where: "dst_country in ('US', '') and src_as_name != ''", GroupBy: []string{"src_as_name", "dst_as"}, Aggregates: sum("packets")},
+		{Where: "in_if_speed >= 10000000000 and out_if_index = 2", GroupBy: []string{"in_if_name", "out_if_name"}, Aggregates: []query.Aggregate{{Func: "count"}}},
+		{Where: "dst_as > 4200000000", GroupBy: []string{"dst_country"}, Aggregates: []query.Aggregate{{Func: "count_distinct", Field: "src_as"}}},
 	}
 	for i := range qs {
 		qs[i] = all(qs[i])
