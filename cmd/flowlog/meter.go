@@ -56,7 +56,7 @@ aged by packet time, live interfaces by the clock (stop with Ctrl-C).`,
 	f.StringSliceVar(&o.ifaces, "interface", nil, "capture live on this interface (repeatable)")
 	f.Float64Var(&o.active, "active-timeout", def.ActiveTimeout.Seconds(), "active timeout, seconds")
 	f.Float64Var(&o.inactive, "inactive-timeout", def.InactiveTimeout.Seconds(), "inactive timeout, seconds")
-	f.Uint32Var(&o.sampling, "sampling", 1, "meter 1 packet in N")
+	f.Uint32Var(&o.sampling, "sampling", 1, "meter 1 packet in N; records hold estimates (counted × N) with sampling_interval N")
 	f.BoolVar(&o.random, "random-sampling", false, "sample packets at random rather than every Nth")
 	f.IntVar(&o.maxFlows, "max-flows", def.MaxFlows, "flow cache size")
 	f.StringVar(&o.format, "format", "jsonl", "output format: jsonl, csv or table")

@@ -316,7 +316,7 @@ var flowLogFields = []field{
 	{"active-aging", "active_aging", "int", "seconds between reports of a running flow (60-6000, default 300)"},
 	{"inactive-aging", "inactive_aging", "int", "idle seconds that end a flow (10-600, default 15)"},
 	{"aggregation-interval", "aggregation_interval", "int", "max delivery delay in seconds (60-600, default 600)"},
-	{"sampling", "sampling", "int", "meter 1 packet in N (default 1)"},
+	{"sampling", "sampling", "int", "meter 1 packet in N (default 1); records hold estimates (counted × N)"},
 	{"output-type", "output_type", "string", "sls (log stream), netflow, all, or file (AWS VPC Flow Logs files)"},
 	{"log-group", "log_group_id", "string", "log group id (optional)"},
 	{"log-stream", "log_stream_id", "string", "log stream id (sls, all)"},

@@ -176,7 +176,9 @@ func appendFields(dst []byte, fs []Field) []byte {
 }
 
 // AppendSampling adds an options data record announcing a 1:rate
-// systematic sampling for the message's domain.
+// systematic sampling for the message's domain, as routers do (flowlog's
+// exporter sends each record's rate in the record instead); records whose
+// samplingInterval is 0 take it.
 func (b *Builder) AppendSampling(domain, rate uint32) {
 	b.openSet(TemplateOptions)
 	b.buf = binary.BigEndian.AppendUint32(b.buf, domain)
