@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"flowlog/internal/flow"
 	"flowlog/internal/netflow"
@@ -158,4 +159,50 @@ func volumes(recs []flow.Record) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestSamplingRateSideBySide: a Juniper MX240's options data (1:1000)
+// reaches one collector; the data records another collector receives are
+// scaled by it once shared, as on the first, and so are those of a
+// collector started later.
+func TestSamplingRateSideBySide(t *testing.T) {
+	h := &hub{kept: map[netip.Addr][]netflow.SavedTemplate{}}
+	a, _ := h.start(t)
+	b, _ := h.start(t)
+	base := time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()
+	recs := testRecords(20, base)
+	bld, err := netflow.NewBuilder(netflow.IPFIX)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bld.Reset(nil, netflow.Clock{ExportMs: base + 60_000})
+	bld.AppendTemplates(false)
+	for i := range recs {
+		if err := bld.AppendRecord(&recs[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pkt := append([]byte(nil), bld.Finish(netflow.MessageHeader{Domain: 524288})...)
+	want := counted(t, pkt)
+	got, err := b.Decode(plainRouter, pkt, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScaled(t, "before any options data", got, want, 1)
+	for _, f := range []string{"ipfix_test_juniper_mx240_junos151r6s3_opttpl512.dat", "ipfix_test_juniper_mx240_junos151r6s3_data512.dat"} {
+		if _, err := a.Decode(plainRouter, corpusFile(t, f), false); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if got, err = b.Decode(plainRouter, pkt, false); err != nil || got[0].SamplingInterval != 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	checkScaled(t, "on the second collector, once shared", got, want, 1000)
+	c, _ := h.start(t)
+	if got, err = c.Decode(plainRouter, pkt, false); err != nil {
+		t.Fatal(err)
+	}
+	checkScaled(t, "on a collector started later", got, want, 1000)
 }

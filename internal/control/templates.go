@@ -84,6 +84,10 @@ func checkShare(sh desired.ExporterTemplates) error {
 		if t.Version != netflow.V9 && t.Version != netflow.IPFIX {
 			return &Error{Kind: ErrInvalid, Field: "templates", Message: "only NetFlow v9 and IPFIX have templates"}
 		}
+		if t.Options != nil && len(t.Options.Samplers) > netflow.MaxSamplers {
+			return &Error{Kind: ErrInvalid, Field: "templates",
+				Message: fmt.Sprintf("%d samplers in a domain; a collector keeps at most %d", len(t.Options.Samplers), netflow.MaxSamplers)}
+		}
 	}
 	return nil
 }

@@ -118,8 +118,13 @@ func TestSharedTemplates(t *testing.T) {
 		t.Fatalf("B's gateway is given A's templates: %+v", got)
 	}
 	// Refused shares.
+	many := &netflow.DomainOptions{Samplers: map[uint64]uint32{}}
+	for i := range netflow.MaxSamplers + 1 {
+		many.Samplers[uint64(i)] = 10
+	}
 	for _, bad := range []desired.ExporterTemplates{{Exporter: "nope"},
-		{Exporter: "192.0.2.1", Templates: []netflow.SavedTemplate{{Version: netflow.V5}}}} {
+		{Exporter: "192.0.2.1", Templates: []netflow.SavedTemplate{{Version: netflow.V5}}},
+		{Exporter: "192.0.2.1", Templates: []netflow.SavedTemplate{{Version: netflow.IPFIX, Learned: now, Options: many}}}} {
 		if err := x.svc.ShareTemplates(x.ctx, "edge1", []desired.ExporterTemplates{bad}); err == nil {
 			t.Errorf("share %+v taken", bad)
 		}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -85,12 +86,15 @@ type domain struct {
 	sysInit  int64             // systemInitTimeMilliseconds from options data
 	ifNames  map[uint32]IfName // ifIndex → what options data named it
 	changes  *uint64           // the session's count of interface name changes
-	seqOK    bool
-	nextSeq  uint32
+	// optsChanged: options data changed the sampling rates or the system
+	// init time since the session last looked.
+	optsChanged bool
+	seqOK       bool
+	nextSeq     uint32
 }
 
-// maxSamplers bounds the sampler ids remembered per domain.
-const maxSamplers = 256
+// MaxSamplers bounds the sampler ids remembered per domain.
+const MaxSamplers = 256
 
 // maxIfNames bounds the interfaces named per domain, and maxIfText the
 // length of a name or description kept.
@@ -340,7 +344,7 @@ func (s *Session) sets(b []byte, key domainKey, d *domain, h header, now time.Ti
 				continue
 			}
 			var n int
-			out, n, err = d.data(p, body, h, out)
+			out, n, err = s.data(d, p, body, h, now.Unix(), out)
 			records += n
 		}
 		if err != nil {
@@ -387,7 +391,7 @@ func (s *Session) templateSet(b []byte, key domainKey, d *domain, h header, opti
 		} else if err != nil {
 			return err
 		}
-		*out = s.release(key, d, t.ID, *out, res)
+		*out = s.release(key, d, t.ID, now.Unix(), *out, res)
 	}
 	return refused
 }
@@ -536,7 +540,7 @@ func (s *Session) hold(key domainKey, tid uint16, h header, body []byte, nowMs i
 }
 
 // release decodes the held data sets of a template that just arrived.
-func (s *Session) release(key domainKey, d *domain, tid uint16, out []flow.Record, res *Result) []flow.Record {
+func (s *Session) release(key domainKey, d *domain, tid uint16, now int64, out []flow.Record, res *Result) []flow.Record {
 	if len(s.pending) == 0 {
 		return out
 	}
@@ -548,7 +552,7 @@ func (s *Session) release(key domainKey, d *domain, tid uint16, out []flow.Recor
 		}
 		s.pendingBytes -= len(ps.data)
 		var err error
-		if out, _, err = d.data(d.plans[tid], ps.data, ps.hdr, out); err != nil {
+		if out, _, err = s.data(d, d.plans[tid], ps.data, ps.hdr, now, out); err != nil {
 			res.Dropped++
 		}
 	}
@@ -572,6 +576,19 @@ func (s *Session) expirePending(nowMs int64) int {
 	clear(s.pending[len(kept):])
 	s.pending = kept
 	return dropped
+}
+
+// data decodes a data set with plan p. Options data that changed what the
+// domain knows (sampling rates, system init time) is a change of its options
+// template, announced now, so that the knowledge is saved and shared with it.
+func (s *Session) data(d *domain, p *plan, b []byte, h header, now int64, out []flow.Record) ([]flow.Record, int, error) {
+	out, n, err := d.data(p, b, h, out)
+	if d.optsChanged {
+		d.optsChanged = false
+		p.learned = max(p.learned, now)
+		s.changes++
+	}
+	return out, n, err
 }
 
 // data decodes the records of one data set: flow records are appended to
@@ -613,8 +630,8 @@ func (d *domain) data(p *plan, b []byte, h header, out []flow.Record) ([]flow.Re
 // options takes sampling rates, the system init time and interface names
 // from options data.
 func (d *domain) options(x *raw, r *flow.Record) {
-	if x.sysInit != 0 {
-		d.sysInit = x.sysInit
+	if x.sysInit != 0 && x.sysInit != d.sysInit {
+		d.sysInit, d.optsChanged = x.sysInit, true
 	}
 	if x.ifName != nil || x.ifDesc != nil {
 		d.ifName(x, r)
@@ -624,12 +641,20 @@ func (d *domain) options(x *raw, r *flow.Record) {
 		return
 	}
 	if !x.hasSampler {
+		d.optsChanged = d.optsChanged || d.rate != rate
 		d.rate = rate
 		return
 	}
-	if _, ok := d.samplers[x.samplerID]; ok || len(d.samplers) < maxSamplers {
-		d.samplers[x.samplerID] = rate
+	d.sampler(x.samplerID, rate)
+}
+
+// sampler keeps a sampler's rate, within MaxSamplers.
+func (d *domain) sampler(id uint64, rate uint32) {
+	if old, ok := d.samplers[id]; ok && old == rate || !ok && len(d.samplers) >= MaxSamplers {
+		return
 	}
+	d.samplers[id] = rate
+	d.optsChanged = true
 }
 
 // ifName keeps the name and description an options record gives its
@@ -746,18 +771,62 @@ func (s *Session) InterfaceChanges() uint64 { return s.ifChanges }
 // the session holds.
 func (s *Session) TemplateCount() int { return s.templates }
 
-// SavedTemplate is a learned template as persisted across restarts.
+// SavedTemplate is a learned template as persisted across restarts and
+// shared between collectors.
 type SavedTemplate struct {
 	Version  int    `json:"version"`
 	Domain   uint32 `json:"domain"`
 	Learned  int64  `json:"learned"` // Unix seconds
 	Template `json:"template"`
+	// Options, on options templates, is what the domain's options data
+	// said, without which its data records lack their sampling rates (or
+	// times, for IPFIX from uptimes).
+	Options *DomainOptions `json:"options,omitempty"`
+}
+
+// DomainOptions is what options data told of an observation domain.
+type DomainOptions struct {
+	Rate     uint32            `json:"rate,omitempty"`     // 1:N announced without a sampler id
+	Samplers map[uint64]uint32 `json:"samplers,omitempty"` // sampler/selector id → 1:N
+	SysInit  int64             `json:"sys_init,omitempty"` // systemInitTimeMilliseconds
+}
+
+func (d *domain) savedOptions() *DomainOptions {
+	if d.rate == 0 && len(d.samplers) == 0 && d.sysInit == 0 {
+		return nil
+	}
+	return &DomainOptions{Rate: d.rate, Samplers: maps.Clone(d.samplers), SysInit: d.sysInit}
+}
+
+// restoreOptions takes what saved options data told, where the domain
+// knows nothing newer.
+func (d *domain) restoreOptions(o *DomainOptions) {
+	if o == nil {
+		return
+	}
+	if o.Rate != 0 {
+		d.rate = o.Rate
+	}
+	for id, r := range o.Samplers {
+		d.sampler(id, r)
+	}
+	if o.SysInit != 0 {
+		d.sysInit = o.SysInit
+	}
+	d.optsChanged = false // known already: this is no news to share
 }
 
 // Equal says whether t and o are the same template learned at the same time.
 func (t SavedTemplate) Equal(o SavedTemplate) bool {
 	return t.Version == o.Version && t.Domain == o.Domain && t.Learned == o.Learned && t.ID == o.ID &&
-		t.ScopeCount == o.ScopeCount && slices.Equal(t.Fields, o.Fields)
+		t.ScopeCount == o.ScopeCount && slices.Equal(t.Fields, o.Fields) && t.Options.equal(o.Options)
+}
+
+func (o *DomainOptions) equal(p *DomainOptions) bool {
+	if o == nil || p == nil {
+		return o == p
+	}
+	return o.Rate == p.Rate && o.SysInit == p.SysInit && maps.Equal(o.Samplers, p.Samplers)
 }
 
 // Templates returns the templates the session knows, for persistence.
@@ -765,7 +834,11 @@ func (s *Session) Templates() []SavedTemplate {
 	var out []SavedTemplate
 	for k, d := range s.domains {
 		for _, p := range d.plans {
-			out = append(out, SavedTemplate{Version: int(k.version), Domain: k.id, Learned: p.learned, Template: p.tpl})
+			t := SavedTemplate{Version: int(k.version), Domain: k.id, Learned: p.learned, Template: p.tpl}
+			if p.options {
+				t.Options = d.savedOptions()
+			}
+			out = append(out, t)
 		}
 	}
 	return out
@@ -784,6 +857,12 @@ func (s *Session) Restore(ts []SavedTemplate, now time.Time, out []flow.Record) 
 	var res Result
 	before := len(out)
 	ttl := int64(s.cfg.TemplateTTL / time.Second)
+	type learned struct {
+		key domainKey
+		d   *domain
+		id  uint16
+	}
+	var news []learned
 	for _, t := range ts {
 		if now.Unix()-t.Learned > ttl || (t.Version != V9 && t.Version != IPFIX) {
 			continue
@@ -795,12 +874,17 @@ func (s *Session) Restore(ts []SavedTemplate, now time.Time, out []flow.Record) 
 				continue // known as announced then, or replaced since
 			}
 			if err = s.learn(key, d, t.Template, time.Unix(t.Learned, 0)); err == nil {
-				out = s.release(key, d, t.ID, out, &res)
+				d.restoreOptions(t.Options)
+				news = append(news, learned{key, d, t.ID})
 			}
 		}
 		if err != nil && first == nil {
 			first = err
 		}
+	}
+	// Held data is decoded once every template and option is in.
+	for _, l := range news {
+		out = s.release(l.key, l.d, l.id, now.Unix(), out, &res)
 	}
 	res.Records = len(out) - before
 	return out, res, first

@@ -100,6 +100,7 @@ func TestClusterReplicaLoss(t *testing.T) {
 	c.Kill(0)
 	commitUntil(t, behind, id, recs, size, 15*size, nil)
 	c.Start(t, 0)
+	s = newClusterStore(t, c.URLs, "flowlog_cluster") // one process per writer: the next one
 
 	// Killed while a Commit runs: it may have stored the batch on the
 	// first replica only, so the retry may have to wait for it.
