@@ -93,7 +93,9 @@ func isDown(err error) bool {
 // with the connection before answering, as a server that crashed, or a
 // proxy (a load balancer) in front of a server that is down, hangs up.
 // Unlike one that does not answer in time, such a server runs no request
-// of ours.
+// of ours. Only for SELECTs: they are sent again on a new connection when
+// a kept-alive one turns out closed (which a live server does after its
+// keep-alive timeout), so that their hang-ups are the server's own.
 func isGone(err error) bool {
 	return isDown(err) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, syscall.ECONNRESET)
@@ -139,6 +141,9 @@ func (c *client) doWith(ctx context.Context, sqlInURL string, params url.Values,
 	return nil, err
 }
 
+// readOnly marks the context of a request that changes nothing.
+type readOnly struct{}
+
 // serverError is an answer of the server other than 200 OK.
 type serverError struct {
 	status string
@@ -152,6 +157,11 @@ func (c *client) send(ctx context.Context, base, sqlInURL string, params url.Val
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.url(base, sqlInURL, params), body)
 	if err != nil {
 		return nil, err
+	}
+	if ctx.Value(readOnly{}) != nil {
+		// Makes the request replayable: net/http sends it again on a
+		// new connection when a kept-alive one was closed under it.
+		req.Header.Set("Idempotency-Key", "select")
 	}
 	// Credentials go in a header, not the URL, which errors quote.
 	if c.user != "" {
@@ -180,6 +190,7 @@ func (c *client) exec(ctx context.Context, sql string) error {
 
 // selectTSV runs a SELECT and returns its rows as typed values.
 func (c *client) selectTSV(ctx context.Context, sql string, types []query.SQLType) ([][]any, error) {
+	ctx = context.WithValue(ctx, readOnly{}, true)
 	out, err := c.doWith(ctx, "", deadlineSetting(ctx), strings.NewReader(sql+" FORMAT TabSeparated"))
 	if err != nil {
 		return nil, err
