@@ -182,6 +182,22 @@ func TestJuniperOptionsDataScales(t *testing.T) {
 			t.Fatalf("%s: %d records, %v", f, len(recs), err)
 		}
 	}
+	pkt := juniperDomainPacket(t)
+	got, err := c.Decode(plainRouter, pkt, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScaled(t, "after the Juniper's options data", got, counted(t, pkt), 1000)
+	if st, _ := c.Exporter(plainRouter); st.SamplingMissing != 0 || st.SamplingMin != 1000 {
+		t.Fatalf("counters %+v", st)
+	}
+}
+
+// juniperDomainPacket is an IPFIX message of 20 records, with their
+// template, in the observation domain of the Juniper MX240's options data
+// in the corpus (which announces 1:1000).
+func juniperDomainPacket(t *testing.T) []byte {
+	t.Helper()
 	base := time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()
 	recs := testRecords(20, base)
 	b, err := netflow.NewBuilder(netflow.IPFIX)
@@ -195,13 +211,5 @@ func TestJuniperOptionsDataScales(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	pkt := append([]byte(nil), b.Finish(netflow.MessageHeader{Domain: 524288})...)
-	got, err := c.Decode(plainRouter, pkt, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkScaled(t, "after the Juniper's options data", got, counted(t, pkt), 1000)
-	if st, _ := c.Exporter(plainRouter); st.SamplingMissing != 0 || st.SamplingMin != 1000 {
-		t.Fatalf("counters %+v", st)
-	}
+	return append([]byte(nil), b.Finish(netflow.MessageHeader{Domain: 524288})...)
 }

@@ -169,20 +169,7 @@ func TestSamplingRateSideBySide(t *testing.T) {
 	h := &hub{kept: map[netip.Addr][]netflow.SavedTemplate{}}
 	a, _ := h.start(t)
 	b, _ := h.start(t)
-	base := time.Now().Add(-time.Minute).Truncate(time.Second).UnixMilli()
-	recs := testRecords(20, base)
-	bld, err := netflow.NewBuilder(netflow.IPFIX)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bld.Reset(nil, netflow.Clock{ExportMs: base + 60_000})
-	bld.AppendTemplates(false)
-	for i := range recs {
-		if err := bld.AppendRecord(&recs[i]); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pkt := append([]byte(nil), bld.Finish(netflow.MessageHeader{Domain: 524288})...)
+	pkt := juniperDomainPacket(t)
 	want := counted(t, pkt)
 	got, err := b.Decode(plainRouter, pkt, false)
 	if err != nil {
