@@ -283,32 +283,33 @@ func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {
 		if o.sls != nil {
 			dropped += o.sls.Dropped()
 		}
-		counter(ch, descRecords, handed, f.id, "sls")
-		counter(ch, descBytes, f.tot.sls.bytes.Load(), f.id, "sls")
-		counter(ch, descDropped, dropped, f.id, "sls")
+		outputSeries(ch, f.id, "sls", handed, f.tot.sls.bytes.Load(), dropped)
 	}
 	if handed := f.tot.nf.records.Load(); o.netflow != nil || handed > 0 {
 		sent := f.base.nfSent
 		if o.netflow != nil {
 			sent += o.netflow.Stats().Records
 		}
-		counter(ch, descRecords, handed, f.id, "netflow")
-		counter(ch, descBytes, f.tot.nf.bytes.Load(), f.id, "netflow")
-		counter(ch, descDropped, handed-min(handed, sent), f.id, "netflow")
+		outputSeries(ch, f.id, "netflow", handed, f.tot.nf.bytes.Load(), handed-min(handed, sent))
 	}
 	if handed := f.tot.file.records.Load(); o.file != nil || handed > 0 {
 		lost := f.base.fileLost
 		if o.file != nil {
 			lost += o.file.lost()
 		}
-		counter(ch, descRecords, handed, f.id, "file")
-		counter(ch, descBytes, f.tot.file.bytes.Load(), f.id, "file")
-		counter(ch, descDropped, lost, f.id, "file")
+		outputSeries(ch, f.id, "file", handed, f.tot.file.bytes.Load(), lost)
 	}
 	packets, evicted, active := f.meterCounts()
 	counter(ch, descMeterPackets, packets, f.id)
 	counter(ch, descMeterEvicted, evicted, f.id)
 	ch <- prometheus.MustNewConstMetric(descMeterFlows, prometheus.GaugeValue, float64(active), f.id)
+}
+
+// outputSeries are a flow log's series of one output.
+func outputSeries(ch chan<- prometheus.Metric, flowLog, output string, records, bytes, dropped uint64) {
+	counter(ch, descRecords, records, flowLog, output)
+	counter(ch, descBytes, bytes, flowLog, output)
+	counter(ch, descDropped, dropped, flowLog, output)
 }
 
 func counter(ch chan<- prometheus.Metric, d *prometheus.Desc, v uint64, labels ...string) {
