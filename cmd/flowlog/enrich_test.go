@@ -6,12 +6,18 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"net/netip"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"flowlog/internal/enrich/mmdbtest"
+	"flowlog/internal/export"
+	"flowlog/internal/flow"
+	"flowlog/internal/netflow"
+	"flowlog/internal/snmp/snmptest"
 	"flowlog/internal/store/clickhouse/chtest"
 	"flowlog/internal/testutil"
 )
@@ -174,5 +180,71 @@ func TestServeMMDBErrors(t *testing.T) {
 	out, err := cmd.CombinedOutput()
 	if err == nil || ctx.Err() != nil || !strings.Contains(string(out), bad) {
 		t.Errorf("serve with a broken database: %v: %s", err, out)
+	}
+}
+
+// TestCollectedEnriched: records serve collects are enriched too. Of
+// softflowd's IPFIX export of demo/lab.pcap, the flows by country and AS
+// are the flows by address prefix; IPFIX records of a router whose
+// interfaces serve polls from snmpd carry both their interface's name and
+// speed and their source's country.
+func TestCollectedEnriched(t *testing.T) {
+	softflowd := testutil.Peer(t, "softflowd")
+	dir := t.TempDir()
+	country, asn := filepath.Join(dir, "GeoLite2-Country.mmdb"), filepath.Join(dir, "GeoLite2-ASN.mmdb")
+	mmdbtest.Write(t, country, mmdbtest.GeoLite2Country, map[string]mmdbtest.Entry{
+		"198.51.100.0/24": {Country: "DE"}, "203.0.113.0/24": {Country: "US"}})
+	mmdbtest.Write(t, asn, mmdbtest.GeoLite2ASN, map[string]mmdbtest.Entry{"203.0.113.0/24": {AS: 64501, ASName: "Big Cloud"}})
+	agent := snmptest.Start(t)
+	port := testutil.FreeUDPPort(t)
+	srv := testutil.NewServer(t, "FLOWLOG_NETFLOW_LISTEN=127.0.0.1:"+strconv.Itoa(port))
+	srv.UseTestKey()
+	srv.Args = []string{"--mmdb", country, "--mmdb", asn}
+	srv.Start()
+	gw := cliOK(t, srv, "gateways", "create", "--name", "rtr", "--kind", "exporter", "--exporter-addr", "127.0.0.1",
+		"--snmp-community", snmptest.Community, "--snmp-port", strconv.Itoa(agent.Port), "-o", "id")
+	ls := newStream(t, srv, "collected")
+	fl := flowLogTo(t, srv, "rtr", ls, gw)
+	waitTrue(t, "the flow log available", func() bool { return flowLogState(t, srv, fl) == "available" })
+	waitTrue(t, "the router polled", func() bool { return srv.Metrics()[`flowlog_snmp_interfaces{exporter="127.0.0.1"}`] > 0 })
+
+	pcap, _ := filepath.Abs("../../demo/lab.pcap")
+	if out, err := exec.Command(softflowd, "-d", "-r", pcap, "-v", "10", "-A", "milli", "-n", "127.0.0.1:"+strconv.Itoa(port),
+		"-m", "262144").CombinedOutput(); err != nil {
+		t.Fatalf("softflowd: %v\n%s", err, out)
+	}
+	var de, us float64
+	waitTrue(t, "softflowd's flows stored", func() bool {
+		de, us = flowsFrom(t, srv, ls, "198.51.100.0/24"), flowsFrom(t, srv, ls, "203.0.113.0/24")
+		return de > 0 && us > 0
+	})
+	time.Sleep(2 * time.Second) // the rest of the export
+	de, us = flowsFrom(t, srv, ls, "198.51.100.0/24"), flowsFrom(t, srv, ls, "203.0.113.0/24")
+	if c := flowsBy(t, srv, ls, "--top", "src_country"); c["DE"] != de || c["US"] != us {
+		t.Errorf("collected flows by src_country %v; by address DE %v, US %v", c, de, us)
+	}
+	if a := flowsBy(t, srv, ls, "--top", "src_as_name"); a["Big Cloud"] != us {
+		t.Errorf("collected flows by src_as_name %v; want Big Cloud: %v", a, us)
+	}
+
+	// A router's IPFIX records through its interface 1 (lo on this host).
+	now := time.Now().UnixMilli()
+	rec := flow.Record{SrcAddr: netip.MustParseAddr("203.0.113.7"), DstAddr: netip.MustParseAddr("10.0.0.2"),
+		SrcPort: 4000, DstPort: 80, Protocol: 6, Packets: 1, Bytes: 100, Start: now - 1000, End: now, InputIfIndex: 1}
+	e, err := export.New(export.Config{Collector: "127.0.0.1:" + strconv.Itoa(port), Version: netflow.IPFIX, Source: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Export([]flow.Record{rec}); err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]any
+	waitTrue(t, "the router's record", func() bool {
+		rows = queryJSON(t, srv, ls, "--where", "srcaddr = 203.0.113.7")
+		return len(rows) == 1
+	})
+	if r := rows[0]; r["in_if_name"] != "lo" || r["in_if_speed"] != 10_000_000.0 || r["src_country"] != "US" || r["src_as"] != 64501.0 {
+		t.Errorf("the router's record: %v", r)
 	}
 }
