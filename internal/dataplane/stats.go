@@ -16,8 +16,8 @@ type FlowStats struct {
 	Meter        meter.Stats
 	Netflow      export.Stats
 	StoreDropped uint64 // records its log stream's spool refused
-	// Read and Size are the bytes read so far of the pcap files it imports
-	// (Config.Imported), and their sizes.
+	// Read and Size are the bytes read so far of the pcap files it is
+	// importing (Config.Imported), and their sizes.
 	Read, Size int64
 }
 
