@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -11,7 +12,11 @@ import (
 	"flowlog/internal/capture"
 	"flowlog/internal/desired"
 	"flowlog/internal/flow"
+	"flowlog/internal/ingest"
 	"flowlog/internal/meter"
+	"flowlog/internal/spool"
+	"flowlog/internal/store"
+	"flowlog/internal/store/duckdb"
 	"flowlog/internal/testutil"
 )
 
@@ -113,5 +118,47 @@ func TestImport(t *testing.T) {
 	fs, rs := p.FlowStats("fl"), ref.Stats()
 	if fs.Meter.Packets != rs.Packets || fs.Meter.Records != rs.Records || fs.Meter.ByReason != rs.ByReason {
 		t.Fatalf("flow log's meter stats %+v, a meter alone's %+v", fs.Meter, rs)
+	}
+}
+
+// TestNoResume: a plane with NoResume leaves alone the spool of a log
+// stream its state does not name; one without drops it.
+func TestNoResume(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	st, err := duckdb.New(duckdb.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	sp, err := spool.Open(spool.Config{Dir: filepath.Join(dir, "spool"), Reserve: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := store.StreamID{Account: store.LocalAccount, Stream: "other"}
+	if err := st.CreateStream(ctx, store.Stream{StreamID: other, Group: store.LocalAccount}); err != nil {
+		t.Fatal(err)
+	}
+	pipe, err := ingest.New(ctx, ingest.Config{}, sp, st, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pipe.Source("x", false).Write(ctx, []flow.Record{{Version: flow.RecordVersion, LogStatus: flow.StatusOK}})
+	stopped, cancel := context.WithCancel(ctx)
+	cancel()
+	pipe.Close(stopped) // what it holds stays spooled
+	for _, noResume := range []bool{true, false} {
+		p, err := New(Config{Control: fixedControl{desired.State{Version: 1}}, Store: st, Spool: sp, NoResume: noResume})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Run(stopped) // applies the state once, then stops
+		pending, err := sp.Pending()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kept := slices.Contains(pending, other); kept != noResume {
+			t.Fatalf("NoResume %v: the other stream's spool kept: %v", noResume, kept)
+		}
 	}
 }
