@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 
 	"flowlog/internal/capture"
 	"flowlog/internal/dataplane"
@@ -187,8 +186,7 @@ func (mp *meterPlane) report() error {
 		stored := mp.plane.Stored(mp.stream)
 		fmt.Fprintf(os.Stderr, "log store: %d records stored, %d dropped\n", stored, st.StoreDropped)
 		if left := st.Meter.Records - min(st.Meter.Records, stored+st.StoreDropped); left > 0 {
-			err = errors.Join(err, errors.New("log store: "+strconv.FormatUint(left, 10)+
-				" records not stored yet; the spool keeps them for the next run"))
+			err = errors.Join(err, fmt.Errorf("log store: %d records not stored yet; the spool keeps them for the next run", left))
 		}
 	}
 	return err
