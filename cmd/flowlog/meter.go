@@ -17,7 +17,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"flowlog/internal/capture"
+	"flowlog/internal/dataplane"
 	"flowlog/internal/flow"
 	"flowlog/internal/meter"
 )
@@ -84,21 +84,32 @@ func runMeter(ctx context.Context, o meterOpts) error {
 	if err != nil {
 		return err
 	}
-	source, live := "pcap:"+o.pcap, o.pcap == ""
-	if live {
-		source = "live:" + strings.Join(o.ifaces, ",")
+	var tap func([]flow.Record)
+	if !o.quiet {
+		var mu sync.Mutex // each interface's meter delivers on its own goroutine
+		tap = func(recs []flow.Record) {
+			mu.Lock()
+			defer mu.Unlock()
+			w.write(recs)
+		}
 	}
-	sk, err := openSinks(ctx, o.sinks, source, live)
+	mp, err := openMeterPlane(ctx, o, tap)
 	if err != nil {
 		return err
 	}
-	emit := func(recs []flow.Record) {
-		if !o.quiet {
-			w.write(recs)
-		}
-		sk.write(ctx, recs)
+	start := time.Now()
+	err = mp.run(ctx, o)
+	w.close()
+	for _, s := range mp.plane.CaptureStats() {
+		fmt.Fprintf(os.Stderr, "interface %s: %d packets received, %d dropped by the kernel\n", s.Interface, s.Packets, s.Drops)
 	}
-	cfg := meter.Config{
+	printSummary(mp.plane.FlowStats(meterFlowLog).Meter, time.Since(start))
+	return errors.Join(err, mp.close())
+}
+
+// meterConfig is the meter the flags ask for.
+func meterConfig(o meterOpts) meter.Config {
+	return meter.Config{
 		ActiveTimeout:   time.Duration(o.active * float64(time.Second)),
 		InactiveTimeout: time.Duration(o.inactive * float64(time.Second)),
 		MaxFlows:        o.maxFlows,
@@ -106,38 +117,35 @@ func runMeter(ctx context.Context, o meterOpts) error {
 		RandomSampling:  o.random,
 		Seed:            uint64(time.Now().UnixNano()),
 	}
-	m, err := meter.New(cfg, emit)
-	if err != nil {
-		sk.close(ctx)
-		return err
-	}
-	start := time.Now()
-	if o.pcap != "" {
-		err = meterFile(o.pcap, m)
-	} else {
-		err = meterLive(ctx, o, m)
-	}
-	m.Flush()
-	w.close()
-	printSummary(m.Stats(), time.Since(start))
-	return errors.Join(err, sk.close(ctx))
 }
 
-func meterFile(path string, m *meter.Meter) error {
-	f, err := capture.OpenFile(path)
-	if err != nil {
+// run runs the plane until the file is read or, live, until interrupted
+// or --duration ends. The plane's first report says whether the meter
+// runs: if not, why.
+func (mp *meterPlane) run(ctx context.Context, o meterOpts) error {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); mp.plane.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := mp.failed(<-mp.ctl.reports); err != nil {
 		return err
 	}
-	defer f.Close()
+	if o.pcap != "" {
+		return mp.waitImport()
+	}
+	return mp.waitLive(ctx, o)
+}
+
+func (mp *meterPlane) waitImport() error {
 	if st, err := os.Stderr.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
-		stop := showProgress(f, m)
+		stop := showProgress(mp.plane)
 		defer stop()
 	}
-	return f.RunBatch(m.FeedBatch)
+	return <-mp.imported
 }
 
 // showProgress draws a progress bar on stderr until stop is called.
-func showProgress(f *capture.File, m *meter.Meter) (stop func()) {
+func showProgress(p *dataplane.Plane) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -149,35 +157,22 @@ func showProgress(f *capture.File, m *meter.Meter) (stop func()) {
 				fmt.Fprint(os.Stderr, "\r\033[K")
 				return
 			case <-t.C:
-				n, total := f.Progress()
+				st := p.FlowStats(meterFlowLog)
 				frac := 0.0
-				if total > 0 {
-					frac = min(float64(n)/float64(total), 1)
+				if st.Size > 0 {
+					frac = min(float64(st.Read)/float64(st.Size), 1)
 				}
 				bar := strings.Repeat("#", int(frac*40)) + strings.Repeat(" ", 40-int(frac*40))
-				fmt.Fprintf(os.Stderr, "\r[%s] %3.0f%% %d packets", bar, frac*100, m.Stats().Packets)
+				fmt.Fprintf(os.Stderr, "\r[%s] %3.0f%% %d packets", bar, frac*100, st.Meter.Packets)
 			}
 		}
 	})
 	return func() { close(done); wg.Wait() }
 }
 
-func meterLive(ctx context.Context, o meterOpts, m *meter.Meter) error {
-	lc := capture.LiveConfig{Interfaces: o.ifaces, Promiscuous: o.promisc}
-	if o.bpfFile != "" {
-		text, err := os.ReadFile(o.bpfFile)
-		if err != nil {
-			return err
-		}
-		if lc.Filter, err = capture.ParseFilter(string(text)); err != nil {
-			return err
-		}
-	}
-	live, err := capture.OpenLive(lc)
-	if err != nil {
-		return err
-	}
-	defer live.Close()
+// waitLive captures until interrupted, --duration ends, or the capture
+// fails.
+func (mp *meterPlane) waitLive(ctx context.Context, o meterOpts) error {
 	fmt.Fprintf(os.Stderr, "capturing on %s\n", strings.Join(o.ifaces, ", "))
 	ctx, cancel := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer cancel()
@@ -185,27 +180,16 @@ func meterLive(ctx context.Context, o meterOpts, m *meter.Meter) error {
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	var wg sync.WaitGroup
-	wg.Go(func() { // the clock ages flows even when no packet arrives
-		t := time.NewTicker(time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case now := <-t.C:
-				m.Advance(now)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case st := <-mp.ctl.reports:
+			if err := mp.failed(st); err != nil {
+				return err
 			}
 		}
-	})
-	err = live.RunBatch(ctx, m.FeedBatch)
-	wg.Wait()
-	if st, serr := live.Stats(); serr == nil {
-		for _, s := range st {
-			fmt.Fprintf(os.Stderr, "interface %s: %d packets received, %d dropped by the kernel\n", s.Interface, s.Packets, s.Drops)
-		}
 	}
-	return err
 }
 
 func printSummary(s meter.Stats, took time.Duration) {

@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 
-	"flowlog/internal/export"
+	"flowlog/internal/capture"
+	"flowlog/internal/dataplane"
+	"flowlog/internal/desired"
 	"flowlog/internal/flow"
-	"flowlog/internal/ingest"
 	"flowlog/internal/spool"
 	"flowlog/internal/store"
 	"flowlog/internal/store/duckdb"
@@ -23,86 +26,205 @@ type sinkOpts struct {
 	logStream      string
 }
 
-// sinks fans the meter's records out to a NetFlow collector and/or the
-// embedded log store. The first error of a sink is kept and reported.
-type sinks struct {
-	exp   *export.Exporter
-	store *duckdb.Store
-	pipe  *ingest.Pipeline
-	src   *ingest.Source
-	err   error
+// meterFlowLog is the id of the one flow log flowlog meter runs; records
+// carry it, so it is empty, as are its account (without a store), gateway
+// and, for a file, attachment.
+const meterFlowLog = ""
+
+// meterPlane is the data plane flowlog meter runs: one flow log, fixed,
+// over the file or the interfaces, to the NetFlow collector and/or the
+// embedded log store.
+type meterPlane struct {
+	plane    *dataplane.Plane
+	ctl      *staticControl
+	store    *duckdb.Store // nil without --data-dir
+	stream   store.StreamID
+	imported chan error // the file is read
 }
 
-func openSinks(ctx context.Context, o sinkOpts, source string, live bool) (*sinks, error) {
-	s := &sinks{}
-	if o.netflow != "" {
-		v, err := export.ParseVersion(o.netflowVersion)
-		if err != nil {
-			return nil, err
-		}
-		s.exp, err = export.New(export.Config{Collector: o.netflow, Version: v,
-			Domain: export.DomainID(source)}) // records carry the meter's interval
-		if err != nil {
-			return nil, err
-		}
-	}
-	if (o.dataDir == "") != (o.logStream == "") {
-		s.close(ctx)
+func openMeterPlane(ctx context.Context, o meterOpts, tap func([]flow.Record)) (*meterPlane, error) {
+	if (o.sinks.dataDir == "") != (o.sinks.logStream == "") {
 		return nil, errors.New("meter: --data-dir and --log-stream go together")
 	}
-	if o.dataDir != "" {
-		var id store.StreamID
-		var err error
-		s.store, id, err = duckdb.OpenLocal(ctx, o.dataDir, o.logStream)
-		if err != nil {
-			s.close(ctx)
+	mp := &meterPlane{imported: make(chan error, 1)}
+	cfg := dataplane.Config{Tap: tap, NoNoData: true, NoResume: true,
+		Imported: func(_ string, err error) { mp.imported <- err },
+		Logger:   slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	mc := meterConfig(o)
+	cfg.Meter = &mc
+	if o.ifaces != nil {
+		cfg.Capture = &capture.LiveConfig{Promiscuous: o.promisc}
+		if err := readFilter(o.bpfFile, cfg.Capture); err != nil {
 			return nil, err
 		}
-		// The records go through the data dir's spool, as in serve: an
-		// interrupted import leaves them there, stored by the next run.
-		sp, err := spool.Open(spool.Config{Dir: filepath.Join(o.dataDir, spool.DirName)})
-		if err == nil {
-			s.pipe, err = ingest.New(ctx, ingest.Config{}, sp, s.store, id)
-		}
-		if err != nil {
-			s.close(ctx)
+	}
+	fl, err := meterOutputs(o.sinks)
+	if err != nil {
+		return nil, err
+	}
+	if o.sinks.dataDir != "" {
+		if err := mp.openStore(ctx, o.sinks, &cfg); err != nil {
 			return nil, err
 		}
-		s.src = s.pipe.Source(source, live)
+		fl.AccountID, fl.LogStreamID = mp.stream.Account, mp.stream.Stream
 	}
-	return s, nil
+	mp.ctl = newStaticControl(meterState(o, fl))
+	cfg.Control = mp.ctl
+	if mp.plane, err = dataplane.New(cfg); err != nil {
+		mp.close()
+		return nil, err
+	}
+	return mp, nil
 }
 
-// write hands one batch to every sink; the meter reuses recs afterwards,
-// and both sinks copy or encode before returning.
-func (s *sinks) write(ctx context.Context, recs []flow.Record) {
-	if s.exp != nil {
-		if err := s.exp.Export(recs); err != nil && s.err == nil {
-			s.err = fmt.Errorf("netflow export: %w", err)
-		}
+// readFilter sets the capture's BPF filter from --bpf's file, if given.
+func readFilter(path string, lc *capture.LiveConfig) error {
+	if path == "" {
+		return nil
 	}
-	if s.src != nil {
-		if err := s.src.Write(ctx, recs); err != nil && s.err == nil {
-			s.err = fmt.Errorf("log store: %w", err)
-		}
-	}
-}
-
-// close flushes the store and reports what each sink did on stderr.
-func (s *sinks) close(ctx context.Context) error {
-	err := s.err
-	if s.exp != nil {
-		st := s.exp.Stats()
-		fmt.Fprintf(os.Stderr, "netflow: %d records in %d packets, %d skipped\n", st.Records, st.Packets, st.Skipped)
-		err = errors.Join(err, s.exp.Close())
-	}
-	if s.pipe != nil {
-		err = errors.Join(err, s.pipe.Close(ctx))
-		st := s.pipe.Stats()
-		fmt.Fprintf(os.Stderr, "log store: %d records stored, %d dropped\n", st.Committed, s.src.Dropped())
-	}
-	if s.store != nil {
-		err = errors.Join(err, s.store.Close())
+	text, err := os.ReadFile(path)
+	if err == nil {
+		lc.Filter, err = capture.ParseFilter(string(text))
 	}
 	return err
+}
+
+// meterOutputs is the flow log with the outputs the flags ask for.
+func meterOutputs(o sinkOpts) (desired.FlowLog, error) {
+	fl := desired.FlowLog{ID: meterFlowLog, Enabled: true, Revision: 1}
+	sls := o.dataDir != ""
+	if o.netflow != "" {
+		addr, err := net.ResolveUDPAddr("udp", o.netflow)
+		if err != nil {
+			return fl, fmt.Errorf("meter: --netflow: %w", err)
+		}
+		ap := addr.AddrPort()
+		fl.NetflowServerIP, fl.NetflowServerPort = ap.Addr().Unmap().String(), int(ap.Port())
+		fl.NetflowVersion = o.netflowVersion
+	}
+	switch {
+	case sls && o.netflow != "":
+		fl.OutputType = desired.OutputAll
+	case sls:
+		fl.OutputType = desired.OutputSLS
+	case o.netflow != "":
+		fl.OutputType = desired.OutputNetflow
+	}
+	return fl, nil
+}
+
+// meterState is the desired state of flowlog meter: fl over a pcap
+// gateway, or a capture gateway with one attachment per interface.
+func meterState(o meterOpts, fl desired.FlowLog) desired.State {
+	fl.Targets = []desired.Target{{}} // its aging and sampling are Config.Meter's
+	gw := desired.Gateway{AccountID: fl.AccountID, Kind: desired.KindPcap, PcapPath: o.pcap}
+	if o.pcap == "" {
+		gw.Kind = desired.KindCapture
+		for _, name := range o.ifaces {
+			gw.Attachments = append(gw.Attachments, desired.Attachment{ID: name, Interface: name})
+		}
+	}
+	st := desired.State{Version: 1, FlowLogs: []desired.FlowLog{fl}, Gateways: []desired.Gateway{gw}}
+	if fl.LogStreamID != "" {
+		st.LogStreams = []desired.LogStream{{ID: fl.LogStreamID, AccountID: fl.AccountID, LogGroupID: store.LocalAccount}}
+	}
+	return st
+}
+
+// openStore opens the embedded store and the data dir's spool, as in
+// serve: an interrupted import leaves the records there, stored by the
+// next run.
+func (mp *meterPlane) openStore(ctx context.Context, o sinkOpts, cfg *dataplane.Config) error {
+	var err error
+	mp.store, mp.stream, err = duckdb.OpenLocal(ctx, o.dataDir, o.logStream)
+	if err != nil {
+		return err
+	}
+	cfg.Store = mp.store
+	cfg.Spool, err = spool.Open(spool.Config{Dir: filepath.Join(o.dataDir, spool.DirName)})
+	if err != nil {
+		mp.close()
+	}
+	return err
+}
+
+// failed is why the meter does not run, from a report of the plane.
+func (mp *meterPlane) failed(st desired.Status) error {
+	for _, f := range st.FlowLogs {
+		if f.Reason != "" {
+			return errors.New("meter: " + f.Reason)
+		}
+	}
+	return nil
+}
+
+// close reports on stderr what each output did, once the plane has
+// stopped, and closes the store; an output that lost records is an error.
+func (mp *meterPlane) close() error {
+	var err error
+	if mp.plane != nil {
+		err = mp.report()
+	}
+	if mp.store != nil {
+		err = errors.Join(err, mp.store.Close())
+	}
+	return err
+}
+
+func (mp *meterPlane) report() error {
+	fl := mp.ctl.st.FlowLogs[0]
+	sls, nf := fl.Outputs()
+	st := mp.plane.FlowStats(meterFlowLog)
+	var err error
+	if nf {
+		fmt.Fprintf(os.Stderr, "netflow: %d records in %d packets, %d skipped\n", st.Netflow.Records, st.Netflow.Packets, st.Netflow.Skipped)
+		if st.Netflow.Errors > 0 {
+			err = fmt.Errorf("netflow export: %d packets not sent", st.Netflow.Errors)
+		}
+	}
+	if sls {
+		stored := mp.plane.Stored(mp.stream)
+		fmt.Fprintf(os.Stderr, "log store: %d records stored, %d dropped\n", stored, st.StoreDropped)
+		if left := st.Meter.Records - min(st.Meter.Records, stored+st.StoreDropped); left > 0 {
+			err = errors.Join(err, fmt.Errorf("log store: %d records not stored yet; the spool keeps them for the next run", left))
+		}
+	}
+	return err
+}
+
+// staticControl is a control plane whose desired state never changes. It
+// keeps the plane's last report for the command to read.
+type staticControl struct {
+	st      desired.State
+	reports chan desired.Status
+}
+
+func newStaticControl(st desired.State) *staticControl {
+	return &staticControl{st: st, reports: make(chan desired.Status, 1)}
+}
+
+func (c *staticControl) Snapshot(context.Context, string) (desired.State, error) { return c.st, nil }
+
+func (c *staticControl) Watch(ctx context.Context, after uint64) (uint64, error) {
+	<-ctx.Done()
+	return after, ctx.Err()
+}
+
+// Report keeps the latest status, replacing one not yet read.
+func (c *staticControl) Report(_ context.Context, st desired.Status) error {
+	for {
+		select {
+		case c.reports <- st:
+			return nil
+		default:
+			select {
+			case <-c.reports:
+			default:
+			}
+		}
+	}
+}
+
+func (c *staticControl) ShareTemplates(context.Context, string, []desired.ExporterTemplates) error {
+	return nil
 }

@@ -23,6 +23,8 @@ type flowRun struct {
 	tot   *flowTotals
 	// enrich fills the fields the store has and flows lack (nil: none).
 	enrich *enrich.Enricher
+	tap    func([]flow.Record) // Config.Tap
+	noData bool                // NODATA records for idle observation points
 	out    atomic.Pointer[outputs]
 	// outMu keeps outputs from closing while records are written to them:
 	// deliver holds it shared, swap exclusively.
@@ -43,6 +45,9 @@ type outputs struct {
 func (f *flowRun) deliver(recs []flow.Record) {
 	if len(recs) == 0 {
 		return
+	}
+	if f.tap != nil {
+		f.tap(recs)
 	}
 	f.outMu.RLock()
 	defer f.outMu.RUnlock()
@@ -98,8 +103,14 @@ func flowsOnly(recs []flow.Record) []flow.Record {
 func (f *flowRun) age(now time.Time) {
 	interval := time.Duration(f.fl.AggregationInterval) * time.Second
 	for _, u := range f.units {
+		if u.ownClock {
+			continue
+		}
 		if u.meter != nil {
 			u.meter.Advance(now)
+		}
+		if !f.noData {
+			continue
 		}
 		if rec, ok := u.window(now, interval); ok {
 			f.deliver([]flow.Record{rec})
@@ -116,6 +127,10 @@ type unit struct {
 	seen  atomic.Uint64
 	stop  func() // detaches the unit from its source
 	err   func() error
+	// ownClock: the packets' times age the meter, not the plane's clock
+	// (an import).
+	ownClock bool
+	progress func() (done, total int64) // of an import's file; nil for others
 
 	winStart time.Time
 	winSeen  uint64

@@ -1,6 +1,7 @@
 package dataplane
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"flowlog/internal/capture"
 	"flowlog/internal/desired"
 	"flowlog/internal/ingest"
 	"flowlog/internal/meter"
@@ -18,9 +20,10 @@ import (
 // snapshot is what runs, as the Run goroutine last left it, with copies of
 // the totals' bases of that moment; metrics read it from other goroutines.
 type snapshot struct {
-	flows   []flowSnap
-	taps    []*tap
-	streams []streamSnap
+	flows    []flowSnap
+	taps     []*tap
+	streams  []streamSnap
+	captures map[string]capture.IfaceStats // of closed taps
 }
 
 type flowSnap struct {
@@ -29,6 +32,7 @@ type flowSnap struct {
 	base   flowBase
 	out    *outputs // nil while the flow log does not run
 	meters []*meter.Meter
+	files  []func() (done, total int64) // imports' progress
 }
 
 type streamSnap struct {
@@ -38,7 +42,7 @@ type streamSnap struct {
 }
 
 func (p *Plane) snapshot() *snapshot {
-	s := &snapshot{}
+	s := &snapshot{captures: maps.Clone(p.totals.captures)}
 	for id, tot := range p.totals.flows {
 		fs := flowSnap{id: id, tot: tot, base: tot.base}
 		if f := p.flows[id]; f != nil {
@@ -46,6 +50,9 @@ func (p *Plane) snapshot() *snapshot {
 			for _, u := range f.units {
 				if u.meter != nil {
 					fs.meters = append(fs.meters, u.meter)
+				}
+				if u.progress != nil {
+					fs.files = append(fs.files, u.progress)
 				}
 			}
 		}
@@ -69,12 +76,18 @@ func (p *Plane) snapshot() *snapshot {
 // meterCounts are what the flow log's meters counted, stopped ones
 // included, and the flows they hold now.
 func (f *flowSnap) meterCounts() (packets, evicted uint64, active int) {
-	packets, evicted = f.base.packets, f.base.evicted
+	st := f.meterStats()
+	return st.Packets, st.Evicted(), st.ActiveFlows
+}
+
+// meterStats are the counters of the flow log's meters, stopped ones
+// included.
+func (f *flowSnap) meterStats() meter.Stats {
+	st := f.base.meter
 	for _, m := range f.meters {
-		st := m.Stats()
-		packets, evicted, active = packets+st.Packets, evicted+st.Evicted(), active+st.ActiveFlows
+		st.Add(m.Stats())
 	}
-	return packets, evicted, active
+	return st
 }
 
 // ingestCounts are what the log stream's pipelines committed and failed,
@@ -286,7 +299,7 @@ func collectFlow(ch chan<- prometheus.Metric, f flowSnap) {
 		outputSeries(ch, f.id, "sls", handed, f.tot.sls.bytes.Load(), dropped)
 	}
 	if handed := f.tot.nf.records.Load(); o.netflow != nil || handed > 0 {
-		sent := f.base.nfSent
+		sent := f.base.nf.Records
 		if o.netflow != nil {
 			sent += o.netflow.Stats().Records
 		}

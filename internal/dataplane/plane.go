@@ -14,11 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"flowlog/internal/capture"
 	"flowlog/internal/collect"
 	"flowlog/internal/desired"
 	"flowlog/internal/enrich"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
+	"flowlog/internal/meter"
 	"flowlog/internal/netflow"
 	"flowlog/internal/snmp"
 	"flowlog/internal/spool"
@@ -71,6 +73,28 @@ type Config struct {
 	// options data).
 	Enricher *enrich.Enricher
 	Logger   *slog.Logger
+
+	// What a plane running a fixed state in the foreground (flowlog meter)
+	// needs. Tap, if set, is handed every batch of records a flow log
+	// delivers, on any goroutine; it must not keep recs.
+	Tap func(recs []flow.Record)
+	// Meter, if set, configures every flow log's meters in place of their
+	// aging and sampling.
+	Meter *meter.Config
+	// Capture, if set, is how interfaces are captured (its Interfaces
+	// aside); nil: promiscuous, unfiltered.
+	Capture *capture.LiveConfig
+	// NoNoData: idle observation points get no NODATA records.
+	NoNoData bool
+	// Imported, if set, makes pcap gateways imports: a file is read once, as
+	// fast as it can be, at its own times, which alone age its meter; its
+	// records wait for room in a log stream rather than being dropped; and
+	// Imported is called when the file is read (err: why not to its end).
+	Imported func(flowLog string, err error)
+	// NoResume leaves the spools of log streams no flow log writes to
+	// alone at start, neither stored nor dropped: the plane shares the
+	// spool's directory with others.
+	NoResume bool
 }
 
 // Plane is the running data plane.
@@ -213,7 +237,7 @@ func (p *Plane) sync(ctx context.Context) {
 		return
 	}
 	p.setState(st)
-	if !p.resumed {
+	if !p.resumed && !p.cfg.NoResume {
 		p.resumeSpools(ctx)
 		p.resumed = true
 	}
@@ -319,13 +343,13 @@ func (p *Plane) shutdown() {
 	for id, f := range p.flows {
 		p.stopFlow(id, f)
 	}
-	for name, t := range p.taps {
-		t.close()
-		delete(p.taps, name)
+	for _, t := range p.taps {
+		p.closeTap(t)
 	}
 	for id, s := range p.streams {
 		p.closeStream(id, s)
 	}
+	p.snap.Store(p.snapshot()) // the final counts
 }
 
 // stamp gives records the identity of the flow log and observation point

@@ -43,7 +43,8 @@ func (p *Plane) applyFlow(ctx context.Context, d *want) string {
 		if err != nil {
 			return err.Error()
 		}
-		f = &flowRun{fl: d.fl, units: map[unitKey]*unit{}, tot: p.totals.of(d.fl.ID), enrich: p.cfg.Enricher}
+		f = &flowRun{fl: d.fl, units: map[unitKey]*unit{}, tot: p.totals.of(d.fl.ID), enrich: p.cfg.Enricher,
+			tap: p.cfg.Tap, noData: !p.cfg.NoNoData}
 		f.out.Store(o)
 		p.flows[d.fl.ID] = f
 		p.log.Info("flow log started", "flow_log", d.fl.ID, "output", d.fl.OutputType)
@@ -74,8 +75,8 @@ func (p *Plane) change(ctx context.Context, f *flowRun, fl desired.FlowLog) erro
 		}
 		return nil
 	}
-	if meterConfig(old) != meterConfig(fl) {
-		c := meterConfig(fl)
+	if p.meterConfig(old) != p.meterConfig(fl) {
+		c := p.meterConfig(fl)
 		for _, u := range f.units {
 			if u.meter != nil {
 				if err := u.meter.SetTimeouts(c.ActiveTimeout, c.InactiveTimeout); err != nil {
@@ -136,7 +137,7 @@ func (p *Plane) startUnit(f *flowRun, k unitKey, pt point) (*unit, error) {
 		}
 		return u, nil
 	}
-	m, err := meter.New(meterConfig(f.fl), func(recs []flow.Record) {
+	m, err := meter.New(p.meterConfig(f.fl), func(recs []flow.Record) {
 		stamp(recs, u)
 		f.deliver(recs)
 	})
@@ -151,7 +152,11 @@ func (p *Plane) startUnit(f *flowRun, k unitKey, pt point) (*unit, error) {
 		}
 		err = p.attachTap(u, pt.iface)
 	case desired.KindPcap:
-		if err = p.mayReplay(pt); err == nil {
+		switch err = p.mayReplay(pt); {
+		case err != nil:
+		case p.cfg.Imported != nil:
+			err = p.attachImport(u, pt.pcapPath)
+		default:
 			err = p.attachReplay(u, pt.pcapPath, pt.pcapPace)
 		}
 	default:
@@ -161,6 +166,14 @@ func (p *Plane) startUnit(f *flowRun, k unitKey, pt point) (*unit, error) {
 		return nil, err
 	}
 	return u, nil
+}
+
+// meterConfig is the meter a flow log runs: Config.Meter if set.
+func (p *Plane) meterConfig(fl desired.FlowLog) meter.Config {
+	if p.cfg.Meter != nil {
+		return *p.cfg.Meter
+	}
+	return meterConfig(fl)
 }
 
 // restartable says whether a failed unit should be started again: a live

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 
@@ -94,7 +95,22 @@ func (p *Plane) openStream(ctx context.Context, fl desired.FlowLog) (*ingest.Sou
 		return nil, id, err
 	}
 	s.users++
-	return s.pipe.Source(fl.ID, true), id, nil
+	return s.pipe.Source(fl.ID, !p.imports(fl)), id, nil
+}
+
+// imports says whether the flow log only imports pcap files
+// (Config.Imported), whose records may wait for room in a log stream.
+func (p *Plane) imports(fl desired.FlowLog) bool {
+	if p.cfg.Imported == nil || len(fl.Targets) == 0 {
+		return false
+	}
+	for _, t := range fl.Targets {
+		i := slices.IndexFunc(p.state.Gateways, func(g desired.Gateway) bool { return g.ID == t.GatewayID })
+		if i < 0 || p.state.Gateways[i].Kind != desired.KindPcap {
+			return false
+		}
+	}
+	return true
 }
 
 // stream returns the log stream's pipeline, opening it (and creating the

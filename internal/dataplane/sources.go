@@ -28,12 +28,18 @@ type tap struct {
 	err    error // why the capture ended; read after done
 }
 
-// openTap starts capturing on iface.
-func openTap(iface string) (*tap, error) {
+// openTap starts capturing on iface, as lc says (nil: promiscuous,
+// unfiltered).
+func openTap(iface string, lc *capture.LiveConfig) (*tap, error) {
 	if _, err := net.InterfaceByName(iface); err != nil {
 		return nil, fmt.Errorf("interface %s does not exist on this host", iface)
 	}
-	live, err := capture.OpenLive(capture.LiveConfig{Interfaces: []string{iface}, Promiscuous: true})
+	cfg := capture.LiveConfig{Promiscuous: true}
+	if lc != nil {
+		cfg = *lc
+	}
+	cfg.Interfaces = []string{iface}
+	live, err := capture.OpenLive(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("cannot capture on interface %s: %v", iface, err)
 	}
@@ -79,10 +85,19 @@ func (t *tap) failure() error {
 	}
 }
 
-func (t *tap) close() {
+// close stops the capture and returns the kernel's final counts.
+func (t *tap) close() []capture.IfaceStats {
 	t.cancel()
 	<-t.done
+	st, _ := t.live.Stats()
 	t.live.Close()
+	return st
+}
+
+// closeTap closes t, keeping its counts in the totals.
+func (p *Plane) closeTap(t *tap) {
+	p.totals.retireTap(t.close())
+	delete(p.taps, t.iface)
 }
 
 // attachTap feeds u's meter from a live capture on iface.
@@ -90,7 +105,7 @@ func (p *Plane) attachTap(u *unit, iface string) error {
 	t := p.taps[iface]
 	if t == nil {
 		var err error
-		if t, err = openTap(iface); err != nil {
+		if t, err = openTap(iface, p.cfg.Capture); err != nil {
 			return err
 		}
 		p.taps[iface] = t
@@ -99,8 +114,7 @@ func (p *Plane) attachTap(u *unit, iface string) error {
 	u.err = t.failure
 	u.stop = func() {
 		if t.unsubscribe(u.meter) == 0 {
-			t.close()
-			delete(p.taps, iface)
+			p.closeTap(t)
 		}
 	}
 	return nil
@@ -119,16 +133,13 @@ func (p *Plane) mayReplay(pt point) error {
 	return control.InPcapDir(p.cfg.PcapDir, pt.pcapPath)
 }
 
-// replay feeds a pcap file to u's meter, once, with its timestamps moved to
-// the present: paced by them ("realtime"), or as fast as possible ("fast"),
-// in which case the file is placed so that it ends now.
+// attachReplay feeds a pcap file to u's meter, once, with its timestamps
+// moved to the present: paced by them ("realtime"), or as fast as possible
+// ("fast"), in which case the file is placed so that it ends now.
 func (p *Plane) attachReplay(u *unit, path, pace string) error {
-	f, err := capture.OpenFile(path)
+	f, err := openPcap(path)
 	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("pcap file %s does not exist", path)
-		}
-		return fmt.Errorf("pcap file %s cannot be read: %v", path, err)
+		return err
 	}
 	shift := time.Duration(0)
 	if pace == "fast" {
@@ -139,15 +150,60 @@ func (p *Plane) attachReplay(u *unit, path, pace string) error {
 		}
 		shift = time.Since(first) - last.Sub(first)
 	}
+	u.runFile(f, path, func(ctx context.Context) error {
+		return replay(ctx, f, u.meter, shift, pace != "fast")
+	}, nil)
+	return nil
+}
+
+// attachImport reads a pcap file through u's meter, once, as fast as it
+// can, at the file's own times (Config.Imported).
+func (p *Plane) attachImport(u *unit, path string) error {
+	f, err := openPcap(path)
+	if err != nil {
+		return err
+	}
+	u.ownClock, u.progress = true, f.Progress
+	u.runFile(f, path, func(ctx context.Context) error {
+		err := f.RunBatch(func(frames []packet.Frame) {
+			if ctx.Err() == nil { // stopped: read on to the end, feeding nothing
+				u.meter.FeedBatch(frames)
+			}
+		})
+		u.meter.Flush() // the file's flows are over: deliver them now
+		return err
+	}, func(err error) { p.cfg.Imported(u.key.flowLog, err) })
+	return nil
+}
+
+func openPcap(path string) (*capture.File, error) {
+	f, err := capture.OpenFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("pcap file %s does not exist", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pcap file %s cannot be read: %v", path, err)
+	}
+	return f, nil
+}
+
+// runFile runs read, which reads f, until it returns or the unit stops;
+// its failure is the unit's error. If it was not stopped, done hears how
+// it ended.
+func (u *unit) runFile(f *capture.File, path string, read func(context.Context) error, done func(error)) {
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
+	ended := make(chan struct{})
 	var failed atomic.Pointer[error]
 	go func() {
-		defer close(done)
+		defer close(ended)
 		defer f.Close()
-		if err := replay(ctx, f, u.meter, shift, pace != "fast"); err != nil {
+		err := read(ctx)
+		if err != nil {
 			err = fmt.Errorf("pcap file %s: %v", path, err)
 			failed.Store(&err)
+		}
+		if done != nil && ctx.Err() == nil {
+			done(err)
 		}
 	}()
 	u.err = func() error {
@@ -156,8 +212,7 @@ func (p *Plane) attachReplay(u *unit, path, pace string) error {
 		}
 		return nil
 	}
-	u.stop = func() { cancel(); <-done }
-	return nil
+	u.stop = func() { cancel(); <-ended }
 }
 
 // span returns the times of a capture file's first and last frames.

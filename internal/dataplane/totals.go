@@ -3,6 +3,8 @@ package dataplane
 import (
 	"sync/atomic"
 
+	"flowlog/internal/capture"
+	"flowlog/internal/export"
 	"flowlog/internal/flow"
 	"flowlog/internal/ingest"
 	"flowlog/internal/meter"
@@ -15,12 +17,14 @@ import (
 // flow log (or log stream) exists, however often its parts restart. The
 // bases change on the Run goroutine only; metrics read copies of them.
 type totals struct {
-	flows   map[string]*flowTotals
-	streams map[store.StreamID]ingestBase
+	flows    map[string]*flowTotals
+	streams  map[store.StreamID]ingestBase
+	captures map[string]capture.IfaceStats // of closed taps, by interface
 }
 
 func newTotals() totals {
-	return totals{flows: map[string]*flowTotals{}, streams: map[store.StreamID]ingestBase{}}
+	return totals{flows: map[string]*flowTotals{}, streams: map[store.StreamID]ingestBase{},
+		captures: map[string]capture.IfaceStats{}}
 }
 
 // flowTotals count for one flow log.
@@ -31,10 +35,10 @@ type flowTotals struct {
 
 // flowBase is what the flow log's stopped meters and closed outputs counted.
 type flowBase struct {
-	packets, evicted uint64 // meters
-	slsDropped       uint64 // ingest sources
-	nfSent           uint64 // NetFlow exporters
-	fileLost         uint64 // file outputs
+	meter      meter.Stats  // meters
+	slsDropped uint64       // ingest sources
+	nf         export.Stats // NetFlow exporters
+	fileLost   uint64       // file outputs
 }
 
 type ingestBase struct{ committed, failures uint64 }
@@ -71,8 +75,8 @@ func (t *totals) keep(want map[string]*want) {
 }
 
 func (f *flowTotals) retireMeter(st meter.Stats) {
-	f.base.packets += st.Packets
-	f.base.evicted += st.Evicted()
+	st.ActiveFlows = 0 // a stopped meter holds none
+	f.base.meter.Add(st)
 }
 
 func (f *flowTotals) retireOutputs(o *outputs) {
@@ -80,16 +84,32 @@ func (f *flowTotals) retireOutputs(o *outputs) {
 		f.base.slsDropped += o.sls.Dropped()
 	}
 	if o.netflow != nil {
-		f.base.nfSent += o.netflow.Stats().Records
+		f.base.nf = addExport(f.base.nf, o.netflow.Stats())
 	}
 	if o.file != nil {
 		f.base.fileLost += o.file.lost()
 	}
 }
 
+func addExport(a, b export.Stats) export.Stats {
+	return export.Stats{Packets: a.Packets + b.Packets, Bytes: a.Bytes + b.Bytes, Records: a.Records + b.Records,
+		Skipped: a.Skipped + b.Skipped, Errors: a.Errors + b.Errors}
+}
+
 func (t *totals) retireStream(id store.StreamID, st ingest.Stats) {
 	b := t.streams[id]
 	t.streams[id] = ingestBase{committed: b.committed + st.Committed, failures: b.failures + st.Failures}
+}
+
+func (t *totals) retireTap(st []capture.IfaceStats) {
+	for _, s := range st {
+		t.captures[s.Interface] = addCapture(t.captures[s.Interface], s)
+	}
+}
+
+func addCapture(a, b capture.IfaceStats) capture.IfaceStats {
+	return capture.IfaceStats{Interface: b.Interface, Packets: a.Packets + b.Packets, Drops: a.Drops + b.Drops,
+		QueueFreezes: a.QueueFreezes + b.QueueFreezes}
 }
 
 func (t *totals) dropStream(id store.StreamID) { delete(t.streams, id) }

@@ -80,6 +80,23 @@ type Stats struct {
 // Evicted is the number of flows ended because the cache was full.
 func (s Stats) Evicted() uint64 { return s.ByReason[flow.EndLackOfResources] }
 
+// Add adds o's counters to s, to total several meters.
+func (s *Stats) Add(o Stats) {
+	s.Packets += o.Packets
+	s.Sampled += o.Sampled
+	s.NonIP += o.NonIP
+	s.Truncated += o.Truncated
+	s.Malformed += o.Malformed
+	s.Unsupported += o.Unsupported
+	s.OrphanFragment += o.OrphanFragment
+	s.Flows += o.Flows
+	s.Records += o.Records
+	for i := range s.ByReason {
+		s.ByReason[i] += o.ByReason[i]
+	}
+	s.ActiveFlows += o.ActiveFlows
+}
+
 // Meter is a flow cache. It is safe for concurrent use.
 type Meter struct {
 	mu       sync.Mutex
