@@ -12,8 +12,15 @@ import (
 // run commits the spool's records in order until cancelled. A backlog of
 // MinBatch records is committed at once; a smaller one after
 // FlushInterval, or when Flush asks.
-func (p *Pipeline) run(ctx context.Context, r *spool.Reader) {
+func (p *Pipeline) run(ctx context.Context, next uint64, placed bool) {
 	defer close(p.stopped)
+	if !placed {
+		var ok bool
+		if next, ok = p.awaitStore(ctx); !ok {
+			return
+		}
+	}
+	r := p.log.NewReader(next)
 	defer r.Close()
 	b := &batcher{mem: p.cfg.Memory}
 	defer b.release()
@@ -66,7 +73,7 @@ func (p *Pipeline) commitNext(ctx context.Context, r *spool.Reader, b *batcher, 
 		p.cfg.Logger.Error("ingest: spool unreadable", "log_stream", p.id.Stream, "position", first, "err", err)
 		return sleep(ctx, p.cfg.RetryInterval)
 	}
-	batch := store.Batch{First: first, Records: recs}
+	batch := store.Batch{First: first + p.offset, Records: recs}
 	for {
 		err := p.dst.Commit(ctx, p.id, batch)
 		if err == nil {
