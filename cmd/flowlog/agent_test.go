@@ -300,7 +300,8 @@ func (p *tcpProxy) setDown(down bool) {
 
 // TestAgentStartsWithoutClickHouse starts an agent while ClickHouse does
 // not answer: its flow log runs (available), the records are spooled,
-// and a kill -9 and a restart while ClickHouse is still away keep them;
+// and a kill -9, a stop and restarts while ClickHouse is still away keep
+// them;
 // once ClickHouse answers, the agent creates the log stream's tables and
 // stores one replay's records, each once.
 func TestAgentStartsWithoutClickHouse(t *testing.T) {
@@ -348,6 +349,13 @@ func TestAgentStartsWithoutClickHouse(t *testing.T) {
 	if n := chSelect(t, chURL, "SELECT count() FROM system.tables WHERE database = '"+db+"' AND name = '"+streamTable(srv.Account, ls)+"'"); n != "0" {
 		t.Errorf("the log stream's table made while ClickHouse was away: %s", n)
 	}
+	stopping := time.Now()
+	ag.Stop() // not waiting for ClickHouse
+	if took := time.Since(stopping); took > 5*time.Second || ag.ExitCode() != 0 {
+		t.Errorf("the agent took %v to stop, exit code %d", took.Round(time.Millisecond), ag.ExitCode())
+	}
+	ag.Start()
+	waitTrue(t, "the spooled records kept across a stop", func() bool { return ag.Metrics()[queued] == float64(want.flows) })
 
 	proxy.setDown(false)
 	reach(t, srv, ls, want, same, time.Minute)

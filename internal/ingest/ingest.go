@@ -92,6 +92,7 @@ type Pipeline struct {
 	failures  uint64        // failed commits
 	changed   chan struct{} // closed and replaced whenever committed grows or the pipeline stops
 	closed    bool
+	placed    bool // the store told where its records end
 	sources   map[string]*Source
 
 	kick    chan struct{}
@@ -155,7 +156,7 @@ func (p *Pipeline) place(next uint64) (uint64, error) {
 	}
 	p.offset, _ = p.log.Offset()
 	p.mu.Lock()
-	p.committed = pos
+	p.committed, p.placed = pos, true
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
@@ -343,12 +344,16 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 
 // Close stops accepting records and commits what the spool holds until
 // ctx ends or a commit fails; what is left stays in the spool for the next
-// New.
+// New. A store that has not answered yet is not waited for.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
+	placed := p.placed
 	p.mu.Unlock()
-	err := p.Flush(ctx)
+	err := errors.New("ingest: the log store has not answered: the records stay in the spool")
+	if placed {
+		err = p.Flush(ctx)
+	}
 	p.cancel()
 	<-p.stopped
 	return errors.Join(err, p.log.Close())
