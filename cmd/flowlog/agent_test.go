@@ -337,8 +337,9 @@ func TestAgentStartsWithoutClickHouse(t *testing.T) {
 	fl := flowLogTo(t, srv, "late", ls, pcapGateway(t, srv, "late", "fast", "edge1"))
 	queued := fmt.Sprintf(`flowlog_store_queue_records{log_stream="%s"}`, ls)
 	waitTrue(t, "one replay's records spooled", func() bool { return ag.Metrics()[queued] == float64(want.flows) })
-	if m := ag.Metrics(); m["flowlog_spool_bytes"] == 0 {
-		t.Errorf("records queued, the spool empty: %v", m)
+	failures := fmt.Sprintf(`flowlog_store_append_failures_total{log_stream="%s"}`, ls)
+	if m := ag.Metrics(); m["flowlog_spool_bytes"] == 0 || m[failures] == 0 {
+		t.Errorf("records queued: spool bytes %v, append failures %v", m["flowlog_spool_bytes"], m[failures])
 	}
 	waitTrue(t, "the flow log available", func() bool { return flowLogState(t, srv, fl) == "available" })
 

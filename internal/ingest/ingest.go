@@ -164,7 +164,7 @@ func (p *Pipeline) place(next uint64) (uint64, error) {
 }
 
 // awaitStore waits until the store answers and places the spool; false
-// when cancelled.
+// when cancelled. Each attempt that fails counts as a failed commit.
 func (p *Pipeline) awaitStore(ctx context.Context) (uint64, bool) {
 	for {
 		next, err := p.storeNext(ctx)
@@ -176,7 +176,7 @@ func (p *Pipeline) awaitStore(ctx context.Context) (uint64, bool) {
 				return pos, true
 			}
 		}
-		p.cfg.Logger.Debug("ingest: log store not ready", "log_stream", p.id.Stream, "err", err)
+		p.failed(err, 0)
 		if !sleep(ctx, p.cfg.RetryInterval) {
 			return 0, false
 		}

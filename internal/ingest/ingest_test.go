@@ -375,8 +375,8 @@ func TestStoreAway(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(50 * time.Millisecond)
-	if st := p.Stats(); st.Queued != 30 || st.Committed != 0 {
-		t.Errorf("stats %+v with the store away: want 30 queued, none committed", st)
+	if st := p.Stats(); st.Queued != 30 || st.Committed != 0 || st.Failures == 0 {
+		t.Errorf("stats %+v with the store away: want 30 queued, none committed, failures", st)
 	}
 	s.down.Store(false)
 	if err := p.Flush(ctx); err != nil {

@@ -53,6 +53,9 @@ func (w *waiting) do(ctx context.Context, f func(store.Store) error) error {
 	if err == nil {
 		err = f(s)
 	}
+	if ctx.Err() != nil {
+		return err // the caller's deadline (a query's), not the server's absence
+	}
 	if err != nil && unanswered(err) {
 		err = fmt.Errorf("%w: %w", store.ErrUnreachable, err)
 	}
