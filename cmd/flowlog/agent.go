@@ -106,7 +106,9 @@ func runAgent(ctx context.Context, f agentFlags) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	logs, err := backend.New(ctx, backend.Config{Store: st, DataDir: f.dataDir, Writer: f.name})
+	// A ClickHouse server that does not answer is waited for: the spool
+	// holds the records meanwhile.
+	logs, err := backend.New(ctx, backend.Config{Store: st, DataDir: f.dataDir, Writer: f.name, Logger: log})
 	if err != nil {
 		return err
 	}

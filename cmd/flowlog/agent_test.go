@@ -297,3 +297,71 @@ func (p *tcpProxy) setDown(down bool) {
 		}
 	}
 }
+
+// TestAgentStartsWithoutClickHouse starts an agent while ClickHouse does
+// not answer: its flow log runs (available), the records are spooled,
+// and a kill -9, a stop and restarts while ClickHouse is still away keep
+// them;
+// once ClickHouse answers, the agent creates the log stream's tables and
+// stores one replay's records, each once.
+func TestAgentStartsWithoutClickHouse(t *testing.T) {
+	chURL := chtest.Start(t)
+	const db = "flowlog_late"
+	proxy := newTCPProxy(t, "127.0.0.1:0", strings.TrimPrefix(chURL, "http://"))
+	proxy.setDown(true)
+
+	emb := testutil.StartServer(t)
+	want := settled(t, emb, demoFlowLog(t, emb, "demo"))
+
+	srv := testutil.NewServer(t)
+	srv.UseTestKey()
+	srv.Args = []string{"--store", "clickhouse://" + strings.TrimPrefix(chURL, "http://") + "/" + db}
+	srv.Start()
+	var key struct {
+		ID     string `json:"access_key_id"`
+		Secret string `json:"access_key_secret"`
+	}
+	if err := json.Unmarshal([]byte(cliOK(t, srv, "agents", "create", "--name", "edge1", "-o", "json")), &key); err != nil {
+		t.Fatal(err)
+	}
+	ag := testutil.NewServer(t)
+	ag.KeyID, ag.Secret = key.ID, key.Secret
+	ag.Cmd = []string{"agent", "--server", srv.URL, "--name", "edge1", "--data-dir", ag.DataDir,
+		"--metrics-listen", ag.Addr, "--store", "clickhouse://" + proxy.addr + "/" + db}
+	ag.Start()
+	if _, errOut := ag.Logs(); strings.Count(errOut, `msg="log store unreachable`) != 1 {
+		t.Errorf("the agent's log, ClickHouse away:\n%s", errOut)
+	}
+
+	ls := newStream(t, srv, "late")
+	fl := flowLogTo(t, srv, "late", ls, pcapGateway(t, srv, "late", "fast", "edge1"))
+	queued := fmt.Sprintf(`flowlog_store_queue_records{log_stream="%s"}`, ls)
+	waitTrue(t, "one replay's records spooled", func() bool { return ag.Metrics()[queued] == float64(want.flows) })
+	failures := fmt.Sprintf(`flowlog_store_append_failures_total{log_stream="%s"}`, ls)
+	if m := ag.Metrics(); m["flowlog_spool_bytes"] == 0 || m[failures] == 0 {
+		t.Errorf("records queued: spool bytes %v, append failures %v", m["flowlog_spool_bytes"], m[failures])
+	}
+	waitTrue(t, "the flow log available", func() bool { return flowLogState(t, srv, fl) == "available" })
+
+	ag.Kill()
+	cliOK(t, srv, "flow-logs", "delete", fl) // so that the restart does not replay it
+	ag.Start()
+	waitTrue(t, "the spooled records kept across the restart", func() bool { return ag.Metrics()[queued] == float64(want.flows) })
+	if n := chSelect(t, chURL, "SELECT count() FROM system.tables WHERE database = '"+db+"' AND name = '"+streamTable(srv.Account, ls)+"'"); n != "0" {
+		t.Errorf("the log stream's table made while ClickHouse was away: %s", n)
+	}
+	stopping := time.Now()
+	ag.Stop() // not waiting for ClickHouse
+	if took := time.Since(stopping); took > 5*time.Second || ag.ExitCode() != 0 {
+		t.Errorf("the agent took %v to stop, exit code %d", took.Round(time.Millisecond), ag.ExitCode())
+	}
+	ag.Start()
+	waitTrue(t, "the spooled records kept across a stop", func() bool { return ag.Metrics()[queued] == float64(want.flows) })
+
+	proxy.setDown(false)
+	reach(t, srv, ls, want, same, time.Minute)
+	waitTrue(t, "the queue empty", func() bool { return ag.Metrics()[queued] == 0 })
+	if _, errOut := ag.Logs(); !strings.Contains(errOut, `msg="log store answers again"`) {
+		t.Errorf("no word of ClickHouse back:\n%s", errOut)
+	}
+}

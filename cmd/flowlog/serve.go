@@ -91,12 +91,10 @@ func serve(ctx context.Context, cfg config.Serve) error {
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	// A ClickHouse server that does not answer stops the start, before
-	// anything else: records would be accepted with no store to take
-	// them. Records an earlier run spooled stay in the data dir until a
-	// start succeeds; while serving, the spool holds records through an
-	// outage.
-	logs, err := backend.New(ctx, backend.Config{Store: cfg.LogStore(), DataDir: cfg.DataDir, Threads: cfg.StoreThreads})
+	// A ClickHouse server that refuses (a wrong address, database or
+	// credentials) stops the start; one that does not answer is waited
+	// for, the spool holding the records meanwhile.
+	logs, err := backend.New(ctx, backend.Config{Store: cfg.LogStore(), DataDir: cfg.DataDir, Threads: cfg.StoreThreads, Logger: log})
 	if err != nil {
 		return err
 	}

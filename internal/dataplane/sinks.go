@@ -127,13 +127,17 @@ func (p *Plane) stream(ctx context.Context, id store.StreamID) (*stream, error) 
 		return nil, fmt.Errorf("log stream %s no longer exists", id.Stream)
 	}
 	// The store holds a stream from its first write; its group and
-	// retention follow the control plane from then on (store.Follow).
-	if _, err := p.cfg.Store.Stream(ctx, id); errors.Is(err, store.ErrNoStream) {
-		if err = p.cfg.Store.CreateStream(ctx, ls.StoreStream()); err != nil {
-			return nil, fmt.Errorf("log store: %v", err)
+	// retention follow the control plane from then on (store.Follow). A
+	// store that does not answer yet gets it once it does: the pipeline
+	// spools meanwhile.
+	prepare := func(ctx context.Context) error {
+		_, err := p.cfg.Store.Stream(ctx, id)
+		if errors.Is(err, store.ErrNoStream) {
+			err = p.cfg.Store.CreateStream(ctx, ls.StoreStream())
 		}
+		return err
 	}
-	pipe, err := ingest.New(ctx, ingest.Config{Logger: p.log, Memory: p.cfg.Memory}, p.cfg.Spool, p.cfg.Store, id)
+	pipe, err := ingest.New(ctx, ingest.Config{Logger: p.log, Memory: p.cfg.Memory, Prepare: prepare}, p.cfg.Spool, p.cfg.Store, id)
 	if err != nil {
 		return nil, fmt.Errorf("log store: %v", err)
 	}

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"log/slog"
 	"time"
 
 	"flowlog/internal/flow"
@@ -12,8 +14,15 @@ import (
 // run commits the spool's records in order until cancelled. A backlog of
 // MinBatch records is committed at once; a smaller one after
 // FlushInterval, or when Flush asks.
-func (p *Pipeline) run(ctx context.Context, r *spool.Reader) {
+func (p *Pipeline) run(ctx context.Context, next uint64, placed bool) {
 	defer close(p.stopped)
+	if !placed {
+		var ok bool
+		if next, ok = p.awaitStore(ctx); !ok {
+			return
+		}
+	}
+	r := p.log.NewReader(next)
 	defer r.Close()
 	b := &batcher{mem: p.cfg.Memory}
 	defer b.release()
@@ -66,21 +75,15 @@ func (p *Pipeline) commitNext(ctx context.Context, r *spool.Reader, b *batcher, 
 		p.cfg.Logger.Error("ingest: spool unreadable", "log_stream", p.id.Stream, "position", first, "err", err)
 		return sleep(ctx, p.cfg.RetryInterval)
 	}
-	batch := store.Batch{First: first, Records: recs}
+	batch := store.Batch{First: first + p.offset, Records: recs}
 	for {
 		err := p.dst.Commit(ctx, p.id, batch)
 		if err == nil {
 			break
 		}
-		p.mu.Lock()
-		p.failures++
-		closing := p.closed
-		p.mu.Unlock()
-		if closing { // the spool keeps the batch for the next start: no waiting on a full disk
-			p.cfg.Logger.Warn("ingest: commit failed while closing", "log_stream", p.id.Stream, "records", len(batch.Records), "err", err)
+		if p.failed(err, len(batch.Records)) { // the spool keeps the batch for the next start: no waiting on a full disk
 			return false
 		}
-		p.cfg.Logger.Warn("ingest: commit failed; retrying", "log_stream", p.id.Stream, "records", len(batch.Records), "err", err)
 		if !sleep(ctx, p.cfg.RetryInterval) {
 			return false
 		}
@@ -91,6 +94,25 @@ func (p *Pipeline) commitNext(ctx context.Context, r *spool.Reader, b *batcher, 
 	}
 	p.committedBatch(store.Batch{First: first, Records: recs})
 	return true
+}
+
+// failed counts a failed commit of n records and logs it; a store that
+// does not answer logged that itself (store.ErrUnreachable). It says
+// whether the pipeline closes.
+func (p *Pipeline) failed(err error, n int) (closing bool) {
+	p.mu.Lock()
+	p.failures++
+	closing = p.closed
+	p.mu.Unlock()
+	level, msg := slog.LevelWarn, "ingest: commit failed; retrying"
+	if closing {
+		msg = "ingest: commit failed while closing"
+	}
+	if errors.Is(err, store.ErrUnreachable) {
+		level = slog.LevelDebug
+	}
+	p.cfg.Logger.Log(context.Background(), level, msg, "log_stream", p.id.Stream, "records", n, "err", err)
+	return closing
 }
 
 // committedBatch moves the position on past b, trims the spool and tells

@@ -48,7 +48,10 @@ type Config struct {
 	Memory *Memory
 	// OnCommit, if set, is called after each batch is durable, in order.
 	OnCommit func(recs []flow.Record)
-	Logger   *slog.Logger
+	// Prepare, if set, readies the store for the stream (creates it)
+	// before its position is read.
+	Prepare func(ctx context.Context) error
+	Logger  *slog.Logger
 }
 
 func (c *Config) defaults() {
@@ -79,6 +82,8 @@ type Pipeline struct {
 	id  store.StreamID
 	log *spool.Log
 
+	offset uint64 // the store's position of spool position 0, once placed
+
 	mu        sync.Mutex
 	committed uint64        // spool position after the last committed record
 	written   uint64        // records spooled by this process
@@ -87,6 +92,7 @@ type Pipeline struct {
 	failures  uint64        // failed commits
 	changed   chan struct{} // closed and replaced whenever committed grows or the pipeline stops
 	closed    bool
+	placed    bool // the store told where its records end
 	sources   map[string]*Source
 
 	kick    chan struct{}
@@ -96,22 +102,85 @@ type Pipeline struct {
 
 // New opens the stream's spool log in sp and starts committing what it
 // holds and what is written to it, resuming where the store's records
-// end.
+// end. A store that does not answer (store.ErrUnreachable) is waited for:
+// records are spooled meanwhile, and committed once the store tells where
+// its records end.
 func New(ctx context.Context, cfg Config, sp *spool.Spool, dst Committer, id store.StreamID) (*Pipeline, error) {
 	cfg.defaults()
-	next, err := dst.Committed(ctx, id)
-	if err != nil {
+	p := &Pipeline{cfg: cfg, dst: dst, id: id, changed: make(chan struct{}), sources: map[string]*Source{},
+		kick: make(chan struct{}, 1), stopped: make(chan struct{})}
+	next, err := p.storeNext(ctx)
+	placed := err == nil
+	switch {
+	case placed:
+		p.log, err = sp.Log(id, next)
+	case errors.Is(err, store.ErrUnreachable):
+		p.log, err = sp.LogUnplaced(id)
+	default:
 		return nil, fmt.Errorf("ingest: %s: %w", id, err)
 	}
-	log, err := sp.Log(id, next)
 	if err != nil {
 		return nil, err
 	}
+	p.committed = p.log.First()
+	if placed {
+		next, err = p.place(next)
+		if err != nil {
+			p.log.Close()
+			return nil, err
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.Background())
-	p := &Pipeline{cfg: cfg, dst: dst, id: id, log: log, committed: next, changed: make(chan struct{}),
-		sources: map[string]*Source{}, kick: make(chan struct{}, 1), stopped: make(chan struct{}), cancel: cancel}
-	go p.run(runCtx, log.NewReader(next))
+	p.cancel = cancel
+	go p.run(runCtx, next, placed)
 	return p, nil
+}
+
+// storeNext readies the store and returns where its records of the
+// stream end.
+func (p *Pipeline) storeNext(ctx context.Context) (uint64, error) {
+	if p.cfg.Prepare != nil {
+		if err := p.cfg.Prepare(ctx); err != nil {
+			return 0, err
+		}
+	}
+	return p.dst.Committed(ctx, p.id)
+}
+
+// place ties the spool's numbering to the store's position next and
+// returns the spool position to commit from.
+func (p *Pipeline) place(next uint64) (uint64, error) {
+	pos, err := p.log.Place(next)
+	if err != nil {
+		return 0, err
+	}
+	p.offset, _ = p.log.Offset()
+	p.mu.Lock()
+	p.committed, p.placed = pos, true
+	close(p.changed)
+	p.changed = make(chan struct{})
+	p.mu.Unlock()
+	return pos, nil
+}
+
+// awaitStore waits until the store answers and places the spool; false
+// when cancelled. Each attempt that fails counts as a failed commit.
+func (p *Pipeline) awaitStore(ctx context.Context) (uint64, bool) {
+	for {
+		next, err := p.storeNext(ctx)
+		if err == nil {
+			var pos uint64
+			if pos, err = p.place(next); err == nil {
+				p.cfg.Logger.Info("ingest: log store answers; committing the spool", "log_stream", p.id.Stream,
+					"records", p.log.End()-pos)
+				return pos, true
+			}
+		}
+		p.failed(err, 0)
+		if !sleep(ctx, p.cfg.RetryInterval) {
+			return 0, false
+		}
+	}
 }
 
 // Source is one producer of records, with its own drop counter.
@@ -275,12 +344,16 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 
 // Close stops accepting records and commits what the spool holds until
 // ctx ends or a commit fails; what is left stays in the spool for the next
-// New.
+// New. A store that has not answered yet is not waited for.
 func (p *Pipeline) Close(ctx context.Context) error {
 	p.mu.Lock()
 	p.closed = true
+	placed := p.placed
 	p.mu.Unlock()
-	err := p.Flush(ctx)
+	err := errors.New("ingest: the log store has not answered: the records stay in the spool")
+	if placed {
+		err = p.Flush(ctx)
+	}
 	p.cancel()
 	<-p.stopped
 	return errors.Join(err, p.log.Close())

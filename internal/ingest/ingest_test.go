@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -319,6 +320,73 @@ func TestRetry(t *testing.T) {
 	}
 	if n, d := count(t, s); n != 110 || d != 110 {
 		t.Errorf("stored %d (%d distinct), want 110 once each", n, d)
+	}
+}
+
+// away is the real store behind a network that may not reach it.
+type away struct {
+	*duckdb.Store
+	down atomic.Bool
+}
+
+func (a *away) Commit(ctx context.Context, id store.StreamID, b store.Batch) error {
+	if a.down.Load() {
+		return store.ErrUnreachable
+	}
+	return a.Store.Commit(ctx, id, b)
+}
+
+func (a *away) Committed(ctx context.Context, id store.StreamID) (uint64, error) {
+	if a.down.Load() {
+		return 0, store.ErrUnreachable
+	}
+	return a.Store.Committed(ctx, id)
+}
+
+// TestStoreAway: a pipeline opened while the store does not answer
+// spools, across a restart, and commits nothing until the store tells
+// where its records end; then it stores each record once, after those
+// the store holds from a spool since lost.
+func TestStoreAway(t *testing.T) {
+	dir := t.TempDir()
+	s := &away{Store: openStore(t, dir)}
+	defer s.Close()
+	cfg := Config{MinBatch: 10, FlushInterval: 5 * time.Millisecond, RetryInterval: 5 * time.Millisecond}
+	ctx := context.Background()
+	p := newPipeline(t, cfg, openSpool(t, filepath.Join(dir, "lost"), 0), s, stream)
+	if err := p.Source("f", false).Write(ctx, seq(0, 30)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	s.down.Store(true)
+	sp := openSpool(t, dir, 0)
+	p = newPipeline(t, cfg, sp, s, stream)
+	if err := p.Source("f", true).Write(ctx, seq(30, 20)); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err == nil { // without a deadline: it must not wait for the store
+		t.Error("closed with the store away: no error, want the records left in the spool")
+	}
+	p = newPipeline(t, cfg, sp, s, stream) // a restart, the store still away
+	if err := p.Source("f", true).Write(ctx, seq(50, 10)); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if st := p.Stats(); st.Queued != 30 || st.Committed != 0 || st.Failures == 0 {
+		t.Errorf("stats %+v with the store away: want 30 queued, none committed, failures", st)
+	}
+	s.down.Store(false)
+	if err := p.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, d := count(t, s.Store); n != 60 || d != 60 {
+		t.Errorf("stored %d (%d distinct), want 60 once each", n, d)
 	}
 }
 

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 
 	"flowlog/internal/flow"
@@ -27,11 +29,14 @@ type Log struct {
 	end    uint64    // position of the next record appended
 	closed bool
 	buf    []byte
+	offset uint64 // the store's position of the log's position 0
+	placed bool   // offset is known
 }
 
 // open recovers the log from its directory: every segment's size is that
 // of its valid frames, and a torn frame at the end of the last is cut off.
-func (l *Log) open(start uint64) error {
+// A new log starts at start or, not known (nil), at 0, unplaced.
+func (l *Log) open(start *uint64) error {
 	if err := os.MkdirAll(l.dir, 0o750); err != nil {
 		return fmt.Errorf("spool: %w", err)
 	}
@@ -54,12 +59,147 @@ func (l *Log) open(start uint64) error {
 		l.end = end
 	}
 	l.segs = segs
-	if len(segs) == 0 || l.end < start { // nothing the store lacks
-		if err := l.reset(start); err != nil {
+	if err := l.readOffset(); err != nil {
+		return err
+	}
+	if len(segs) == 0 { // new: an offset noted before has no records to apply to
+		l.offset, l.placed = 0, start != nil
+		if err := l.writeOffset(); err != nil {
+			return err
+		}
+		at := uint64(0)
+		if start != nil {
+			at = *start
+		}
+		if err := l.reset(at); err != nil {
 			return err
 		}
 	}
 	return l.openLast()
+}
+
+// offsetFile, in a log's directory, holds what the store's positions add
+// to the log's: "unplaced" while not known (the log was created while the
+// store did not answer); no file: 0.
+const offsetFile = "offset"
+
+const unplaced = "unplaced"
+
+func (l *Log) readOffset() error {
+	b, err := os.ReadFile(filepath.Join(l.dir, offsetFile))
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		l.offset, l.placed = 0, true
+		return nil
+	case err != nil:
+		return fmt.Errorf("spool: %w", err)
+	}
+	text := strings.TrimSpace(string(b))
+	if text == unplaced {
+		l.placed = false
+		return nil
+	}
+	l.offset, err = strconv.ParseUint(text, 10, 64)
+	if err != nil {
+		return fmt.Errorf("spool: %s: %w", filepath.Join(l.dir, offsetFile), err)
+	}
+	l.placed = true
+	return nil
+}
+
+// writeOffset notes the offset, or that it is not known, durably: a
+// crash leaves the old note or the new one.
+func (l *Log) writeOffset() error {
+	path := filepath.Join(l.dir, offsetFile)
+	if l.placed && l.offset == 0 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("spool: %w", err)
+		}
+		return nil
+	}
+	text := unplaced
+	if l.placed {
+		text = strconv.FormatUint(l.offset, 10)
+	}
+	tmp := filepath.Join(l.dir, offsetFile+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	_, err = f.WriteString(text + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err == nil {
+		err = syncDir(l.dir)
+	}
+	if err != nil {
+		return fmt.Errorf("spool: %w", err)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// Place ties the log's numbering to the store's: next is the store's
+// position after its last record from this log. An unplaced log's records
+// are all new to the store, so they follow next; a placed log's records
+// before next are stored, and if all are, the log starts over at next. It
+// returns the log's position of the first record the store lacks.
+func (l *Log) Place(next uint64) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if !l.placed {
+		l.offset, l.placed = next-min(next, l.segs[0].first), true
+		if err := l.writeOffset(); err != nil {
+			l.placed = false
+			return 0, err
+		}
+	}
+	pos := next - min(next, l.offset)
+	if l.end < pos { // nothing the store lacks
+		if l.w != nil {
+			if err := l.w.Close(); err != nil {
+				return 0, fmt.Errorf("spool: %w", err)
+			}
+			l.w = nil
+		}
+		if err := l.reset(pos); err != nil {
+			return 0, err
+		}
+		if err := l.openLast(); err != nil {
+			return 0, err
+		}
+	}
+	return max(pos, l.segs[0].first), nil
+}
+
+// Offset returns what the store's positions add to the log's, and false
+// while the log is unplaced.
+func (l *Log) Offset() (uint64, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.offset, l.placed
+}
+
+// First returns the position of the first record the log holds.
+func (l *Log) First() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.segs[0].first
 }
 
 // scanSegment reads a segment's frame headers and checksums, returning

@@ -146,10 +146,28 @@ func (s *Spool) Pending() ([]store.StreamID, error) {
 	return ids, nil
 }
 
-// Log opens the stream's log, creating it; its numbering starts at start
-// when it holds no records (start is where the store's records end).
-// One Log per stream is open at a time.
+// Log opens the stream's log, creating it, and places it (Log.Place) at
+// start, where the store's records end: a new log numbers its records
+// from start. One Log per stream is open at a time.
 func (s *Spool) Log(id store.StreamID, start uint64) (*Log, error) {
+	l, err := s.openLog(id, &start)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := l.Place(start); err != nil {
+		l.Close()
+		return nil, err
+	}
+	return l, nil
+}
+
+// LogUnplaced opens the stream's log, creating it, while where the
+// store's records end is not known (the store does not answer): it keeps
+// what the log holds, and a new log numbers its records from 0 until
+// Place ties that numbering to the store's.
+func (s *Spool) LogUnplaced(id store.StreamID) (*Log, error) { return s.openLog(id, nil) }
+
+func (s *Spool) openLog(id store.StreamID, start *uint64) (*Log, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.logs[id] != nil {

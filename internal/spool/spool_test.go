@@ -209,6 +209,57 @@ func TestStartBeyond(t *testing.T) {
 	}
 }
 
+// TestUnplaced: a log opened while the store's position is unknown keeps
+// what it holds; a new one numbers from 0 and, across a restart, stays
+// unplaced until Place ties its records to the store's position after
+// them, for good. A placed log opened so keeps its numbering.
+func TestUnplaced(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, Config{})
+	l, err := s.LogUnplaced(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Append(numbered(0, 3))
+	l.Close()
+	l, err = openSpool(t, dir, Config{}).LogUnplaced(id) // a restart
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, placed := l.Offset(); placed || l.End() != 3 {
+		t.Fatalf("reopened: placed %v, end %d; want unplaced, 3", placed, l.End())
+	}
+	if pos, err := l.Place(100); err != nil || pos != 0 {
+		t.Fatalf("placed at 100: %d, %v; want 0", pos, err)
+	}
+	l.Append(numbered(3, 2))
+	l.Close()
+	s = openSpool(t, dir, Config{})
+	l, err = s.Log(id, 101) // the store took one record of the log
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off, placed := l.Offset(); !placed || off != 100 || l.End() != 5 {
+		t.Fatalf("after a restart: offset %d placed %v end %d; want 100, true, 5", off, placed, l.End())
+	}
+	if got, first := readAll(t, l, 1); first != 1 || len(got) != 4 || got[0].Bytes != 1 || got[3].Bytes != 4 {
+		t.Fatalf("from 1: first %d, %d records", first, len(got))
+	}
+	l.Close()
+
+	other := store.StreamID{Account: "acct", Stream: "placed"}
+	l, _ = s.Log(other, 50)
+	l.Append(numbered(0, 2))
+	l.Close()
+	l, _ = s.LogUnplaced(other)
+	if off, placed := l.Offset(); !placed || off != 0 || l.End() != 52 {
+		t.Fatalf("a placed log opened unplaced: offset %d placed %v end %d", off, placed, l.End())
+	}
+	if pos, err := l.Place(60); err != nil || pos != 60 || l.End() != 60 {
+		t.Fatalf("placed beyond its records: %d, %v, end %d; want 60, 60", pos, err, l.End())
+	}
+}
+
 // TestFull: past MaxBytes every log refuses whole appends, and trimming
 // makes room again.
 func TestFull(t *testing.T) {

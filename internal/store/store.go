@@ -21,6 +21,9 @@ var (
 	ErrInvalidName      = errors.New("invalid log stream name")
 	ErrInvalidRetention = errors.New("invalid retention")
 	ErrUnknownField     = errors.New("unknown field")
+	// ErrUnreachable: no server of the store answers (down, or not
+	// reachable); worth waiting for, unlike a server that refuses.
+	ErrUnreachable = errors.New("log store unreachable")
 )
 
 // StreamID names a log stream: the account that owns it and the id the

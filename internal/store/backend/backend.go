@@ -8,7 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,13 +28,19 @@ type Config struct {
 	// Writer is the process writing to a shared store: "" for the server,
 	// an agent's name (clickhouse.Config.Writer).
 	Writer string
-	// Timeout bounds the first contact with a ClickHouse server; 0: 15s.
+	// Timeout bounds each contact with a ClickHouse server until it
+	// answers; 0: 15s.
 	Timeout time.Duration
+	// Logger, if set, makes a ClickHouse server that does not answer
+	// (nothing listens, or the network does not reach it) waited for:
+	// the store connects once it answers, and its requests until then
+	// fail with store.ErrUnreachable. Logged once each way.
+	Logger *slog.Logger
 }
 
-// New opens the store. A ClickHouse server must answer now: its database
-// and catalog are created if missing. Errors name the store without its
-// password.
+// New opens the store. A ClickHouse server must answer now, unless
+// cfg.Logger is set: its database and catalog are created if missing.
+// Errors name the store without its password.
 func New(ctx context.Context, cfg Config) (store.Store, error) {
 	if cfg.Store.Kind != config.StoreClickHouse {
 		s, err := duckdb.New(duckdb.Config{Dir: cfg.DataDir, Threads: cfg.Threads})
@@ -46,19 +52,29 @@ func New(ctx context.Context, cfg Config) (store.Store, error) {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 15 * time.Second
 	}
-	ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
-	defer cancel()
 	st := cfg.Store
-	s, err := clickhouse.New(ctx, clickhouse.Config{URL: "http://" + strings.Join(st.Addrs(), ",http://"), Database: st.Database,
-		Cluster: st.Cluster, User: st.User, Password: st.Password, Writer: cfg.Writer})
-	if err == nil {
-		return s, nil
+	connect := func(ctx context.Context) (store.Store, error) {
+		ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
+		defer cancel()
+		s, err := clickhouse.New(ctx, clickhouse.Config{URL: "http://" + strings.Join(st.Addrs(), ",http://"), Database: st.Database,
+			Cluster: st.Cluster, User: st.User, Password: st.Password, Writer: cfg.Writer})
+		switch {
+		case err == nil:
+			return s, nil
+		case unanswered(err):
+			return nil, fmt.Errorf("log store %s: no ClickHouse server answers on %s (its HTTP port): %w", st, st.Addr, err)
+		}
+		return nil, fmt.Errorf("log store %s: %w", st, err)
 	}
-	var ne net.Error
-	if errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded) {
-		return nil, fmt.Errorf("log store %s: no ClickHouse server answers on %s (its HTTP port): %w", st, st.Addr, err)
+	if cfg.Logger == nil {
+		return connect(ctx)
 	}
-	return nil, fmt.Errorf("log store %s: %w", st, err)
+	w := &waiting{st: st, connect: connect, log: cfg.Logger}
+	err := w.do(ctx, func(store.Store) error { return nil })
+	if err != nil && !errors.Is(err, store.ErrUnreachable) {
+		return nil, err // a server that refuses: a wrong address or credentials
+	}
+	return w, nil
 }
 
 // RecordFile, in a data dir, names the store its server last used.

@@ -1,8 +1,11 @@
 package backend
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -76,6 +79,28 @@ func TestClickHouseCredentials(t *testing.T) {
 	_, err = New(ctx, Config{Store: storeURL(t, closed, "flow", password, "flowlog"), Timeout: 5 * time.Second})
 	if err == nil || !strings.Contains(err.Error(), "no ClickHouse server answers on 127.0.0.1:") || strings.Contains(err.Error(), "S3cret") {
 		t.Errorf("no server: %v", err)
+	}
+
+	// Waiting (a Logger), a refusing server still fails at once; one that
+	// does not answer gives a store whose requests fail with
+	// ErrUnreachable, logged once.
+	var logged bytes.Buffer
+	wait := slog.New(slog.NewTextHandler(&logged, nil))
+	_, err = New(ctx, Config{Store: storeURL(t, base, "flow", "wrong-"+password, "flowlog_backend"), Logger: wait})
+	if err == nil || !strings.Contains(err.Error(), "Wrong password for user flow") {
+		t.Errorf("wrong password, waiting: %v", err)
+	}
+	s, err = New(ctx, Config{Store: storeURL(t, closed, "flow", password, "flowlog"), Timeout: 5 * time.Second, Logger: wait})
+	if err != nil {
+		t.Fatalf("no server, waiting: %v", err)
+	}
+	for range 2 {
+		if _, err := s.Streams(ctx, "acct"); !errors.Is(err, store.ErrUnreachable) {
+			t.Errorf("a request while no server answers: %v", err)
+		}
+	}
+	if n := strings.Count(logged.String(), `msg="log store unreachable`); n != 1 || strings.Contains(logged.String(), "S3cret") {
+		t.Errorf("logged %d times: %s", n, logged.String())
 	}
 }
 
