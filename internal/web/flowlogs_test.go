@@ -14,7 +14,7 @@ import (
 // Flow logs page; the API reports what the page shows, and the server's
 // refusals are shown as it words them.
 func TestFlowLogEdit(t *testing.T) {
-	c := newConsole(t)
+	c := newConsole(t, "FLOWLOG_FILE_DIR="+t.TempDir())
 	tab := c.tab
 	gw, stream := demoGateway(t, c.api, "edited")
 	id := must(t, c.api, "/v1/flow-logs", map[string]any{"name": "edited", "output_type": "sls", "log_stream_id": stream,
@@ -64,6 +64,37 @@ func TestFlowLogEdit(t *testing.T) {
 		}
 		if out := eval[string](t, tab, flowLogCell(id, "output")); !strings.Contains(out, "192.0.2.10:2055") || !strings.Contains(out, stream) {
 			t.Errorf("the row's output: %q", out)
+		}
+	})
+
+	t.Run("FileOutput", func(t *testing.T) {
+		edit()
+		setFields(t, tab, form, map[string]string{"output_type": "file"})
+		poll[bool](t, tab, `!!document.querySelector('`+form+`[name=output_dir]') && !document.querySelector('`+form+`[name=log_stream_id]')`)
+		setFields(t, tab, form, map[string]string{"output_dir": "vpc", "file_format": "parquet"})
+		do(t, tab, chromedp.Click(chromedp.CSS(form+`[data-test=save]`)))
+		poll[bool](t, tab, flowLogCell(id, "output")+` === 'file vpc'`)
+		file := func() map[string]any {
+			fl := flowLog()
+			f, _ := fl["file"].(map[string]any)
+			if fl["output_type"] != "file" || f == nil {
+				t.Fatalf("the API says %v", fl)
+			}
+			return f
+		}
+		if f := file(); f["output_dir"] != "vpc" || f["file_format"] != "parquet" || f["per_hour_partition"] != false {
+			t.Errorf("file output set in the console, the API says %v", f)
+		}
+		// The form opens with the settings; one changed is the one sent.
+		edit()
+		if v := eval[string](t, tab, `document.querySelector('`+form+`[name=output_dir]').value + ' ' + document.querySelector('`+form+`[name=file_format]').value`); v != "vpc parquet" {
+			t.Errorf("the form opens with %q", v)
+		}
+		do(t, tab, chromedp.Click(chromedp.CSS(form+`[name=per_hour_partition]`)))
+		do(t, tab, chromedp.Click(chromedp.CSS(form+`[data-test=save]`)))
+		poll[bool](t, tab, `!document.querySelector('`+form+`[data-test=save]')`)
+		if f := file(); f["output_dir"] != "vpc" || f["file_format"] != "parquet" || f["per_hour_partition"] != true {
+			t.Errorf("hourly partitions set in the console, the API says %v", f)
 		}
 	})
 

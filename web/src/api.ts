@@ -194,11 +194,21 @@ export interface FlowLog {
   inactive_aging: number
   aggregation_interval: number
   sampling: number
+  file?: FileOutput
   targets: Target[] | null
   enabled: boolean
   state: string
   state_reason?: string
   created_at: string
+}
+
+// FileOutput is where a flow log of output type file writes AWS VPC Flow
+// Logs files, and how.
+export interface FileOutput {
+  output_dir: string
+  log_format: string
+  file_format: string
+  per_hour_partition: boolean
 }
 
 export async function listFlowLogs(): Promise<FlowLog[]> {
@@ -228,6 +238,7 @@ export interface FlowLogCreate {
   inactive_aging?: number
   aggregation_interval?: number
   sampling?: number
+  file?: Partial<FileOutput>
   enabled: boolean
   targets: Target[]
 }
