@@ -432,6 +432,31 @@ func TestConsole(t *testing.T) {
 		}
 		screenshot(t, tab, "gateway-conflict")
 
+		// An exporter with a sampling override and SNMP: set as typed, the
+		// community shown nowhere and kept in no browser storage.
+		const community = "console-s3cret"
+		form := `[data-test=new-gateway] `
+		setFields(t, tab, form, map[string]string{"gateway_kind": "exporter"})
+		poll[bool](t, tab, `!!document.querySelector('`+form+`[name=snmp_community]')`)
+		setFields(t, tab, form, map[string]string{"gateway_name": "console-polled", "exporter_addr": "192.0.2.78",
+			"sampling_interval": "100", "snmp_community": community})
+		poll[bool](t, tab, `!!document.querySelector('`+form+`[name=snmp_port]')`)
+		setFields(t, tab, form, map[string]string{"snmp_port": "1161"})
+		do(t, tab, chromedp.Click(chromedp.CSS(form+`[data-test=create-gateway]`)))
+		polled := poll[string](t, tab, `document.querySelector('[data-test=gateway][data-name="console-polled"]')?.dataset.id ?? ''`)
+		st, g := testutil.Call(t, api, "GET", "/v1/gateways/"+polled, nil)
+		snmp, _ := g["snmp"].(map[string]any)
+		if st != 200 || g["sampling_interval"] != float64(100) || g["snmp_configured"] != true || snmp["version"] != "2c" || snmp["port"] != float64(1161) {
+			t.Errorf("exporter with SNMP made in the console, the API says %d %v", st, g)
+		}
+		src := eval[string](t, tab, `document.querySelector('[data-test=gateway][data-id="`+polled+`"] [data-test=source]').textContent`)
+		if !strings.Contains(src, "sampling 1:100") || !strings.Contains(src, "SNMP v2c port 1161") {
+			t.Errorf("the polled exporter's row shows %q", src)
+		}
+		if eval[bool](t, tab, `document.documentElement.outerHTML.includes('`+community+`') || JSON.stringify(localStorage).includes('`+community+`') || JSON.stringify(sessionStorage).includes('`+community+`')`) {
+			t.Error("the SNMP community shows in the page or in browser storage")
+		}
+
 		capture := createGateway(t, tab, "console-capture", "capture", "", "")
 		in := `[data-test=gateway][data-id="` + capture + `"] `
 		setFields(t, tab, in, map[string]string{"attachment_name": "console-lo", "attachment_interface": "lo"})

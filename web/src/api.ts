@@ -289,6 +289,9 @@ export interface GatewayInfo {
   pcap_path?: string
   pcap_pace?: string
   exporter_addr?: string
+  sampling_interval?: number
+  snmp_configured?: boolean
+  snmp?: { version: string; port: number; user?: string }
   created_at: string
 }
 
@@ -304,6 +307,8 @@ export interface GatewayCreate {
   pcap_path?: string
   pcap_pace?: string
   exporter_addr?: string
+  sampling_interval?: number
+  snmp?: { version: string; community: string; port?: number }
 }
 
 function gatewayPath(id: string): string {
