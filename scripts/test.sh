@@ -34,7 +34,8 @@ export FLOWLOG_REQUIRE_PEERS=1
 go test -count=1 -timeout 20m ./...
 go test -count=1 -race -timeout 20m ./internal/control/... ./internal/api/ ./internal/api/auth/ ./internal/api/front/ ./internal/ingest/ ./internal/capture/ \
   ./internal/meter/ ./internal/collect/ ./internal/export/ ./internal/store/duckdb/ ./internal/dataplane/ \
-  ./internal/spool/ ./internal/api/console/ ./internal/agent/
+  ./internal/spool/ ./internal/api/console/ ./internal/agent/ ./internal/enrich/ ./internal/snmp/ \
+  ./internal/awsformat/... ./internal/store/backend/
 
 # Every decoder and parser of untrusted input gets a short fuzz run.
 for target in ./internal/netflow:FuzzSessionDecode ./internal/netflow:FuzzSFlow \
