@@ -88,14 +88,7 @@ func TestRollupReadsFewRows(t *testing.T) {
 			t.Errorf("%+v from the records read at most %d rows (%v): the limit tests nothing", q, limit, err)
 		}
 		got, err := s.Query(ctx, id, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := storetest.Answer(q, recs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		storetest.Equal(t, q, got, want)
+		storetest.Check(t, q, got, err, recs)
 	}
 }
 
@@ -143,14 +136,7 @@ func TestStreamWithoutRollups(t *testing.T) {
 			streams = append(streams, cur)
 		}
 		got, err := s.QueryStreams(ctx, streams, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want, err := storetest.Answer(q, recs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		storetest.Equal(t, q, got, want)
+		storetest.Check(t, q, got, err, recs)
 	}
 }
 
@@ -185,14 +171,7 @@ func wantRolledOnce(t *testing.T, s *Store, id store.StreamID, recs []flow.Recor
 		t.Fatalf("per-minute series not answered from the rollup: %v", err)
 	}
 	got, err := s.Query(ctx, id, q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, err := storetest.Answer(q, recs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	storetest.Equal(t, q, got, want)
+	storetest.Check(t, q, got, err, recs)
 }
 
 // TestUnsummedDay stores records while the views miss them, as when

@@ -328,7 +328,7 @@ func testHugeCounters(ctx context.Context, t *testing.T, s store.Store) {
 		}
 	}
 	sums := []query.Aggregate{{Func: "sum", Field: "bytes"}, {Func: "sum", Field: "packets"}, {Func: "count"}}
-	for i, q := range []query.Request{
+	for _, q := range []query.Request{
 		{GroupBy: []string{"srcaddr"}, Aggregates: sums, Limit: 5},
 		{GroupBy: []string{"srcaddr"}, Aggregates: sums[:1], Where: "srcaddr in 10.0.0.0/8", Limit: 5},
 		{Interval: "1m", Aggregates: sums, Limit: 100},
@@ -340,14 +340,7 @@ func testHugeCounters(ctx context.Context, t *testing.T, s store.Store) {
 			q.Since, q.Until = Base, Base.Add(time.Hour)
 		}
 		got, err := s.Query(ctx, id, q)
-		if err != nil {
-			t.Fatalf("case %d %+v: %v", i, q, err)
-		}
-		want, err := Answer(q, recs)
-		if err != nil {
-			t.Fatal(err)
-		}
-		Equal(t, q, got, want)
+		Check(t, q, got, err, recs)
 	}
 	q := query.Request{Since: Base, Until: Base.Add(time.Hour), Aggregates: sums[:1], Where: "srcaddr = 10.77.0.1"}
 	if resp, err := s.Query(ctx, id, q); err != nil || resp.Rows[0][0] != uint64(math.MaxUint64) {
@@ -498,6 +491,20 @@ func wantStored(ctx context.Context, t *testing.T, s store.Store, id store.Strea
 
 // Equal fails the test unless a backend's response equals the oracle's,
 // after both went through JSON as the API sends them.
+// Check fails unless a store's answer to q (got, err) is the oracle's
+// answer over recs.
+func Check(t *testing.T, q query.Request, got *query.Response, err error, recs []flow.Record) {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%+v: %v", q, err)
+	}
+	want, err := Answer(q, recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	Equal(t, q, got, want)
+}
+
 func Equal(t *testing.T, q query.Request, got, want *query.Response) {
 	t.Helper()
 	if !reflect.DeepEqual(viaJSON(t, got), viaJSON(t, want)) {
