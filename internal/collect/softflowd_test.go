@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"flowlog/internal/flow"
 	"flowlog/internal/netflow"
 	"flowlog/internal/testutil"
 )
@@ -42,6 +43,40 @@ func runSoftflowd(t *testing.T, softflowd, pcap string, version, port int, args 
 	}
 }
 
+// againstNfcapd runs softflowd (with args) over pcaps, exporting version,
+// to a collector of ours and to nfcapd, and returns our collector, its
+// records and nfcapd's totals.
+func againstNfcapd(t *testing.T, softflowd string, pcaps []string, version int, args ...string) (*Collector, []flow.Record, totals) {
+	t.Helper()
+	// softflowd's v9 header count covers only flow records.
+	c, s := start(t, Config{Workers: 2, Session: netflow.SessionConfig{V9FlowCount: version == 9}})
+	ourPort := c.Addrs()[0].(*net.UDPAddr).Port
+	nfPort, stopNfcapd := testutil.StartNfcapd(t)
+	for _, p := range pcaps {
+		runSoftflowd(t, softflowd, p, version, ourPort, args...)
+		runSoftflowd(t, softflowd, p, version, nfPort, args...)
+	}
+	recs := s.wait(0)
+	flows, _ := stopNfcapd()
+	var theirs totals
+	for _, f := range flows {
+		theirs.flows++
+		theirs.packets += f.Packets
+		theirs.bytes += f.Bytes
+	}
+	return c, recs, theirs
+}
+
+func totalsOf(recs []flow.Record) totals {
+	var t totals
+	for _, r := range recs {
+		t.flows++
+		t.packets += r.Packets
+		t.bytes += r.Bytes
+	}
+	return t
+}
+
 // TestSoftflowdToCollectorMatchesNfcapd: softflowd reading the FlowTest
 // captures and exporting v5, v9 and IPFIX gives our collector the same
 // flow, packet and byte totals as it gives nfcapd.
@@ -50,27 +85,8 @@ func TestSoftflowdToCollectorMatchesNfcapd(t *testing.T) {
 	pcaps := softflowdPcaps(t)
 	for _, version := range []int{5, 9, 10} {
 		t.Run(fmt.Sprint("v", version), func(t *testing.T) {
-			// softflowd's v9 header count covers only flow records.
-			c, s := start(t, Config{Workers: 2, Session: netflow.SessionConfig{V9FlowCount: version == 9}})
-			ourPort := c.Addrs()[0].(*net.UDPAddr).Port
-			nfPort, stopNfcapd := testutil.StartNfcapd(t)
-			for _, p := range pcaps {
-				runSoftflowd(t, softflowd, p, version, ourPort)
-				runSoftflowd(t, softflowd, p, version, nfPort)
-			}
-			var ours totals
-			for _, r := range s.wait(0) {
-				ours.flows++
-				ours.packets += r.Packets
-				ours.bytes += r.Bytes
-			}
-			flows, _ := stopNfcapd()
-			var theirs totals
-			for _, f := range flows {
-				theirs.flows++
-				theirs.packets += f.Packets
-				theirs.bytes += f.Bytes
-			}
+			c, recs, theirs := againstNfcapd(t, softflowd, pcaps, version)
+			ours := totalsOf(recs)
 			if ours != theirs || ours.flows == 0 {
 				t.Fatalf("ours %+v, nfcapd %+v; counters %+v", ours, theirs, c.Stats())
 			}
@@ -128,27 +144,11 @@ func TestSoftflowdSampledMatchesNfcapd(t *testing.T) {
 	pcaps := softflowdPcaps(t)
 	for _, version := range []int{5, 9, 10} {
 		t.Run(fmt.Sprint("v", version), func(t *testing.T) {
-			c, s := start(t, Config{Workers: 2, Session: netflow.SessionConfig{V9FlowCount: version == 9}})
-			ourPort := c.Addrs()[0].(*net.UDPAddr).Port
-			nfPort, stopNfcapd := testutil.StartNfcapd(t)
-			for _, p := range pcaps {
-				runSoftflowd(t, softflowd, p, version, ourPort, "-s", "4")
-				runSoftflowd(t, softflowd, p, version, nfPort, "-s", "4")
-			}
-			var ours totals
+			_, recs, theirs := againstNfcapd(t, softflowd, pcaps, version, "-s", "4")
+			ours := totalsOf(recs)
 			rates := map[uint32]uint64{}
-			for _, r := range s.wait(0) {
-				ours.flows++
-				ours.packets += r.Packets
-				ours.bytes += r.Bytes
+			for _, r := range recs {
 				rates[r.SamplingInterval]++
-			}
-			flows, _ := stopNfcapd()
-			var theirs totals
-			for _, f := range flows {
-				theirs.flows++
-				theirs.packets += f.Packets
-				theirs.bytes += f.Bytes
 			}
 			if version != 5 {
 				theirs.packets, theirs.bytes = 4*theirs.packets, 4*theirs.bytes
