@@ -43,22 +43,12 @@ func TestAgentScaleOut(t *testing.T) {
 	srv.UseTestKey()
 	srv.Args = []string{"--store", "clickhouse://" + strings.TrimPrefix(chURL, "http://") + "/" + db}
 	srv.Start()
-	var key struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal([]byte(cliOK(t, srv, "agents", "create", "--name", "edge1", "-o", "json")), &key); err != nil || key.Secret == "" {
-		t.Fatalf("agents create: %v %+v", err, key)
-	}
-	if _, errOut, code := runCLIAs(t, srv, key.ID, key.Secret, "gateways", "list"); code == 0 {
+	ag := newAgent(t, srv, "edge1", "", "", "--store", "clickhouse://"+proxy.addr+"/"+db)
+	if _, errOut, code := runCLIAs(t, srv, ag.KeyID, ag.Secret, "gateways", "list"); code == 0 {
 		t.Fatal("the agent's key lists gateways")
 	} else if !strings.Contains(errOut, "UnknownAccessKey") {
 		t.Errorf("the agent's key on an account route: %s", errOut)
 	}
-	ag := testutil.NewServer(t)
-	ag.KeyID, ag.Secret = key.ID, key.Secret
-	ag.Cmd = []string{"agent", "--server", srv.URL, "--name", "edge1", "--data-dir", ag.DataDir,
-		"--metrics-listen", ag.Addr, "--store", "clickhouse://" + proxy.addr + "/" + db}
 	ag.Start()
 
 	// One flow log, one gateway on each plane, one log stream.
@@ -146,6 +136,29 @@ func TestAgentScaleOut(t *testing.T) {
 	// Real time ages flows by the clock: the split into flows may differ,
 	// the packets and bytes may not.
 	reach(t, srv, ls3, want, sameVolume, 3*time.Minute)
+}
+
+// newAgent registers agent name on srv and prepares (without starting) its
+// process: `flowlog agent` against srv with its key, data dir and /metrics,
+// then extra flags. ns, if set, is the network namespace it runs in, and
+// addr, if set, where it serves /metrics.
+func newAgent(t *testing.T, srv *testutil.Server, name, ns, addr string, extra ...string) *testutil.Server {
+	t.Helper()
+	var key struct {
+		ID     string `json:"access_key_id"`
+		Secret string `json:"access_key_secret"`
+	}
+	if err := json.Unmarshal([]byte(cliOK(t, srv, "agents", "create", "--name", name, "-o", "json")), &key); err != nil || key.Secret == "" {
+		t.Fatalf("agents create %s: %v %+v", name, err, key)
+	}
+	ag := testutil.NewServer(t)
+	ag.Netns, ag.KeyID, ag.Secret = ns, key.ID, key.Secret
+	if addr != "" {
+		ag.Addr, ag.URL = addr, "http://"+addr
+	}
+	ag.Cmd = append([]string{"agent", "--server", srv.URL, "--name", name, "--data-dir", ag.DataDir,
+		"--metrics-listen", ag.Addr}, extra...)
+	return ag
 }
 
 // newStream makes a log group and stream named name and returns the stream.
@@ -317,17 +330,7 @@ func TestAgentStartsWithoutClickHouse(t *testing.T) {
 	srv.UseTestKey()
 	srv.Args = []string{"--store", "clickhouse://" + strings.TrimPrefix(chURL, "http://") + "/" + db}
 	srv.Start()
-	var key struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal([]byte(cliOK(t, srv, "agents", "create", "--name", "edge1", "-o", "json")), &key); err != nil {
-		t.Fatal(err)
-	}
-	ag := testutil.NewServer(t)
-	ag.KeyID, ag.Secret = key.ID, key.Secret
-	ag.Cmd = []string{"agent", "--server", srv.URL, "--name", "edge1", "--data-dir", ag.DataDir,
-		"--metrics-listen", ag.Addr, "--store", "clickhouse://" + proxy.addr + "/" + db}
+	ag := newAgent(t, srv, "edge1", "", "", "--store", "clickhouse://"+proxy.addr+"/"+db)
 	ag.Start()
 	if _, errOut := ag.Logs(); strings.Count(errOut, `msg="log store unreachable`) != 1 {
 		t.Errorf("the agent's log, ClickHouse away:\n%s", errOut)

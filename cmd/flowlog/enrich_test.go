@@ -141,17 +141,7 @@ func TestAgentEnrich(t *testing.T) {
 	srv.UseTestKey()
 	srv.Args = []string{"--store", store}
 	srv.Start()
-	var key struct {
-		ID     string `json:"access_key_id"`
-		Secret string `json:"access_key_secret"`
-	}
-	if err := json.Unmarshal([]byte(cliOK(t, srv, "agents", "create", "--name", "edge1", "-o", "json")), &key); err != nil {
-		t.Fatal(err)
-	}
-	ag := testutil.NewServer(t)
-	ag.KeyID, ag.Secret = key.ID, key.Secret
-	ag.Cmd = []string{"agent", "--server", srv.URL, "--name", "edge1", "--data-dir", ag.DataDir,
-		"--metrics-listen", ag.Addr, "--store", store, "--mmdb", country}
+	ag := newAgent(t, srv, "edge1", "", "", "--store", store, "--mmdb", country)
 	ag.Start()
 	ls := newStream(t, srv, "geo")
 	flowLogTo(t, srv, "geo", ls, pcapGateway(t, srv, "geo", "fast", "edge1"))

@@ -77,19 +77,7 @@ func TestScaleOut(t *testing.T) {
 		testutil.BridgePort(t, br, s.ns, s.addr+"/24")
 		s.capture, _ = testutil.Veth(t, s.ns, fmt.Sprintf("10.251.%d.1/24", i), s.hosts, fmt.Sprintf("10.251.%d.2/24", i))
 		s.target = fmt.Sprintf("10.251.%d.1", i)
-		var key struct {
-			ID     string `json:"access_key_id"`
-			Secret string `json:"access_key_secret"`
-		}
-		if err := json.Unmarshal([]byte(cliOK(t, srv, "agents", "create", "--name", s.name, "-o", "json")), &key); err != nil {
-			t.Fatal(err)
-		}
-		s.agent = testutil.NewServer(t)
-		s.agent.Netns, s.agent.KeyID, s.agent.Secret = s.ns, key.ID, key.Secret
-		s.agent.Addr = s.addr + ":9464"
-		s.agent.URL = "http://" + s.agent.Addr
-		s.agent.Cmd = []string{"agent", "--server", srv.URL, "--name", s.name, "--data-dir", s.agent.DataDir,
-			"--metrics-listen", s.agent.Addr, "--netflow-listen", s.addr + ":2055", "--store", store(bridged)}
+		s.agent = newAgent(t, srv, s.name, s.ns, s.addr+":9464", "--netflow-listen", s.addr+":2055", "--store", store(bridged))
 		s.agent.Start()
 		t.Cleanup(func() {
 			if t.Failed() {

@@ -426,6 +426,40 @@ func (c *Collector) decode(e *exporter, src netip.Addr, pkt []byte, sflow bool, 
 	return out, err
 }
 
+// finish gives records decoded from src their exporter, scales them,
+// clamps their times, and counts them. Called with e.mu held.
+func (c *Collector) finish(e *exporter, src netip.Addr, recs []flow.Record, now time.Time, tm terms) {
+	e.c.Records += uint64(len(recs))
+	if len(recs) > 0 {
+		e.c.SamplingMin, e.c.SamplingMax = samplingRange(recs)
+		e.c.LastSamplingMissing = false
+	}
+	nowMs := now.UnixMilli()
+	for i := range recs {
+		recs[i].ExporterAddr = src
+		recs[i].NormalizeICMP()
+		if scale(&recs[i], tm.sampling) {
+			e.c.SamplingMissing++
+			e.c.LastSamplingMissing = true
+		}
+		if tm.win.clamp(&recs[i], nowMs) {
+			e.c.Clamped++
+		}
+	}
+}
+
+// scale makes a decoded record's counters estimates, once: by the rate its
+// router announced, else by the gateway's override. It reports a record
+// with neither, taken as unsampled.
+func scale(r *flow.Record, override uint32) (missing bool) {
+	n := r.SamplingInterval
+	if n == 0 {
+		n, missing = override, override == 0
+	}
+	r.Scale(n)
+	return missing
+}
+
 // samplingRange returns the lowest and highest sampling interval of recs.
 func samplingRange(recs []flow.Record) (lo, hi uint32) {
 	lo = recs[0].SamplingInterval
