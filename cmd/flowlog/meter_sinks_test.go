@@ -90,17 +90,7 @@ func TestMeterExportsNetflow(t *testing.T) {
 	want := meterRecords(t, pcap)
 	wp, wb := totals(want)
 	for _, v := range []string{"V5", "V9", "V10"} {
-		port, stop := testutil.StartNfcapd(t)
-		out, err := exec.Command(testutil.Binary(t), "meter", "--pcap", pcap, "--inactive-timeout", "600",
-			"--netflow", fmt.Sprintf("127.0.0.1:%d", port), "--netflow-version", v).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: meter: %v\n%s", v, err, out)
-		}
-		flows, _ := stop()
-		var p, b uint64
-		for _, f := range flows {
-			p, b = p+f.Packets, b+f.Bytes
-		}
+		flows, p, b := meterToNfcapd(t, pcap, v)
 		if len(flows) != len(want) || p != wp || b != wb {
 			t.Errorf("%s: nfdump saw %d flows %d packets %d bytes; the meter made %d/%d/%d",
 				v, len(flows), p, b, len(want), wp, wb)
@@ -121,17 +111,7 @@ func TestMeterSampledExportsNetflow(t *testing.T) {
 		t.Fatalf("meter --sampling 4: %d records, %d packets, %d bytes; want estimates, multiples of 4", len(want), wp, wb)
 	}
 	for _, v := range []string{"V5", "V9", "V10"} {
-		port, stop := testutil.StartNfcapd(t)
-		out, err := exec.Command(testutil.Binary(t), "meter", "--pcap", pcap, "--inactive-timeout", "600",
-			"--sampling", "4", "--netflow", fmt.Sprintf("127.0.0.1:%d", port), "--netflow-version", v).CombinedOutput()
-		if err != nil {
-			t.Fatalf("%s: meter: %v\n%s", v, err, out)
-		}
-		flows, _ := stop()
-		var p, b uint64
-		for _, f := range flows {
-			p, b = p+f.Packets, b+f.Bytes
-		}
+		flows, p, b := meterToNfcapd(t, pcap, v, "--sampling", "4")
 		ep, eb := wp, wb
 		if v != "V5" {
 			ep, eb = wp/4, wb/4
@@ -140,4 +120,22 @@ func TestMeterSampledExportsNetflow(t *testing.T) {
 			t.Errorf("%s: nfdump saw %d flows %d packets %d bytes; want %d/%d/%d", v, len(flows), p, b, len(want), ep, eb)
 		}
 	}
+}
+
+// meterToNfcapd runs `meter --netflow` (in version, with args) over pcap to
+// a real nfcapd and returns what nfdump saw: its flows and their packets and
+// bytes.
+func meterToNfcapd(t *testing.T, pcap, version string, args ...string) (flows []testutil.NfdumpFlow, packets, bytes uint64) {
+	t.Helper()
+	port, stop := testutil.StartNfcapd(t)
+	args = append([]string{"meter", "--pcap", pcap, "--inactive-timeout", "600",
+		"--netflow", fmt.Sprintf("127.0.0.1:%d", port), "--netflow-version", version}, args...)
+	if out, err := exec.Command(testutil.Binary(t), args...).CombinedOutput(); err != nil {
+		t.Fatalf("%s: meter: %v\n%s", version, err, out)
+	}
+	flows, _ = stop()
+	for _, f := range flows {
+		packets, bytes = packets+f.Packets, bytes+f.Bytes
+	}
+	return flows, packets, bytes
 }
