@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"flowlog/internal/client"
+	"flowlog/internal/enrich/mmdbtest"
 	"flowlog/internal/testutil"
 )
 
@@ -192,4 +194,42 @@ func bytesIn(t *testing.T, c *client.Client, streams []string, since, until time
 		sum += int64(m["rows"].([]any)[0].([]any)[0].(float64))
 	}
 	return sum
+}
+
+// TestExploreEnriched: with GeoIP and ASN databases, Explore offers the
+// enrichment fields as dimensions, and picked from the menu, a country
+// breakdown's rows are what the query API sums per country.
+func TestExploreEnriched(t *testing.T) {
+	dir := t.TempDir()
+	country, asn := filepath.Join(dir, "country.mmdb"), filepath.Join(dir, "asn.mmdb")
+	mmdbtest.Write(t, country, mmdbtest.GeoLite2Country, map[string]mmdbtest.Entry{
+		"198.51.100.0/24": {Country: "DE"}, "203.0.113.0/24": {Country: "US"}})
+	mmdbtest.Write(t, asn, mmdbtest.GeoLite2ASN, map[string]mmdbtest.Entry{"203.0.113.0/24": {AS: 64501, ASName: "Big Cloud"}})
+	c := newConsole(t, "FLOWLOG_MMDB="+country+","+asn)
+	tab := c.tab
+	do(t, tab, chromedp.Navigate(c.srv.URL+"/explore?stream="+c.stream+"&range=1h&dims=srcaddr&measure=bytes&top=10"))
+	waitReady(t, tab)
+	for _, d := range []string{"src_country", "dst_country", "src_as", "src_as_name", "in_if_name", "out_if_speed"} {
+		if !eval[bool](t, tab, `!![...document.querySelectorAll('[data-test=add-dim] option')].find(o => o.value === '`+d+`')`) {
+			t.Errorf("the dimension menu does not offer %s", d)
+		}
+	}
+	// src_country instead of srcaddr.
+	eval[chromedp.Void](t, tab, `(() => { const s = document.querySelector('[data-test=add-dim]');
+		s.value = 'src_country'; s.dispatchEvent(new Event('change')) })()`)
+	poll[bool](t, tab, `location.search.includes('src_country')`)
+	do(t, tab, chromedp.Click(chromedp.CSS(`[data-test=dim] button`)))
+	poll[bool](t, tab, `new URLSearchParams(location.search).get('dims') === 'src_country'`)
+	waitReady(t, tab)
+	since, until := shownWindow(t, tab)
+	rows := topRowTotals(t, tab)
+	if rows["DE"] == 0 || rows["US"] == 0 {
+		t.Fatalf("rows by src_country: %v", rows)
+	}
+	for k, got := range rows {
+		if want := bytesIn(t, c.api, []string{c.stream}, since, until, "src_country = '"+k+"'"); got != want {
+			t.Errorf("src_country %q: %d bytes, the query API's %d", k, got, want)
+		}
+	}
+	screenshot(t, tab, "explore-countries")
 }
