@@ -179,7 +179,7 @@ func TestServeMMDBErrors(t *testing.T) {
 // interfaces serve polls from snmpd carry both their interface's name and
 // speed and their source's country.
 func TestCollectedEnriched(t *testing.T) {
-	softflowd := testutil.Peer(t, "softflowd")
+	testutil.Peer(t, "softflowd")
 	dir := t.TempDir()
 	country, asn := filepath.Join(dir, "GeoLite2-Country.mmdb"), filepath.Join(dir, "GeoLite2-ASN.mmdb")
 	mmdbtest.Write(t, country, mmdbtest.GeoLite2Country, map[string]mmdbtest.Entry{
@@ -198,11 +198,7 @@ func TestCollectedEnriched(t *testing.T) {
 	waitTrue(t, "the flow log available", func() bool { return flowLogState(t, srv, fl) == "available" })
 	waitTrue(t, "the router polled", func() bool { return srv.Metrics()[`flowlog_snmp_interfaces{exporter="127.0.0.1"}`] > 0 })
 
-	pcap, _ := filepath.Abs("../../demo/lab.pcap")
-	if out, err := exec.Command(softflowd, "-d", "-r", pcap, "-v", "10", "-A", "milli", "-n", "127.0.0.1:"+strconv.Itoa(port),
-		"-m", "262144").CombinedOutput(); err != nil {
-		t.Fatalf("softflowd: %v\n%s", err, out)
-	}
+	softflowd(t, "127.0.0.1:"+strconv.Itoa(port))
 	var de, us float64
 	waitTrue(t, "softflowd's flows stored", func() bool {
 		de, us = flowsFrom(t, srv, ls, "198.51.100.0/24"), flowsFrom(t, srv, ls, "203.0.113.0/24")
